@@ -1,0 +1,161 @@
+// Package batch defines the work batches the lister writes to the run bucket and the copier
+// reads: a JSON Lines file whose first line is a Header and every further line one Item, and the
+// key layout of a run under runs/<execution name>/.
+package batch
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Version is the batch format version written in every header.
+const Version = 1
+
+// Op is what the copier does with an item.
+type Op string
+
+// The operations.
+const (
+	OpCopy   Op = "copy"   // copy the source object into the destination
+	OpDelete Op = "delete" // put a delete marker on the destination key
+)
+
+// Header names the buckets a batch works between.
+type Header struct {
+	Version     int    `json:"version"`
+	Source      string `json:"source"`
+	Destination string `json:"destination"`
+}
+
+// Item is one object to copy or mark deleted. ETag, Size and LastModified describe the source
+// object as listed (copy) or the destination's current version (delete).
+type Item struct {
+	Op           Op        `json:"op"`
+	Key          string    `json:"key"`
+	Change       string    `json:"change"`
+	Size         int64     `json:"size"`
+	ETag         string    `json:"etag,omitempty"`
+	LastModified time.Time `json:"lastModified"`
+	VersionID    string    `json:"versionId,omitempty"`
+}
+
+// MaxKeyBytes is S3's limit on a key's length.
+const MaxKeyBytes = 1024
+
+// Validate checks one item.
+func (it Item) Validate() error {
+	switch {
+	case it.Op != OpCopy && it.Op != OpDelete:
+		return fmt.Errorf("item %q: unknown op %q", it.Key, it.Op)
+	case it.Key == "":
+		return errors.New("item with an empty key")
+	case len(it.Key) > MaxKeyBytes:
+		return fmt.Errorf("item key of %d bytes exceeds %d", len(it.Key), MaxKeyBytes)
+	case !utf8.ValidString(it.Key):
+		return fmt.Errorf("item key %q is not valid UTF-8", it.Key)
+	case it.Size < 0:
+		return fmt.Errorf("item %q: negative size", it.Key)
+	}
+	return nil
+}
+
+// Encode renders a batch file.
+func Encode(h Header, items []Item) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(h); err != nil {
+		return nil, err
+	}
+	for _, it := range items {
+		if err := enc.Encode(it); err != nil {
+			return nil, err
+		}
+	}
+	return buf.Bytes(), nil
+}
+
+// Read decodes a batch file, calling fn for each item in order. Unknown fields, a missing or
+// foreign header, and invalid items are errors.
+func Read(r io.Reader, fn func(Item) error) (Header, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var h Header
+	line := 0
+	for sc.Scan() {
+		line++
+		text := bytes.TrimSpace(sc.Bytes())
+		if len(text) == 0 {
+			continue
+		}
+		dec := json.NewDecoder(bytes.NewReader(text))
+		dec.DisallowUnknownFields()
+		if line == 1 {
+			if err := dec.Decode(&h); err != nil {
+				return h, fmt.Errorf("batch header: %w", err)
+			}
+			if h.Version != Version || h.Source == "" || h.Destination == "" {
+				return h, fmt.Errorf("batch header %s: want version %d with source and destination", text, Version)
+			}
+			continue
+		}
+		var it Item
+		if err := dec.Decode(&it); err != nil {
+			return h, fmt.Errorf("batch line %d: %w", line, err)
+		}
+		if err := it.Validate(); err != nil {
+			return h, fmt.Errorf("batch line %d: %w", line, err)
+		}
+		if err := fn(it); err != nil {
+			return h, err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return h, fmt.Errorf("batch: %w", err)
+	}
+	if line == 0 {
+		return h, errors.New("batch is empty: no header")
+	}
+	return h, nil
+}
+
+// RunPrefix is where everything of one execution lives in the run bucket.
+func RunPrefix(execution string) string { return "runs/" + execution + "/" }
+
+// Prefix is where the lister writes an execution's batches.
+func Prefix(execution string) string { return RunPrefix(execution) + "batches/" }
+
+// Key names batch number seq of an execution; zero padding keeps listing order = batch order.
+func Key(execution string, seq int) string {
+	return fmt.Sprintf("%s%06d.jsonl", Prefix(execution), seq)
+}
+
+// OutcomeKey names the copier's outcome file for a batch key.
+func OutcomeKey(batchKey string) (string, error) {
+	dir, file, ok := cutLast(batchKey, "/batches/")
+	if !ok || !strings.HasSuffix(file, ".jsonl") || strings.Contains(file, "/") {
+		return "", fmt.Errorf("batch key %q is not of the form runs/<execution>/batches/<n>.jsonl", batchKey)
+	}
+	return dir + "/outcomes/" + strings.TrimSuffix(file, ".jsonl") + ".json", nil
+}
+
+// ReportKey names an execution's report.
+func ReportKey(execution string) string { return RunPrefix(execution) + "report.json" }
+
+// HistoryKey names an execution's recorded history.
+func HistoryKey(execution string) string { return RunPrefix(execution) + "history.json" }
+
+func cutLast(s, sep string) (before, after string, found bool) {
+	i := strings.LastIndex(s, sep)
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+len(sep):], true
+}

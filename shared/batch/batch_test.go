@@ -1,0 +1,64 @@
+package batch
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRoundTrip(t *testing.T) {
+	h := Header{Version: Version, Source: "src", Destination: "bak"}
+	items := []Item{
+		{Op: OpCopy, Key: "a b/ü+%.txt", Change: "new", Size: 3, ETag: `"x"`, LastModified: time.Unix(1700000000, 0).UTC()},
+		{Op: OpDelete, Key: "gone", Change: "deleted", Size: 1},
+	}
+	body, err := Encode(h, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []Item
+	gh, err := Read(bytes.NewReader(body), func(it Item) error { got = append(got, it); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gh != h || len(got) != 2 || got[0] != items[0] || got[1] != items[1] {
+		t.Fatalf("round trip: %+v %+v", gh, got)
+	}
+}
+
+func TestReadRejects(t *testing.T) {
+	header := `{"version":1,"source":"s","destination":"d"}` + "\n"
+	tests := []struct{ name, body, want string }{
+		{"empty", "", "no header"},
+		{"foreign header", `{"version":2,"source":"s","destination":"d"}`, "want version 1"},
+		{"unknown field", header + `{"op":"copy","key":"k","change":"new","size":1,"lastModified":"2026-01-01T00:00:00Z","extra":1}`, "unknown field"},
+		{"bad op", header + `{"op":"move","key":"k","change":"new","size":1,"lastModified":"2026-01-01T00:00:00Z"}`, "unknown op"},
+		{"empty key", header + `{"op":"copy","key":"","change":"new","size":1,"lastModified":"2026-01-01T00:00:00Z"}`, "empty key"},
+		{"long key", header + `{"op":"copy","key":"` + strings.Repeat("k", 1025) + `","change":"new","size":1,"lastModified":"2026-01-01T00:00:00Z"}`, "exceeds 1024"},
+		{"not json", header + `nope`, "line 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Read(strings.NewReader(tt.body), func(Item) error { return nil })
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLayout(t *testing.T) {
+	if got := Key("exec-1", 7); got != "runs/exec-1/batches/000007.jsonl" {
+		t.Errorf("Key = %s", got)
+	}
+	got, err := OutcomeKey("runs/exec-1/batches/000007.jsonl")
+	if err != nil || got != "runs/exec-1/outcomes/000007.json" {
+		t.Errorf("OutcomeKey = %s, %v", got, err)
+	}
+	for _, bad := range []string{"runs/exec-1/000007.jsonl", "runs/exec-1/batches/x/000007.jsonl", "runs/exec-1/batches/7.json"} {
+		if _, err := OutcomeKey(bad); err == nil {
+			t.Errorf("OutcomeKey(%q) accepted", bad)
+		}
+	}
+}

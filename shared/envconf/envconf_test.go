@@ -1,0 +1,46 @@
+package envconf
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/bucketvault/bucketvault/shared/fault"
+)
+
+func TestReader(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		read    func(r *Reader) int64
+		want    int64
+		wantErr string
+	}{
+		{"default", nil, func(r *Reader) int64 { return r.Int("N", 7, 1, 10) }, 7, ""},
+		{"set", map[string]string{"N": "9"}, func(r *Reader) int64 { return r.Int("N", 7, 1, 10) }, 9, ""},
+		{"out of range", map[string]string{"N": "11"}, func(r *Reader) int64 { return r.Int("N", 7, 1, 10) }, 7, "N=\"11\""},
+		{"not a number", map[string]string{"N": "x"}, func(r *Reader) int64 { return r.Int("N", 7, 1, 10) }, 7, "whole number"},
+		{"bytes suffix", map[string]string{"B": "8MiB"}, func(r *Reader) int64 { return r.Bytes("B", 1, 1, 1<<40) }, 8 << 20, ""},
+		{"bytes plain", map[string]string{"B": "5368709120"}, func(r *Reader) int64 { return r.Bytes("B", 1, 1, 1<<40) }, 5 << 30, ""},
+		{"bytes bad suffix", map[string]string{"B": "8MB"}, func(r *Reader) int64 { return r.Bytes("B", 1, 1, 1<<40) }, 1, "suffixes"},
+		{"required missing", nil, func(r *Reader) int64 { r.Required("SOURCE_BUCKET"); return 0 }, 0, "SOURCE_BUCKET is required"},
+		{"required blank", map[string]string{"SOURCE_BUCKET": "  "}, func(r *Reader) int64 { r.Required("SOURCE_BUCKET"); return 0 }, 0, "SOURCE_BUCKET is required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewReader(Map(tt.env))
+			got := tt.read(r)
+			err := r.Err()
+			if tt.wantErr != "" {
+				var ce *fault.ConfigError
+				if !errors.As(err, &ce) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want ConfigError mentioning %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("got %d, %v; want %d", got, err, tt.want)
+			}
+		})
+	}
+}

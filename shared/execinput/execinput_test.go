@@ -1,0 +1,53 @@
+package execinput
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/bucketvault/bucketvault/shared/fault"
+)
+
+func TestParse(t *testing.T) {
+	hundred := 100.0
+	tests := []struct {
+		name, in string
+		want     Options
+		wantErr  string
+	}{
+		{name: "empty", in: ``},
+		{name: "console default", in: `{}`},
+		{name: "null", in: `null`},
+		{name: "overrides", in: `{"prefix":"data/","dryRun":true,"maxDeletePercent":100}`, want: Options{Prefix: "data/", DryRun: true, MaxDeletePercent: &hundred}},
+		{name: "eventbridge rule event", in: `{"version":"0","id":"1","detail-type":"Scheduled Event","source":"aws.events","account":"1","time":"2026-01-01T02:00:00Z","region":"us-east-1","resources":[],"detail":{}}`},
+		{name: "event detail overrides", in: `{"detail-type":"Scheduled Event","source":"aws.events","detail":{"prefix":"logs/"}}`, want: Options{Prefix: "logs/"}},
+		{name: "unknown field", in: `{"prefx":"a"}`, wantErr: `unknown field "prefx"`},
+		{name: "unknown field in event detail", in: `{"detail-type":"Scheduled Event","source":"aws.events","detail":{"dry":true}}`, wantErr: "event detail"},
+		{name: "wrong type", in: `{"dryRun":"yes"}`, wantErr: "dryRun"},
+		{name: "array", in: `[1]`, wantErr: "must be a JSON object"},
+		{name: "string", in: `"x"`, wantErr: "must be a JSON object"},
+		{name: "broken json", in: `{"prefix":`, wantErr: "not valid JSON"},
+		{name: "guard above 100", in: `{"maxDeletePercent":101}`, wantErr: "from 0 to 100"},
+		{name: "negative guard", in: `{"maxDeletePercent":-1}`, wantErr: "from 0 to 100"},
+		{name: "prefix longer than a key", in: `{"prefix":"` + strings.Repeat("p", 1025) + `"}`, wantErr: "longer than an S3 key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Parse([]byte(tt.in))
+			if tt.wantErr != "" {
+				var invalid *fault.InvalidInput
+				if !errors.As(err, &invalid) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v (%T), want InvalidInput mentioning %q", err, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Prefix != tt.want.Prefix || got.DryRun != tt.want.DryRun || (got.MaxDeletePercent == nil) != (tt.want.MaxDeletePercent == nil) ||
+				(got.MaxDeletePercent != nil && *got.MaxDeletePercent != *tt.want.MaxDeletePercent) {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
