@@ -1,0 +1,283 @@
+// Package copier is the copier function: it runs one work batch — copies into the backup and
+// delete markers — with bounded concurrency, records every object's outcome in the run bucket, and
+// returns counts. One object's failure is recorded and the batch goes on; a batch that cannot run
+// at all fails with a named error.
+package copier
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bucketvault/bucketvault/shared/batch"
+	"github.com/bucketvault/bucketvault/shared/change"
+	"github.com/bucketvault/bucketvault/shared/envconf"
+	"github.com/bucketvault/bucketvault/shared/fault"
+	"github.com/bucketvault/bucketvault/shared/report"
+	"github.com/bucketvault/bucketvault/shared/s3client"
+	"github.com/bucketvault/bucketvault/shared/s3copy"
+)
+
+// S3 is what the copier needs of an S3 client.
+type S3 interface {
+	s3copy.API
+	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+}
+
+var _ S3 = (*s3.Client)(nil)
+
+// Config is the copier's configuration, from its environment.
+type Config struct {
+	SourceBucket, BackupBucket, RunBucket string
+	Concurrency                           int
+	MultipartThreshold                    int64
+	PartSize                              int64
+	PartConcurrency                       int
+}
+
+// ConfigFromEnv reads SOURCE_BUCKET, BACKUP_BUCKET, RUN_BUCKET (required), COPIER_CONCURRENCY
+// (default 32), MULTIPART_THRESHOLD (default 5GiB), MULTIPART_PART_SIZE (default 128MiB) and
+// PART_CONCURRENCY (default 8).
+func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
+	r := envconf.NewReader(lookup)
+	c := Config{
+		SourceBucket:       r.Required("SOURCE_BUCKET"),
+		BackupBucket:       r.Required("BACKUP_BUCKET"),
+		RunBucket:          r.Required("RUN_BUCKET"),
+		Concurrency:        int(r.Int("COPIER_CONCURRENCY", 32, 1, 1024)),
+		MultipartThreshold: r.Bytes("MULTIPART_THRESHOLD", s3copy.MaxPartSize, s3copy.MinPartSize, s3copy.MaxPartSize),
+		PartSize:           r.Bytes("MULTIPART_PART_SIZE", 128<<20, s3copy.MinPartSize, s3copy.MaxPartSize),
+		PartConcurrency:    int(r.Int("PART_CONCURRENCY", 8, 1, 256)),
+	}
+	return c, r.Err()
+}
+
+// Request is the copier's payload, built by the Map's CopyBatch state.
+type Request struct {
+	Execution  string `json:"execution"`
+	BatchKey   string `json:"batchKey"`
+	RetryCount int    `json:"retryCount"`
+}
+
+// Response is the copier's summary of one batch; details are in the outcome file.
+type Response struct {
+	BatchKey    string `json:"batchKey"`
+	Copied      int    `json:"copied"`
+	Deleted     int    `json:"deleted"`
+	Failed      int    `json:"failed"`
+	Skipped     int    `json:"skipped"`
+	BytesCopied int64  `json:"bytesCopied"`
+	Retries     int64  `json:"retries"`
+	OutcomeKey  string `json:"outcomeKey"`
+}
+
+// Handler is the copier function.
+type Handler struct {
+	S3     S3
+	Config Config
+	Logger *slog.Logger
+	// Sleep, when set, replaces real sleeps between retries (tests).
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// Handle runs one batch. Errors are the named types of package fault.
+func (h *Handler) Handle(ctx context.Context, req Request) (Response, error) {
+	resp, err := h.handle(ctx, req)
+	return resp, fault.Boundary(err)
+}
+
+func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
+	if req.Execution == "" || !strings.HasPrefix(req.BatchKey, batch.Prefix(req.Execution)) {
+		return Response{}, &fault.InvalidInput{Msg: fmt.Sprintf("batch key %q is not a batch of execution %q", req.BatchKey, req.Execution)}
+	}
+	outcomeKey, err := batch.OutcomeKey(req.BatchKey)
+	if err != nil {
+		return Response{}, &fault.InvalidInput{Msg: err.Error()}
+	}
+	items, header, err := h.read(ctx, req.BatchKey)
+	if err != nil {
+		return Response{}, err
+	}
+	if header.Source != h.Config.SourceBucket || header.Destination != h.Config.BackupBucket {
+		return Response{}, &fault.InvalidInput{Msg: fmt.Sprintf("batch %s copies %s → %s; this copier is configured for %s → %s",
+			req.BatchKey, header.Source, header.Destination, h.Config.SourceBucket, h.Config.BackupBucket)}
+	}
+	start := time.Now()
+	out, err := h.run(ctx, req, items)
+	if err != nil {
+		return Response{}, err
+	}
+	body, err := json.Marshal(out)
+	if err != nil {
+		return Response{}, err
+	}
+	if _, err := h.S3.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(h.Config.RunBucket), Key: aws.String(outcomeKey),
+		Body: bytes.NewReader(body), ContentType: aws.String("application/json"),
+	}); err != nil {
+		return Response{}, fmt.Errorf("write outcome %s: %w", outcomeKey, err)
+	}
+	h.Logger.InfoContext(ctx, "batch done", "batch", req.BatchKey, "attempt", req.RetryCount+1,
+		"items", out.Items, "copied", out.Copied, "deleted", out.Deleted, "failed", out.Failed,
+		"skipped", out.Skipped, "alreadyPresent", out.AlreadyPresent, "bytes", out.BytesCopied,
+		"retries", out.Retries, "elapsed", time.Since(start).String())
+	return Response{
+		BatchKey: req.BatchKey, Copied: out.Copied, Deleted: out.Deleted, Failed: out.Failed,
+		Skipped: out.Skipped, BytesCopied: out.BytesCopied, Retries: out.Retries, OutcomeKey: outcomeKey,
+	}, nil
+}
+
+func (h *Handler) read(ctx context.Context, key string) ([]batch.Item, batch.Header, error) {
+	obj, err := h.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(h.Config.RunBucket), Key: aws.String(key)})
+	if err != nil {
+		if fault.Retryable(err) {
+			return nil, batch.Header{}, fmt.Errorf("read batch %s: %w", key, err)
+		}
+		return nil, batch.Header{}, &fault.BatchUnreadable{Msg: fmt.Sprintf("read batch s3://%s/%s: %v", h.Config.RunBucket, key, err)}
+	}
+	defer obj.Body.Close()
+	var items []batch.Item
+	header, err := batch.Read(obj.Body, func(it batch.Item) error { items = append(items, it); return nil })
+	if err != nil {
+		if fault.Retryable(err) {
+			return nil, header, fmt.Errorf("read batch %s: %w", key, err)
+		}
+		return nil, header, &fault.BatchUnreadable{Msg: fmt.Sprintf("batch s3://%s/%s: %v", h.Config.RunBucket, key, err)}
+	}
+	return items, header, nil
+}
+
+// run processes every item. It returns an error only when the batch must be retried as a whole:
+// the invocation is about to time out, or the context ended.
+func (h *Handler) run(ctx context.Context, req Request, items []batch.Item) (report.Outcome, error) {
+	cp := &s3copy.Copier{
+		S3: h.S3, Threshold: h.Config.MultipartThreshold, PartSize: h.Config.PartSize,
+		PartConcurrency: h.Config.PartConcurrency, Sleep: h.Sleep,
+	}
+	verify := req.RetryCount > 0
+	counter := &s3client.RetryCounter{}
+	stopAt := stopTime(ctx)
+
+	out := report.Outcome{BatchKey: req.BatchKey, Items: len(items), Failures: []report.Failure{}, Skips: []report.Skip{}}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(h.Config.Concurrency)
+	for _, it := range items {
+		if !stopAt.IsZero() && time.Now().After(stopAt) {
+			break
+		}
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			rec := h.one(gctx, cp, it, verify, counter)
+			mu.Lock()
+			defer mu.Unlock()
+			rec.apply(&out)
+			return nil
+		})
+	}
+	_ = g.Wait() // workers record their errors; none is returned
+	out.Retries = counter.Count()
+	done := out.Copied + out.Deleted + out.Failed + out.Skipped
+	if done < len(items) {
+		// Out of time or cancelled: the Map retries the batch, and verification on the retry
+		// skips what this attempt already did.
+		return out, &fault.TransientError{Msg: fmt.Sprintf("batch %s stopped after %d of %d items (deadline or cancellation); retry completes it", req.BatchKey, done, len(items))}
+	}
+	return out, nil
+}
+
+// stopTime is when a copier stops starting objects: 30 s (or a tenth of its time) before its deadline.
+func stopTime(ctx context.Context) time.Time {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return time.Time{}
+	}
+	margin := min(30*time.Second, time.Until(deadline)/10)
+	return deadline.Add(-margin)
+}
+
+// record is one item's outcome.
+type record struct {
+	copied, deleted, alreadyPresent, sourceChanged bool
+	bytes                                          int64
+	failure                                        *report.Failure
+	skip                                           *report.Skip
+}
+
+func (r record) apply(out *report.Outcome) {
+	switch {
+	case r.failure != nil:
+		out.Failed++
+		out.Failures = append(out.Failures, *r.failure)
+	case r.skip != nil:
+		out.Skipped++
+		out.Skips = append(out.Skips, *r.skip)
+	case r.copied:
+		out.Copied++
+		out.BytesCopied += r.bytes
+	case r.deleted:
+		out.Deleted++
+	default:
+		return // unfinished
+	}
+	if r.alreadyPresent {
+		out.AlreadyPresent++
+	}
+	if r.sourceChanged {
+		out.SourceChanged++
+	}
+}
+
+func (h *Handler) one(ctx context.Context, cp *s3copy.Copier, it batch.Item, verify bool, counter *s3client.RetryCounter) record {
+	fail := func(err error) record {
+		if ctx.Err() != nil {
+			return record{} // unfinished, not failed: the batch is retried
+		}
+		h.Logger.WarnContext(ctx, "object not backed up", "key", it.Key, "op", it.Op, "error", err)
+		return record{failure: &report.Failure{Key: it.Key, Op: string(it.Op), Error: err.Error()}}
+	}
+	switch it.Op {
+	case batch.OpCopy:
+		res, err := cp.Copy(ctx, s3copy.Request{
+			SourceBucket: h.Config.SourceBucket, DestBucket: h.Config.BackupBucket, Key: it.Key,
+			SourceVersionID: it.VersionID,
+			Listed:          change.Object{Key: it.Key, Size: it.Size, ETag: it.ETag, LastModified: it.LastModified},
+			Verify:          verify, Retries: counter,
+		})
+		if err != nil {
+			return fail(err)
+		}
+		switch res.Outcome {
+		case s3copy.Vanished:
+			return record{skip: &report.Skip{Key: it.Key, Reason: "vanished: deleted from the source after it was listed; the next run marks it deleted"}}
+		case s3copy.AlreadyPresent:
+			return record{copied: true, alreadyPresent: true}
+		}
+		return record{copied: true, bytes: res.Bytes, sourceChanged: res.SourceChanged}
+	case batch.OpDelete:
+		outcome, err := cp.Delete(ctx, s3copy.DeleteRequest{
+			SourceBucket: h.Config.SourceBucket, DestBucket: h.Config.BackupBucket, Key: it.Key,
+			Verify: verify, Retries: counter,
+		})
+		if err != nil {
+			return fail(err)
+		}
+		if outcome == s3copy.Reappeared {
+			return record{skip: &report.Skip{Key: it.Key, Reason: "reappeared: the key exists in the source again; not marked deleted, the next run backs it up"}}
+		}
+		return record{deleted: true, alreadyPresent: outcome == s3copy.AlreadyDeleted}
+	}
+	return fail(fmt.Errorf("unknown op %q", it.Op))
+}

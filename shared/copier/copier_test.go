@@ -1,0 +1,235 @@
+package copier
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/bucketvault/bucketvault/shared/batch"
+	"github.com/bucketvault/bucketvault/shared/lambdafn"
+	"github.com/bucketvault/bucketvault/shared/report"
+	"github.com/bucketvault/bucketvault/shared/s3fake"
+)
+
+func setup() (*s3fake.S3, *Handler) {
+	f := s3fake.New()
+	f.AddBucket("src", false)
+	f.AddBucket("bak", true)
+	f.AddBucket("run", false)
+	h := &Handler{S3: f, Config: Config{SourceBucket: "src", BackupBucket: "bak", RunBucket: "run", Concurrency: 4, MultipartThreshold: 5 << 30, PartSize: 8 << 20, PartConcurrency: 2},
+		Logger: slog.New(slog.DiscardHandler), Sleep: func(ctx context.Context, d time.Duration) error { return nil }}
+	return f, h
+}
+
+// writeBatch stores a batch of copies of the given source keys (as listed now) plus deletions.
+func writeBatch(t *testing.T, f *s3fake.S3, copies, deletes []string) string {
+	t.Helper()
+	var items []batch.Item
+	for _, k := range copies {
+		out, err := f.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String("src"), Key: aws.String(k)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, batch.Item{Op: batch.OpCopy, Key: k, Change: "new", Size: aws.ToInt64(out.ContentLength), ETag: aws.ToString(out.ETag), LastModified: aws.ToTime(out.LastModified)})
+	}
+	for _, k := range deletes {
+		items = append(items, batch.Item{Op: batch.OpDelete, Key: k, Change: "deleted"})
+	}
+	body, _ := batch.Encode(batch.Header{Version: 1, Source: "src", Destination: "bak"}, items)
+	key := batch.Key("exec", 0)
+	f.Put("run", key, body)
+	return key
+}
+
+func invoke(t *testing.T, h *Handler, req Request) (Response, error) {
+	t.Helper()
+	payload, _ := json.Marshal(req)
+	out, err := lambdafn.Handler(h.Handle, nil).Invoke(context.Background(), payload)
+	var resp Response
+	if err == nil {
+		if jerr := json.Unmarshal(out, &resp); jerr != nil {
+			t.Fatal(jerr)
+		}
+	}
+	return resp, err
+}
+
+func outcome(t *testing.T, f *s3fake.S3, key string) report.Outcome {
+	t.Helper()
+	out, err := f.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("run"), Key: aws.String(key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(out.Body)
+	var o report.Outcome
+	if err := json.Unmarshal(b, &o); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func TestCopiesDeletesAndRecordsFailures(t *testing.T) {
+	f, h := setup()
+	for _, k := range []string{"a", "b", "c", "poison"} {
+		f.Put("src", k, []byte("data "+k))
+	}
+	f.Put("bak", "gone", []byte("old"))
+	f.Put("bak", "back-again", []byte("old"))
+	f.Put("src", "back-again", []byte("new")) // reappeared in the source since listing
+	key := writeBatch(t, f, []string{"a", "b", "c", "poison"}, []string{"gone", "back-again"})
+	f.Fail = func(op, bucket, k string) error {
+		if op == "CopyObject" && k == "poison" {
+			return s3fake.APIError("AccessDenied")
+		}
+		return nil
+	}
+	resp, err := invoke(t, h, Request{Execution: "exec", BatchKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Copied != 3 || resp.Deleted != 1 || resp.Failed != 1 || resp.Skipped != 1 || resp.OutcomeKey != "runs/exec/outcomes/000000.json" {
+		t.Fatalf("response %+v", resp)
+	}
+	o := outcome(t, f, resp.OutcomeKey)
+	if len(o.Failures) != 1 || o.Failures[0].Key != "poison" || !strings.Contains(o.Failures[0].Error, "AccessDenied") {
+		t.Fatalf("failures %+v", o.Failures)
+	}
+	if len(o.Skips) != 1 || o.Skips[0].Key != "back-again" || !strings.HasPrefix(o.Skips[0].Reason, "reappeared") {
+		t.Fatalf("skips %+v", o.Skips)
+	}
+	if vs := f.Versions("bak", "gone"); len(vs) != 2 || !vs[1].DeleteMarker {
+		t.Fatalf("deleted key versions %+v", vs)
+	}
+	if n := f.Count("CopyObject"); n != 4 {
+		t.Errorf("%d CopyObject calls; a permanent error must not be retried", n)
+	}
+}
+
+// A retried batch (RetryCount > 0) verifies first and adds no version for work already done.
+func TestRetryAddsNoVersion(t *testing.T) {
+	f, h := setup()
+	f.Put("src", "a", []byte("a"))
+	f.Put("src", "b", []byte("b"))
+	f.Put("bak", "gone", []byte("x"))
+	key := writeBatch(t, f, []string{"a", "b"}, []string{"gone"})
+	if _, err := invoke(t, h, Request{Execution: "exec", BatchKey: key}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := invoke(t, h, Request{Execution: "exec", BatchKey: key, RetryCount: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Copied != 2 || resp.Deleted != 1 {
+		t.Fatalf("retry response %+v", resp)
+	}
+	if o := outcome(t, f, resp.OutcomeKey); o.AlreadyPresent != 3 {
+		t.Fatalf("retry outcome %+v", o)
+	}
+	for _, k := range []string{"a", "b"} {
+		if n := len(f.Versions("bak", k)); n != 1 {
+			t.Errorf("%s has %d versions", k, n)
+		}
+	}
+	if n := len(f.Versions("bak", "gone")); n != 2 {
+		t.Errorf("gone has %d versions (data + one marker expected)", n)
+	}
+}
+
+// A copy whose response is lost (the server did the work, the client saw a 503) is not repeated.
+func TestLostResponseIsNotRepeated(t *testing.T) {
+	f, h := setup()
+	f.Put("src", "a", []byte("a"))
+	key := writeBatch(t, f, []string{"a"}, nil)
+	// The first copy is performed for real, then its answer is replaced by a throttling error.
+	h.S3 = &lostFirstCopy{S3: f}
+	resp, err := invoke(t, h, Request{Execution: "exec", BatchKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Copied != 1 || resp.Retries < 1 {
+		t.Fatalf("response %+v", resp)
+	}
+	if n := len(f.Versions("bak", "a")); n != 1 {
+		t.Fatalf("%d versions after a lost response; want 1", n)
+	}
+}
+
+type lostFirstCopy struct {
+	*s3fake.S3
+	lost bool
+}
+
+func (l *lostFirstCopy) CopyObject(ctx context.Context, in *s3.CopyObjectInput, opts ...func(*s3.Options)) (*s3.CopyObjectOutput, error) {
+	out, err := l.S3.CopyObject(ctx, in, opts...)
+	if err == nil && !l.lost {
+		l.lost = true
+		return nil, s3fake.APIError("SlowDown")
+	}
+	return out, err
+}
+
+// The source was overwritten after listing: the new content is copied and reported as such;
+// a source deleted after listing is reported as vanished, not failed.
+func TestSourceChangedOrVanished(t *testing.T) {
+	f, h := setup()
+	f.Put("src", "changes", []byte("v1"))
+	f.Put("src", "vanishes", []byte("v1"))
+	key := writeBatch(t, f, []string{"changes", "vanishes"}, nil)
+	f.Put("src", "changes", []byte("version two"))
+	if _, err := f.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: aws.String("src"), Key: aws.String("vanishes")}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := invoke(t, h, Request{Execution: "exec", BatchKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := outcome(t, f, resp.OutcomeKey)
+	if o.Copied != 1 || o.SourceChanged != 1 || o.Skipped != 1 || o.Failed != 0 || !strings.HasPrefix(o.Skips[0].Reason, "vanished") {
+		t.Fatalf("outcome %+v", o)
+	}
+	if vs := f.Versions("bak", "changes"); len(vs) != 1 || string(vs[0].Body) != "version two" {
+		t.Fatalf("backup of changed object: %+v", vs)
+	}
+}
+
+func TestBatchErrorsAreNamed(t *testing.T) {
+	tests := []struct {
+		name     string
+		req      Request
+		prepare  func(f *s3fake.S3)
+		wantType string
+	}{
+		{"batch of another execution", Request{Execution: "exec", BatchKey: "runs/other/batches/000000.jsonl"}, nil, "InvalidInput"},
+		{"missing batch", Request{Execution: "exec", BatchKey: "runs/exec/batches/000009.jsonl"}, nil, "BatchUnreadable"},
+		{"corrupt batch", Request{Execution: "exec", BatchKey: "runs/exec/batches/000001.jsonl"}, func(f *s3fake.S3) { f.Put("run", "runs/exec/batches/000001.jsonl", []byte("garbage")) }, "BatchUnreadable"},
+		{"batch for other buckets", Request{Execution: "exec", BatchKey: "runs/exec/batches/000002.jsonl"}, func(f *s3fake.S3) {
+			f.Put("run", "runs/exec/batches/000002.jsonl", []byte(`{"version":1,"source":"elsewhere","destination":"bak"}`+"\n"))
+		}, "InvalidInput"},
+		{"run bucket throttled", Request{Execution: "exec", BatchKey: "runs/exec/batches/000000.jsonl"}, func(f *s3fake.S3) {
+			f.Fail = func(op, b, k string) error { return s3fake.APIError("SlowDown") }
+		}, "TransientError"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, h := setup()
+			if tt.prepare != nil {
+				tt.prepare(f)
+			}
+			_, err := invoke(t, h, tt.req)
+			if err == nil || reflect.TypeOf(err).Elem().Name() != tt.wantType {
+				t.Fatalf("err = %T %v, want %s", err, err, tt.wantType)
+			}
+			if f.Count("CopyObject")+f.Count("DeleteObject") != 0 {
+				t.Error("a batch that cannot run touched the backup")
+			}
+		})
+	}
+}

@@ -1,0 +1,97 @@
+// Package report defines the run report contract (runs/<execution>/report.json) and the
+// per-batch outcome files the copier writes and the reporter reads.
+package report
+
+// Status values of a report.
+const (
+	Succeeded = "SUCCEEDED"
+	Failed    = "FAILED"
+)
+
+// Failure names one object that was not backed up (or restored), with its error.
+type Failure struct {
+	Key   string `json:"key"`
+	Op    string `json:"op"`
+	Error string `json:"error"`
+	Batch string `json:"batch,omitempty"`
+}
+
+// Skip names one object the run deliberately left alone, and why.
+type Skip struct {
+	Key    string `json:"key"`
+	Reason string `json:"reason"`
+}
+
+// Outcome is what one copier invocation did with one batch.
+type Outcome struct {
+	BatchKey       string    `json:"batchKey"`
+	Items          int       `json:"items"`
+	Copied         int       `json:"copied"`
+	Deleted        int       `json:"deleted"`
+	Failed         int       `json:"failed"`
+	Skipped        int       `json:"skipped"`
+	AlreadyPresent int       `json:"alreadyPresent"`
+	SourceChanged  int       `json:"sourceChanged"`
+	BytesCopied    int64     `json:"bytesCopied"`
+	Retries        int64     `json:"retries"`
+	Failures       []Failure `json:"failures"`
+	Skips          []Skip    `json:"skips"`
+}
+
+// Report is the contract of report.json and of the reporter's output. Every key is always
+// present. In the execution output Failures holds at most the first MaxFailuresInOutput with
+// FailuresOmitted counting the rest; report.json always holds all of them.
+type Report struct {
+	Status          string    `json:"status"`
+	Error           string    `json:"error"`
+	Cause           string    `json:"cause"`
+	Execution       string    `json:"execution"`
+	StartedAt       string    `json:"startedAt"`
+	FinishedAt      string    `json:"finishedAt"`
+	SourceBucket    string    `json:"sourceBucket"`
+	BackupBucket    string    `json:"backupBucket"`
+	Prefix          string    `json:"prefix"`
+	DryRun          bool      `json:"dryRun"`
+	Listed          int64     `json:"listed"`
+	New             int64     `json:"new"`
+	Changed         int64     `json:"changed"`
+	Unchanged       int64     `json:"unchanged"`
+	ToDelete        int64     `json:"toDelete"`
+	BackupObjects   int64     `json:"backupObjects"`
+	BytesToCopy     int64     `json:"bytesToCopy"`
+	Copied          int64     `json:"copied"`
+	Deleted         int64     `json:"deleted"`
+	Failed          int64     `json:"failed"`
+	Skipped         int64     `json:"skipped"`
+	AlreadyPresent  int64     `json:"alreadyPresent"`
+	SourceChanged   int64     `json:"sourceChanged"`
+	BytesCopied     int64     `json:"bytesCopied"`
+	Retries         int64     `json:"retries"`
+	Batches         int64     `json:"batches"`
+	FailedBatches   int64     `json:"failedBatches"`
+	ListInvocations int       `json:"listInvocations"`
+	ReportKey       string    `json:"reportKey"`
+	Failures        []Failure `json:"failures"`
+	FailuresOmitted int64     `json:"failuresOmitted"`
+	Skips           []Skip    `json:"skips"`
+}
+
+// MaxFailuresInOutput caps the failures carried in the execution output (256 KiB state limit).
+const MaxFailuresInOutput = 100
+
+// Summary returns r with failures and skips cut for the execution output.
+func (r Report) Summary() Report {
+	s := r
+	n := min(len(r.Failures), MaxFailuresInOutput)
+	s.FailuresOmitted += int64(len(r.Failures) - n)
+	s.Failures = append([]Failure{}, r.Failures[:n]...)
+	for i := range s.Failures {
+		if len(s.Failures[i].Error) > 512 {
+			s.Failures[i].Error = s.Failures[i].Error[:512] + "…"
+		}
+	}
+	if len(s.Skips) > MaxFailuresInOutput {
+		s.Skips = s.Skips[:MaxFailuresInOutput]
+	}
+	return s
+}
