@@ -1,0 +1,156 @@
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// loadBackup reads ../backup.asl.json with its ${…} substitutions made.
+func loadBackup(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../backup.asl.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.NewReplacer(
+		"${ListerFunctionArn}", "arn:aws:lambda:us-east-1:123456789012:function:lister",
+		"${CopierFunctionArn}", "arn:aws:lambda:us-east-1:123456789012:function:copier",
+		"${ReporterFunctionArn}", "arn:aws:lambda:us-east-1:123456789012:function:reporter",
+		"${RunBucket}", "runs",
+	).Replace(string(b))
+}
+
+type listerIn struct {
+	Execution string          `json:"execution"`
+	Input     json.RawMessage `json:"input"`
+	Cursor    *string         `json:"cursor"`
+}
+
+type listerOut struct {
+	Cursor      *string `json:"cursor"`
+	Done        bool    `json:"done"`
+	DryRun      bool    `json:"dryRun"`
+	BatchPrefix string  `json:"batchPrefix"`
+}
+
+type copierIn struct {
+	Execution  string `json:"execution"`
+	BatchKey   string `json:"batchKey"`
+	RetryCount int    `json:"retryCount"`
+}
+
+func TestBackupDefinitionEndToEnd(t *testing.T) {
+	tests := []struct {
+		name       string
+		report     map[string]any
+		wantStatus string
+		wantError  string
+		wantCause  string
+	}{
+		{name: "succeeded", report: map[string]any{"status": "SUCCEEDED", "copied": 3}, wantStatus: "SUCCEEDED"},
+		{name: "incomplete", report: map[string]any{"status": "FAILED", "error": "BackupIncomplete", "cause": "2 objects failed"},
+			wantStatus: "FAILED", wantError: "BackupIncomplete", wantCause: "2 objects failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store := newFakeS3("runs")
+			var listCalls atomic.Int32
+			var reporterState atomic.Value
+			lister := fn(func(_ context.Context, in listerIn) (listerOut, error) {
+				n := listCalls.Add(1)
+				var input map[string]string
+				if json.Unmarshal(in.Input, &input) != nil || in.Execution != "nightly" || input["source"] != "src" || input["backup"] != "dst" {
+					t.Errorf("lister input: %+v", in)
+				}
+				if (n == 1) != (in.Cursor == nil) {
+					t.Errorf("call %d: cursor %v", n, in.Cursor)
+				}
+				prefix := "nightly/batches/"
+				store.put("runs", prefix+"batch-"+string(rune('0'+n))+".json", `{"keys":["a"]}`)
+				c := "c" + string(rune('0'+n))
+				return listerOut{Cursor: &c, Done: n == 2, BatchPrefix: prefix}, nil
+			})
+			copier := fn(func(_ context.Context, in copierIn) (map[string]any, error) {
+				if in.Execution != "nightly" || !strings.HasPrefix(in.BatchKey, "nightly/batches/") {
+					t.Errorf("copier input: %+v", in)
+				}
+				return map[string]any{"batchKey": in.BatchKey, "copied": 1, "deleted": 0, "failed": 0, "skipped": 0,
+					"bytesCopied": 10, "retries": 0, "outcomeKey": in.BatchKey + ".outcome"}, nil
+			})
+			reporter := fn(func(_ context.Context, in map[string]any) (map[string]any, error) {
+				reporterState.Store(in)
+				return tt.report, nil
+			})
+			opts := testOptions(map[string]FunctionConfig{"lister": lister, "copier": copier, "reporter": reporter})
+			opts.StateMachineName = "bucketvault-backup"
+			opts.S3 = store
+			e := mustNew(t, loadBackup(t), opts)
+			x, err := e.Run(context.Background(), "nightly", []byte(`{"source":"src","backup":"dst"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if x.Status != tt.wantStatus || x.Error != tt.wantError || x.Cause != tt.wantCause {
+				t.Fatalf("status %s error %q cause %q", x.Status, x.Error, x.Cause)
+			}
+			if tt.wantStatus == "SUCCEEDED" {
+				jsonEqual(t, x.Output, `{"status":"SUCCEEDED","copied":3}`)
+			}
+			wantEvents := []string{
+				"ExecutionStarted",
+				"PassStateEntered", "PassStateExited",
+				"TaskStateEntered", "TaskScheduled", "TaskStarted", "TaskSucceeded", "TaskStateExited",
+				"ChoiceStateEntered", "ChoiceStateExited",
+				"TaskStateEntered", "TaskScheduled", "TaskStarted", "TaskSucceeded", "TaskStateExited",
+				"ChoiceStateEntered", "ChoiceStateExited",
+				"MapStateEntered", "MapStateStarted", "MapRunStarted", "MapRunSucceeded", "MapStateSucceeded", "MapStateExited",
+				"TaskStateEntered", "TaskScheduled", "TaskStarted", "TaskSucceeded", "TaskStateExited",
+				"ChoiceStateEntered", "ChoiceStateExited",
+			}
+			if tt.wantStatus == "SUCCEEDED" {
+				wantEvents = append(wantEvents, "SucceedStateEntered", "SucceedStateExited", "ExecutionSucceeded")
+			} else {
+				wantEvents = append(wantEvents, "FailStateEntered", "ExecutionFailed")
+			}
+			if got := eventTypes(x); !reflect.DeepEqual(got, wantEvents) {
+				t.Errorf("events:\n got %v\nwant %v", got, wantEvents)
+			}
+			// The reporter sees the Map's ResultWriter reference and the execution start time.
+			st := reporterState.Load().(map[string]any)
+			state := st["state"].(map[string]any)
+			cp := state["copy"].(map[string]any)
+			details := cp["ResultWriterDetails"].(map[string]any)
+			if details["Bucket"] != "runs" || !strings.HasPrefix(details["Key"].(string), "map-results/") ||
+				!strings.HasPrefix(cp["MapRunArn"].(string), "arn:aws:states:us-east-1:123456789012:mapRun:bucketvault-backup/Copy:") {
+				t.Errorf("copy result: %v", cp)
+			}
+			if st["startedAt"] != awsTime(x.StartDate) || st["execution"] != "nightly" {
+				t.Errorf("reporter input: %v", st)
+			}
+			var manifest struct {
+				ResultFiles map[string][]struct{ Key string }
+			}
+			if err := json.Unmarshal(store.object(t, "runs", details["Key"].(string)), &manifest); err != nil {
+				t.Fatal(err)
+			}
+			if len(manifest.ResultFiles["SUCCEEDED"]) != 1 || len(manifest.ResultFiles["FAILED"]) != 0 {
+				t.Errorf("manifest: %+v", manifest)
+			}
+			var recs []map[string]any
+			if err := json.Unmarshal(store.object(t, "runs", manifest.ResultFiles["SUCCEEDED"][0].Key), &recs); err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) != 2 {
+				t.Fatalf("%d records, want 2 (one per batch file)", len(recs))
+			}
+			h, err := x.HistoryJSON()
+			if err != nil || !json.Valid(h) {
+				t.Fatalf("history: %v", err)
+			}
+		})
+	}
+}
