@@ -1,0 +1,180 @@
+// Package localrun runs bucketvault's backup on one machine: the state machine definition AWS
+// runs, executed by the local executor with the lister, copier and reporter handlers in-process,
+// against any S3-compatible server. It stores the execution history next to the report.
+package localrun
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/google/uuid"
+
+	"github.com/bucketvault/bucketvault/shared/batch"
+	"github.com/bucketvault/bucketvault/shared/copier"
+	"github.com/bucketvault/bucketvault/shared/envconf"
+	"github.com/bucketvault/bucketvault/shared/lambdafn"
+	"github.com/bucketvault/bucketvault/shared/lister"
+	"github.com/bucketvault/bucketvault/shared/report"
+	"github.com/bucketvault/bucketvault/shared/reporter"
+	"github.com/bucketvault/bucketvault/statemachine"
+	"github.com/bucketvault/bucketvault/statemachine/local"
+)
+
+// Function names, as the CDK stack names them.
+const (
+	ListerName   = "bucketvault-lister"
+	CopierName   = "bucketvault-copier"
+	ReporterName = "bucketvault-reporter"
+	// StateMachineName is the backup state machine's name.
+	StateMachineName = "bucketvault-backup"
+)
+
+// Region and Account are the executor's stand-ins; nothing is sent to AWS.
+const (
+	Region  = "us-east-1"
+	Account = "123456789012"
+)
+
+// FunctionARN is the ARN the local executor knows a function by.
+func FunctionARN(name string) string {
+	return fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", Region, Account, name)
+}
+
+// Runner runs backup executions.
+type Runner struct {
+	// S3 is the client every function and the executor use.
+	S3 *s3.Client
+	// Env is the functions' environment: SOURCE_BUCKET, BACKUP_BUCKET, RUN_BUCKET and tuning
+	// variables, exactly as the Lambda functions get them.
+	Env map[string]string
+	// Timeouts per function name; a missing entry means 900 s.
+	Timeouts map[string]time.Duration
+	Logger   *slog.Logger
+	// Sleep replaces real sleeps between retries, in the executor and the copier (tests).
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Wrap, when set, wraps each function's handler (fault-injection tests).
+	Wrap func(name string, h local.Function) local.Function
+}
+
+// Result is one finished execution.
+type Result struct {
+	Execution *local.Execution
+	// Report is report.json as stored, when the reporter wrote one.
+	Report     *report.Report
+	ReportJSON []byte
+}
+
+// Succeeded reports whether the execution succeeded.
+func (r *Result) Succeeded() bool { return r.Execution.Status == "SUCCEEDED" }
+
+// NewExecutionName returns a name like AWS's console suggests, sortable by time.
+func NewExecutionName(now time.Time) string {
+	return "backup-" + now.UTC().Format("20060102T150405Z") + "-" + strings.Split(uuid.NewString(), "-")[0]
+}
+
+// Backup runs one backup execution named name with the given execution input. Once the
+// execution has run, the Result is returned even when storing its history or reading its report
+// then fails (the error says so).
+func (r *Runner) Backup(ctx context.Context, name string, input []byte) (*Result, error) {
+	env := maps.Clone(r.Env)
+	logger := r.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	lookup := envconf.Map(env)
+
+	lcfg, lerr := lister.ConfigFromEnv(lookup)
+	ccfg, cerr := copier.ConfigFromEnv(lookup)
+	rcfg, rerr := reporter.ConfigFromEnv(lookup)
+	handlers := map[string]local.Function{
+		ListerName:   lambdafn.Handler((&lister.Handler{S3: r.S3, Config: lcfg, Logger: logger.With("function", ListerName)}).Handle, lerr),
+		CopierName:   lambdafn.Handler((&copier.Handler{S3: r.S3, Config: ccfg, Logger: logger.With("function", CopierName), Sleep: r.Sleep}).Handle, cerr),
+		ReporterName: lambdafn.Handler((&reporter.Handler{S3: r.S3, Config: rcfg, Logger: logger.With("function", ReporterName)}).Handle, rerr),
+	}
+	functions := map[string]local.FunctionConfig{}
+	for name, h := range handlers {
+		if r.Wrap != nil {
+			h = r.Wrap(name, h)
+		}
+		functions[name] = local.FunctionConfig{Handler: h, Timeout: r.Timeouts[name]}
+	}
+	def, err := statemachine.Render(statemachine.Backup, map[string]string{
+		"ListerFunctionArn":   FunctionARN(ListerName),
+		"CopierFunctionArn":   FunctionARN(CopierName),
+		"ReporterFunctionArn": FunctionARN(ReporterName),
+		"RunBucket":           env["RUN_BUCKET"],
+	})
+	if err != nil {
+		return nil, err
+	}
+	exec, err := local.New(def, local.Options{
+		StateMachineName: StateMachineName, Region: Region, Account: Account,
+		Functions: functions, S3: r.S3, Sleep: r.Sleep, Logger: logger.With("component", "executor"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load state machine: %w", err)
+	}
+	x, err := exec.Run(ctx, name, input)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Execution: x}
+	runBucket := env["RUN_BUCKET"]
+	if runBucket == "" {
+		return res, nil
+	}
+	// The history is kept beyond the engine's own, next to the report, for audit.
+	history, err := x.HistoryJSON()
+	if err != nil {
+		return res, err
+	}
+	wctx := context.WithoutCancel(ctx)
+	if _, err := r.S3.PutObject(wctx, &s3.PutObjectInput{
+		Bucket: aws.String(runBucket), Key: aws.String(batch.HistoryKey(name)),
+		Body: bytes.NewReader(history), ContentType: aws.String("application/json"),
+	}); err != nil {
+		return res, fmt.Errorf("store history: %w", err)
+	}
+	obj, err := r.S3.GetObject(wctx, &s3.GetObjectInput{Bucket: aws.String(runBucket), Key: aws.String(batch.ReportKey(name))})
+	if err != nil {
+		return res, nil // no report: the reporter did not get to write one; the history says why
+	}
+	defer obj.Body.Close()
+	data, err := io.ReadAll(obj.Body)
+	if err != nil {
+		return res, fmt.Errorf("read report: %w", err)
+	}
+	var rep report.Report
+	if err := json.Unmarshal(data, &rep); err != nil {
+		return res, fmt.Errorf("decode report: %w", err)
+	}
+	res.Report, res.ReportJSON = &rep, data
+	return res, nil
+}
+
+// FunctionVariables are the environment variables the functions read.
+var FunctionVariables = []string{
+	"SOURCE_BUCKET", "BACKUP_BUCKET", "RUN_BUCKET",
+	"BATCH_SIZE", "BATCH_BYTES", "LISTER_MAX_KEYS", "MAX_DELETE_PERCENT",
+	"COPIER_CONCURRENCY", "MULTIPART_THRESHOLD", "MULTIPART_PART_SIZE", "PART_CONCURRENCY",
+}
+
+// FunctionEnv picks the functions' variables from an environment.
+func FunctionEnv(lookup func(string) (string, bool)) map[string]string {
+	env := map[string]string{}
+	for _, name := range FunctionVariables {
+		if v, ok := lookup(name); ok {
+			env[name] = v
+		}
+	}
+	return env
+}
