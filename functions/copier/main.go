@@ -4,9 +4,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
@@ -16,21 +14,14 @@ import (
 	"github.com/bucketvault/bucketvault/shared/s3client"
 )
 
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-}
+func main() { lambdafn.Main(build) }
 
-func run() error {
+func build(ctx context.Context, logger *slog.Logger) (lambda.Handler, error) {
 	cfg, cfgErr := copier.ConfigFromEnv(envconf.Env())
-	// Objects in flight, plus their parts, each hold a connection.
-	client, err := s3client.New(context.Background(), s3client.Options{MaxConns: max(cfg.Concurrency, 1) * 2})
+	// Objects in flight, and their parts, each hold a connection.
+	client, err := s3client.New(ctx, s3client.Options{MaxConns: max(cfg.Concurrency, 1) * 2})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	h := &copier.Handler{S3: client, Config: cfg, Logger: slog.New(slog.NewJSONHandler(os.Stdout, nil))}
-	lambda.Start(lambdafn.Handler(h.Handle, cfgErr))
-	return nil
+	return lambdafn.Handler((&copier.Handler{S3: client, Config: cfg, Logger: logger}).Handle, cfgErr), nil
 }

@@ -4,9 +4,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
@@ -16,20 +14,13 @@ import (
 	"github.com/bucketvault/bucketvault/shared/s3client"
 )
 
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-}
+func main() { lambdafn.Main(build) }
 
-func run() error {
-	client, err := s3client.New(context.Background(), s3client.Options{MaxConns: 32})
-	if err != nil {
-		return err
-	}
+func build(ctx context.Context, logger *slog.Logger) (lambda.Handler, error) {
 	cfg, cfgErr := reporter.ConfigFromEnv(envconf.Env())
-	h := &reporter.Handler{S3: client, Config: cfg, Logger: slog.New(slog.NewJSONHandler(os.Stdout, nil))}
-	lambda.Start(lambdafn.Handler(h.Handle, cfgErr))
-	return nil
+	client, err := s3client.New(ctx, s3client.Options{MaxConns: 32})
+	if err != nil {
+		return nil, err
+	}
+	return lambdafn.Handler((&reporter.Handler{S3: client, Config: cfg, Logger: logger}).Handle, cfgErr), nil
 }

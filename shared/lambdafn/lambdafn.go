@@ -6,6 +6,9 @@ package lambdafn
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 )
@@ -19,4 +22,20 @@ func Handler[Req, Resp any](fn func(context.Context, Req) (Resp, error), configE
 		}
 	}
 	return lambda.NewHandlerWithOptions(fn, lambda.WithDisallowUnknownFields(true))
+}
+
+// Build constructs a function's handler; logger writes JSON to stdout, where Lambda collects it.
+type Build func(ctx context.Context, logger *slog.Logger) (lambda.Handler, error)
+
+// Main is a function's whole main: build the handler once per execution environment and start
+// the Lambda runtime loop. A build error (no S3 client) exits non-zero, which Lambda reports as
+// an init failure.
+func Main(build Build) {
+	logger := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	h, err := build(context.Background(), logger)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	lambda.Start(h)
 }
