@@ -60,3 +60,6 @@ build:
 
 clean:
 	rm -rf $(BUILD)
+
+# AWS deployment (CDK): synth, deploy, destroy, and the checks make test runs on the definition.
+-include infra/infra.mk

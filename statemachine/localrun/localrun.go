@@ -51,8 +51,14 @@ func FunctionARN(name string) string {
 
 // Runner runs backup executions.
 type Runner struct {
-	// S3 is the client every function and the executor use.
+	// S3 is the client every function and the executor use, unless overridden below.
 	S3 *s3.Client
+	// FunctionS3 overrides the client of one function, by function name: each function then runs
+	// with its own credentials, as each Lambda runs with its own role.
+	FunctionS3 map[string]*s3.Client
+	// StateMachineS3 overrides the client of the executor's ItemReader and ResultWriter (the state
+	// machine role).
+	StateMachineS3 *s3.Client
 	// Env is the functions' environment: SOURCE_BUCKET, BACKUP_BUCKET, RUN_BUCKET and tuning
 	// variables, exactly as the Lambda functions get them.
 	Env map[string]string
@@ -96,9 +102,9 @@ func (r *Runner) Backup(ctx context.Context, name string, input []byte) (*Result
 	ccfg, cerr := copier.ConfigFromEnv(lookup)
 	rcfg, rerr := reporter.ConfigFromEnv(lookup)
 	handlers := map[string]local.Function{
-		ListerName:   lambdafn.Handler((&lister.Handler{S3: r.S3, Config: lcfg, Logger: logger.With("function", ListerName)}).Handle, lerr),
-		CopierName:   lambdafn.Handler((&copier.Handler{S3: r.S3, Config: ccfg, Logger: logger.With("function", CopierName), Sleep: r.Sleep}).Handle, cerr),
-		ReporterName: lambdafn.Handler((&reporter.Handler{S3: r.S3, Config: rcfg, Logger: logger.With("function", ReporterName)}).Handle, rerr),
+		ListerName:   lambdafn.Handler((&lister.Handler{S3: r.client(ListerName), Config: lcfg, Logger: logger.With("function", ListerName)}).Handle, lerr),
+		CopierName:   lambdafn.Handler((&copier.Handler{S3: r.client(CopierName), Config: ccfg, Logger: logger.With("function", CopierName), Sleep: r.Sleep}).Handle, cerr),
+		ReporterName: lambdafn.Handler((&reporter.Handler{S3: r.client(ReporterName), Config: rcfg, Logger: logger.With("function", ReporterName)}).Handle, rerr),
 	}
 	functions := map[string]local.FunctionConfig{}
 	for name, h := range handlers {
@@ -116,9 +122,13 @@ func (r *Runner) Backup(ctx context.Context, name string, input []byte) (*Result
 	if err != nil {
 		return nil, err
 	}
+	smS3 := r.S3
+	if r.StateMachineS3 != nil {
+		smS3 = r.StateMachineS3
+	}
 	exec, err := local.New(def, local.Options{
 		StateMachineName: StateMachineName, Region: Region, Account: Account,
-		Functions: functions, S3: r.S3, Sleep: r.Sleep, Logger: logger.With("component", "executor"),
+		Functions: functions, S3: smS3, Sleep: r.Sleep, Logger: logger.With("component", "executor"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load state machine: %w", err)
@@ -159,6 +169,13 @@ func (r *Runner) Backup(ctx context.Context, name string, input []byte) (*Result
 	}
 	res.Report, res.ReportJSON = &rep, data
 	return res, nil
+}
+
+func (r *Runner) client(function string) *s3.Client {
+	if c := r.FunctionS3[function]; c != nil {
+		return c
+	}
+	return r.S3
 }
 
 // FunctionVariables are the environment variables the functions read.
