@@ -25,6 +25,7 @@ type Op string
 const (
 	OpCopy   Op = "copy"   // copy the source object into the destination
 	OpDelete Op = "delete" // put a delete marker on the destination key
+	OpKeep   Op = "keep"   // leave the destination alone and report why (restore with overwrite false)
 )
 
 // Header names the buckets a batch works between.
@@ -35,7 +36,9 @@ type Header struct {
 }
 
 // Item is one object to copy or mark deleted. ETag, Size and LastModified describe the source
-// object as listed (copy) or the destination's current version (delete).
+// object as listed (copy) or the destination's current version (delete). VersionID names the
+// source version to copy (restore); DestKey, when set, is the destination key (restore under a
+// new prefix); Reason explains a keep.
 type Item struct {
 	Op           Op        `json:"op"`
 	Key          string    `json:"key"`
@@ -44,6 +47,16 @@ type Item struct {
 	ETag         string    `json:"etag,omitempty"`
 	LastModified time.Time `json:"lastModified"`
 	VersionID    string    `json:"versionId,omitempty"`
+	DestKey      string    `json:"destKey,omitempty"`
+	Reason       string    `json:"reason,omitempty"`
+}
+
+// Destination is the key the item writes.
+func (it Item) Destination() string {
+	if it.DestKey != "" {
+		return it.DestKey
+	}
+	return it.Key
 }
 
 // MaxKeyBytes is S3's limit on a key's length.
@@ -52,12 +65,12 @@ const MaxKeyBytes = 1024
 // Validate checks one item.
 func (it Item) Validate() error {
 	switch {
-	case it.Op != OpCopy && it.Op != OpDelete:
+	case it.Op != OpCopy && it.Op != OpDelete && it.Op != OpKeep:
 		return fmt.Errorf("item %q: unknown op %q", it.Key, it.Op)
 	case it.Key == "":
 		return errors.New("item with an empty key")
-	case len(it.Key) > MaxKeyBytes:
-		return fmt.Errorf("item key of %d bytes exceeds %d", len(it.Key), MaxKeyBytes)
+	case len(it.Key) > MaxKeyBytes || len(it.DestKey) > MaxKeyBytes:
+		return fmt.Errorf("item key of %d bytes exceeds %d", max(len(it.Key), len(it.DestKey)), MaxKeyBytes)
 	case !utf8.ValidString(it.Key):
 		return fmt.Errorf("item key %q is not valid UTF-8", it.Key)
 	case it.Size < 0:

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -39,21 +40,25 @@ var _ S3 = (*s3.Client)(nil)
 // Config is the copier's configuration, from its environment.
 type Config struct {
 	SourceBucket, BackupBucket, RunBucket string
-	Concurrency                           int
+	// RestoreTargets are the buckets a restore may write; a restore batch copies versions of the
+	// backup into one of them. Empty: this copier runs backups only.
+	RestoreTargets []string
+	Concurrency    int
 	MultipartThreshold                    int64
 	PartSize                              int64
 	PartConcurrency                       int
 }
 
-// ConfigFromEnv reads SOURCE_BUCKET, BACKUP_BUCKET, RUN_BUCKET (required), COPIER_CONCURRENCY
-// (default 32), MULTIPART_THRESHOLD (default 5GiB), MULTIPART_PART_SIZE (default 128MiB) and
-// PART_CONCURRENCY (default 8).
+// ConfigFromEnv reads SOURCE_BUCKET, BACKUP_BUCKET, RUN_BUCKET (required), RESTORE_TARGETS
+// (comma-separated, default none), COPIER_CONCURRENCY (default 32), MULTIPART_THRESHOLD (default
+// 5GiB), MULTIPART_PART_SIZE (default 128MiB) and PART_CONCURRENCY (default 8).
 func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 	r := envconf.NewReader(lookup)
 	c := Config{
 		SourceBucket:       r.Required("SOURCE_BUCKET"),
 		BackupBucket:       r.Required("BACKUP_BUCKET"),
 		RunBucket:          r.Required("RUN_BUCKET"),
+		RestoreTargets:     r.List("RESTORE_TARGETS"),
 		Concurrency:        int(r.Int("COPIER_CONCURRENCY", 32, 1, 1024)),
 		MultipartThreshold: r.Bytes("MULTIPART_THRESHOLD", s3copy.MaxPartSize, s3copy.MinPartSize, s3copy.MaxPartSize),
 		PartSize:           r.Bytes("MULTIPART_PART_SIZE", 128<<20, s3copy.MinPartSize, s3copy.MaxPartSize),
@@ -108,12 +113,12 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	if err != nil {
 		return Response{}, err
 	}
-	if header.Source != h.Config.SourceBucket || header.Destination != h.Config.BackupBucket {
-		return Response{}, &fault.InvalidInput{Msg: fmt.Sprintf("batch %s copies %s → %s; this copier is configured for %s → %s",
-			req.BatchKey, header.Source, header.Destination, h.Config.SourceBucket, h.Config.BackupBucket)}
+	if !h.allowed(header) {
+		return Response{}, &fault.InvalidInput{Msg: fmt.Sprintf("batch %s copies %s → %s; this copier may copy only %s → %s, or %s → one of the restore targets %v",
+			req.BatchKey, header.Source, header.Destination, h.Config.SourceBucket, h.Config.BackupBucket, h.Config.BackupBucket, h.Config.RestoreTargets)}
 	}
 	start := time.Now()
-	out, err := h.run(ctx, req, items)
+	out, err := h.run(ctx, req, header, items)
 	if err != nil {
 		return Response{}, err
 	}
@@ -135,6 +140,15 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 		BatchKey: req.BatchKey, Copied: out.Copied, Deleted: out.Deleted, Failed: out.Failed,
 		Skipped: out.Skipped, BytesCopied: out.BytesCopied, Retries: out.Retries, OutcomeKey: outcomeKey,
 	}, nil
+}
+
+// allowed reports whether the copier may run a batch between these buckets: a backup (source →
+// backup) or a restore (backup → a configured restore target).
+func (h *Handler) allowed(hd batch.Header) bool {
+	if hd.Source == h.Config.SourceBucket && hd.Destination == h.Config.BackupBucket {
+		return true
+	}
+	return hd.Source == h.Config.BackupBucket && slices.Contains(h.Config.RestoreTargets, hd.Destination)
 }
 
 func (h *Handler) read(ctx context.Context, key string) ([]batch.Item, batch.Header, error) {
@@ -159,7 +173,7 @@ func (h *Handler) read(ctx context.Context, key string) ([]batch.Item, batch.Hea
 
 // run processes every item. It returns an error only when the batch must be retried as a whole:
 // the invocation is about to time out, or the context ended.
-func (h *Handler) run(ctx context.Context, req Request, items []batch.Item) (report.Outcome, error) {
+func (h *Handler) run(ctx context.Context, req Request, header batch.Header, items []batch.Item) (report.Outcome, error) {
 	cp := &s3copy.Copier{
 		S3: h.S3, Threshold: h.Config.MultipartThreshold, PartSize: h.Config.PartSize,
 		PartConcurrency: h.Config.PartConcurrency, Sleep: h.Sleep,
@@ -180,7 +194,7 @@ func (h *Handler) run(ctx context.Context, req Request, items []batch.Item) (rep
 			break
 		}
 		g.Go(func() error {
-			rec := h.one(gctx, cp, it, verify, counter)
+			rec := h.one(gctx, cp, header, it, verify, counter)
 			mu.Lock()
 			defer mu.Unlock()
 			rec.apply(&out)
@@ -240,7 +254,7 @@ func (r record) apply(out *report.Outcome) {
 	}
 }
 
-func (h *Handler) one(ctx context.Context, cp *s3copy.Copier, it batch.Item, verify bool, counter *s3client.RetryCounter) record {
+func (h *Handler) one(ctx context.Context, cp *s3copy.Copier, hd batch.Header, it batch.Item, verify bool, counter *s3client.RetryCounter) record {
 	fail := func(err error) record {
 		if ctx.Err() != nil {
 			return record{} // unfinished, not failed: the batch is retried
@@ -251,7 +265,7 @@ func (h *Handler) one(ctx context.Context, cp *s3copy.Copier, it batch.Item, ver
 	switch it.Op {
 	case batch.OpCopy:
 		res, err := cp.Copy(ctx, s3copy.Request{
-			SourceBucket: h.Config.SourceBucket, DestBucket: h.Config.BackupBucket, Key: it.Key,
+			SourceBucket: hd.Source, DestBucket: hd.Destination, Key: it.Key, DestKey: it.DestKey,
 			SourceVersionID: it.VersionID,
 			Listed:          change.Object{Key: it.Key, Size: it.Size, ETag: it.ETag, LastModified: it.LastModified},
 			Verify:          verify, Retries: counter,
@@ -261,14 +275,14 @@ func (h *Handler) one(ctx context.Context, cp *s3copy.Copier, it batch.Item, ver
 		}
 		switch res.Outcome {
 		case s3copy.Vanished:
-			return record{skip: &report.Skip{Key: it.Key, Reason: "vanished: deleted from the source after it was listed; the next run marks it deleted"}}
+			return record{skip: &report.Skip{Key: it.Key, Reason: "vanished: the source object was deleted after it was listed"}}
 		case s3copy.AlreadyPresent:
 			return record{copied: true, alreadyPresent: true}
 		}
 		return record{copied: true, bytes: res.Bytes, sourceChanged: res.SourceChanged}
 	case batch.OpDelete:
 		outcome, err := cp.Delete(ctx, s3copy.DeleteRequest{
-			SourceBucket: h.Config.SourceBucket, DestBucket: h.Config.BackupBucket, Key: it.Key,
+			SourceBucket: hd.Source, DestBucket: hd.Destination, Key: it.Key,
 			Verify: verify, Retries: counter,
 		})
 		if err != nil {
@@ -278,6 +292,8 @@ func (h *Handler) one(ctx context.Context, cp *s3copy.Copier, it batch.Item, ver
 			return record{skip: &report.Skip{Key: it.Key, Reason: "reappeared: the key exists in the source again; not marked deleted, the next run backs it up"}}
 		}
 		return record{deleted: true, alreadyPresent: outcome == s3copy.AlreadyDeleted}
+	case batch.OpKeep:
+		return record{skip: &report.Skip{Key: it.Destination(), Reason: it.Reason}}
 	}
 	return fail(fmt.Errorf("unknown op %q", it.Op))
 }

@@ -50,6 +50,18 @@ func (r *Reader) Required(name string) string {
 	return v
 }
 
+// List returns a comma-separated list, blanks dropped; empty when unset.
+func (r *Reader) List(name string) []string {
+	v, _ := r.lookup(name)
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
 // Int returns a whole number within [min, max], or def when unset.
 func (r *Reader) Int(name string, def, min, max int64) int64 {
 	v, ok := r.lookup(name)

@@ -22,6 +22,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/envconf"
 	"github.com/bucketvault/bucketvault/shared/execinput"
 	"github.com/bucketvault/bucketvault/shared/fault"
+	"github.com/bucketvault/bucketvault/shared/listing"
 )
 
 // S3 is what the lister needs of an S3 client.
@@ -138,8 +139,8 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	stopAt := h.stopAt(ctx, start)
 
 	m := merger{
-		src: newPager(h.S3, h.Config.SourceBucket, opts.Prefix, cur.After),
-		bak: newPager(h.S3, h.Config.BackupBucket, opts.Prefix, cur.After),
+		src: listing.NewObjects(h.S3, h.Config.SourceBucket, opts.Prefix, cur.After),
+		bak: listing.NewObjects(h.S3, h.Config.BackupBucket, opts.Prefix, cur.After),
 	}
 	w := &writer{h: h, ctx: ctx, execution: req.Execution, cur: &cur, dryRun: opts.DryRun}
 	var processed int64
@@ -322,15 +323,15 @@ func keyOf(src, bak *change.Object) string {
 }
 
 // merger walks two key-ordered listings together.
-type merger struct{ src, bak *pager }
+type merger struct{ src, bak *listing.Objects }
 
 // next returns the entries of the next key in either listing; ok is false at the end of both.
 func (m *merger) next(ctx context.Context) (src, bak *change.Object, ok bool, err error) {
-	s, err := m.src.peek(ctx)
+	s, err := m.src.Peek(ctx)
 	if err != nil {
 		return nil, nil, false, err
 	}
-	b, err := m.bak.peek(ctx)
+	b, err := m.bak.Peek(ctx)
 	if err != nil {
 		return nil, nil, false, err
 	}
@@ -338,57 +339,14 @@ func (m *merger) next(ctx context.Context) (src, bak *change.Object, ok bool, er
 	case s == nil && b == nil:
 		return nil, nil, false, nil
 	case b == nil || (s != nil && s.Key < b.Key):
-		m.src.pop()
+		m.src.Pop()
 		return s, nil, true, nil
 	case s == nil || b.Key < s.Key:
-		m.bak.pop()
+		m.bak.Pop()
 		return nil, b, true, nil
 	default:
-		m.src.pop()
-		m.bak.pop()
+		m.src.Pop()
+		m.bak.Pop()
 		return s, b, true, nil
 	}
-}
-
-// pager streams one bucket's listing a page at a time with the SDK paginator.
-type pager struct {
-	bucket string
-	p      *s3.ListObjectsV2Paginator
-	page   []types.Object
-	last   string
-}
-
-func newPager(client s3.ListObjectsV2APIClient, bucket, prefix, after string) *pager {
-	in := &s3.ListObjectsV2Input{Bucket: aws.String(bucket), MaxKeys: aws.Int32(1000)}
-	if prefix != "" {
-		in.Prefix = aws.String(prefix)
-	}
-	if after != "" {
-		in.StartAfter = aws.String(after)
-	}
-	return &pager{bucket: bucket, p: s3.NewListObjectsV2Paginator(client, in)}
-}
-
-func (p *pager) peek(ctx context.Context) (*change.Object, error) {
-	for len(p.page) == 0 {
-		if !p.p.HasMorePages() {
-			return nil, nil
-		}
-		out, err := p.p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("list bucket %q: %w", p.bucket, err)
-		}
-		p.page = out.Contents
-	}
-	o := p.page[0]
-	key := aws.ToString(o.Key)
-	if key <= p.last && p.last != "" {
-		return nil, fmt.Errorf("list bucket %q: key %q came after %q; the listing is not in key order", p.bucket, key, p.last)
-	}
-	return &change.Object{Key: key, Size: aws.ToInt64(o.Size), ETag: aws.ToString(o.ETag), LastModified: aws.ToTime(o.LastModified)}, nil
-}
-
-func (p *pager) pop() {
-	p.last = aws.ToString(p.page[0].Key)
-	p.page = p.page[1:]
 }

@@ -38,8 +38,8 @@ type Outcome struct {
 	Skips          []Skip    `json:"skips"`
 }
 
-// Report is the contract of report.json and of the reporter's output. Every key is always
-// present. In the execution output Failures holds at most the first MaxFailuresInOutput with
+// Report is the contract of report.json and of the reporter's output, for backups and restores
+// alike (a restore sets RestoredAt, TargetBucket and TargetPrefix). Every key is always present. In the execution output Failures holds at most the first MaxFailuresInOutput with
 // FailuresOmitted counting the rest; report.json always holds all of them.
 type Report struct {
 	Status          string    `json:"status"`
@@ -51,12 +51,17 @@ type Report struct {
 	SourceBucket    string    `json:"sourceBucket"`
 	BackupBucket    string    `json:"backupBucket"`
 	Prefix          string    `json:"prefix"`
+	RestoredAt      string    `json:"restoredAt"`
+	TargetBucket    string    `json:"targetBucket"`
+	TargetPrefix    string    `json:"targetPrefix"`
 	DryRun          bool      `json:"dryRun"`
 	Listed          int64     `json:"listed"`
 	New             int64     `json:"new"`
 	Changed         int64     `json:"changed"`
 	Unchanged       int64     `json:"unchanged"`
 	ToDelete        int64     `json:"toDelete"`
+	Kept            int64     `json:"kept"`
+	Archived        int64     `json:"archived"`
 	BackupObjects   int64     `json:"backupObjects"`
 	BytesToCopy     int64     `json:"bytesToCopy"`
 	Copied          int64     `json:"copied"`

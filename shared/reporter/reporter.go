@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,9 +22,7 @@ import (
 
 	"github.com/bucketvault/bucketvault/shared/batch"
 	"github.com/bucketvault/bucketvault/shared/envconf"
-	"github.com/bucketvault/bucketvault/shared/execinput"
 	"github.com/bucketvault/bucketvault/shared/fault"
-	"github.com/bucketvault/bucketvault/shared/lister"
 	"github.com/bucketvault/bucketvault/shared/report"
 )
 
@@ -63,14 +62,32 @@ type MapResult struct {
 	} `json:"ResultWriterDetails"`
 }
 
-// State is the state machine's data when Report runs.
+// Totals are the planning counts the lister (backup) or the planner (restore) carries in its cursor.
+type Totals struct {
+	Listed        int64 `json:"listed"`
+	New           int64 `json:"new"`
+	Changed       int64 `json:"changed"`
+	Unchanged     int64 `json:"unchanged"`
+	ToDelete      int64 `json:"toDelete"`
+	Kept          int64 `json:"kept"`
+	Archived      int64 `json:"archived"`
+	BackupObjects int64 `json:"backupObjects"`
+	BytesToCopy   int64 `json:"bytesToCopy"`
+	Invocations   int   `json:"invocations"`
+}
+
+// State is the state machine's data when Report runs. It comes from our own state machines
+// (backup or restore), so it is decoded leniently: each reads the fields it has.
 type State struct {
-	Cursor      *lister.Cursor `json:"cursor"`
-	Done        bool           `json:"done"`
-	DryRun      bool           `json:"dryRun"`
-	BatchPrefix string         `json:"batchPrefix"`
-	Copy        *MapResult     `json:"copy"`
-	Failure     *StateError    `json:"failure"`
+	Cursor       *Totals     `json:"cursor"`
+	Done         bool        `json:"done"`
+	DryRun       bool        `json:"dryRun"`
+	BatchPrefix  string      `json:"batchPrefix"`
+	RestoredAt   string      `json:"restoredAt"`
+	TargetBucket string      `json:"targetBucket"`
+	TargetPrefix string      `json:"targetPrefix"`
+	Copy         *MapResult  `json:"copy"`
+	Failure      *StateError `json:"failure"`
 }
 
 // Request is the reporter's payload.
@@ -78,7 +95,7 @@ type Request struct {
 	Execution string          `json:"execution"`
 	StartedAt string          `json:"startedAt"`
 	Input     json.RawMessage `json:"input"`
-	State     State           `json:"state"`
+	State     json.RawMessage `json:"state"`
 }
 
 // Handler is the reporter function.
@@ -103,27 +120,32 @@ func (h *Handler) handle(ctx context.Context, req Request) (report.Report, error
 	if req.Execution == "" {
 		return report.Report{}, &fault.InvalidInput{Msg: "reporter request has no execution name"}
 	}
+	var st State
+	if len(req.State) > 0 {
+		if err := json.Unmarshal(req.State, &st); err != nil {
+			return report.Report{}, &fault.InvalidInput{Msg: fmt.Sprintf("reporter state: %v", err)}
+		}
+	}
 	r := report.Report{
 		Execution: req.Execution, StartedAt: req.StartedAt,
 		SourceBucket: h.Config.SourceBucket, BackupBucket: h.Config.BackupBucket,
-		DryRun: req.State.DryRun, ReportKey: batch.ReportKey(req.Execution),
+		RestoredAt: st.RestoredAt, TargetBucket: st.TargetBucket, TargetPrefix: st.TargetPrefix,
+		DryRun: st.DryRun, ReportKey: batch.ReportKey(req.Execution),
 		Failures: []report.Failure{}, Skips: []report.Skip{},
 	}
-	if opts, err := execinput.Parse(req.Input); err == nil {
-		r.Prefix = opts.Prefix
-	}
-	if c := req.State.Cursor; c != nil {
+	r.Prefix = prefixOf(req.Input)
+	if c := st.Cursor; c != nil {
 		r.Listed, r.New, r.Changed, r.Unchanged = c.Listed, c.New, c.Changed, c.Unchanged
-		r.ToDelete, r.BackupObjects, r.BytesToCopy = c.ToDelete, c.BackupObjects, c.BytesToCopy
-		r.ListInvocations = c.Invocations
+		r.ToDelete, r.Kept, r.Archived = c.ToDelete, c.Kept, c.Archived
+		r.BackupObjects, r.BytesToCopy, r.ListInvocations = c.BackupObjects, c.BytesToCopy, c.Invocations
 	}
-	copyRan := req.State.Copy != nil || (req.State.Failure != nil && req.State.Done)
+	copyRan := st.Copy != nil || (st.Failure != nil && st.Done)
 	if copyRan {
-		if err := h.collect(ctx, req, &r); err != nil {
+		if err := h.collect(ctx, req.Execution, st, &r); err != nil {
 			return report.Report{}, err
 		}
 	}
-	h.decide(req, &r, copyRan)
+	h.decide(st, &r, copyRan)
 	r.FinishedAt = h.now().UTC().Format("2006-01-02T15:04:05.000Z") // as $$.Execution.StartTime
 	sort.Slice(r.Failures, func(i, j int) bool { return r.Failures[i].Key < r.Failures[j].Key })
 	sort.Slice(r.Skips, func(i, j int) bool { return r.Skips[i].Key < r.Skips[j].Key })
@@ -146,23 +168,27 @@ func (h *Handler) handle(ctx context.Context, req Request) (report.Report, error
 
 // decide sets the status: SUCCEEDED only when nothing failed and every planned object is
 // accounted for.
-func (h *Handler) decide(req Request, r *report.Report, copyRan bool) {
-	planned := r.New + r.Changed + r.ToDelete
+func (h *Handler) decide(st State, r *report.Report, copyRan bool) {
+	planned := r.New + r.Changed + r.ToDelete + r.Kept
 	accounted := r.Copied + r.Deleted + r.Failed + r.Skipped
+	what := "backed up"
+	if r.RestoredAt != "" {
+		what = "restored"
+	}
 	switch {
-	case req.State.Failure != nil && !copyRan:
-		r.Status, r.Error, r.Cause = report.Failed, req.State.Failure.Error, causeMessage(req.State.Failure.Cause)
+	case st.Failure != nil && !copyRan:
+		r.Status, r.Error, r.Cause = report.Failed, st.Failure.Error, causeMessage(st.Failure.Cause)
 	case r.Failed > 0 || r.FailedBatches > 0:
 		r.Status, r.Error = report.Failed, "BackupIncomplete"
-		r.Cause = fmt.Sprintf("%d objects were not backed up (%d of %d batches failed); every one is named in s3://%s/%s",
-			r.Failed, r.FailedBatches, r.Batches, h.Config.RunBucket, r.ReportKey)
-	case req.State.Failure != nil:
+		r.Cause = fmt.Sprintf("%d objects were not %s (%d of %d batches failed); every one is named in s3://%s/%s",
+			r.Failed, what, r.FailedBatches, r.Batches, h.Config.RunBucket, r.ReportKey)
+	case st.Failure != nil:
 		r.Status, r.Error = report.Failed, "BackupIncomplete"
-		r.Cause = fmt.Sprintf("the copy phase failed (%s: %s)", req.State.Failure.Error, causeMessage(req.State.Failure.Cause))
+		r.Cause = fmt.Sprintf("the copy phase failed (%s: %s)", st.Failure.Error, causeMessage(st.Failure.Cause))
 	case !r.DryRun && accounted != planned:
 		r.Status, r.Error = report.Failed, "BackupIncomplete"
-		r.Cause = fmt.Sprintf("counts do not add up: %d planned (new %d + changed %d + deletions %d) but %d accounted for (copied %d + deleted %d + failed %d + skipped %d)",
-			planned, r.New, r.Changed, r.ToDelete, accounted, r.Copied, r.Deleted, r.Failed, r.Skipped)
+		r.Cause = fmt.Sprintf("counts do not add up: %d planned (new %d + changed %d + deletions %d + kept %d) but %d accounted for (copied %d + deleted %d + failed %d + skipped %d)",
+			planned, r.New, r.Changed, r.ToDelete, r.Kept, accounted, r.Copied, r.Deleted, r.Failed, r.Skipped)
 	default:
 		r.Status = report.Succeeded
 	}
@@ -170,20 +196,20 @@ func (h *Handler) decide(req Request, r *report.Report, copyRan bool) {
 
 // collect reads the outcome of every batch of the run. A batch with no outcome failed as a
 // whole: each of its objects is named with the batch's error.
-func (h *Handler) collect(ctx context.Context, req Request, r *report.Report) error {
-	mapErrors, err := h.mapFailures(ctx, req.State.Copy)
+func (h *Handler) collect(ctx context.Context, execution string, st State, r *report.Report) error {
+	mapErrors, err := h.mapFailures(ctx, st.Copy)
 	if err != nil {
 		return err
 	}
 	phaseErr := ""
-	if f := req.State.Failure; f != nil {
+	if f := st.Failure; f != nil {
 		phaseErr = fmt.Sprintf("%s: %s", f.Error, causeMessage(f.Cause))
 	}
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
 	p := s3.NewListObjectsV2Paginator(h.S3, &s3.ListObjectsV2Input{
-		Bucket: aws.String(h.Config.RunBucket), Prefix: aws.String(batch.Prefix(req.Execution)),
+		Bucket: aws.String(h.Config.RunBucket), Prefix: aws.String(batch.Prefix(execution)),
 	})
 	for p.HasMorePages() {
 		page, err := p.NextPage(gctx)
@@ -316,6 +342,25 @@ func (h *Handler) getJSONFrom(ctx context.Context, bucket, key string, v any) (b
 		return false, fmt.Errorf("decode s3://%s/%s: %w", bucket, key, err)
 	}
 	return true, nil
+}
+
+// prefixOf reads the prefix selection of a backup's or a restore's input, for the report.
+func prefixOf(input json.RawMessage) string {
+	var in struct {
+		Prefix   string   `json:"prefix"`
+		Prefixes []string `json:"prefixes"`
+		Detail   struct {
+			Prefix string `json:"prefix"`
+		} `json:"detail"`
+	}
+	_ = json.Unmarshal(input, &in)
+	switch {
+	case in.Prefix != "":
+		return in.Prefix
+	case len(in.Prefixes) > 0:
+		return strings.Join(in.Prefixes, ",")
+	}
+	return in.Detail.Prefix
 }
 
 // causeMessage extracts errorMessage from a Lambda error cause, which is the error payload as JSON.

@@ -13,7 +13,6 @@ import (
 
 	"github.com/bucketvault/bucketvault/shared/batch"
 	"github.com/bucketvault/bucketvault/shared/lambdafn"
-	"github.com/bucketvault/bucketvault/shared/lister"
 	"github.com/bucketvault/bucketvault/shared/report"
 	"github.com/bucketvault/bucketvault/shared/s3fake"
 )
@@ -79,21 +78,21 @@ func TestStatus(t *testing.T) {
 		wantCause string
 		wantFail  int64
 	}{
-		{name: "all copied", state: State{Done: true, Copy: copyDone, Cursor: &lister.Cursor{Listed: 2, New: 2}},
+		{name: "all copied", state: State{Done: true, Copy: copyDone, Cursor: &Totals{Listed: 2, New: 2}},
 			batches: map[int][]string{0: {"a", "b"}}, outcomes: map[int]report.Outcome{0: {Items: 2, Copied: 2}}},
-		{name: "one object failed", state: State{Done: true, Copy: copyDone, Cursor: &lister.Cursor{Listed: 2, New: 2}},
+		{name: "one object failed", state: State{Done: true, Copy: copyDone, Cursor: &Totals{Listed: 2, New: 2}},
 			batches:   map[int][]string{0: {"a", "b"}},
 			outcomes:  map[int]report.Outcome{0: {Items: 2, Copied: 1, Failed: 1, Failures: []report.Failure{{Key: "b", Op: "copy", Error: "AccessDenied"}}}},
 			wantError: "BackupIncomplete", wantCause: "1 objects were not backed up", wantFail: 1},
-		{name: "a batch never completed", state: State{Done: true, Copy: copyDone, Cursor: &lister.Cursor{Listed: 3, New: 3}},
+		{name: "a batch never completed", state: State{Done: true, Copy: copyDone, Cursor: &Totals{Listed: 3, New: 3}},
 			batches: map[int][]string{0: {"a"}, 1: {"b", "c"}}, outcomes: map[int]report.Outcome{0: {Items: 1, Copied: 1}},
 			wantError: "BackupIncomplete", wantCause: "1 of 2 batches failed", wantFail: 2},
 		{name: "lister failed", state: State{Failure: &StateError{Error: "DeletionGuardTripped", Cause: `{"errorMessage":"would mark 9 of 10","errorType":"DeletionGuardTripped"}`}},
 			wantError: "DeletionGuardTripped", wantCause: "would mark 9 of 10"},
-		{name: "counts do not add up", state: State{Done: true, Copy: copyDone, Cursor: &lister.Cursor{Listed: 3, New: 3}},
+		{name: "counts do not add up", state: State{Done: true, Copy: copyDone, Cursor: &Totals{Listed: 3, New: 3}},
 			batches: map[int][]string{0: {"a", "b"}}, outcomes: map[int]report.Outcome{0: {Items: 2, Copied: 2}},
 			wantError: "BackupIncomplete", wantCause: "counts do not add up"},
-		{name: "dry run", state: State{Done: true, DryRun: true, Cursor: &lister.Cursor{Listed: 3, New: 3}}},
+		{name: "dry run", state: State{Done: true, DryRun: true, Cursor: &Totals{Listed: 3, New: 3}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,7 +104,7 @@ func TestStatus(t *testing.T) {
 					putJSON(f, okey, o)
 				}
 			}
-			r := invoke(t, h, Request{Execution: "exec", StartedAt: "2026-11-24T02:00:00.000Z", Input: json.RawMessage(`{}`), State: tt.state})
+			r := invoke(t, h, Request{Execution: "exec", StartedAt: "2026-11-24T02:00:00.000Z", Input: json.RawMessage(`{}`), State: mustJSON(tt.state)})
 			wantStatus := report.Succeeded
 			if tt.wantError != "" {
 				wantStatus = report.Failed
@@ -128,7 +127,7 @@ func TestFailuresCutOnlyInOutput(t *testing.T) {
 		keys = append(keys, "k"+strings.Repeat("0", 3-len(itoa(i)))+itoa(i))
 	}
 	putBatch(f, 0, keys...)
-	r := invoke(t, h, Request{Execution: "exec", State: State{Done: true, Copy: &MapResult{}, Cursor: &lister.Cursor{Listed: 150, New: 150}}})
+	r := invoke(t, h, Request{Execution: "exec", State: mustJSON(State{Done: true, Copy: &MapResult{}, Cursor: &Totals{Listed: 150, New: 150}})})
 	if len(r.Failures) != 100 || r.FailuresOmitted != 50 || r.Failed != 150 {
 		t.Fatalf("output: %d failures, %d omitted, failed %d", len(r.Failures), r.FailuresOmitted, r.Failed)
 	}
@@ -138,3 +137,11 @@ func TestFailuresCutOnlyInOutput(t *testing.T) {
 }
 
 func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

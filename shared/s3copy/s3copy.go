@@ -65,6 +65,8 @@ type Request struct {
 	SourceBucket, SourceVersionID string
 	DestBucket                    string
 	Key                           string
+	// DestKey is the destination key; empty means Key.
+	DestKey string
 	// Listed is the source object as listed; the copy is made only of that content (or, when the
 	// source changed since, of its new content, which the Result reports).
 	Listed change.Object
@@ -118,13 +120,16 @@ func (c *Copier) defaults() (threshold, partSize int64, partConc, attempts int) 
 // Copy copies one object. An error means the object was not copied; errors worth retrying have
 // already been retried.
 func (c *Copier) Copy(ctx context.Context, req Request) (Result, error) {
+	if req.DestKey == "" {
+		req.DestKey = req.Key
+	}
 	counter := req.Retries
 	if counter == nil {
 		counter = &s3client.RetryCounter{}
 	}
 	req.Retries = counter
 	if req.Verify {
-		if present, err := c.holds(ctx, req.DestBucket, req.Key, req.Listed, counter); err != nil {
+		if present, err := c.holds(ctx, req.DestBucket, req.DestKey, req.Listed, counter); err != nil {
 			return Result{}, err
 		} else if present {
 			return Result{Outcome: AlreadyPresent, Object: req.Listed}, nil
@@ -169,7 +174,7 @@ func (c *Copier) Copy(ctx context.Context, req Request) (Result, error) {
 		}
 		// The failed attempt may have completed on the server (a lost response): look before
 		// copying again, so a retry never adds a second version.
-		if present, herr := c.holds(ctx, req.DestBucket, req.Key, want, counter); herr == nil && present {
+		if present, herr := c.holds(ctx, req.DestBucket, req.DestKey, want, counter); herr == nil && present {
 			return Result{Outcome: Copied, Bytes: want.Size, Object: want}, nil
 		}
 	}
@@ -184,7 +189,7 @@ func (c *Copier) copyOnce(ctx context.Context, req Request, want change.Object) 
 	}
 	_, err := c.S3.CopyObject(ctx, &s3.CopyObjectInput{
 		Bucket:            aws.String(req.DestBucket),
-		Key:               aws.String(req.Key),
+		Key:               aws.String(req.DestKey),
 		CopySource:        aws.String(CopySource(req.SourceBucket, req.Key, req.SourceVersionID)),
 		CopySourceIfMatch: aws.String(want.ETag),
 		MetadataDirective: types.MetadataDirectiveCopy,
@@ -217,7 +222,7 @@ func (c *Copier) multipart(ctx context.Context, req Request, want change.Object)
 	}
 	create := &s3.CreateMultipartUploadInput{
 		Bucket:             aws.String(req.DestBucket),
-		Key:                aws.String(req.Key),
+		Key:                aws.String(req.DestKey),
 		ContentType:        head.ContentType,
 		ContentEncoding:    head.ContentEncoding,
 		ContentDisposition: head.ContentDisposition,
@@ -245,7 +250,7 @@ func (c *Copier) multipart(ctx context.Context, req Request, want change.Object)
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		_, aerr := c.S3.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
-			Bucket: aws.String(req.DestBucket), Key: aws.String(req.Key), UploadId: up.UploadId,
+			Bucket: aws.String(req.DestBucket), Key: aws.String(req.DestKey), UploadId: up.UploadId,
 		})
 		if aerr != nil {
 			return errors.Join(cause, fmt.Errorf("abort multipart upload %s: %w", aws.ToString(up.UploadId), aerr))
@@ -263,7 +268,7 @@ func (c *Copier) multipart(ctx context.Context, req Request, want change.Object)
 		g.Go(func() error {
 			out, err := c.S3.UploadPartCopy(gctx, &s3.UploadPartCopyInput{
 				Bucket:            aws.String(req.DestBucket),
-				Key:               aws.String(req.Key),
+				Key:               aws.String(req.DestKey),
 				UploadId:          up.UploadId,
 				PartNumber:        aws.Int32(n),
 				CopySource:        aws.String(CopySource(req.SourceBucket, req.Key, req.SourceVersionID)),
@@ -281,7 +286,7 @@ func (c *Copier) multipart(ctx context.Context, req Request, want change.Object)
 		return abort(err)
 	}
 	if _, err := c.S3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-		Bucket: aws.String(req.DestBucket), Key: aws.String(req.Key), UploadId: up.UploadId,
+		Bucket: aws.String(req.DestBucket), Key: aws.String(req.DestKey), UploadId: up.UploadId,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
 	}, s3client.NoRetry()); err != nil {
 		return abort(fmt.Errorf("complete multipart upload: %w", err))

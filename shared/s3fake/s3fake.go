@@ -32,6 +32,9 @@ type Object struct {
 	Tags         []types.Tag
 	VersionID    string
 	DeleteMarker bool
+	// StorageClass GLACIER or DEEP_ARCHIVE makes the version unreadable until Thaw.
+	StorageClass string
+	restore      string // x-amz-restore: "" (not requested), ongoing, or done
 }
 
 type bucket struct {
@@ -48,6 +51,8 @@ type S3 struct {
 	clock   time.Time
 	seq     int
 	Fail    func(op, bucket, key string) error
+	// PageSize caps list pages (default 1000), so tests can cross page boundaries.
+	PageSize int
 }
 
 // New returns an empty fake.
@@ -72,6 +77,42 @@ func (f *S3) Put(bucketName, key string, body []byte) string {
 	o := &Object{Body: body, ContentType: "binary/octet-stream"}
 	f.store(f.buckets[bucketName], key, o)
 	return o.ETag
+}
+
+// Archive moves every version of a bucket to an archive storage class.
+func (f *S3) Archive(bucketName, class string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, vs := range f.buckets[bucketName].objects {
+		for _, o := range vs {
+			if !o.DeleteMarker {
+				o.StorageClass = class
+			}
+		}
+	}
+}
+
+// ThawAll completes every thaw that was requested: those versions become readable.
+func (f *S3) ThawAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, b := range f.buckets {
+		for _, vs := range b.objects {
+			for _, o := range vs {
+				if o.restore == "ongoing" {
+					o.restore = "done"
+				}
+			}
+		}
+	}
+}
+
+// Tick advances the fake clock, which stamps LastModified.
+func (f *S3) Tick(d time.Duration) time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.clock = f.clock.Add(d)
+	return f.clock
 }
 
 // Versions returns every stored version of a key, oldest first.
@@ -133,6 +174,23 @@ func (f *S3) begin(op, bucketName, key string) (*bucket, error) {
 	return b, nil
 }
 
+// version returns the named version, or the current one when id is empty.
+func version(b *bucket, key, id string) *Object {
+	if id == "" {
+		return current(b, key)
+	}
+	for _, o := range b.objects[key] {
+		if o.VersionID == id {
+			return o
+		}
+	}
+	return nil
+}
+
+func readable(o *Object) bool {
+	return (o.StorageClass != "GLACIER" && o.StorageClass != "DEEP_ARCHIVE") || o.restore == "done"
+}
+
 func current(b *bucket, key string) *Object {
 	vs := b.objects[key]
 	if len(vs) == 0 || vs[len(vs)-1].DeleteMarker {
@@ -181,10 +239,7 @@ func (f *S3) ListObjectsV2(_ context.Context, in *s3.ListObjectsV2Input, _ ...fu
 	if in.ContinuationToken != nil {
 		after = *in.ContinuationToken
 	}
-	maxKeys := int(aws.ToInt32(in.MaxKeys))
-	if maxKeys == 0 {
-		maxKeys = 1000
-	}
+	maxKeys := f.pageSize(int(aws.ToInt32(in.MaxKeys)))
 	var keys []string
 	for k := range b.objects {
 		if strings.HasPrefix(k, aws.ToString(in.Prefix)) && k > after && current(b, k) != nil {
@@ -203,6 +258,96 @@ func (f *S3) ListObjectsV2(_ context.Context, in *s3.ListObjectsV2Input, _ ...fu
 		out.Contents = append(out.Contents, types.Object{Key: aws.String(k), Size: aws.Int64(int64(len(o.Body))), ETag: aws.String(o.ETag), LastModified: aws.Time(o.LastModified)})
 	}
 	return out, nil
+}
+
+func (f *S3) pageSize(asked int) int {
+	n := 1000
+	if asked > 0 {
+		n = asked
+	}
+	if f.PageSize > 0 {
+		n = min(n, f.PageSize)
+	}
+	return n
+}
+
+// ListObjectVersions lists every version and delete marker in key order, newest first per key,
+// with KeyMarker/VersionIdMarker pagination.
+func (f *S3) ListObjectVersions(_ context.Context, in *s3.ListObjectVersionsInput, _ ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, err := f.begin("ListObjectVersions", aws.ToString(in.Bucket), aws.ToString(in.Prefix))
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	for k := range b.objects {
+		if strings.HasPrefix(k, aws.ToString(in.Prefix)) && k >= aws.ToString(in.KeyMarker) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	out := &s3.ListObjectVersionsOutput{}
+	limit := f.pageSize(int(aws.ToInt32(in.MaxKeys)))
+	n := 0
+	started := in.VersionIdMarker == nil
+	var lastKey, lastVersion string
+	for _, k := range keys {
+		vs := b.objects[k]
+		if k == aws.ToString(in.KeyMarker) && in.VersionIdMarker == nil {
+			continue // KeyMarker alone: keys after it
+		}
+		for i := len(vs) - 1; i >= 0; i-- {
+			o := vs[i]
+			if !started {
+				started = k == aws.ToString(in.KeyMarker) && o.VersionID == aws.ToString(in.VersionIdMarker)
+				continue
+			}
+			if n == limit {
+				out.IsTruncated = aws.Bool(true)
+				out.NextKeyMarker, out.NextVersionIdMarker = aws.String(lastKey), aws.String(lastVersion)
+				return out, nil
+			}
+			n++
+			lastKey, lastVersion = k, o.VersionID
+			latest := i == len(vs)-1
+			if o.DeleteMarker {
+				out.DeleteMarkers = append(out.DeleteMarkers, types.DeleteMarkerEntry{Key: aws.String(k), VersionId: aws.String(o.VersionID), IsLatest: aws.Bool(latest), LastModified: aws.Time(o.LastModified)})
+				continue
+			}
+			out.Versions = append(out.Versions, types.ObjectVersion{Key: aws.String(k), VersionId: aws.String(o.VersionID), IsLatest: aws.Bool(latest),
+				LastModified: aws.Time(o.LastModified), Size: aws.Int64(int64(len(o.Body))), ETag: aws.String(o.ETag), StorageClass: types.ObjectVersionStorageClass(storageClass(o))})
+		}
+	}
+	return out, nil
+}
+
+func storageClass(o *Object) string {
+	if o.StorageClass == "" {
+		return "STANDARD"
+	}
+	return o.StorageClass
+}
+
+// RestoreObject starts thawing an archived version.
+func (f *S3) RestoreObject(_ context.Context, in *s3.RestoreObjectInput, _ ...func(*s3.Options)) (*s3.RestoreObjectOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, err := f.begin("RestoreObject", aws.ToString(in.Bucket), aws.ToString(in.Key))
+	if err != nil {
+		return nil, err
+	}
+	o := version(b, aws.ToString(in.Key), aws.ToString(in.VersionId))
+	switch {
+	case o == nil:
+		return nil, APIError("NoSuchKey")
+	case o.StorageClass != "GLACIER" && o.StorageClass != "DEEP_ARCHIVE":
+		return nil, APIError("InvalidObjectState")
+	case o.restore == "ongoing":
+		return nil, APIError("RestoreAlreadyInProgress")
+	}
+	o.restore = "ongoing"
+	return &s3.RestoreObjectOutput{}, nil
 }
 
 // PutObject stores an object.
@@ -245,15 +390,25 @@ func (f *S3) HeadObject(_ context.Context, in *s3.HeadObjectInput, _ ...func(*s3
 	if err != nil {
 		return nil, err
 	}
-	o := current(b, aws.ToString(in.Key))
-	if o == nil {
+	o := version(b, aws.ToString(in.Key), aws.ToString(in.VersionId))
+	if o == nil || o.DeleteMarker {
 		return nil, APIError("NotFound")
 	}
 	if in.IfMatch != nil && *in.IfMatch != o.ETag {
 		return nil, APIError("PreconditionFailed")
 	}
-	return &s3.HeadObjectOutput{ContentLength: aws.Int64(int64(len(o.Body))), ETag: aws.String(o.ETag), LastModified: aws.Time(o.LastModified),
-		ContentType: aws.String(o.ContentType), Metadata: o.Metadata}, nil
+	out := &s3.HeadObjectOutput{ContentLength: aws.Int64(int64(len(o.Body))), ETag: aws.String(o.ETag), LastModified: aws.Time(o.LastModified),
+		ContentType: aws.String(o.ContentType), Metadata: o.Metadata, VersionId: aws.String(o.VersionID)}
+	if o.StorageClass != "" {
+		out.StorageClass = types.StorageClass(o.StorageClass)
+	}
+	switch o.restore {
+	case "ongoing":
+		out.Restore = aws.String(`ongoing-request="true"`)
+	case "done":
+		out.Restore = aws.String(`ongoing-request="false", expiry-date="Fri, 21 Dec 2012 00:00:00 GMT"`)
+	}
+	return out, nil
 }
 
 // CopyObject copies the current version, honouring CopySourceIfMatch.
@@ -264,7 +419,7 @@ func (f *S3) CopyObject(_ context.Context, in *s3.CopyObjectInput, _ ...func(*s3
 	if err != nil {
 		return nil, err
 	}
-	srcBucket, srcKey, err := parseCopySource(aws.ToString(in.CopySource))
+	srcBucket, srcKey, srcVersion, err := parseCopySource(aws.ToString(in.CopySource))
 	if err != nil {
 		return nil, err
 	}
@@ -272,9 +427,12 @@ func (f *S3) CopyObject(_ context.Context, in *s3.CopyObjectInput, _ ...func(*s3
 	if sb == nil {
 		return nil, APIError("NoSuchBucket")
 	}
-	src := current(sb, srcKey)
-	if src == nil {
+	src := version(sb, srcKey, srcVersion)
+	if src == nil || src.DeleteMarker {
 		return nil, APIError("NoSuchKey")
+	}
+	if !readable(src) {
+		return nil, APIError("InvalidObjectState")
 	}
 	if in.CopySourceIfMatch != nil && *in.CopySourceIfMatch != src.ETag {
 		return nil, APIError("PreconditionFailed")
@@ -337,12 +495,15 @@ func (f *S3) AbortMultipartUpload(context.Context, *s3.AbortMultipartUploadInput
 	return nil, fmt.Errorf("s3fake: multipart copy is not modelled")
 }
 
-func parseCopySource(s string) (bucketName, key string, err error) {
-	s, _, _ = strings.Cut(s, "?versionId=")
+func parseCopySource(s string) (bucketName, key, versionID string, err error) {
+	s, rawVersion, _ := strings.Cut(s, "?versionId=")
 	bucketName, rawKey, ok := strings.Cut(s, "/")
 	if !ok {
-		return "", "", fmt.Errorf("s3fake: copy source %q has no key", s)
+		return "", "", "", fmt.Errorf("s3fake: copy source %q has no key", s)
 	}
-	key, err = url.PathUnescape(rawKey)
-	return bucketName, key, err
+	if key, err = url.PathUnescape(rawKey); err != nil {
+		return "", "", "", err
+	}
+	versionID, err = url.QueryUnescape(rawVersion)
+	return bucketName, key, versionID, err
 }

@@ -1,0 +1,176 @@
+// Package listing streams a bucket's current objects, or its versions, in key order, one page at
+// a time, with the SDK paginators: memory holds one page whatever the size of the bucket.
+package listing
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/bucketvault/bucketvault/shared/change"
+)
+
+// Objects streams current objects under a prefix, starting after a key.
+type Objects struct {
+	bucket string
+	p      *s3.ListObjectsV2Paginator
+	page   []types.Object
+	last   string
+}
+
+// NewObjects lists bucket's keys starting with prefix and greater than after.
+func NewObjects(client s3.ListObjectsV2APIClient, bucket, prefix, after string) *Objects {
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(bucket), MaxKeys: aws.Int32(1000)}
+	if prefix != "" {
+		in.Prefix = aws.String(prefix)
+	}
+	if after != "" {
+		in.StartAfter = aws.String(after)
+	}
+	return &Objects{bucket: bucket, p: s3.NewListObjectsV2Paginator(client, in)}
+}
+
+// Peek returns the next object without consuming it; nil at the end.
+func (o *Objects) Peek(ctx context.Context) (*change.Object, error) {
+	for len(o.page) == 0 {
+		if !o.p.HasMorePages() {
+			return nil, nil
+		}
+		out, err := o.p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list bucket %q: %w", o.bucket, err)
+		}
+		o.page = out.Contents
+	}
+	obj := o.page[0]
+	key := aws.ToString(obj.Key)
+	if o.last != "" && key <= o.last {
+		return nil, fmt.Errorf("list bucket %q: key %q came after %q; the listing is not in key order", o.bucket, key, o.last)
+	}
+	return &change.Object{Key: key, Size: aws.ToInt64(obj.Size), ETag: aws.ToString(obj.ETag), LastModified: aws.ToTime(obj.LastModified)}, nil
+}
+
+// Pop consumes the object Peek returned.
+func (o *Objects) Pop() {
+	o.last = aws.ToString(o.page[0].Key)
+	o.page = o.page[1:]
+}
+
+// Version is one entry of a key's history: a version or a delete marker.
+type Version struct {
+	change.Object
+	VersionID    string
+	DeleteMarker bool
+	StorageClass string
+}
+
+// Versions streams every version and delete marker under a prefix, key by key.
+type Versions struct {
+	bucket  string
+	p       *s3.ListObjectVersionsPaginator
+	pending []Version // entries of the page not yet grouped, in key order
+	last    string
+}
+
+// NewVersions lists the history of bucket's keys starting with prefix and greater than after.
+func NewVersions(client s3.ListObjectVersionsAPIClient, bucket, prefix, after string) *Versions {
+	in := &s3.ListObjectVersionsInput{Bucket: aws.String(bucket), MaxKeys: aws.Int32(1000)}
+	if prefix != "" {
+		in.Prefix = aws.String(prefix)
+	}
+	if after != "" {
+		in.KeyMarker = aws.String(after)
+	}
+	return &Versions{bucket: bucket, p: s3.NewListObjectVersionsPaginator(client, in)}
+}
+
+// Next returns the whole history of the next key (entries in no particular order); ok is false
+// at the end. A key whose history spans pages is gathered across them.
+func (v *Versions) Next(ctx context.Context) (key string, history []Version, ok bool, err error) {
+	for {
+		if len(v.pending) > 0 {
+			key = v.pending[0].Key
+			i := 0
+			for i < len(v.pending) && v.pending[i].Key == key {
+				i++
+			}
+			if i < len(v.pending) || !v.p.HasMorePages() {
+				history = append(history, v.pending[:i]...)
+				v.pending = v.pending[i:]
+				if v.last != "" && key <= v.last {
+					return "", nil, false, fmt.Errorf("list versions of %q: key %q came after %q; the listing is not in key order", v.bucket, key, v.last)
+				}
+				v.last = key
+				return key, history, true, nil
+			}
+			// The key may continue on the next page: keep its entries and read on.
+			history = append(history, v.pending...)
+			v.pending = nil
+		}
+		if !v.p.HasMorePages() {
+			if len(history) > 0 {
+				v.last = history[0].Key
+				return history[0].Key, history, true, nil
+			}
+			return "", nil, false, nil
+		}
+		out, err := v.p.NextPage(ctx)
+		if err != nil {
+			return "", nil, false, fmt.Errorf("list versions of %q: %w", v.bucket, err)
+		}
+		page := mergePage(out)
+		if len(history) > 0 && len(page) > 0 && page[0].Key != history[0].Key {
+			// The held key ended at the page boundary.
+			v.pending = page
+			key, h := history[0].Key, history
+			v.last = key
+			return key, h, true, nil
+		}
+		v.pending = page
+	}
+}
+
+// mergePage interleaves a page's versions and delete markers (each in key order) by key.
+func mergePage(out *s3.ListObjectVersionsOutput) []Version {
+	all := make([]Version, 0, len(out.Versions)+len(out.DeleteMarkers))
+	i, j := 0, 0
+	for i < len(out.Versions) || j < len(out.DeleteMarkers) {
+		if j >= len(out.DeleteMarkers) || (i < len(out.Versions) && aws.ToString(out.Versions[i].Key) <= aws.ToString(out.DeleteMarkers[j].Key)) {
+			ov := out.Versions[i]
+			all = append(all, Version{
+				Object:    change.Object{Key: aws.ToString(ov.Key), Size: aws.ToInt64(ov.Size), ETag: aws.ToString(ov.ETag), LastModified: aws.ToTime(ov.LastModified)},
+				VersionID: aws.ToString(ov.VersionId), StorageClass: string(ov.StorageClass),
+			})
+			i++
+			continue
+		}
+		dm := out.DeleteMarkers[j]
+		all = append(all, Version{
+			Object:       change.Object{Key: aws.ToString(dm.Key), LastModified: aws.ToTime(dm.LastModified)},
+			VersionID:    aws.ToString(dm.VersionId),
+			DeleteMarker: true,
+		})
+		j++
+	}
+	return all
+}
+
+// AsOf returns the entry that was current at t: the newest with LastModified not after t. Nil
+// when the key did not exist yet.
+func AsOf(history []Version, t time.Time) *Version {
+	var best *Version
+	for i := range history {
+		h := &history[i]
+		if h.LastModified.After(t) {
+			continue
+		}
+		if best == nil || h.LastModified.After(best.LastModified) {
+			best = h
+		}
+	}
+	return best
+}
