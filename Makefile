@@ -8,15 +8,16 @@ CACHE         := $(CURDIR)/.cache
 MINIO_BIN     := $(CACHE)/minio-$(MINIO_VERSION)/minio
 export MINIO_BIN
 
-FUNCTIONS := lister copier reporter
+FUNCTIONS := lister copier reporter planner
 BUILD     := $(CURDIR)/build
 
-.PHONY: help demo test unit integration run build minio fmt-check vet clean
+.PHONY: help demo test unit integration run restore build minio fmt-check vet clean
 
 help:
 	@echo "make demo   - zero setup: start a private MinIO, back up sample data twice, show the result, stop"
 	@echo "make test   - everything: vet, unit tests, integration tests against a real MinIO"
 	@echo "make run    - one backup execution against AWS_ENDPOINT_URL_S3 / AWS_* and SOURCE_BUCKET, BACKUP_BUCKET, RUN_BUCKET"
+	@echo "make restore - one restore: RESTORE_AT (time or backup execution), RESTORE_PREFIX, TARGET_BUCKET, DRY_RUN"
 	@echo "make build  - zipped linux/arm64 bootstrap per function in build/"
 	@echo "make minio  - build the pinned MinIO into .cache/ (done by demo and test when missing)"
 
@@ -31,6 +32,9 @@ demo: $(MINIO_BIN)
 
 run:
 	go run ./statemachine/cmd/bucketvault-local
+
+restore:
+	go run ./statemachine/cmd/bucketvault-local -restore
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*')); \

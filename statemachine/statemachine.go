@@ -19,6 +19,14 @@ var Backup []byte
 // BackupSubstitutions are the names backup.asl.json expects.
 var BackupSubstitutions = []string{"ListerFunctionArn", "CopierFunctionArn", "ReporterFunctionArn", "RunBucket"}
 
+// Restore is restore.asl.json as written, with its substitutions unrendered.
+//
+//go:embed restore.asl.json
+var Restore []byte
+
+// RestoreSubstitutions are the names restore.asl.json expects.
+var RestoreSubstitutions = []string{"PlannerFunctionArn", "CopierFunctionArn", "ReporterFunctionArn", "RunBucket"}
+
 var placeholder = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)\}`)
 
 // Render replaces every ${Name} with subs[Name], JSON-escaped, as CloudFormation's

@@ -6,20 +6,30 @@ import (
 	"testing"
 )
 
-func TestRenderBackup(t *testing.T) {
+func TestRenderDefinitions(t *testing.T) {
+	for name, tc := range map[string]struct {
+		def  []byte
+		subs []string
+	}{"backup": {Backup, BackupSubstitutions}, "restore": {Restore, RestoreSubstitutions}} {
+		t.Run(name, func(t *testing.T) { testRender(t, tc.def, tc.subs) })
+	}
+}
+
+func testRender(t *testing.T, def []byte, names []string) {
+	t.Helper()
 	subs := map[string]string{}
-	for _, name := range BackupSubstitutions {
+	for _, name := range names {
 		subs[name] = "value-of-" + name
 	}
-	out, err := Render(Backup, subs)
+	out, err := Render(def, subs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(string(out), "${") {
 		t.Fatal("placeholders left after rendering")
 	}
-	var def map[string]any
-	if err := json.Unmarshal(out, &def); err != nil {
+	var parsed map[string]any
+	if err := json.Unmarshal(out, &parsed); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(string(out), `"value-of-RunBucket"`) {

@@ -23,19 +23,41 @@ import (
 	"github.com/bucketvault/bucketvault/shared/envconf"
 	"github.com/bucketvault/bucketvault/shared/lambdafn"
 	"github.com/bucketvault/bucketvault/shared/lister"
+	"github.com/bucketvault/bucketvault/shared/planner"
 	"github.com/bucketvault/bucketvault/shared/report"
 	"github.com/bucketvault/bucketvault/shared/reporter"
 	"github.com/bucketvault/bucketvault/statemachine"
 	"github.com/bucketvault/bucketvault/statemachine/local"
 )
 
-// Function names, as the CDK stack names them.
+// Function names. The restore runs the copier's code as its own function, so that on AWS it has
+// its own role (it may write to restore targets; the backup copier never writes to the source).
 const (
-	ListerName   = "bucketvault-lister"
-	CopierName   = "bucketvault-copier"
-	ReporterName = "bucketvault-reporter"
+	ListerName        = "bucketvault-lister"
+	CopierName        = "bucketvault-copier"
+	ReporterName      = "bucketvault-reporter"
+	PlannerName       = "bucketvault-restore-planner"
+	RestoreCopierName = "bucketvault-restore-copier"
 	// StateMachineName is the backup state machine's name.
 	StateMachineName = "bucketvault-backup"
+	// RestoreStateMachineName is the restore state machine's name.
+	RestoreStateMachineName = "bucketvault-restore"
+)
+
+// machine is one state machine and the functions its substitutions name.
+type machine struct {
+	name       string
+	definition []byte
+	functions  map[string]string // substitution → function name
+}
+
+var (
+	backupMachine = machine{StateMachineName, statemachine.Backup, map[string]string{
+		"ListerFunctionArn": ListerName, "CopierFunctionArn": CopierName, "ReporterFunctionArn": ReporterName,
+	}}
+	restoreMachine = machine{RestoreStateMachineName, statemachine.Restore, map[string]string{
+		"PlannerFunctionArn": PlannerName, "CopierFunctionArn": RestoreCopierName, "ReporterFunctionArn": ReporterName,
+	}}
 )
 
 // Region and Account are the executor's stand-ins; nothing is sent to AWS.
@@ -82,43 +104,65 @@ type Result struct {
 // Succeeded reports whether the execution succeeded.
 func (r *Result) Succeeded() bool { return r.Execution.Status == "SUCCEEDED" }
 
-// NewExecutionName returns a name like AWS's console suggests, sortable by time.
-func NewExecutionName(now time.Time) string {
-	return "backup-" + now.UTC().Format("20060102T150405Z") + "-" + strings.Split(uuid.NewString(), "-")[0]
+// NewExecutionName returns a backup execution name, sortable by time.
+func NewExecutionName(now time.Time) string { return newName("backup", now) }
+
+// NewRestoreName returns a restore execution name, sortable by time.
+func NewRestoreName(now time.Time) string { return newName("restore", now) }
+
+func newName(kind string, now time.Time) string {
+	return kind + "-" + now.UTC().Format("20060102T150405Z") + "-" + strings.Split(uuid.NewString(), "-")[0]
 }
 
 // Backup runs one backup execution named name with the given execution input. Once the
 // execution has run, the Result is returned even when storing its history or reading its report
 // then fails (the error says so).
 func (r *Runner) Backup(ctx context.Context, name string, input []byte) (*Result, error) {
+	return r.execute(ctx, backupMachine, name, input)
+}
+
+// Restore runs one restore execution (see package shared/restoreinput for its input).
+func (r *Runner) Restore(ctx context.Context, name string, input []byte) (*Result, error) {
+	return r.execute(ctx, restoreMachine, name, input)
+}
+
+// handlers builds every function from the environment, as each Lambda would at start-up.
+func (r *Runner) handlers(env map[string]string, logger *slog.Logger) map[string]local.Function {
+	lookup := envconf.Map(env)
+	lcfg, lerr := lister.ConfigFromEnv(lookup)
+	ccfg, cerr := copier.ConfigFromEnv(lookup)
+	rcfg, rerr := reporter.ConfigFromEnv(lookup)
+	pcfg, perr := planner.ConfigFromEnv(lookup)
+	copierFn := func(name string) local.Function {
+		return lambdafn.Handler((&copier.Handler{S3: r.client(name), Config: ccfg, Logger: logger.With("function", name), Sleep: r.Sleep}).Handle, cerr)
+	}
+	return map[string]local.Function{
+		ListerName:        lambdafn.Handler((&lister.Handler{S3: r.client(ListerName), Config: lcfg, Logger: logger.With("function", ListerName)}).Handle, lerr),
+		CopierName:        copierFn(CopierName),
+		RestoreCopierName: copierFn(RestoreCopierName),
+		ReporterName:      lambdafn.Handler((&reporter.Handler{S3: r.client(ReporterName), Config: rcfg, Logger: logger.With("function", ReporterName)}).Handle, rerr),
+		PlannerName:       lambdafn.Handler((&planner.Handler{S3: r.client(PlannerName), Config: pcfg, Logger: logger.With("function", PlannerName)}).Handle, perr),
+	}
+}
+
+func (r *Runner) execute(ctx context.Context, m machine, name string, input []byte) (*Result, error) {
 	env := maps.Clone(r.Env)
 	logger := r.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	lookup := envconf.Map(env)
-
-	lcfg, lerr := lister.ConfigFromEnv(lookup)
-	ccfg, cerr := copier.ConfigFromEnv(lookup)
-	rcfg, rerr := reporter.ConfigFromEnv(lookup)
-	handlers := map[string]local.Function{
-		ListerName:   lambdafn.Handler((&lister.Handler{S3: r.client(ListerName), Config: lcfg, Logger: logger.With("function", ListerName)}).Handle, lerr),
-		CopierName:   lambdafn.Handler((&copier.Handler{S3: r.client(CopierName), Config: ccfg, Logger: logger.With("function", CopierName), Sleep: r.Sleep}).Handle, cerr),
-		ReporterName: lambdafn.Handler((&reporter.Handler{S3: r.client(ReporterName), Config: rcfg, Logger: logger.With("function", ReporterName)}).Handle, rerr),
-	}
+	all := r.handlers(env, logger)
 	functions := map[string]local.FunctionConfig{}
-	for name, h := range handlers {
+	subs := map[string]string{"RunBucket": env["RUN_BUCKET"]}
+	for sub, fn := range m.functions {
+		h := all[fn]
 		if r.Wrap != nil {
-			h = r.Wrap(name, h)
+			h = r.Wrap(fn, h)
 		}
-		functions[name] = local.FunctionConfig{Handler: h, Timeout: r.Timeouts[name]}
+		functions[fn] = local.FunctionConfig{Handler: h, Timeout: r.Timeouts[fn]}
+		subs[sub] = FunctionARN(fn)
 	}
-	def, err := statemachine.Render(statemachine.Backup, map[string]string{
-		"ListerFunctionArn":   FunctionARN(ListerName),
-		"CopierFunctionArn":   FunctionARN(CopierName),
-		"ReporterFunctionArn": FunctionARN(ReporterName),
-		"RunBucket":           env["RUN_BUCKET"],
-	})
+	def, err := statemachine.Render(m.definition, subs)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +171,7 @@ func (r *Runner) Backup(ctx context.Context, name string, input []byte) (*Result
 		smS3 = r.StateMachineS3
 	}
 	exec, err := local.New(def, local.Options{
-		StateMachineName: StateMachineName, Region: Region, Account: Account,
+		StateMachineName: m.name, Region: Region, Account: Account,
 		Functions: functions, S3: smS3, Sleep: r.Sleep, Logger: logger.With("component", "executor"),
 	})
 	if err != nil {
@@ -180,8 +224,8 @@ func (r *Runner) client(function string) *s3.Client {
 
 // FunctionVariables are the environment variables the functions read.
 var FunctionVariables = []string{
-	"SOURCE_BUCKET", "BACKUP_BUCKET", "RUN_BUCKET",
-	"BATCH_SIZE", "BATCH_BYTES", "LISTER_MAX_KEYS", "MAX_DELETE_PERCENT",
+	"SOURCE_BUCKET", "BACKUP_BUCKET", "RUN_BUCKET", "RESTORE_TARGETS",
+	"BATCH_SIZE", "BATCH_BYTES", "LISTER_MAX_KEYS", "MAX_DELETE_PERCENT", "PLANNER_MAX_KEYS", "THAW_CHECK_SECONDS",
 	"COPIER_CONCURRENCY", "MULTIPART_THRESHOLD", "MULTIPART_PART_SIZE", "PART_CONCURRENCY",
 }
 

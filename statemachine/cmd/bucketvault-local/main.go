@@ -1,6 +1,6 @@
-// Command bucketvault-local runs one backup execution through the local executor against the S3
-// endpoint named by the standard AWS variables, prints the report JSON on stdout, logs JSON on
-// stderr, and exits non-zero unless the execution succeeded.
+// Command bucketvault-local runs one backup (or, with -restore, one restore) execution through the
+// local executor against the S3 endpoint named by the standard AWS variables, prints the report
+// JSON on stdout, logs JSON on stderr, and exits non-zero unless the execution succeeded.
 package main
 
 import (
@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"time"
 
 	"github.com/bucketvault/bucketvault/shared/s3client"
@@ -25,8 +26,9 @@ func main() {
 }
 
 func run() error {
-	input := flag.String("input", envOr("EXECUTION_INPUT", "{}"), "execution input JSON (overrides: prefix, dryRun, maxDeletePercent)")
-	name := flag.String("name", os.Getenv("EXECUTION_NAME"), "execution name (default: backup-<time>-<id>)")
+	restore := flag.Bool("restore", false, "run a restore: RESTORE_AT, RESTORE_PREFIX, TARGET_BUCKET, DRY_RUN (or -input)")
+	input := flag.String("input", os.Getenv("EXECUTION_INPUT"), "execution input JSON (default {} for a backup; built from RESTORE_* for a restore)")
+	name := flag.String("name", os.Getenv("EXECUTION_NAME"), "execution name (default: backup-<time>-<id> or restore-<time>-<id>)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -36,11 +38,24 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if *name == "" {
-		*name = localrun.NewExecutionName(time.Now())
+	env := localrun.FunctionEnv(os.LookupEnv)
+	runner := &localrun.Runner{S3: client, Env: env, Logger: logger}
+	execute, newName := runner.Backup, localrun.NewExecutionName
+	if *restore {
+		execute, newName = runner.Restore, localrun.NewRestoreName
+		if *input == "" {
+			if *input, err = restoreInput(env); err != nil {
+				return err
+			}
+		}
 	}
-	runner := &localrun.Runner{S3: client, Env: localrun.FunctionEnv(os.LookupEnv), Logger: logger}
-	res, err := runner.Backup(ctx, *name, []byte(*input))
+	if *input == "" {
+		*input = "{}"
+	}
+	if *name == "" {
+		*name = newName(time.Now())
+	}
+	res, err := execute(ctx, *name, []byte(*input))
 	if res == nil {
 		return err // the execution did not start
 	}
@@ -62,9 +77,37 @@ func run() error {
 	return nil
 }
 
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
+// restoreInput builds a restore's input from RESTORE_AT, RESTORE_PREFIX, TARGET_BUCKET and
+// DRY_RUN, and lets the functions write to the target: locally, the user who names a target allows it.
+func restoreInput(env map[string]string) (string, error) {
+	at := os.Getenv("RESTORE_AT")
+	if at == "" {
+		return "", fmt.Errorf("RESTORE_AT is required: an RFC 3339 time (2026-11-20T10:00:00Z) or a backup execution name")
 	}
-	return def
+	target := os.Getenv("TARGET_BUCKET")
+	if target == "" {
+		target = env["SOURCE_BUCKET"]
+	}
+	if target == "" {
+		return "", fmt.Errorf("TARGET_BUCKET or SOURCE_BUCKET is required")
+	}
+	if env["SOURCE_BUCKET"] == "" {
+		env["SOURCE_BUCKET"] = target
+	}
+	if env["RESTORE_TARGETS"] == "" {
+		env["RESTORE_TARGETS"] = target
+	}
+	in := map[string]any{"at": at, "targetBucket": target}
+	if p := os.Getenv("RESTORE_PREFIX"); p != "" {
+		in["prefix"] = p
+	}
+	if v := os.Getenv("DRY_RUN"); v != "" {
+		dry, err := strconv.ParseBool(v)
+		if err != nil {
+			return "", fmt.Errorf("DRY_RUN=%q: want true or false", v)
+		}
+		in["dryRun"] = dry
+	}
+	b, err := json.Marshal(in)
+	return string(b), err
 }

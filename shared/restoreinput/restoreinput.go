@@ -1,0 +1,150 @@
+// Package restoreinput parses a restore execution's input: the moment to restore, what to
+// restore, where to, and how.
+package restoreinput
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/bucketvault/bucketvault/shared/fault"
+)
+
+// Thaw tiers of RestoreObject.
+var thawTiers = []string{"Standard", "Bulk", "Expedited"}
+
+// Options is a restore request.
+type Options struct {
+	// At is the moment to restore: an RFC 3339 timestamp, or the name of a backup execution (the
+	// moment its report says it finished). Required unless VersionID is given.
+	At string `json:"at"`
+	// Prefixes selects keys starting with any of them; Prefix is a shorthand for one. Neither
+	// (and no Keys) means the whole bucket.
+	Prefixes []string `json:"prefixes"`
+	Prefix   string   `json:"prefix"`
+	// Keys selects exact keys.
+	Keys []string `json:"keys"`
+	// VersionID restores this version of the single key in Keys.
+	VersionID string `json:"versionId"`
+	// TargetBucket receives the restore (default: the source bucket); TargetPrefix is put in
+	// front of every restored key.
+	TargetBucket string `json:"targetBucket"`
+	TargetPrefix string `json:"targetPrefix"`
+	// Overwrite false never replaces an existing object in the target; by default an object that
+	// differs from the version being restored is replaced, and one that is the same is left alone.
+	Overwrite *bool `json:"overwrite"`
+	// DryRun plans and counts; it copies nothing and thaws nothing.
+	DryRun bool `json:"dryRun"`
+	// ThawTier, ThawDays and ThawCheckSeconds tune RestoreObject for archived versions.
+	ThawTier         string `json:"thawTier"`
+	ThawDays         int    `json:"thawDays"`
+	ThawCheckSeconds *int   `json:"thawCheckSeconds"`
+}
+
+// Scopes returns the key ranges to walk, in key order: exact keys (exact=true) or prefixes.
+// Prefixes contained in another prefix are dropped.
+func (o Options) Scopes() (scopes []string, exact bool) {
+	if len(o.Keys) > 0 {
+		keys := slices.Clone(o.Keys)
+		slices.Sort(keys)
+		return keys, true
+	}
+	ps := slices.Clone(o.Prefixes)
+	if o.Prefix != "" {
+		ps = append(ps, o.Prefix)
+	}
+	if len(ps) == 0 {
+		return []string{""}, false
+	}
+	slices.Sort(ps)
+	var out []string
+	for _, p := range ps {
+		if len(out) > 0 && strings.HasPrefix(p, out[len(out)-1]) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out, false
+}
+
+// OverwriteAllowed reports whether differing objects in the target are replaced.
+func (o Options) OverwriteAllowed() bool { return o.Overwrite == nil || *o.Overwrite }
+
+// Parse reads and checks restore input; problems are *fault.InvalidInput naming the field.
+func Parse(raw []byte) (Options, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' {
+		return Options{}, invalid("restore input must be a JSON object with at least \"at\" (an RFC 3339 time or a backup execution name)")
+	}
+	var o Options
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&o); err != nil {
+		return Options{}, invalid("restore input: %v (fields: at, prefix, prefixes, keys, versionId, targetBucket, targetPrefix, overwrite, dryRun, thawTier, thawDays, thawCheckSeconds)", err)
+	}
+	if o.At == "" && o.VersionID == "" {
+		return Options{}, invalid("restore input needs \"at\": an RFC 3339 time (2026-11-20T10:00:00Z) or a backup execution name")
+	}
+	if len(o.Keys) > 0 && (len(o.Prefixes) > 0 || o.Prefix != "") {
+		return Options{}, invalid("restore input: give keys or prefixes, not both")
+	}
+	seen := map[string]bool{}
+	for i, k := range o.Keys {
+		switch {
+		case k == "":
+			return Options{}, invalid("restore input: keys[%d] is empty", i)
+		case len(k) > 1024 || !utf8.ValidString(k):
+			return Options{}, invalid("restore input: keys[%d] is not a valid S3 key (UTF-8, at most 1024 bytes)", i)
+		case seen[k]:
+			return Options{}, invalid("restore input: key %q is listed twice", k)
+		}
+		seen[k] = true
+	}
+	if o.VersionID != "" && len(o.Keys) != 1 {
+		return Options{}, invalid("restore input: versionId needs exactly one key in keys")
+	}
+	for i, p := range append(slices.Clone(o.Prefixes), o.Prefix, o.TargetPrefix) {
+		if len(p) > 1024 || !utf8.ValidString(p) {
+			return Options{}, invalid("restore input: prefix %d is not valid (UTF-8, at most 1024 bytes)", i)
+		}
+	}
+	if o.ThawTier == "" {
+		o.ThawTier = "Standard"
+	}
+	if !slices.Contains(thawTiers, o.ThawTier) {
+		return Options{}, invalid("restore input: thawTier %q must be one of %v", o.ThawTier, thawTiers)
+	}
+	if o.ThawDays == 0 {
+		o.ThawDays = 7
+	}
+	if o.ThawDays < 1 || o.ThawDays > 365 {
+		return Options{}, invalid("restore input: thawDays %d must be from 1 to 365", o.ThawDays)
+	}
+	if o.ThawCheckSeconds != nil && (*o.ThawCheckSeconds < 0 || *o.ThawCheckSeconds > 86400) {
+		return Options{}, invalid("restore input: thawCheckSeconds %d must be from 0 to 86400", *o.ThawCheckSeconds)
+	}
+	return o, nil
+}
+
+// ParseMoment reads At when it is a timestamp; ok is false when it is an execution name
+// (execution names cannot contain ':', and a date alone is not a moment).
+func ParseMoment(at string) (t time.Time, ok bool, err error) {
+	if t, err := time.Parse(time.RFC3339Nano, at); err == nil {
+		return t, true, nil
+	}
+	if strings.Contains(at, ":") || datePrefix.MatchString(at) {
+		return time.Time{}, false, invalid("restore input: at %q is not an RFC 3339 time such as 2026-11-20T10:00:00Z", at)
+	}
+	return time.Time{}, false, nil
+}
+
+var datePrefix = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}`)
+
+func invalid(format string, args ...any) error {
+	return &fault.InvalidInput{Msg: fmt.Sprintf(format, args...)}
+}
