@@ -42,11 +42,11 @@ type Config struct {
 	SourceBucket, BackupBucket, RunBucket string
 	// RestoreTargets are the buckets a restore may write; a restore batch copies versions of the
 	// backup into one of them. Empty: this copier runs backups only.
-	RestoreTargets []string
-	Concurrency    int
-	MultipartThreshold                    int64
-	PartSize                              int64
-	PartConcurrency                       int
+	RestoreTargets     []string
+	Concurrency        int
+	MultipartThreshold int64
+	PartSize           int64
+	PartConcurrency    int
 }
 
 // ConfigFromEnv reads SOURCE_BUCKET, BACKUP_BUCKET, RUN_BUCKET (required), RESTORE_TARGETS
