@@ -65,5 +65,8 @@ build:
 clean:
 	rm -rf $(BUILD)
 
+# Throughput benchmark against the S3 server's own ceiling (make bench).
+-include integration/bench.mk
+
 # AWS deployment (CDK): synth, deploy, destroy, and the checks make test runs on the definition.
 -include infra/infra.mk

@@ -248,7 +248,16 @@ func TestMultipartCopy(t *testing.T) {
 
 func (e *env) uploadInParts(bucket, key string, body []byte, partSize int, meta map[string]string) string {
 	e.t.Helper()
-	up, err := e.s3.CreateMultipartUpload(e.ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(key), Metadata: meta})
+	return e.uploadInPartsWithTags(bucket, key, body, partSize, meta, "")
+}
+
+func (e *env) uploadInPartsWithTags(bucket, key string, body []byte, partSize int, meta map[string]string, tags string) string {
+	e.t.Helper()
+	in := &s3.CreateMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(key), Metadata: meta}
+	if tags != "" {
+		in.Tagging = aws.String(tags)
+	}
+	up, err := e.s3.CreateMultipartUpload(e.ctx, in)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"golang.org/x/sync/errgroup"
@@ -69,6 +70,8 @@ type env struct {
 	t                   *testing.T
 	ctx                 context.Context
 	s3                  *s3.Client
+	srv                 *minio.Server
+	endpoint            string
 	source, backup, run string
 	runner              *localrun.Runner
 }
@@ -76,17 +79,40 @@ type env struct {
 type envOptions struct {
 	vars     map[string]string // extra function environment
 	wrapHTTP func(s3.HTTPClient) s3.HTTPClient
+	// server is the MinIO to use (default: the shared one); functionEndpoint, when set, is where
+	// the functions send their requests (a fault proxy in front of the server).
+	server           *minio.Server
+	functionEndpoint string
+	// maxAttempts bounds the functions' SDK attempts per request (default 8).
+	maxAttempts int
+}
+
+// clientFor returns a client of srv through endpoint (default: srv itself).
+func clientFor(t *testing.T, srv *minio.Server, endpoint string, maxAttempts int, wrap func(s3.HTTPClient) s3.HTTPClient) *s3.Client {
+	t.Helper()
+	if endpoint == "" {
+		endpoint = srv.Endpoint
+	}
+	c, err := s3client.New(context.Background(), s3client.Options{
+		MaxConns: 64, MaxAttempts: maxAttempts, WrapHTTP: wrap, Endpoint: endpoint,
+		Credentials: credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, ""),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func newEnv(t *testing.T, opts envOptions) *env {
 	t.Helper()
 	ctx := context.Background()
-	client, err := s3client.New(ctx, s3client.Options{MaxConns: 64})
-	if err != nil {
-		t.Fatal(err)
+	srv := opts.server
+	if srv == nil {
+		srv = server
 	}
+	client := clientFor(t, srv, "", 0, nil)
 	id := strings.ToLower(randomHex(4))
-	e := &env{t: t, ctx: ctx, s3: client, source: "src-" + id, backup: "bak-" + id, run: "run-" + id}
+	e := &env{t: t, ctx: ctx, s3: client, srv: srv, endpoint: srv.Endpoint, source: "src-" + id, backup: "bak-" + id, run: "run-" + id}
 	for _, b := range []string{e.source, e.backup, e.run} {
 		if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
 			t.Fatalf("create bucket %s: %v", b, err)
@@ -94,11 +120,8 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	}
 	e.versioning(e.backup)
 	fnClient := client
-	if opts.wrapHTTP != nil {
-		fnClient, err = s3client.New(ctx, s3client.Options{MaxConns: 64, WrapHTTP: opts.wrapHTTP})
-		if err != nil {
-			t.Fatal(err)
-		}
+	if opts.wrapHTTP != nil || opts.functionEndpoint != "" || opts.maxAttempts != 0 {
+		fnClient = clientFor(t, srv, opts.functionEndpoint, opts.maxAttempts, opts.wrapHTTP)
 	}
 	vars := map[string]string{"SOURCE_BUCKET": e.source, "BACKUP_BUCKET": e.backup, "RUN_BUCKET": e.run}
 	for k, v := range opts.vars {
@@ -109,7 +132,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 		}
 	}
 	e.runner = &localrun.Runner{
-		S3: fnClient, Env: vars,
+		S3: fnClient, StateMachineS3: client, Env: vars,
 		Logger: slog.New(slog.NewJSONHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Sleep:  func(ctx context.Context, d time.Duration) error { return ctx.Err() },
 	}
@@ -297,8 +320,8 @@ func (e *env) aws(out any, args ...string) {
 		}
 		e.t.Skip("AWS CLI not installed")
 	}
-	cmd := exec.CommandContext(e.ctx, path, append([]string{"--endpoint-url", server.Endpoint, "--output", "json"}, args...)...)
-	cmd.Env = append(os.Environ(), "AWS_DEFAULT_REGION=us-east-1", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_PAGER=")
+	cmd := exec.CommandContext(e.ctx, path, append([]string{"--endpoint-url", e.endpoint, "--output", "json"}, args...)...)
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+e.srv.AccessKey, "AWS_SECRET_ACCESS_KEY="+e.srv.SecretKey, "AWS_DEFAULT_REGION=us-east-1", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_PAGER=")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	b, err := cmd.Output()

@@ -109,7 +109,8 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	if err != nil {
 		return Response{}, &fault.InvalidInput{Msg: err.Error()}
 	}
-	items, header, err := h.read(ctx, req.BatchKey)
+	counter := &s3client.RetryCounter{}
+	items, header, err := h.read(ctx, req.BatchKey, counter)
 	if err != nil {
 		return Response{}, err
 	}
@@ -118,7 +119,7 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 			req.BatchKey, header.Source, header.Destination, h.Config.SourceBucket, h.Config.BackupBucket, h.Config.BackupBucket, h.Config.RestoreTargets)}
 	}
 	start := time.Now()
-	out, err := h.run(ctx, req, header, items)
+	out, err := h.run(ctx, req, header, items, counter)
 	if err != nil {
 		return Response{}, err
 	}
@@ -129,7 +130,7 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	if _, err := h.S3.PutObject(ctx, &s3.PutObjectInput{
 		Bucket: aws.String(h.Config.RunBucket), Key: aws.String(outcomeKey),
 		Body: bytes.NewReader(body), ContentType: aws.String("application/json"),
-	}); err != nil {
+	}, counter.Option()); err != nil {
 		return Response{}, fmt.Errorf("write outcome %s: %w", outcomeKey, err)
 	}
 	h.Logger.InfoContext(ctx, "batch done", "batch", req.BatchKey, "attempt", req.RetryCount+1,
@@ -151,8 +152,8 @@ func (h *Handler) allowed(hd batch.Header) bool {
 	return hd.Source == h.Config.BackupBucket && slices.Contains(h.Config.RestoreTargets, hd.Destination)
 }
 
-func (h *Handler) read(ctx context.Context, key string) ([]batch.Item, batch.Header, error) {
-	obj, err := h.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(h.Config.RunBucket), Key: aws.String(key)})
+func (h *Handler) read(ctx context.Context, key string, counter *s3client.RetryCounter) ([]batch.Item, batch.Header, error) {
+	obj, err := h.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(h.Config.RunBucket), Key: aws.String(key)}, counter.Option())
 	if err != nil {
 		if fault.Retryable(err) {
 			return nil, batch.Header{}, fmt.Errorf("read batch %s: %w", key, err)
@@ -173,13 +174,12 @@ func (h *Handler) read(ctx context.Context, key string) ([]batch.Item, batch.Hea
 
 // run processes every item. It returns an error only when the batch must be retried as a whole:
 // the invocation is about to time out, or the context ended.
-func (h *Handler) run(ctx context.Context, req Request, header batch.Header, items []batch.Item) (report.Outcome, error) {
+func (h *Handler) run(ctx context.Context, req Request, header batch.Header, items []batch.Item, counter *s3client.RetryCounter) (report.Outcome, error) {
 	cp := &s3copy.Copier{
 		S3: h.S3, Threshold: h.Config.MultipartThreshold, PartSize: h.Config.PartSize,
 		PartConcurrency: h.Config.PartConcurrency, Sleep: h.Sleep,
 	}
 	verify := req.RetryCount > 0
-	counter := &s3client.RetryCounter{}
 	stopAt := stopTime(ctx)
 
 	out := report.Outcome{BatchKey: req.BatchKey, Items: len(items), Failures: []report.Failure{}, Skips: []report.Skip{}}

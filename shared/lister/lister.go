@@ -23,6 +23,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/execinput"
 	"github.com/bucketvault/bucketvault/shared/fault"
 	"github.com/bucketvault/bucketvault/shared/listing"
+	"github.com/bucketvault/bucketvault/shared/s3client"
 )
 
 // S3 is what the lister needs of an S3 client.
@@ -86,6 +87,7 @@ type Cursor struct {
 	ToDelete      int64  `json:"toDelete"`
 	BackupObjects int64  `json:"backupObjects"`
 	BytesToCopy   int64  `json:"bytesToCopy"`
+	Retries       int64  `json:"retries"`
 }
 
 // Request is the lister's payload, built by the state machine's List state.
@@ -138,11 +140,12 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	start := h.now()
 	stopAt := h.stopAt(ctx, start)
 
+	retries := &s3client.RetryCounter{}
 	m := merger{
-		src: listing.NewObjects(h.S3, h.Config.SourceBucket, opts.Prefix, cur.After),
-		bak: listing.NewObjects(h.S3, h.Config.BackupBucket, opts.Prefix, cur.After),
+		src: listing.NewObjects(h.S3, h.Config.SourceBucket, opts.Prefix, cur.After).WithOptions(retries.Option()),
+		bak: listing.NewObjects(h.S3, h.Config.BackupBucket, opts.Prefix, cur.After).WithOptions(retries.Option()),
 	}
-	w := &writer{h: h, ctx: ctx, execution: req.Execution, cur: &cur, dryRun: opts.DryRun}
+	w := &writer{h: h, ctx: ctx, execution: req.Execution, cur: &cur, dryRun: opts.DryRun, retries: retries}
 	var processed int64
 	done := false
 	for {
@@ -177,6 +180,7 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 			return Response{}, err
 		}
 	}
+	cur.Retries += retries.Count()
 	return Response{Cursor: cur, Done: done, DryRun: opts.DryRun, BatchPrefix: batch.Prefix(req.Execution)}, nil
 }
 
@@ -247,6 +251,7 @@ type writer struct {
 	execution string
 	cur       *Cursor
 	dryRun    bool
+	retries   *s3client.RetryCounter
 	items     []batch.Item
 	bytes     int64
 }
@@ -306,7 +311,7 @@ func (w *writer) flush() error {
 		Key:         aws.String(key),
 		Body:        bytes.NewReader(body),
 		ContentType: aws.String("application/x-ndjson"),
-	}); err != nil {
+	}, w.retries.Option()); err != nil {
 		return fmt.Errorf("write batch %s: %w", key, err)
 	}
 	w.cur.NextBatch++

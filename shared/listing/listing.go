@@ -20,6 +20,13 @@ type Objects struct {
 	p      *s3.ListObjectsV2Paginator
 	page   []types.Object
 	last   string
+	opts   []func(*s3.Options)
+}
+
+// WithOptions applies per-request options (such as a retry counter) to every page request.
+func (o *Objects) WithOptions(opts ...func(*s3.Options)) *Objects {
+	o.opts = opts
+	return o
 }
 
 // NewObjects lists bucket's keys starting with prefix and greater than after.
@@ -40,7 +47,7 @@ func (o *Objects) Peek(ctx context.Context) (*change.Object, error) {
 		if !o.p.HasMorePages() {
 			return nil, nil
 		}
-		out, err := o.p.NextPage(ctx)
+		out, err := o.p.NextPage(ctx, o.opts...)
 		if err != nil {
 			return nil, fmt.Errorf("list bucket %q: %w", o.bucket, err)
 		}

@@ -73,6 +73,7 @@ type Totals struct {
 	Archived      int64 `json:"archived"`
 	BackupObjects int64 `json:"backupObjects"`
 	BytesToCopy   int64 `json:"bytesToCopy"`
+	Retries       int64 `json:"retries"`
 	Invocations   int   `json:"invocations"`
 }
 
@@ -138,6 +139,7 @@ func (h *Handler) handle(ctx context.Context, req Request) (report.Report, error
 		r.Listed, r.New, r.Changed, r.Unchanged = c.Listed, c.New, c.Changed, c.Unchanged
 		r.ToDelete, r.Kept, r.Archived = c.ToDelete, c.Kept, c.Archived
 		r.BackupObjects, r.BytesToCopy, r.ListInvocations = c.BackupObjects, c.BytesToCopy, c.Invocations
+		r.Retries = c.Retries
 	}
 	copyRan := st.Copy != nil || (st.Failure != nil && st.Done)
 	if copyRan {

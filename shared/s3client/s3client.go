@@ -27,6 +27,10 @@ type Options struct {
 	MaxAttempts int
 	// WrapHTTP, when set, wraps the HTTP client (fault-injection tests).
 	WrapHTTP func(s3.HTTPClient) s3.HTTPClient
+	// Endpoint, when set, replaces AWS_ENDPOINT_URL_S3 (path-style addressing).
+	Endpoint string
+	// Credentials, when set, replace the environment's credentials.
+	Credentials aws.CredentialsProvider
 }
 
 // New returns an S3 client configured from the environment. It uses the SDK's buildable HTTP
@@ -44,8 +48,11 @@ func New(ctx context.Context, opts Options) (*s3.Client, error) {
 		t.MaxIdleConnsPerHost = opts.MaxConns * 2
 		t.IdleConnTimeout = 90 * time.Second
 	})
-	cfg, err := config.LoadDefaultConfig(ctx,
-		config.WithHTTPClient(httpClient),
+	loadOpts := []func(*config.LoadOptions) error{config.WithHTTPClient(httpClient)}
+	if opts.Credentials != nil {
+		loadOpts = append(loadOpts, config.WithCredentialsProvider(opts.Credentials))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, append(loadOpts,
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = opts.MaxAttempts
@@ -54,7 +61,7 @@ func New(ctx context.Context, opts Options) (*s3.Client, error) {
 				// SlowDown into hard failures.
 				o.RateLimiter = ratelimit.None
 			})
-		}),
+		}))...,
 	)
 	if err != nil {
 		return nil, fmt.Errorf("load AWS config: %w", err)
@@ -63,7 +70,10 @@ func New(ctx context.Context, opts Options) (*s3.Client, error) {
 		cfg.Region = "us-east-1"
 	}
 	return s3.NewFromConfig(cfg, func(o *s3.Options) {
-		if customEndpoint() {
+		if opts.Endpoint != "" {
+			o.BaseEndpoint = aws.String(opts.Endpoint)
+		}
+		if opts.Endpoint != "" || customEndpoint() {
 			// S3-compatible servers on an address have no virtual-host buckets.
 			o.UsePathStyle = true
 		}

@@ -195,6 +195,7 @@ func (c *Copier) copyOnce(ctx context.Context, req Request, want change.Object) 
 		MetadataDirective: types.MetadataDirectiveCopy,
 		TaggingDirective:  types.TaggingDirectiveCopy,
 	}, s3client.NoRetry())
+	// (not retried by the SDK: Copy retries it after checking the destination)
 	return Result{Outcome: Copied, Bytes: want.Size}, err
 }
 
@@ -377,7 +378,7 @@ func (c *Copier) Delete(ctx context.Context, req DeleteRequest) (Outcome, error)
 	_, _, _, attempts := c.defaults()
 	var lastErr error
 	for attempt := 1; attempt <= attempts; attempt++ {
-		_, err := c.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(req.DestBucket), Key: aws.String(req.Key)}, s3client.NoRetry())
+		_, err := c.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(req.DestBucket), Key: aws.String(req.Key)}, s3client.NoRetry()) // retried below, after a check
 		if err == nil {
 			return Deleted, nil
 		}
