@@ -6,6 +6,7 @@ package batch
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,9 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 // Version is the batch format version written in every header.
@@ -171,4 +175,23 @@ func cutLast(s, sep string) (before, after string, found bool) {
 		return s, "", false
 	}
 	return s[:i], s[i+len(sep):], true
+}
+
+// Putter is what Write needs of an S3 client.
+type Putter interface {
+	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+}
+
+// Write stores a batch file.
+func Write(ctx context.Context, client Putter, bucket, key string, h Header, items []Item, opts ...func(*s3.Options)) error {
+	body, err := Encode(h, items)
+	if err != nil {
+		return err
+	}
+	if _, err := client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(body), ContentType: aws.String("application/x-ndjson"),
+	}, opts...); err != nil {
+		return fmt.Errorf("write batch %s: %w", key, err)
+	}
+	return nil
 }

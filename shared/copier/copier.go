@@ -23,6 +23,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/change"
 	"github.com/bucketvault/bucketvault/shared/envconf"
 	"github.com/bucketvault/bucketvault/shared/fault"
+	"github.com/bucketvault/bucketvault/shared/lambdafn"
 	"github.com/bucketvault/bucketvault/shared/report"
 	"github.com/bucketvault/bucketvault/shared/s3client"
 	"github.com/bucketvault/bucketvault/shared/s3copy"
@@ -180,7 +181,7 @@ func (h *Handler) run(ctx context.Context, req Request, header batch.Header, ite
 		PartConcurrency: h.Config.PartConcurrency, Sleep: h.Sleep,
 	}
 	verify := req.RetryCount > 0
-	stopAt := stopTime(ctx)
+	stopAt := lambdafn.StopAt(ctx)
 
 	out := report.Outcome{BatchKey: req.BatchKey, Items: len(items), Failures: []report.Failure{}, Skips: []report.Skip{}}
 	var mu sync.Mutex
@@ -210,16 +211,6 @@ func (h *Handler) run(ctx context.Context, req Request, header batch.Header, ite
 		return out, &fault.TransientError{Msg: fmt.Sprintf("batch %s stopped after %d of %d items (deadline or cancellation); retry completes it", req.BatchKey, done, len(items))}
 	}
 	return out, nil
-}
-
-// stopTime is when a copier stops starting objects: 30 s (or a tenth of its time) before its deadline.
-func stopTime(ctx context.Context) time.Time {
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		return time.Time{}
-	}
-	margin := min(30*time.Second, time.Until(deadline)/10)
-	return deadline.Add(-margin)
 }
 
 // record is one item's outcome.

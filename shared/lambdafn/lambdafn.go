@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 )
@@ -38,4 +39,15 @@ func Main(build Build) {
 		os.Exit(1)
 	}
 	lambda.Start(h)
+}
+
+// StopAt is when an invocation should stop taking new work so that it can finish what is in
+// flight, write its state and return before Lambda's deadline: a tenth of its time before the
+// deadline, at least 10 s. Zero when the context has no deadline.
+func StopAt(ctx context.Context) time.Time {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return time.Time{}
+	}
+	return deadline.Add(-max(time.Until(deadline)/10, 10*time.Second))
 }

@@ -6,7 +6,6 @@
 package lister
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/envconf"
 	"github.com/bucketvault/bucketvault/shared/execinput"
 	"github.com/bucketvault/bucketvault/shared/fault"
+	"github.com/bucketvault/bucketvault/shared/lambdafn"
 	"github.com/bucketvault/bucketvault/shared/listing"
 	"github.com/bucketvault/bucketvault/shared/s3client"
 )
@@ -138,7 +138,7 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	}
 	cur.Invocations++
 	start := h.now()
-	stopAt := h.stopAt(ctx, start)
+	stopAt := lambdafn.StopAt(ctx)
 
 	retries := &s3client.RetryCounter{}
 	m := merger{
@@ -182,17 +182,6 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	}
 	cur.Retries += retries.Count()
 	return Response{Cursor: cur, Done: done, DryRun: opts.DryRun, BatchPrefix: batch.Prefix(req.Execution)}, nil
-}
-
-// stopAt is when this invocation stops taking new keys: a tenth of its time (at least 10 s) is
-// kept for writing the last batch and returning.
-func (h *Handler) stopAt(ctx context.Context, start time.Time) time.Time {
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		return time.Time{}
-	}
-	margin := max(deadline.Sub(start)/10, 10*time.Second)
-	return deadline.Add(-margin)
 }
 
 func (h *Handler) now() time.Time {
@@ -301,18 +290,9 @@ func (w *writer) flush() error {
 	if len(w.items) == 0 {
 		return nil
 	}
-	body, err := batch.Encode(batch.Header{Version: batch.Version, Source: w.h.Config.SourceBucket, Destination: w.h.Config.BackupBucket}, w.items)
-	if err != nil {
+	header := batch.Header{Version: batch.Version, Source: w.h.Config.SourceBucket, Destination: w.h.Config.BackupBucket}
+	if err := batch.Write(w.ctx, w.h.S3, w.h.Config.RunBucket, batch.Key(w.execution, w.cur.NextBatch), header, w.items, w.retries.Option()); err != nil {
 		return err
-	}
-	key := batch.Key(w.execution, w.cur.NextBatch)
-	if _, err := w.h.S3.PutObject(w.ctx, &s3.PutObjectInput{
-		Bucket:      aws.String(w.h.Config.RunBucket),
-		Key:         aws.String(key),
-		Body:        bytes.NewReader(body),
-		ContentType: aws.String("application/x-ndjson"),
-	}, w.retries.Option()); err != nil {
-		return fmt.Errorf("write batch %s: %w", key, err)
 	}
 	w.cur.NextBatch++
 	w.items = w.items[:0]

@@ -8,7 +8,6 @@
 package planner
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -28,6 +27,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/change"
 	"github.com/bucketvault/bucketvault/shared/envconf"
 	"github.com/bucketvault/bucketvault/shared/fault"
+	"github.com/bucketvault/bucketvault/shared/lambdafn"
 	"github.com/bucketvault/bucketvault/shared/listing"
 	"github.com/bucketvault/bucketvault/shared/restoreinput"
 )
@@ -280,7 +280,7 @@ func (h *Handler) walk(ctx context.Context, w *writer, opts restoreinput.Options
 		return true, h.single(ctx, w, opts)
 	}
 	scopes, exact := opts.Scopes()
-	stopAt := stopTime(ctx)
+	stopAt := lambdafn.StopAt(ctx)
 	var processed int64
 	for w.cur.Scope < len(scopes) {
 		scope := scopes[w.cur.Scope]
@@ -444,31 +444,18 @@ func (w *writer) add(it batch.Item) error {
 func (w *writer) flush() error {
 	header := batch.Header{Version: batch.Version, Source: w.h.Config.BackupBucket, Destination: w.target}
 	if len(w.items) > 0 {
-		if err := w.h.put(w.ctx, batch.Key(w.execution, w.cur.NextBatch), header, w.items); err != nil {
+		if err := batch.Write(w.ctx, w.h.S3, w.h.Config.RunBucket, batch.Key(w.execution, w.cur.NextBatch), header, w.items); err != nil {
 			return err
 		}
 		w.cur.NextBatch++
 		w.items, w.bytes = w.items[:0], 0
 	}
 	if len(w.thaw) > 0 {
-		if err := w.h.put(w.ctx, thawKey(w.execution, w.cur.NextThaw), header, w.thaw); err != nil {
+		if err := batch.Write(w.ctx, w.h.S3, w.h.Config.RunBucket, thawKey(w.execution, w.cur.NextThaw), header, w.thaw); err != nil {
 			return err
 		}
 		w.cur.NextThaw++
 		w.thaw = w.thaw[:0]
-	}
-	return nil
-}
-
-func (h *Handler) put(ctx context.Context, key string, header batch.Header, items []batch.Item) error {
-	body, err := batch.Encode(header, items)
-	if err != nil {
-		return err
-	}
-	if _, err := h.S3.PutObject(ctx, &s3.PutObjectInput{
-		Bucket: aws.String(h.Config.RunBucket), Key: aws.String(key), Body: bytes.NewReader(body), ContentType: aws.String("application/x-ndjson"),
-	}); err != nil {
-		return fmt.Errorf("write %s: %w", key, err)
 	}
 	return nil
 }
@@ -539,12 +526,4 @@ func (h *Handler) thawPending(ctx context.Context, execution string, files int, 
 		}
 	}
 	return pending.Load(), nil
-}
-
-func stopTime(ctx context.Context) time.Time {
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		return time.Time{}
-	}
-	return deadline.Add(-max(time.Until(deadline)/10, 10*time.Second))
 }
