@@ -1,6 +1,8 @@
 // Package batch defines the work batches the lister writes to the run bucket and the copier
 // reads: a JSON Lines file whose first line is a Header and every further line one Item, and the
-// key layout of a run under runs/<execution name>/.
+// key layout of the run bucket: short-lived work files under work/<execution>/ (batches,
+// outcomes, thaw lists) and the lasting records under runs/<execution>/ (report, history), so
+// that a lifecycle rule can expire the one after days and keep the other for a year.
 package batch
 
 import (
@@ -143,11 +145,14 @@ func Read(r io.Reader, fn func(Item) error) (Header, error) {
 	return h, nil
 }
 
-// RunPrefix is where everything of one execution lives in the run bucket.
+// RunPrefix is where an execution's lasting records (report, history) live in the run bucket.
 func RunPrefix(execution string) string { return "runs/" + execution + "/" }
 
-// Prefix is where the lister writes an execution's batches.
-func Prefix(execution string) string { return RunPrefix(execution) + "batches/" }
+// WorkPrefix is where an execution's short-lived work files live in the run bucket.
+func WorkPrefix(execution string) string { return "work/" + execution + "/" }
+
+// Prefix is where the lister (or the planner) writes an execution's batches.
+func Prefix(execution string) string { return WorkPrefix(execution) + "batches/" }
 
 // Key names batch number seq of an execution; zero padding keeps listing order = batch order.
 func Key(execution string, seq int) string {
@@ -158,7 +163,7 @@ func Key(execution string, seq int) string {
 func OutcomeKey(batchKey string) (string, error) {
 	dir, file, ok := cutLast(batchKey, "/batches/")
 	if !ok || !strings.HasSuffix(file, ".jsonl") || strings.Contains(file, "/") {
-		return "", fmt.Errorf("batch key %q is not of the form runs/<execution>/batches/<n>.jsonl", batchKey)
+		return "", fmt.Errorf("batch key %q is not of the form work/<execution>/batches/<n>.jsonl", batchKey)
 	}
 	return dir + "/outcomes/" + strings.TrimSuffix(file, ".jsonl") + ".json", nil
 }

@@ -49,14 +49,14 @@ func TestReadRejects(t *testing.T) {
 }
 
 func TestLayout(t *testing.T) {
-	if got := Key("exec-1", 7); got != "runs/exec-1/batches/000007.jsonl" {
+	if got := Key("exec-1", 7); got != "work/exec-1/batches/000007.jsonl" {
 		t.Errorf("Key = %s", got)
 	}
-	got, err := OutcomeKey("runs/exec-1/batches/000007.jsonl")
-	if err != nil || got != "runs/exec-1/outcomes/000007.json" {
+	got, err := OutcomeKey("work/exec-1/batches/000007.jsonl")
+	if err != nil || got != "work/exec-1/outcomes/000007.json" {
 		t.Errorf("OutcomeKey = %s, %v", got, err)
 	}
-	for _, bad := range []string{"runs/exec-1/000007.jsonl", "runs/exec-1/batches/x/000007.jsonl", "runs/exec-1/batches/7.json"} {
+	for _, bad := range []string{"work/exec-1/000007.jsonl", "work/exec-1/batches/x/000007.jsonl", "work/exec-1/batches/7.json"} {
 		if _, err := OutcomeKey(bad); err == nil {
 			t.Errorf("OutcomeKey(%q) accepted", bad)
 		}

@@ -95,7 +95,7 @@ func TestCopiesDeletesAndRecordsFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.Copied != 3 || resp.Deleted != 1 || resp.Failed != 1 || resp.Skipped != 1 || resp.OutcomeKey != "runs/exec/outcomes/000000.json" {
+	if resp.Copied != 3 || resp.Deleted != 1 || resp.Failed != 1 || resp.Skipped != 1 || resp.OutcomeKey != "work/exec/outcomes/000000.json" {
 		t.Fatalf("response %+v", resp)
 	}
 	o := outcome(t, f, resp.OutcomeKey)
@@ -207,13 +207,13 @@ func TestBatchErrorsAreNamed(t *testing.T) {
 		prepare  func(f *s3fake.S3)
 		wantType string
 	}{
-		{"batch of another execution", Request{Execution: "exec", BatchKey: "runs/other/batches/000000.jsonl"}, nil, "InvalidInput"},
-		{"missing batch", Request{Execution: "exec", BatchKey: "runs/exec/batches/000009.jsonl"}, nil, "BatchUnreadable"},
-		{"corrupt batch", Request{Execution: "exec", BatchKey: "runs/exec/batches/000001.jsonl"}, func(f *s3fake.S3) { f.Put("run", "runs/exec/batches/000001.jsonl", []byte("garbage")) }, "BatchUnreadable"},
-		{"batch for other buckets", Request{Execution: "exec", BatchKey: "runs/exec/batches/000002.jsonl"}, func(f *s3fake.S3) {
-			f.Put("run", "runs/exec/batches/000002.jsonl", []byte(`{"version":1,"source":"elsewhere","destination":"bak"}`+"\n"))
+		{"batch of another execution", Request{Execution: "exec", BatchKey: "work/other/batches/000000.jsonl"}, nil, "InvalidInput"},
+		{"missing batch", Request{Execution: "exec", BatchKey: "work/exec/batches/000009.jsonl"}, nil, "BatchUnreadable"},
+		{"corrupt batch", Request{Execution: "exec", BatchKey: "work/exec/batches/000001.jsonl"}, func(f *s3fake.S3) { f.Put("run", "work/exec/batches/000001.jsonl", []byte("garbage")) }, "BatchUnreadable"},
+		{"batch for other buckets", Request{Execution: "exec", BatchKey: "work/exec/batches/000002.jsonl"}, func(f *s3fake.S3) {
+			f.Put("run", "work/exec/batches/000002.jsonl", []byte(`{"version":1,"source":"elsewhere","destination":"bak"}`+"\n"))
 		}, "InvalidInput"},
-		{"run bucket throttled", Request{Execution: "exec", BatchKey: "runs/exec/batches/000000.jsonl"}, func(f *s3fake.S3) {
+		{"run bucket throttled", Request{Execution: "exec", BatchKey: "work/exec/batches/000000.jsonl"}, func(f *s3fake.S3) {
 			f.Fail = func(op, b, k string) error { return s3fake.APIError("SlowDown") }
 		}, "TransientError"},
 	}

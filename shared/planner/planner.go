@@ -461,7 +461,7 @@ func (w *writer) flush() error {
 }
 
 func thawKey(execution string, seq int) string {
-	return fmt.Sprintf("%sthaw/%06d.jsonl", batch.RunPrefix(execution), seq)
+	return fmt.Sprintf("%sthaw/%06d.jsonl", batch.WorkPrefix(execution), seq)
 }
 
 // archived reports whether a storage class must be thawed before its objects can be copied.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -87,9 +88,18 @@ func TestInlineMapFailure(t *testing.T) {
 	}
 }
 
-// inFlight is a Function that records the largest number of concurrent invocations.
+// inFlight is a Function that records the largest number of concurrent invocations. Every
+// invocation waits until target invocations are in flight at once (or 5 s pass), so the maximum
+// measured does not depend on how fast the machine schedules goroutines.
 type inFlight struct {
 	now, max atomic.Int32
+	target   int32
+	once     sync.Once
+	release  chan struct{}
+}
+
+func newInFlight(target int32) *inFlight {
+	return &inFlight{target: target, release: make(chan struct{})}
 }
 
 func (f *inFlight) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
@@ -101,7 +111,13 @@ func (f *inFlight) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 			break
 		}
 	}
-	time.Sleep(15 * time.Millisecond)
+	if n >= f.target {
+		f.once.Do(func() { close(f.release) })
+	}
+	select {
+	case <-f.release:
+	case <-time.After(5 * time.Second):
+	}
 	return payload, nil
 }
 
@@ -121,7 +137,7 @@ func TestMapMaxConcurrency(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := &inFlight{}
+			f := newInFlight(tt.want)
 			fields := fmt.Sprintf(`"MaxConcurrency":%d`, tt.max)
 			var def string
 			if tt.distributed {
