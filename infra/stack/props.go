@@ -1,0 +1,402 @@
+package stack
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/constructs-go/constructs/v10"
+)
+
+// Props configures a BackupStack. The zero value of a field means its default (see Defaults);
+// PropsFromContext reads them from CDK context, where README.md ("Deploy to AWS") documents each.
+type Props struct {
+	awscdk.StackProps
+
+	// NamePrefix names the functions (<prefix>-lister, …), the state machine (<prefix>-backup),
+	// the schedule group and the alarms, so that two deployments in one account and Region
+	// differ by prefix.
+	NamePrefix string
+	// SourceBucketName is the existing bucket to back up, imported by name. Required.
+	SourceBucketName string
+	// BackupBucketName and RunBucketName name the buckets the stack creates; empty lets
+	// CloudFormation generate unique names.
+	BackupBucketName string
+	RunBucketName    string
+	// BackupKMS encrypts the backup bucket with a customer-managed KMS key (bucket keys on)
+	// instead of SSE-S3. With SSE-KMS, S3 ETags are no longer MD5s of the content, so
+	// bucketvault's change detection sees every object as changed (see README.md, "Deploy to AWS").
+	BackupKMS bool
+	// Lifecycle is the backup bucket's lifecycle.
+	Lifecycle Lifecycle
+	// RunResultsExpiryDays expires the short-lived work files (work/: batches, outcomes, thaw
+	// lists) and the Distributed Map results (map-results/); RunRecordsExpiryDays the lasting
+	// records under runs/ (reports, histories).
+	RunResultsExpiryDays int
+	RunRecordsExpiryDays int
+	// RestoreTargets are the buckets the restore state machine may write; empty means the
+	// source bucket. Only the restore copier's role can write to them.
+	RestoreTargets []string
+
+	// Schedule is an EventBridge Scheduler expression, evaluated in ScheduleTimeZone (an IANA
+	// name). ScheduleDisabled creates the schedule disabled.
+	Schedule         string
+	ScheduleTimeZone string
+	ScheduleDisabled bool
+	// AlarmEmail, when set, subscribes an address to the alarm topic.
+	AlarmEmail string
+	// LogRetentionDays applies to the functions' and the state machine's log groups. It must
+	// be a value CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, …).
+	LogRetentionDays int
+	// StateMachineLogLevel is ALL, ERROR, FATAL or OFF.
+	StateMachineLogLevel string
+	// MaxDeletePercent is the lister's deletion guard (MAX_DELETE_PERCENT).
+	MaxDeletePercent int
+	// Memory of each function in MB (the restore copier is sized as the copier).
+	ListerMemoryMB, CopierMemoryMB, ReporterMemoryMB, PlannerMemoryMB int
+
+	// AssetDir holds <function>.zip for each function, as `make build` writes them
+	// (<repo>/build). Empty means DefaultAssetDir().
+	AssetDir string
+}
+
+// Lifecycle is the backup bucket's lifecycle in days; 0 leaves a transition or expiry out.
+type Lifecycle struct {
+	// Current versions.
+	InfrequentAccessDays, GlacierDays, DeepArchiveDays, ExpireDays int
+	// Noncurrent versions (the point-in-time history), counted from when they became
+	// noncurrent.
+	NoncurrentInfrequentAccessDays, NoncurrentGlacierDays, NoncurrentDeepArchiveDays, NoncurrentExpireDays int
+	// AbortMultipartDays aborts incomplete multipart uploads (a copier killed mid-copy).
+	AbortMultipartDays int
+	// SmallObjects is S3's TransitionDefaultMinimumObjectSize: "all_storage_classes_128K"
+	// (objects under 128 KB are never transitioned: their per-object transition fee and
+	// archive overhead exceed the saving) or "varies_by_storage_class" (they may go to Glacier
+	// and Deep Archive, not to Standard-IA).
+	SmallObjects string
+}
+
+// Function names, relative to NamePrefix; statemachine/localrun uses the same with the default prefix.
+const (
+	Lister        = "lister"
+	Copier        = "copier"
+	Reporter      = "reporter"
+	Planner       = "restore-planner"
+	RestoreCopier = "restore-copier"
+	// BackupStateMachine and RestoreStateMachine are the state machines' names relative to NamePrefix.
+	BackupStateMachine  = "backup"
+	RestoreStateMachine = "restore"
+)
+
+// Functions are the functions the stack deploys, in order.
+var Functions = []string{Lister, Copier, Reporter, Planner, RestoreCopier}
+
+// Asset is the make build zip a function runs: the restore copier runs the copier's code.
+func Asset(function string) string {
+	switch function {
+	case RestoreCopier:
+		return Copier
+	case Planner:
+		return "planner"
+	}
+	return function
+}
+
+// Defaults returns p with every zero field set to its default.
+func Defaults(p Props) Props {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defs := func(v *string, d string) {
+		if *v == "" {
+			*v = d
+		}
+	}
+	defs(&p.NamePrefix, "bucketvault")
+	defs(&p.Schedule, "cron(0 2 * * ? *)")
+	defs(&p.ScheduleTimeZone, "UTC")
+	defs(&p.StateMachineLogLevel, "ERROR")
+	def(&p.RunResultsExpiryDays, 7)
+	def(&p.RunRecordsExpiryDays, 365)
+	def(&p.LogRetentionDays, 90)
+	def(&p.MaxDeletePercent, 25)
+	def(&p.ListerMemoryMB, 256)
+	def(&p.CopierMemoryMB, 1024)
+	def(&p.ReporterMemoryMB, 512)
+	def(&p.PlannerMemoryMB, 512)
+	if len(p.RestoreTargets) == 0 && p.SourceBucketName != "" {
+		p.RestoreTargets = []string{p.SourceBucketName}
+	}
+	if p.Lifecycle == (Lifecycle{}) {
+		p.Lifecycle = DefaultLifecycle()
+	}
+	defs(&p.Lifecycle.SmallObjects, "all_storage_classes_128K")
+	return p
+}
+
+// DefaultLifecycle is the recipe's lifecycle for current versions, plus transitions and an
+// expiry for noncurrent versions (otherwise the history kept for point-in-time restore grows
+// forever) and a cleanup of incomplete multipart uploads.
+func DefaultLifecycle() Lifecycle {
+	return Lifecycle{
+		InfrequentAccessDays: 30, GlacierDays: 90, DeepArchiveDays: 180, ExpireDays: 2555,
+		NoncurrentInfrequentAccessDays: 30, NoncurrentGlacierDays: 90, NoncurrentDeepArchiveDays: 180, NoncurrentExpireDays: 365,
+		AbortMultipartDays: 7,
+		SmallObjects:       "all_storage_classes_128K",
+	}
+}
+
+var (
+	namePrefixRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
+	bucketNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	scheduleRe   = regexp.MustCompile(`^(cron|rate|at)\(.+\)$`)
+)
+
+// Validate reports the first setting that cannot work, naming its context key.
+func (p Props) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if !namePrefixRe.MatchString(p.NamePrefix) {
+		bad("namePrefix", "%q: want lower-case letters, digits and '-', starting with a letter, at most 40", p.NamePrefix)
+	}
+	if p.SourceBucketName == "" {
+		bad("sourceBucketName", "required: the name of the existing bucket to back up (make deploy SOURCE_BUCKET_NAME=NAME, or cdk -c sourceBucketName=NAME)")
+	} else if !bucketNameRe.MatchString(p.SourceBucketName) {
+		bad("sourceBucketName", "%q is not a valid bucket name", p.SourceBucketName)
+	}
+	for key, name := range map[string]string{"backupBucketName": p.BackupBucketName, "runBucketName": p.RunBucketName} {
+		if name != "" && !bucketNameRe.MatchString(name) {
+			bad(key, "%q is not a valid bucket name", name)
+		}
+	}
+	if !scheduleRe.MatchString(p.Schedule) {
+		bad("schedule", "%q: want cron(...), rate(...) or at(...)", p.Schedule)
+	}
+	if strings.TrimSpace(p.ScheduleTimeZone) == "" {
+		bad("scheduleTimeZone", "empty")
+	}
+	switch p.StateMachineLogLevel {
+	case "ALL", "ERROR", "FATAL", "OFF":
+	default:
+		bad("stateMachineLogLevel", "%q: want ALL, ERROR, FATAL or OFF", p.StateMachineLogLevel)
+	}
+	if !validRetention[p.LogRetentionDays] {
+		bad("logRetentionDays", "%d is not a CloudWatch Logs retention", p.LogRetentionDays)
+	}
+	if p.MaxDeletePercent < 0 || p.MaxDeletePercent > 100 {
+		bad("maxDeletePercent", "%d: want 0–100", p.MaxDeletePercent)
+	}
+	for _, t := range p.RestoreTargets {
+		if !bucketNameRe.MatchString(t) || (t != "" && (t == p.BackupBucketName || t == p.RunBucketName)) {
+			bad("restoreTargets", "%q is not a valid restore target (a bucket name other than the backup and run buckets)", t)
+		}
+	}
+	for key, mb := range map[string]int{"listerMemoryMB": p.ListerMemoryMB, "copierMemoryMB": p.CopierMemoryMB, "reporterMemoryMB": p.ReporterMemoryMB, "plannerMemoryMB": p.PlannerMemoryMB} {
+		if mb < 128 || mb > 10240 {
+			bad(key, "%d: want 128–10240", mb)
+		}
+	}
+	if p.RunResultsExpiryDays < 1 || p.RunRecordsExpiryDays < p.RunResultsExpiryDays {
+		bad("runRecordsExpiryDays", "want runResultsExpiryDays ≥ 1 and runRecordsExpiryDays ≥ runResultsExpiryDays, got %d and %d", p.RunResultsExpiryDays, p.RunRecordsExpiryDays)
+	}
+	if err := p.Lifecycle.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (l Lifecycle) validate() error {
+	switch l.SmallObjects {
+	case "all_storage_classes_128K", "varies_by_storage_class":
+	default:
+		return fmt.Errorf("transitionDefaultMinimumObjectSize: %q: want all_storage_classes_128K or varies_by_storage_class", l.SmallObjects)
+	}
+	// S3 refuses Standard-IA before 30 days, and each later tier must come later.
+	if err := ascending("lifecycle", l.InfrequentAccessDays, l.GlacierDays, l.DeepArchiveDays, l.ExpireDays); err != nil {
+		return err
+	}
+	if err := ascending("noncurrent lifecycle", l.NoncurrentInfrequentAccessDays, l.NoncurrentGlacierDays, l.NoncurrentDeepArchiveDays, l.NoncurrentExpireDays); err != nil {
+		return err
+	}
+	if l.AbortMultipartDays < 1 {
+		return fmt.Errorf("abortMultipartDays: %d: want at least 1", l.AbortMultipartDays)
+	}
+	return nil
+}
+
+func ascending(what string, ia, glacier, deep, expire int) error {
+	if ia != 0 && ia < 30 {
+		return fmt.Errorf("%s: Standard-IA after %d days: S3 requires at least 30", what, ia)
+	}
+	last := 0
+	for _, d := range []int{ia, glacier, deep, expire} {
+		if d < 0 {
+			return fmt.Errorf("%s: negative days %d", what, d)
+		}
+		if d == 0 {
+			continue
+		}
+		if d <= last {
+			return fmt.Errorf("%s: days must increase from tier to tier (Standard-IA, Glacier, Deep Archive, expiry), got %d after %d", what, d, last)
+		}
+		last = d
+	}
+	return nil
+}
+
+var validRetention = map[int]bool{1: true, 3: true, 5: true, 7: true, 14: true, 30: true, 60: true, 90: true, 120: true,
+	150: true, 180: true, 365: true, 400: true, 545: true, 731: true, 1096: true, 1827: true, 2192: true, 2557: true,
+	2922: true, 3288: true, 3653: true}
+
+// Context keys, as documented in README.md ("Deploy to AWS").
+var contextKeys = []string{
+	"namePrefix", "sourceBucketName", "backupBucketName", "runBucketName", "backupKms",
+	"lifecycleInfrequentAccessDays", "lifecycleGlacierDays", "lifecycleDeepArchiveDays", "lifecycleExpireDays",
+	"noncurrentInfrequentAccessDays", "noncurrentGlacierDays", "noncurrentDeepArchiveDays", "noncurrentExpireDays",
+	"abortMultipartDays", "transitionDefaultMinimumObjectSize", "runResultsExpiryDays", "runRecordsExpiryDays",
+	"schedule", "scheduleTimeZone", "scheduleEnabled", "alarmEmail", "logRetentionDays", "stateMachineLogLevel",
+	"maxDeletePercent", "listerMemoryMB", "copierMemoryMB", "reporterMemoryMB", "plannerMemoryMB", "restoreTargets", "assetDir",
+}
+
+// ContextKeys returns the settings PropsFromContext reads.
+func ContextKeys() []string { return append([]string(nil), contextKeys...) }
+
+// PropsFromContext reads the settings from CDK context (cdk.json, or -c key=value on the
+// command line, where every value arrives as a string), applies the defaults and validates.
+func PropsFromContext(node constructs.Node) (Props, error) {
+	c := ctxReader{node: node}
+	var p Props
+	p.NamePrefix = c.str("namePrefix")
+	p.SourceBucketName = c.str("sourceBucketName")
+	p.BackupBucketName = c.str("backupBucketName")
+	p.RunBucketName = c.str("runBucketName")
+	p.BackupKMS = c.boolean("backupKms", false)
+	lifecycle := DefaultLifecycle()
+	c.intInto(&lifecycle.InfrequentAccessDays, "lifecycleInfrequentAccessDays")
+	c.intInto(&lifecycle.GlacierDays, "lifecycleGlacierDays")
+	c.intInto(&lifecycle.DeepArchiveDays, "lifecycleDeepArchiveDays")
+	c.intInto(&lifecycle.ExpireDays, "lifecycleExpireDays")
+	c.intInto(&lifecycle.NoncurrentInfrequentAccessDays, "noncurrentInfrequentAccessDays")
+	c.intInto(&lifecycle.NoncurrentGlacierDays, "noncurrentGlacierDays")
+	c.intInto(&lifecycle.NoncurrentDeepArchiveDays, "noncurrentDeepArchiveDays")
+	c.intInto(&lifecycle.NoncurrentExpireDays, "noncurrentExpireDays")
+	c.intInto(&lifecycle.AbortMultipartDays, "abortMultipartDays")
+	if v := c.str("transitionDefaultMinimumObjectSize"); v != "" {
+		lifecycle.SmallObjects = v
+	}
+	p.Lifecycle = lifecycle
+	c.intInto(&p.RunResultsExpiryDays, "runResultsExpiryDays")
+	c.intInto(&p.RunRecordsExpiryDays, "runRecordsExpiryDays")
+	p.Schedule = c.str("schedule")
+	p.ScheduleTimeZone = c.str("scheduleTimeZone")
+	p.ScheduleDisabled = !c.boolean("scheduleEnabled", true)
+	p.AlarmEmail = c.str("alarmEmail")
+	c.intInto(&p.LogRetentionDays, "logRetentionDays")
+	p.StateMachineLogLevel = c.str("stateMachineLogLevel")
+	c.intInto(&p.MaxDeletePercent, "maxDeletePercent")
+	c.intInto(&p.ListerMemoryMB, "listerMemoryMB")
+	c.intInto(&p.CopierMemoryMB, "copierMemoryMB")
+	c.intInto(&p.ReporterMemoryMB, "reporterMemoryMB")
+	c.intInto(&p.PlannerMemoryMB, "plannerMemoryMB")
+	for _, t := range strings.Split(c.str("restoreTargets"), ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			p.RestoreTargets = append(p.RestoreTargets, t)
+		}
+	}
+	p.AssetDir = c.str("assetDir")
+	if err := errors.Join(c.errs...); err != nil {
+		return Props{}, err
+	}
+	p = Defaults(p)
+	if err := p.Validate(); err != nil {
+		return Props{}, err
+	}
+	return p, nil
+}
+
+type ctxReader struct {
+	node constructs.Node
+	errs []error
+}
+
+func (c *ctxReader) raw(key string) any { return c.node.TryGetContext(&key) }
+
+func (c *ctxReader) str(key string) string {
+	switch v := c.raw(key).(type) {
+	case nil:
+		return ""
+	case string:
+		return strings.TrimSpace(v)
+	default:
+		c.errs = append(c.errs, fmt.Errorf("%s: want a string, got %v", key, v))
+		return ""
+	}
+}
+
+func (c *ctxReader) intInto(dst *int, key string) {
+	switch v := c.raw(key).(type) {
+	case nil:
+	case float64:
+		if v != float64(int(v)) {
+			c.errs = append(c.errs, fmt.Errorf("%s: want a whole number, got %v", key, v))
+			return
+		}
+		*dst = int(v)
+	case string:
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			c.errs = append(c.errs, fmt.Errorf("%s: want a whole number, got %q", key, v))
+			return
+		}
+		*dst = n
+	default:
+		c.errs = append(c.errs, fmt.Errorf("%s: want a whole number, got %v", key, v))
+	}
+}
+
+func (c *ctxReader) boolean(key string, def bool) bool {
+	switch v := c.raw(key).(type) {
+	case nil:
+		return def
+	case bool:
+		return v
+	case string:
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			c.errs = append(c.errs, fmt.Errorf("%s: want true or false, got %q", key, v))
+			return def
+		}
+		return b
+	default:
+		c.errs = append(c.errs, fmt.Errorf("%s: want true or false, got %v", key, v))
+		return def
+	}
+}
+
+// DefaultAssetDir is <repo>/build, found by walking up from the working directory to the
+// bucketvault module's go.mod (the CDK CLI runs the app in infra/, tests in infra/stack).
+func DefaultAssetDir() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/bucketvault/bucketvault\n") {
+			return filepath.Join(dir, "build"), nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("bucketvault's go.mod not found above the working directory; set the assetDir context")
+		}
+		dir = parent
+	}
+}

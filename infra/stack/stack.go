@@ -1,0 +1,657 @@
+// Package stack is bucketvault's AWS deployment as a CDK stack: the buckets, the functions with a
+// least-privilege role each, the backup and restore state machines built from
+// statemachine/backup.asl.json and restore.asl.json, a time-zoned EventBridge Scheduler schedule,
+// and alarms.
+package stack
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsscheduler"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsschedulertargets"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctions"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/bucketvault/bucketvault/statemachine"
+)
+
+// Logical ids the stack fixes, so that the template reads plainly and tests (and the MinIO
+// least-privilege test) can find each role and bucket.
+const (
+	BackupBucketID     = "BackupBucket"
+	RunBucketID        = "RunBucket"
+	BackupKeyID        = "BackupKey"
+	StateMachineID     = "BackupStateMachine"
+	StateMachineRoleID = "BackupStateMachineRole"
+	StateMachineLogsID = "BackupStateMachineLogs"
+	// The restore state machine's.
+	RestoreStateMachineID     = "RestoreStateMachine"
+	RestoreStateMachineRoleID = "RestoreStateMachineRole"
+	RestoreStateMachineLogsID = "RestoreStateMachineLogs"
+	AlarmTopicID              = "AlarmTopic"
+	ScheduleDLQID             = "ScheduleDeadLetterQueue"
+	ScheduleID                = "BackupSchedule"
+)
+
+// RoleID is the logical id of a function's role ("ListerRole"), FunctionID the function's.
+func RoleID(function string) string     { return title(function) + "Role" }
+func FunctionID(function string) string { return title(function) + "Function" }
+
+// LogGroupID is the logical id of a function's log group.
+func LogGroupID(function string) string { return title(function) + "Logs" }
+
+// title turns a function name ("restore-copier") into an id part ("RestoreCopier").
+func title(s string) string {
+	var b strings.Builder
+	for _, part := range strings.Split(s, "-") {
+		if part != "" {
+			b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+		}
+	}
+	return b.String()
+}
+
+// Map state label in backup.asl.json and restore.asl.json; child executions are named
+// <state machine>/Copy:<id>.
+const copyMapLabel = "Copy"
+
+// BackupStack is the deployed stack and the constructs tests look at.
+type BackupStack struct {
+	Stack        awscdk.Stack
+	Props        Props
+	SourceBucket awss3.IBucket
+	BackupBucket awss3.Bucket
+	RunBucket    awss3.Bucket
+	BackupKey    awskms.Key // nil unless Props.BackupKMS
+	Functions    map[string]awslambda.Function
+	Roles        map[string]awsiam.Role
+	StateMachine awsstepfunctions.StateMachine
+	// RestoreStateMachine restores any selection as of any moment (statemachine/restore.asl.json).
+	RestoreStateMachine awsstepfunctions.StateMachine
+	AlarmTopic          awssns.Topic
+}
+
+// NewBackupStack defines the stack. props must have passed Defaults and Validate
+// (PropsFromContext does both); the zips in AssetDir must exist.
+func NewBackupStack(scope constructs.Construct, id string, props Props) (*BackupStack, error) {
+	if err := props.Validate(); err != nil {
+		return nil, err
+	}
+	if props.AssetDir == "" {
+		dir, err := DefaultAssetDir()
+		if err != nil {
+			return nil, err
+		}
+		props.AssetDir = dir
+	}
+	for _, fn := range Functions {
+		if err := checkAsset(filepath.Join(props.AssetDir, Asset(fn)+".zip")); err != nil {
+			return nil, err
+		}
+	}
+	sp := props.StackProps
+	if sp.Description == nil {
+		sp.Description = jsii.String("bucketvault: scheduled, incremental, point-in-time-restorable S3 backups (Step Functions)")
+	}
+	s := &BackupStack{
+		Stack:     awscdk.NewStack(scope, &id, &sp),
+		Props:     props,
+		Functions: map[string]awslambda.Function{},
+		Roles:     map[string]awsiam.Role{},
+	}
+	s.buckets()
+	s.functions()
+	if err := s.stateMachines(); err != nil {
+		return nil, err
+	}
+	s.alarmsAndSchedule()
+	s.outputs()
+	return s, nil
+}
+
+func (s *BackupStack) name(suffix string) string { return s.Props.NamePrefix + "-" + suffix }
+
+func overrideID(c constructs.Construct, id string) {
+	c.Node().DefaultChild().(awscdk.CfnResource).OverrideLogicalId(jsii.String(id))
+}
+
+func days(n int) awscdk.Duration { return awscdk.Duration_Days(jsii.Number(float64(n))) }
+
+// ptrIf is nil for "" (let CloudFormation choose), else s.
+func ptrIf(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return jsii.String(s)
+}
+
+func strs(v ...string) *[]*string { return jsii.Strings(v...) }
+
+// buckets imports the source and creates the backup and run buckets.
+func (s *BackupStack) buckets() {
+	p := s.Props
+	s.SourceBucket = awss3.Bucket_FromBucketName(s.Stack, jsii.String("SourceBucket"), jsii.String(p.SourceBucketName))
+
+	l := p.Lifecycle
+	var transitions []*awss3.Transition
+	for _, t := range []struct {
+		days  int
+		class awss3.StorageClass
+	}{{l.InfrequentAccessDays, awss3.StorageClass_INFREQUENT_ACCESS()}, {l.GlacierDays, awss3.StorageClass_GLACIER()}, {l.DeepArchiveDays, awss3.StorageClass_DEEP_ARCHIVE()}} {
+		if t.days > 0 {
+			transitions = append(transitions, &awss3.Transition{StorageClass: t.class, TransitionAfter: days(t.days)})
+		}
+	}
+	var noncurrent []*awss3.NoncurrentVersionTransition
+	for _, t := range []struct {
+		days  int
+		class awss3.StorageClass
+	}{{l.NoncurrentInfrequentAccessDays, awss3.StorageClass_INFREQUENT_ACCESS()}, {l.NoncurrentGlacierDays, awss3.StorageClass_GLACIER()}, {l.NoncurrentDeepArchiveDays, awss3.StorageClass_DEEP_ARCHIVE()}} {
+		if t.days > 0 {
+			noncurrent = append(noncurrent, &awss3.NoncurrentVersionTransition{StorageClass: t.class, TransitionAfter: days(t.days)})
+		}
+	}
+	current := &awss3.LifecycleRule{Id: jsii.String("current-versions")}
+	if len(transitions) > 0 {
+		current.Transitions = &transitions
+	}
+	if l.ExpireDays > 0 {
+		// On a versioned bucket this adds a delete marker; the data becomes noncurrent and the
+		// noncurrent rule below decides when it goes. A key still in the source is copied anew
+		// by the next run.
+		current.Expiration = days(l.ExpireDays)
+	}
+	history := &awss3.LifecycleRule{
+		Id:                                  jsii.String("noncurrent-versions"),
+		AbortIncompleteMultipartUploadAfter: days(l.AbortMultipartDays),
+		// A delete marker whose versions have all expired protects nothing; S3 refuses this
+		// flag in a rule that also expires current versions, hence a rule of its own.
+		ExpiredObjectDeleteMarker: jsii.Bool(true),
+	}
+	if len(noncurrent) > 0 {
+		history.NoncurrentVersionTransitions = &noncurrent
+	}
+	if l.NoncurrentExpireDays > 0 {
+		history.NoncurrentVersionExpiration = days(l.NoncurrentExpireDays)
+	}
+	rules := []*awss3.LifecycleRule{history}
+	if current.Transitions != nil || current.Expiration != nil {
+		rules = append([]*awss3.LifecycleRule{current}, rules...)
+	}
+	small := awss3.TransitionDefaultMinimumObjectSize_ALL_STORAGE_CLASSES_128_K
+	if l.SmallObjects == "varies_by_storage_class" {
+		small = awss3.TransitionDefaultMinimumObjectSize_VARIES_BY_STORAGE_CLASS
+	}
+	backup := &awss3.BucketProps{
+		BucketName:                         ptrIf(p.BackupBucketName),
+		Versioned:                          jsii.Bool(true),
+		BlockPublicAccess:                  awss3.BlockPublicAccess_BLOCK_ALL(),
+		ObjectOwnership:                    awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
+		EnforceSSL:                         jsii.Bool(true),
+		Encryption:                         awss3.BucketEncryption_S3_MANAGED,
+		RemovalPolicy:                      awscdk.RemovalPolicy_RETAIN,
+		LifecycleRules:                     &rules,
+		TransitionDefaultMinimumObjectSize: small,
+	}
+	if p.BackupKMS {
+		s.BackupKey = awskms.NewKey(s.Stack, jsii.String(BackupKeyID), &awskms.KeyProps{
+			Description:       jsii.String("bucketvault backup bucket encryption"),
+			Alias:             jsii.String("alias/" + s.name("backup")),
+			EnableKeyRotation: jsii.Bool(true),
+			RemovalPolicy:     awscdk.RemovalPolicy_RETAIN,
+			Policy:            keyPolicy(),
+		})
+		overrideID(s.BackupKey, BackupKeyID)
+		backup.Encryption = awss3.BucketEncryption_KMS
+		backup.EncryptionKey = s.BackupKey
+		backup.BucketKeyEnabled = jsii.Bool(true)
+	}
+	s.BackupBucket = awss3.NewBucket(s.Stack, jsii.String(BackupBucketID), backup)
+	overrideID(s.BackupBucket, BackupBucketID)
+
+	runRules := []*awss3.LifecycleRule{
+		{
+			Id: jsii.String("map-results"), Prefix: jsii.String("map-results/"),
+			Expiration: days(p.RunResultsExpiryDays),
+		},
+		{
+			// Batches, outcomes and thaw lists: needed only while a run runs (and for a redrive).
+			Id: jsii.String("work"), Prefix: jsii.String("work/"),
+			Expiration: days(p.RunResultsExpiryDays),
+		},
+		{
+			// Reports and execution histories: the audit trail.
+			Id: jsii.String("runs"), Prefix: jsii.String("runs/"),
+			Expiration: days(p.RunRecordsExpiryDays),
+		},
+		{Id: jsii.String("abort-incomplete-uploads"), AbortIncompleteMultipartUploadAfter: days(1)},
+	}
+	s.RunBucket = awss3.NewBucket(s.Stack, jsii.String(RunBucketID), &awss3.BucketProps{
+		BucketName:        ptrIf(p.RunBucketName),
+		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(),
+		ObjectOwnership:   awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
+		EnforceSSL:        jsii.Bool(true),
+		Encryption:        awss3.BucketEncryption_S3_MANAGED,
+		// Reports are the audit trail of every run; emptying the bucket is left to a person.
+		RemovalPolicy:  awscdk.RemovalPolicy_RETAIN,
+		LifecycleRules: &runRules,
+	})
+	overrideID(s.RunBucket, RunBucketID)
+}
+
+// keyPolicy is the backup key's policy: the account may administer and use the key, and IAM
+// policies (the copier's role) grant its use. It names every action instead of AWS's default
+// "kms:*", so that no statement in the template grants a wildcard action.
+func keyPolicy() awsiam.PolicyDocument {
+	return awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &[]awsiam.PolicyStatement{
+		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:        jsii.String("AccountAdministersAndDelegatesToIAM"),
+			Principals: &[]awsiam.IPrincipal{awsiam.NewAccountRootPrincipal()},
+			Actions: strs(
+				"kms:CancelKeyDeletion", "kms:CreateAlias", "kms:CreateGrant", "kms:Decrypt", "kms:DeleteAlias",
+				"kms:DescribeKey", "kms:DisableKey", "kms:DisableKeyRotation", "kms:EnableKey", "kms:EnableKeyRotation",
+				"kms:Encrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:GetKeyPolicy",
+				"kms:GetKeyRotationStatus", "kms:ListAliases", "kms:ListGrants", "kms:ListKeyPolicies",
+				"kms:ListKeyRotations", "kms:ListResourceTags", "kms:PutKeyPolicy", "kms:ReEncryptFrom",
+				"kms:ReEncryptTo", "kms:RetireGrant", "kms:RevokeGrant", "kms:RotateKeyOnDemand",
+				"kms:ScheduleKeyDeletion", "kms:TagResource", "kms:UntagResource", "kms:UpdateAlias",
+				"kms:UpdateKeyDescription",
+			),
+			Resources: strs("*"), // in a key policy, "*" is the key itself
+		}),
+	}})
+}
+
+// functionSpec is one Lambda function: what it is sized for and what it may do. A restore
+// planner is one more spec.
+type functionSpec struct {
+	name        string
+	description string
+	memoryMB    int
+	env         map[string]string
+	statements  []awsiam.PolicyStatement
+}
+
+func allow(sid string, actions []string, resources ...string) awsiam.PolicyStatement {
+	return awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid: jsii.String(sid), Effect: awsiam.Effect_ALLOW, Actions: strs(actions...), Resources: strs(resources...),
+	})
+}
+
+func allowPrefix(sid string, actions []string, bucketArn string, prefixes ...string) awsiam.PolicyStatement {
+	st := allow(sid, actions, bucketArn)
+	st.AddCondition(jsii.String("StringLike"), map[string]any{"s3:prefix": prefixes})
+	return st
+}
+
+// functions creates the lister, copier and reporter, each with its own role granting exactly
+// the S3 requests it makes (README "How it works"; the comments name the requests).
+func (s *BackupStack) functions() {
+	p := s.Props
+	src, bak, run := *s.SourceBucket.BucketArn(), *s.BackupBucket.BucketArn(), *s.RunBucket.BucketArn()
+	env := func(extra map[string]string) map[string]string {
+		m := map[string]string{
+			"SOURCE_BUCKET": *s.SourceBucket.BucketName(),
+			"BACKUP_BUCKET": *s.BackupBucket.BucketName(),
+			"RUN_BUCKET":    *s.RunBucket.BucketName(),
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	copier := []awsiam.PolicyStatement{
+		allow("ReadBatches", []string{"s3:GetObject"}, run+"/work/*/batches/*"),
+		allow("WriteOutcomes", []string{"s3:PutObject"}, run+"/work/*/outcomes/*"),
+		// ListBucket makes HEAD of a missing key answer 404 rather than 403: the copier detects
+		// vanished sources and already-deleted backups by that 404.
+		allow("HeadMissingKeysAs404", []string{"s3:ListBucket"}, src, bak),
+		// HeadObject, GetObject (copy source, part boundaries) and the tags CopyObject copies.
+		allow("ReadSource", []string{"s3:GetObject", "s3:GetObjectTagging"}, src+"/*"),
+		// CopyObject/UploadPartCopy targets with TaggingDirective COPY, HeadObject to verify,
+		// AbortMultipartUpload of a failed copy, and DeleteObject without a version id, which
+		// adds a delete marker. Never s3:DeleteObjectVersion: history cannot be erased.
+		allow("WriteBackup", []string{"s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:AbortMultipartUpload", "s3:DeleteObject"}, bak+"/*"),
+	}
+	if s.BackupKey != nil {
+		// CopyObject into SSE-KMS needs a data key; multipart copies also decrypt it.
+		copier = append(copier, allow("UseBackupKey", []string{"kms:GenerateDataKey", "kms:Decrypt"}, *s.BackupKey.KeyArn()))
+	}
+	specs := []functionSpec{
+		{
+			name:        Lister,
+			description: "bucketvault lister: merges the source and backup listings into work batches",
+			memoryMB:    p.ListerMemoryMB,
+			env:         env(map[string]string{"MAX_DELETE_PERCENT": fmt.Sprint(p.MaxDeletePercent)}),
+			statements: []awsiam.PolicyStatement{
+				// HeadBucket (checked before anything is written) and ListObjectsV2.
+				allow("ListBuckets", []string{"s3:ListBucket"}, src, bak, run),
+				allow("CheckBackupVersioning", []string{"s3:GetBucketVersioning"}, bak),
+				allow("WriteBatches", []string{"s3:PutObject"}, run+"/work/*/batches/*"),
+			},
+		},
+		{
+			name:        Copier,
+			description: "bucketvault copier: copies one batch server-side into the backup, marks deletions",
+			memoryMB:    p.CopierMemoryMB,
+			env:         env(nil),
+			statements:  copier,
+		},
+		{
+			name:        Reporter,
+			description: "bucketvault reporter: aggregates a run's outcomes into runs/<execution>/report.json",
+			memoryMB:    p.ReporterMemoryMB,
+			env:         env(nil),
+			statements: []awsiam.PolicyStatement{
+				// ListObjectsV2 of work/<execution>/batches/; GetObject of outcomes, of the batches
+				// of failed batches (to name their objects), and of the Map's results.
+				allowPrefix("ListWork", []string{"s3:ListBucket"}, run, "work/*"),
+				allow("ReadWorkAndMapResults", []string{"s3:GetObject"}, run+"/work/*", run+"/map-results/*"),
+				allow("WriteReport", []string{"s3:PutObject"}, run+"/runs/*/report.json"),
+			},
+		},
+	}
+	specs = append(specs, s.restoreSpecs(env)...)
+	for _, spec := range specs {
+		s.function(spec)
+	}
+}
+
+// restoreSpecs are the restore planner and the restore copier. Only the restore copier may write
+// to the restore targets; the backup copier's role never can, so a backup can never write to the
+// source.
+func (s *BackupStack) restoreSpecs(env func(map[string]string) map[string]string) []functionSpec {
+	p := s.Props
+	bak, run := *s.BackupBucket.BucketArn(), *s.RunBucket.BucketArn()
+	var targets, targetObjects []string
+	for _, t := range p.RestoreTargets {
+		arn := fmt.Sprintf("arn:%s:s3:::%s", *awscdk.Aws_PARTITION(), t)
+		targets, targetObjects = append(targets, arn), append(targetObjects, arn+"/*")
+	}
+	restoreEnv := env(map[string]string{"RESTORE_TARGETS": strings.Join(p.RestoreTargets, ",")})
+	copier := []awsiam.PolicyStatement{
+		allow("ReadBatches", []string{"s3:GetObject"}, run+"/work/*/batches/*"),
+		allow("WriteOutcomes", []string{"s3:PutObject"}, run+"/work/*/outcomes/*"),
+		allow("HeadMissingKeysAs404", []string{"s3:ListBucket"}, append([]string{bak}, targets...)...),
+		// HeadObject, CopyObject and UploadPartCopy of a version, and that version's tags.
+		allow("ReadBackupVersions", []string{"s3:GetObjectVersion", "s3:GetObjectVersionTagging"}, bak+"/*"),
+		// Copy targets, HeadObject to verify, AbortMultipartUpload. A restore never deletes.
+		allow("WriteRestoreTargets", []string{"s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:AbortMultipartUpload"}, targetObjects...),
+	}
+	if s.BackupKey != nil {
+		copier = append(copier, allow("UseBackupKey", []string{"kms:Decrypt"}, *s.BackupKey.KeyArn()))
+	}
+	return []functionSpec{
+		{
+			name:        Planner,
+			description: "bucketvault restore planner: picks the versions current at a moment and writes work batches",
+			memoryMB:    p.PlannerMemoryMB,
+			env:         restoreEnv,
+			statements: []awsiam.PolicyStatement{
+				// HeadBucket of the backup, run and target buckets; ListObjectsV2 of the target.
+				allow("ListBuckets", []string{"s3:ListBucket"}, append([]string{bak, run}, targets...)...),
+				allow("ListBackupVersions", []string{"s3:ListBucketVersions"}, bak),
+				// HeadObject of a version (versionId restores, thaw checks), RestoreObject to thaw.
+				allow("ReadAndThawVersions", []string{"s3:GetObjectVersion", "s3:RestoreObject"}, bak+"/*"),
+				// The moment of a backup execution named by "at" is its report's finishedAt.
+				allow("ReadReports", []string{"s3:GetObject"}, run+"/runs/*/report.json"),
+				allow("WriteWork", []string{"s3:PutObject"}, run+"/work/*/batches/*", run+"/work/*/thaw/*"),
+				allow("ReadThawLists", []string{"s3:GetObject"}, run+"/work/*/thaw/*"),
+			},
+		},
+		{
+			name:        RestoreCopier,
+			description: "bucketvault restore copier: copies versions of the backup into an allowed restore target",
+			memoryMB:    p.CopierMemoryMB,
+			env:         restoreEnv,
+			statements:  copier,
+		},
+	}
+}
+
+// function creates one function with its log group and its own role.
+func (s *BackupStack) function(spec functionSpec) awslambda.Function {
+	name := s.name(spec.name)
+	logs := s.logGroup(LogGroupID(spec.name), "/aws/lambda/"+name)
+	statements := append([]awsiam.PolicyStatement{
+		allow("WriteLogs", []string{"logs:CreateLogStream", "logs:PutLogEvents"}, *logs.LogGroupArn()),
+	}, spec.statements...)
+	role := awsiam.NewRole(s.Stack, jsii.String(RoleID(spec.name)), &awsiam.RoleProps{
+		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+		Description: jsii.String("bucketvault " + spec.name + ": exactly the S3 requests it makes"),
+		InlinePolicies: &map[string]awsiam.PolicyDocument{
+			spec.name: awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &statements}),
+		},
+	})
+	overrideID(role, RoleID(spec.name))
+	env := map[string]*string{}
+	for k, v := range spec.env {
+		env[k] = jsii.String(v)
+	}
+	fn := awslambda.NewFunction(s.Stack, jsii.String(FunctionID(spec.name)), &awslambda.FunctionProps{
+		FunctionName: jsii.String(name),
+		Description:  jsii.String(spec.description),
+		Runtime:      awslambda.Runtime_PROVIDED_AL2023(),
+		Architecture: awslambda.Architecture_ARM_64(),
+		Handler:      jsii.String("bootstrap"),
+		Code:         awslambda.Code_FromAsset(jsii.String(filepath.Join(s.Props.AssetDir, Asset(spec.name)+".zip")), nil),
+		MemorySize:   jsii.Number(float64(spec.memoryMB)),
+		// Each function watches its own deadline (the lister stops when a tenth is left); the
+		// longest timeout gives the most work per invocation.
+		Timeout:     awscdk.Duration_Seconds(jsii.Number(900)),
+		Environment: &env,
+		Role:        role,
+		LogGroup:    logs,
+	})
+	overrideID(fn, FunctionID(spec.name))
+	s.Functions[spec.name] = fn
+	s.Roles[spec.name] = role
+	return fn
+}
+
+func (s *BackupStack) logGroup(id, name string) awslogs.LogGroup {
+	lg := awslogs.NewLogGroup(s.Stack, jsii.String(id), &awslogs.LogGroupProps{
+		LogGroupName:  jsii.String(name),
+		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
+	})
+	lg.Node().DefaultChild().(awslogs.CfnLogGroup).SetRetentionInDays(jsii.Number(float64(s.Props.LogRetentionDays)))
+	overrideID(lg, id)
+	return lg
+}
+
+// machineSpec is one state machine built from a definition file of package statemachine.
+type machineSpec struct {
+	id, roleID, logsID, name, description string
+	definition                            []byte
+	expected                              []string          // the definition's ${Name}s
+	functions                             map[string]string // substitution → function
+	role                                  string            // key in Roles
+}
+
+// stateMachines creates the backup and the restore state machines.
+func (s *BackupStack) stateMachines() error {
+	var err error
+	s.StateMachine, err = s.machine(machineSpec{
+		id: StateMachineID, roleID: StateMachineRoleID, logsID: StateMachineLogsID, name: s.name(BackupStateMachine),
+		description: "bucketvault backup state machine: invoke the functions, run the Distributed Map",
+		definition:  statemachine.Backup, expected: statemachine.BackupSubstitutions, role: BackupStateMachine,
+		functions: map[string]string{"ListerFunctionArn": Lister, "CopierFunctionArn": Copier, "ReporterFunctionArn": Reporter},
+	})
+	if err != nil {
+		return err
+	}
+	s.RestoreStateMachine, err = s.machine(machineSpec{
+		id: RestoreStateMachineID, roleID: RestoreStateMachineRoleID, logsID: RestoreStateMachineLogsID, name: s.name(RestoreStateMachine),
+		description: "bucketvault restore state machine: invoke the functions, run the Distributed Map",
+		definition:  statemachine.Restore, expected: statemachine.RestoreSubstitutions, role: RestoreStateMachine,
+		functions: map[string]string{"PlannerFunctionArn": Planner, "CopierFunctionArn": RestoreCopier, "ReporterFunctionArn": Reporter},
+	})
+	return err
+}
+
+// machine creates a state machine from its definition file itself, its ${Name} placeholders left
+// to CloudFormation's DefinitionSubstitutions, with a role that may invoke exactly its functions
+// and run its Distributed Map.
+func (s *BackupStack) machine(m machineSpec) (awsstepfunctions.StateMachine, error) {
+	p := s.Props
+	subs := map[string]*string{"RunBucket": s.RunBucket.BucketName()}
+	var invoke []string
+	for sub, fn := range m.functions {
+		subs[sub] = s.Functions[fn].FunctionArn()
+		arn := *s.Functions[fn].FunctionArn()
+		invoke = append(invoke, arn, arn+":*")
+	}
+	slices.Sort(invoke)
+	for _, name := range m.expected {
+		if subs[name] == nil {
+			return nil, fmt.Errorf("%s expects ${%s}, which the stack does not provide", m.name, name)
+		}
+	}
+	if len(subs) != len(m.expected) {
+		return nil, fmt.Errorf("the stack provides substitutions %s does not expect", m.name)
+	}
+
+	stack := s.Stack
+	smArn := *stack.FormatArn(&awscdk.ArnComponents{Service: jsii.String("states"), Resource: jsii.String("stateMachine"),
+		ResourceName: jsii.String(m.name), ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME})
+	execArn := func(name string) string {
+		return *stack.FormatArn(&awscdk.ArnComponents{Service: jsii.String("states"), Resource: jsii.String("execution"),
+			ResourceName: jsii.String(name), ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME})
+	}
+	run := *s.RunBucket.BucketArn()
+	statements := []awsiam.PolicyStatement{
+		allow("InvokeFunctions", []string{"lambda:InvokeFunction"}, invoke...),
+		// Distributed Map ItemReader (s3:listObjectsV2 of work/<execution>/batches/).
+		allowPrefix("ItemReaderListBatches", []string{"s3:ListBucket"}, run, "work/*"),
+		// Distributed Map ResultWriter, as AWS documents its permissions
+		// (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultwriter.html).
+		allow("ResultWriter", []string{"s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}, run+"/map-results/*"),
+		// A Distributed Map runs its items as child executions of this state machine:
+		// https://docs.aws.amazon.com/step-functions/latest/dg/iam-policies-eg-dist-map.html
+		// (StartExecution on the state machine, DescribeExecution and StopExecution on its
+		// executions). Child executions are named <state machine>/<Map label>:<id>. The ARN is
+		// built from the name: referring to the state machine would make its role depend on it.
+		allow("DistributedMapStartChildren", []string{"states:StartExecution"}, smArn),
+		allow("DistributedMapManageChildren", []string{"states:DescribeExecution", "states:StopExecution"},
+			execArn(m.name)+":*", execArn(m.name+"/"+copyMapLabel)+":*"),
+	}
+	role := awsiam.NewRole(s.Stack, jsii.String(m.roleID), &awsiam.RoleProps{
+		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("states.amazonaws.com"), nil),
+		Description: jsii.String(m.description),
+		InlinePolicies: &map[string]awsiam.PolicyDocument{
+			m.role: awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &statements}),
+		},
+	})
+	overrideID(role, m.roleID)
+	s.Roles[m.role] = role
+
+	level := map[string]awsstepfunctions.LogLevel{"ALL": awsstepfunctions.LogLevel_ALL, "ERROR": awsstepfunctions.LogLevel_ERROR,
+		"FATAL": awsstepfunctions.LogLevel_FATAL, "OFF": awsstepfunctions.LogLevel_OFF}[p.StateMachineLogLevel]
+	sm := awsstepfunctions.NewStateMachine(s.Stack, jsii.String(m.id), &awsstepfunctions.StateMachineProps{
+		StateMachineName:        jsii.String(m.name),
+		StateMachineType:        awsstepfunctions.StateMachineType_STANDARD,
+		DefinitionBody:          awsstepfunctions.DefinitionBody_FromString(jsii.String(string(m.definition))),
+		DefinitionSubstitutions: &subs,
+		Role:                    role,
+		TracingEnabled:          jsii.Bool(true),
+		Logs: &awsstepfunctions.LogOptions{
+			Destination:          s.logGroup(m.logsID, "/aws/vendedlogs/states/"+m.name),
+			Level:                level,
+			IncludeExecutionData: jsii.Bool(true),
+		},
+	})
+	overrideID(sm, m.id)
+	return sm, nil
+}
+
+// alarmsAndSchedule creates the alarm topic, the execution alarms, and the schedule with its
+// retry policy, dead-letter queue and delivery alarms.
+func (s *BackupStack) alarmsAndSchedule() {
+	p := s.Props
+	s.AlarmTopic = awssns.NewTopic(s.Stack, jsii.String(AlarmTopicID), &awssns.TopicProps{
+		DisplayName: jsii.String("bucketvault alarms"),
+		EnforceSSL:  jsii.Bool(true),
+	})
+	overrideID(s.AlarmTopic, AlarmTopicID)
+	if p.AlarmEmail != "" {
+		s.AlarmTopic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(p.AlarmEmail), nil))
+	}
+	action := awscloudwatchactions.NewSnsAction(s.AlarmTopic)
+	alarm := func(id, description string, metric awscloudwatch.IMetric) {
+		a := awscloudwatch.NewAlarm(s.Stack, jsii.String(id), &awscloudwatch.AlarmProps{
+			AlarmName:          jsii.String(s.name(id)),
+			AlarmDescription:   jsii.String(description),
+			Metric:             metric,
+			Threshold:          jsii.Number(1),
+			EvaluationPeriods:  jsii.Number(1),
+			ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+		})
+		a.AddAlarmAction(action)
+	}
+	sum := &awscloudwatch.MetricOptions{Statistic: jsii.String("Sum"), Period: awscdk.Duration_Minutes(jsii.Number(5))}
+	alarm("ExecutionsFailed", "A backup execution failed: its report names every object not backed up.", s.StateMachine.MetricFailed(sum))
+	alarm("ExecutionsTimedOut", "A backup execution ran past its timeout.", s.StateMachine.MetricTimedOut(sum))
+	alarm("ExecutionsAborted", "A backup execution was stopped.", s.StateMachine.MetricAborted(sum))
+	alarm("RestoreExecutionsFailed", "A restore execution failed: its report names every object not restored.", s.RestoreStateMachine.MetricFailed(sum))
+	alarm("RestoreExecutionsTimedOut", "A restore execution ran past its timeout.", s.RestoreStateMachine.MetricTimedOut(sum))
+
+	dlq := awssqs.NewQueue(s.Stack, jsii.String(ScheduleDLQID), &awssqs.QueueProps{
+		RetentionPeriod: days(14),
+		Encryption:      awssqs.QueueEncryption_SQS_MANAGED,
+		EnforceSSL:      jsii.Bool(true),
+	})
+	overrideID(dlq, ScheduleDLQID)
+	group := awsscheduler.NewScheduleGroup(s.Stack, jsii.String("ScheduleGroup"), &awsscheduler.ScheduleGroupProps{
+		ScheduleGroupName: jsii.String(p.NamePrefix),
+		RemovalPolicy:     awscdk.RemovalPolicy_DESTROY,
+	})
+	schedule := awsscheduler.NewSchedule(s.Stack, jsii.String(ScheduleID), &awsscheduler.ScheduleProps{
+		ScheduleName:  jsii.String(s.name("backup")),
+		Description:   jsii.String("Starts a bucketvault backup"),
+		ScheduleGroup: group,
+		Schedule:      awsscheduler.ScheduleExpression_Expression(jsii.String(p.Schedule), awscdk.TimeZone_Of(jsii.String(p.ScheduleTimeZone))),
+		Enabled:       jsii.Bool(!p.ScheduleDisabled),
+		Target: awsschedulertargets.NewStepFunctionsStartExecution(s.StateMachine, &awsschedulertargets.ScheduleTargetBaseProps{
+			// {} backs up everything, as a console StartExecution does.
+			Input:           awsscheduler.ScheduleTargetInput_FromText(jsii.String("{}")),
+			RetryAttempts:   jsii.Number(5),
+			MaxEventAge:     awscdk.Duration_Hours(jsii.Number(1)),
+			DeadLetterQueue: dlq,
+		}),
+	})
+	overrideID(schedule, ScheduleID)
+	alarm("ScheduleDeliveryFailed", "The schedule could not start a backup; the event is in the dead-letter queue.",
+		dlq.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Statistic: jsii.String("Maximum"), Period: awscdk.Duration_Minutes(jsii.Number(5))}))
+	alarm("ScheduleInvocationsDropped", "The schedule dropped a backup start (not even the dead-letter queue took it).", group.MetricDropped(sum))
+}
+
+func (s *BackupStack) outputs() {
+	out := func(id, description string, value *string) {
+		awscdk.NewCfnOutput(s.Stack, jsii.String(id), &awscdk.CfnOutputProps{Description: jsii.String(description), Value: value})
+	}
+	region := *s.Stack.Region()
+	out("StateMachineArn", "The backup state machine", s.StateMachine.StateMachineArn())
+	out("RestoreStateMachineArn", "The restore state machine (start an execution with {\"at\": ..., ...}; README \"Restore\")", s.RestoreStateMachine.StateMachineArn())
+	out("SourceBucketName", "The bucket backed up", s.SourceBucket.BucketName())
+	out("BackupBucketName", "The versioned backup bucket (retained when the stack is deleted)", s.BackupBucket.BucketName())
+	out("RunBucketName", "Batches, Map results and reports (retained when the stack is deleted)", s.RunBucket.BucketName())
+	out("AlarmTopicArn", "Alarm notifications", s.AlarmTopic.TopicArn())
+	out("ExecutionsConsoleUrl", "The executions list in the Step Functions console", jsii.String(
+		"https://"+region+".console.aws.amazon.com/states/home?region="+region+"#/statemachines/view/"+*s.StateMachine.StateMachineArn()))
+}

@@ -1,0 +1,746 @@
+package stack
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/bucketvault/bucketvault/infra/policydoc"
+	"github.com/bucketvault/bucketvault/statemachine"
+	"github.com/bucketvault/bucketvault/statemachine/localrun"
+)
+
+// The stack is synthesized against these (no AWS account is asked).
+const (
+	testAccount = "123456789012"
+	testRegion  = "us-east-1"
+	testSource  = "example-source"
+	testBackup  = "example-backup"
+	testRun     = "example-runs"
+)
+
+// synthesized is one synthesis, shared by the subtests of a test (jsii start-up and synthesis
+// are slow).
+type synthesized struct {
+	stack    *BackupStack
+	template assertions.Template
+	json     map[string]any
+	resolver policydoc.Resolver
+}
+
+// newApp returns an App with cdk.json's context (feature flags) plus ctx, as the CDK CLI builds it.
+func newApp(t *testing.T, ctx map[string]any) awscdk.App {
+	t.Helper()
+	b, err := os.ReadFile("../cdk.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cdkJSON struct {
+		App     string         `json:"app"`
+		Context map[string]any `json:"context"`
+	}
+	if err := json.Unmarshal(b, &cdkJSON); err != nil {
+		t.Fatalf("cdk.json: %v", err)
+	}
+	if cdkJSON.App != "go run ." {
+		t.Errorf(`cdk.json app = %q, want "go run ."`, cdkJSON.App)
+	}
+	merged := map[string]any{}
+	for k, v := range cdkJSON.Context {
+		merged[k] = v
+	}
+	for k, v := range ctx {
+		merged[k] = v
+	}
+	return awscdk.NewApp(&awscdk.AppProps{Context: &merged})
+}
+
+func synth(t *testing.T, ctx map[string]any) *synthesized {
+	t.Helper()
+	start := time.Now()
+	dir := t.TempDir()
+	if err := WritePlaceholderAssets(dir); err != nil {
+		t.Fatal(err)
+	}
+	ctx["assetDir"] = dir
+	app := newApp(t, ctx)
+	props, err := PropsFromContext(app.Node())
+	if err != nil {
+		t.Fatal(err)
+	}
+	props.Env = &awscdk.Environment{Account: jsii.String(testAccount), Region: jsii.String(testRegion)}
+	s, err := NewBackupStack(app, "BucketVault", props)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl := assertions.Template_FromStack(s.Stack, nil)
+	js := *tpl.ToJSON()
+	r := policydoc.ResolverFor(js, "aws", testRegion, testAccount)
+	r.SetBucket(BackupBucketID, testBackup)
+	r.SetBucket(RunBucketID, testRun)
+	for _, fn := range Functions {
+		r.Attrs[FunctionID(fn)+".Arn"] = localrun.FunctionARN(props.NamePrefix + "-" + fn)
+	}
+	t.Logf("synthesized in %s", time.Since(start).Round(time.Millisecond))
+	return &synthesized{stack: s, template: tpl, json: js, resolver: r}
+}
+
+func (s *synthesized) resource(t *testing.T, id string) map[string]any {
+	t.Helper()
+	res, _ := s.json["Resources"].(map[string]any)[id].(map[string]any)
+	if res == nil {
+		t.Fatalf("template has no resource %s", id)
+	}
+	return res
+}
+
+func (s *synthesized) resourcesOfType(typ string) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for id, r := range s.json["Resources"].(map[string]any) {
+		if rm := r.(map[string]any); rm["Type"] == typ {
+			out[id] = rm
+		}
+	}
+	return out
+}
+
+func (s *synthesized) statements(t *testing.T, roleID string) []policydoc.Statement {
+	t.Helper()
+	st, err := policydoc.Statements(s.json, roleID, s.resolver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// grants flattens statements to "action resource [condition]" lines, sorted.
+func grants(stmts []policydoc.Statement, only func(action string) bool) []string {
+	var out []string
+	for _, s := range stmts {
+		cond := ""
+		if s.Condition != nil {
+			b, _ := json.Marshal(s.Condition)
+			cond = " " + string(b)
+		}
+		for _, a := range s.Action {
+			if !only(a) {
+				continue
+			}
+			for _, r := range s.Resource {
+				out = append(out, s.Effect+" "+a+" "+r+cond)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// has is Template.HasResourceProperties reported as a test error (the assertions library
+// panics on a mismatch).
+func has(t *testing.T, tpl assertions.Template, typ string, props map[string]any) {
+	t.Helper()
+	defer func() {
+		if r := recover(); r != nil {
+			t.Errorf("%s: %v", typ, r)
+		}
+	}()
+	tpl.HasResourceProperties(jsii.String(typ), props)
+}
+
+func hasOutput(t *testing.T, tpl assertions.Template, name string, props map[string]any) {
+	t.Helper()
+	defer func() {
+		if r := recover(); r != nil {
+			t.Errorf("output %s: %v", name, r)
+		}
+	}()
+	tpl.HasOutput(jsii.String(name), props)
+}
+
+func isS3(a string) bool { return strings.HasPrefix(a, "s3:") }
+
+func equalLines(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	sort.Strings(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("%s:\ngot:\n  %s\nwant:\n  %s", what, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+func obj(kv ...any) map[string]any {
+	m := map[string]any{}
+	for i := 0; i < len(kv); i += 2 {
+		m[kv[i].(string)] = kv[i+1]
+	}
+	return m
+}
+
+func getAtt(id, attr string) map[string]any { return obj("Fn::GetAtt", []any{id, attr}) }
+func ref(id string) map[string]any          { return obj("Ref", id) }
+
+// TestBackupStack synthesizes the stack with the defaults and checks every property the
+// deployment issue asks for.
+func TestBackupStack(t *testing.T) {
+	s := synth(t, map[string]any{"sourceBucketName": testSource})
+	tpl := s.template
+
+	t.Run("BackupBucket", func(t *testing.T) {
+		has(t, tpl, "AWS::S3::Bucket", obj(
+			"VersioningConfiguration", obj("Status", "Enabled"),
+			"PublicAccessBlockConfiguration", obj("BlockPublicAcls", true, "BlockPublicPolicy", true, "IgnorePublicAcls", true, "RestrictPublicBuckets", true),
+			"BucketEncryption", obj("ServerSideEncryptionConfiguration", []any{
+				obj("ServerSideEncryptionByDefault", obj("SSEAlgorithm", "AES256")),
+			}),
+			"LifecycleConfiguration", obj(
+				"TransitionDefaultMinimumObjectSize", "all_storage_classes_128K",
+				"Rules", []any{
+					obj("Id", "current-versions", "Status", "Enabled", "ExpirationInDays", 2555, "Transitions", []any{
+						obj("StorageClass", "STANDARD_IA", "TransitionInDays", 30),
+						obj("StorageClass", "GLACIER", "TransitionInDays", 90),
+						obj("StorageClass", "DEEP_ARCHIVE", "TransitionInDays", 180),
+					}),
+					obj("Id", "noncurrent-versions", "Status", "Enabled",
+						"AbortIncompleteMultipartUpload", obj("DaysAfterInitiation", 7),
+						"ExpiredObjectDeleteMarker", true,
+						"NoncurrentVersionExpiration", obj("NoncurrentDays", 365),
+						"NoncurrentVersionTransitions", []any{
+							obj("StorageClass", "STANDARD_IA", "TransitionInDays", 30),
+							obj("StorageClass", "GLACIER", "TransitionInDays", 90),
+							obj("StorageClass", "DEEP_ARCHIVE", "TransitionInDays", 180),
+						}),
+				}),
+		))
+		bucket := s.resource(t, BackupBucketID)
+		if bucket["DeletionPolicy"] != "Retain" || bucket["UpdateReplacePolicy"] != "Retain" {
+			t.Errorf("backup bucket DeletionPolicy %v, UpdateReplacePolicy %v; want Retain", bucket["DeletionPolicy"], bucket["UpdateReplacePolicy"])
+		}
+		if len(s.resourcesOfType("AWS::KMS::Key")) != 0 {
+			t.Error("a KMS key exists though backupKms is off")
+		}
+	})
+
+	t.Run("TLSOnlyBucketPolicies", func(t *testing.T) {
+		for _, id := range []string{BackupBucketID, RunBucketID} {
+			has(t, tpl, "AWS::S3::BucketPolicy", obj(
+				"Bucket", ref(id),
+				"PolicyDocument", obj("Statement", assertions.Match_ArrayWith(&[]any{obj(
+					"Effect", "Deny",
+					"Action", "s3:*",
+					"Principal", obj("AWS", "*"),
+					"Condition", obj("Bool", obj("aws:SecureTransport", "false")),
+					"Resource", []any{getAtt(id, "Arn"), obj("Fn::Join", []any{"", []any{getAtt(id, "Arn"), "/*"}})},
+				)})),
+			))
+		}
+	})
+
+	t.Run("RunBucket", func(t *testing.T) {
+		has(t, tpl, "AWS::S3::Bucket", obj(
+			"PublicAccessBlockConfiguration", obj("BlockPublicAcls", true, "BlockPublicPolicy", true, "IgnorePublicAcls", true, "RestrictPublicBuckets", true),
+			"LifecycleConfiguration", obj("Rules", []any{
+				obj("Id", "map-results", "Prefix", "map-results/", "ExpirationInDays", 7, "Status", "Enabled"),
+				obj("Id", "work", "Prefix", "work/", "ExpirationInDays", 7, "Status", "Enabled"),
+				obj("Id", "runs", "Prefix", "runs/", "ExpirationInDays", 365, "Status", "Enabled"),
+				obj("Id", "abort-incomplete-uploads", "AbortIncompleteMultipartUpload", obj("DaysAfterInitiation", 1), "Status", "Enabled"),
+			}),
+		))
+		run := s.resource(t, RunBucketID)
+		if props := run["Properties"].(map[string]any); props["VersioningConfiguration"] != nil {
+			t.Error("run bucket is versioned; its records are written once")
+		}
+		if run["DeletionPolicy"] != "Retain" {
+			t.Errorf("run bucket DeletionPolicy %v, want Retain (reports are the audit trail)", run["DeletionPolicy"])
+		}
+	})
+
+	t.Run("Functions", func(t *testing.T) {
+		memory := map[string]int{Lister: 256, Copier: 1024, Reporter: 512, Planner: 512, RestoreCopier: 1024}
+		local := map[string]string{Lister: localrun.ListerName, Copier: localrun.CopierName, Reporter: localrun.ReporterName,
+			Planner: localrun.PlannerName, RestoreCopier: localrun.RestoreCopierName}
+		for _, fn := range Functions {
+			env := obj("SOURCE_BUCKET", testSource, "BACKUP_BUCKET", ref(BackupBucketID), "RUN_BUCKET", ref(RunBucketID))
+			switch fn {
+			case Lister:
+				env["MAX_DELETE_PERCENT"] = "25"
+			case Planner, RestoreCopier:
+				env["RESTORE_TARGETS"] = testSource // default: restore into the source
+			}
+			has(t, tpl, "AWS::Lambda::Function", obj(
+				"FunctionName", local[fn], // the names the local runner uses
+				"Runtime", "provided.al2023",
+				"Architectures", []any{"arm64"},
+				"Handler", "bootstrap",
+				"MemorySize", memory[fn],
+				"Timeout", 900,
+				"Role", getAtt(RoleID(fn), "Arn"),
+				"LoggingConfig", obj("LogGroup", ref(LogGroupID(fn))),
+				"Environment", obj("Variables", assertions.Match_ObjectEquals(&env)),
+				"Code", obj("S3Key", assertions.Match_StringLikeRegexp(jsii.String(`^[0-9a-f]{64}\.zip$`))),
+			))
+			has(t, tpl, "AWS::Logs::LogGroup", obj(
+				"LogGroupName", "/aws/lambda/"+local[fn], "RetentionInDays", 90,
+			))
+		}
+		if n := len(s.resourcesOfType("AWS::Lambda::Function")); n != len(Functions) {
+			t.Errorf("%d functions, want %d (no helper functions: they would bring roles of their own)", n, len(Functions))
+		}
+	})
+
+	t.Run("StateMachine", func(t *testing.T) {
+		has(t, tpl, "AWS::StepFunctions::StateMachine", obj(
+			"StateMachineName", localrun.StateMachineName,
+			"StateMachineType", "STANDARD",
+			"RoleArn", getAtt(StateMachineRoleID, "Arn"),
+			"TracingConfiguration", obj("Enabled", true),
+			"LoggingConfiguration", obj(
+				"Level", "ERROR", "IncludeExecutionData", true,
+				"Destinations", []any{obj("CloudWatchLogsLogGroup", obj("LogGroupArn", getAtt(StateMachineLogsID, "Arn")))},
+			),
+			"DefinitionSubstitutions", assertions.Match_ObjectEquals(&map[string]any{
+				"ListerFunctionArn":   getAtt(FunctionID(Lister), "Arn"),
+				"CopierFunctionArn":   getAtt(FunctionID(Copier), "Arn"),
+				"ReporterFunctionArn": getAtt(FunctionID(Reporter), "Arn"),
+				"RunBucket":           ref(RunBucketID),
+			}),
+		))
+		props := s.resource(t, StateMachineID)["Properties"].(map[string]any)
+		def, ok := props["DefinitionString"].(string)
+		if !ok {
+			t.Fatalf("DefinitionString is %T, want the file's text", props["DefinitionString"])
+		}
+		if def != string(statemachine.Backup) {
+			t.Fatal("DefinitionString is not statemachine/backup.asl.json byte for byte")
+		}
+		// What CloudFormation hands Step Functions: the file with the substitutions resolved.
+		subs := map[string]string{}
+		for name, v := range props["DefinitionSubstitutions"].(map[string]any) {
+			val, err := s.resolver.Resolve(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			subs[name] = val
+		}
+		got, err := statemachine.Render([]byte(def), subs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := statemachine.Render(statemachine.Backup, map[string]string{
+			"ListerFunctionArn":   localrun.FunctionARN(localrun.ListerName),
+			"CopierFunctionArn":   localrun.FunctionARN(localrun.CopierName),
+			"ReporterFunctionArn": localrun.FunctionARN(localrun.ReporterName),
+			"RunBucket":           testRun,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("rendered definition differs from the file rendered with the stack's functions and run bucket")
+		}
+		if strings.Contains(string(got), "${") {
+			t.Error("rendered definition still has a ${...} placeholder")
+		}
+	})
+
+	t.Run("Schedule", func(t *testing.T) {
+		has(t, tpl, "AWS::Scheduler::Schedule", obj(
+			"ScheduleExpression", "cron(0 2 * * ? *)",
+			"ScheduleExpressionTimezone", "UTC",
+			"State", "ENABLED",
+			"FlexibleTimeWindow", obj("Mode", "OFF"),
+			"Target", obj(
+				"Arn", ref(StateMachineID),
+				"Input", "{}",
+				"RetryPolicy", obj("MaximumRetryAttempts", 5, "MaximumEventAgeInSeconds", 3600),
+				"DeadLetterConfig", obj("Arn", getAtt(ScheduleDLQID, "Arn")),
+			),
+		))
+		// The schedule's role may start this state machine and write to its dead-letter queue,
+		// nothing else.
+		for id := range s.resourcesOfType("AWS::IAM::Role") {
+			if !strings.HasPrefix(id, "SchedulerRole") {
+				continue
+			}
+			equalLines(t, "schedule role grants", grants(s.statements(t, id), func(string) bool { return true }), []string{
+				"Allow states:StartExecution ref:" + StateMachineID,
+				"Allow sqs:SendMessage arn:test:" + ScheduleDLQID + ".Arn",
+			})
+		}
+	})
+
+	t.Run("Alarms", func(t *testing.T) {
+		for _, metric := range []string{"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"} {
+			has(t, tpl, "AWS::CloudWatch::Alarm", obj(
+				"Namespace", "AWS/States", "MetricName", metric, "Statistic", "Sum", "Threshold", 1,
+				"ComparisonOperator", "GreaterThanOrEqualToThreshold",
+				"Dimensions", []any{obj("Name", "StateMachineArn", "Value", ref(StateMachineID))},
+				"AlarmActions", []any{ref(AlarmTopicID)},
+			))
+		}
+		has(t, tpl, "AWS::CloudWatch::Alarm", obj(
+			"Namespace", "AWS/SQS", "MetricName", "ApproximateNumberOfMessagesVisible", "Threshold", 1,
+			"Dimensions", []any{obj("Name", "QueueName", "Value", getAtt(ScheduleDLQID, "QueueName"))},
+			"AlarmActions", []any{ref(AlarmTopicID)},
+		))
+		has(t, tpl, "AWS::CloudWatch::Alarm", obj(
+			"Namespace", "AWS/Scheduler", "MetricName", "InvocationDroppedCount", "Threshold", 1,
+			"Dimensions", []any{obj("Name", "ScheduleGroup", "Value", "bucketvault")},
+			"AlarmActions", []any{ref(AlarmTopicID)},
+		))
+		tpl.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(7))
+		tpl.ResourceCountIs(jsii.String("AWS::SNS::Subscription"), jsii.Number(0))
+	})
+
+	t.Run("Outputs", func(t *testing.T) {
+		for name, value := range map[string]any{
+			"StateMachineArn":  ref(StateMachineID),
+			"SourceBucketName": testSource,
+			"BackupBucketName": ref(BackupBucketID),
+			"RunBucketName":    ref(RunBucketID),
+		} {
+			hasOutput(t, tpl, name, obj("Value", value))
+		}
+		hasOutput(t, tpl, "ExecutionsConsoleUrl", obj("Value", obj("Fn::Join", []any{"", []any{
+			"https://us-east-1.console.aws.amazon.com/states/home?region=us-east-1#/statemachines/view/",
+			ref(StateMachineID),
+		}})))
+	})
+
+	t.Run("LeastPrivilege", func(t *testing.T) {
+		src, bak, run := "arn:aws:s3:::"+testSource, "arn:aws:s3:::"+testBackup, "arn:aws:s3:::"+testRun
+		workPrefix := ` {"StringLike":{"s3:prefix":["work/*"]}}`
+		want := map[string][]string{
+			RoleID(Lister): {
+				"Allow s3:ListBucket " + src,
+				"Allow s3:ListBucket " + bak,
+				"Allow s3:ListBucket " + run,
+				"Allow s3:GetBucketVersioning " + bak,
+				"Allow s3:PutObject " + run + "/work/*/batches/*",
+			},
+			RoleID(Copier): {
+				"Allow s3:GetObject " + run + "/work/*/batches/*",
+				"Allow s3:PutObject " + run + "/work/*/outcomes/*",
+				"Allow s3:ListBucket " + src,
+				"Allow s3:ListBucket " + bak,
+				"Allow s3:GetObject " + src + "/*",
+				"Allow s3:GetObjectTagging " + src + "/*",
+				"Allow s3:PutObject " + bak + "/*",
+				"Allow s3:PutObjectTagging " + bak + "/*",
+				"Allow s3:GetObject " + bak + "/*",
+				"Allow s3:AbortMultipartUpload " + bak + "/*",
+				"Allow s3:DeleteObject " + bak + "/*",
+			},
+			RoleID(Reporter): {
+				"Allow s3:ListBucket " + run + workPrefix,
+				"Allow s3:GetObject " + run + "/work/*",
+				"Allow s3:GetObject " + run + "/map-results/*",
+				"Allow s3:PutObject " + run + "/runs/*/report.json",
+			},
+			RoleID(Planner): {
+				"Allow s3:ListBucket " + bak,
+				"Allow s3:ListBucket " + run,
+				"Allow s3:ListBucket " + src,
+				"Allow s3:ListBucketVersions " + bak,
+				"Allow s3:GetObjectVersion " + bak + "/*",
+				"Allow s3:RestoreObject " + bak + "/*",
+				"Allow s3:GetObject " + run + "/runs/*/report.json",
+				"Allow s3:PutObject " + run + "/work/*/batches/*",
+				"Allow s3:PutObject " + run + "/work/*/thaw/*",
+				"Allow s3:GetObject " + run + "/work/*/thaw/*",
+			},
+			RoleID(RestoreCopier): {
+				"Allow s3:GetObject " + run + "/work/*/batches/*",
+				"Allow s3:PutObject " + run + "/work/*/outcomes/*",
+				"Allow s3:ListBucket " + bak,
+				"Allow s3:ListBucket " + src,
+				"Allow s3:GetObjectVersion " + bak + "/*",
+				"Allow s3:GetObjectVersionTagging " + bak + "/*",
+				"Allow s3:PutObject " + src + "/*",
+				"Allow s3:PutObjectTagging " + src + "/*",
+				"Allow s3:GetObject " + src + "/*",
+				"Allow s3:AbortMultipartUpload " + src + "/*",
+			},
+			RestoreStateMachineRoleID: {
+				"Allow s3:ListBucket " + run + workPrefix,
+				"Allow s3:PutObject " + run + "/map-results/*",
+				"Allow s3:GetObject " + run + "/map-results/*",
+				"Allow s3:AbortMultipartUpload " + run + "/map-results/*",
+				"Allow s3:ListMultipartUploadParts " + run + "/map-results/*",
+			},
+			StateMachineRoleID: {
+				"Allow s3:ListBucket " + run + workPrefix,
+				"Allow s3:PutObject " + run + "/map-results/*",
+				"Allow s3:GetObject " + run + "/map-results/*",
+				"Allow s3:AbortMultipartUpload " + run + "/map-results/*",
+				"Allow s3:ListMultipartUploadParts " + run + "/map-results/*",
+			},
+		}
+		for role, lines := range want {
+			equalLines(t, role+" S3 grants", grants(s.statements(t, role), isS3), lines)
+		}
+		for _, fn := range Functions {
+			equalLines(t, fn+" non-S3 grants", grants(s.statements(t, RoleID(fn)), func(a string) bool { return !isS3(a) }), []string{
+				"Allow logs:CreateLogStream arn:test:" + LogGroupID(fn) + ".Arn",
+				"Allow logs:PutLogEvents arn:test:" + LogGroupID(fn) + ".Arn",
+			})
+		}
+		sm := s.statements(t, StateMachineRoleID)
+		var invoke []string
+		for _, name := range []string{localrun.ListerName, localrun.CopierName, localrun.ReporterName} {
+			arn := localrun.FunctionARN(name)
+			invoke = append(invoke, "Allow lambda:InvokeFunction "+arn, "Allow lambda:InvokeFunction "+arn+":*")
+		}
+		smArn := "arn:aws:states:us-east-1:123456789012:stateMachine:" + localrun.StateMachineName
+		execArn := "arn:aws:states:us-east-1:123456789012:execution:" + localrun.StateMachineName
+		equalLines(t, "state machine grants outside S3, Logs and X-Ray", grants(sm, func(a string) bool {
+			return !isS3(a) && !strings.HasPrefix(a, "logs:") && !strings.HasPrefix(a, "xray:")
+		}), append(invoke,
+			"Allow states:StartExecution "+smArn,
+			"Allow states:DescribeExecution "+execArn+":*",
+			"Allow states:StopExecution "+execArn+":*",
+			"Allow states:DescribeExecution "+execArn+"/Copy:*",
+			"Allow states:StopExecution "+execArn+"/Copy:*",
+		))
+		// Log delivery and X-Ray accept no narrower resource than "*" (their actions are named).
+		for _, st := range sm {
+			for _, a := range st.Action {
+				if (strings.HasPrefix(a, "logs:") || strings.HasPrefix(a, "xray:")) && !slices.Equal(st.Resource, []string{"*"}) {
+					t.Errorf("state machine %s on %v", a, st.Resource)
+				}
+			}
+		}
+		// The copier can never erase history nor touch the source.
+		copier := s.statements(t, RoleID(Copier))
+		for _, forbidden := range []string{"s3:DeleteObjectVersion", "s3:PutObject", "s3:DeleteObject", "s3:PutObjectTagging", "s3:PutLifecycleConfiguration", "s3:PutBucketVersioning"} {
+			if policydoc.Allows(copier, forbidden, src+"/*") || policydoc.Allows(copier, forbidden, src) {
+				t.Errorf("copier may %s on the source", forbidden)
+			}
+		}
+		if slices.Contains(policydoc.Actions(copier), "s3:DeleteObjectVersion") {
+			t.Error("copier may delete object versions")
+		}
+		// Restores never delete anything, anywhere.
+		for _, fn := range []string{Planner, RestoreCopier} {
+			for _, a := range policydoc.Actions(s.statements(t, RoleID(fn))) {
+				if strings.HasPrefix(a, "s3:Delete") {
+					t.Errorf("%s may %s", fn, a)
+				}
+			}
+		}
+	})
+
+	t.Run("NoWildcards", func(t *testing.T) {
+		checkNoWildcards(t, s)
+	})
+
+	t.Run("NoManagedPolicies", func(t *testing.T) {
+		for id, role := range s.resourcesOfType("AWS::IAM::Role") {
+			if props := role["Properties"].(map[string]any); props["ManagedPolicyArns"] != nil {
+				t.Errorf("role %s has managed policies %v", id, props["ManagedPolicyArns"])
+			}
+		}
+	})
+}
+
+// checkNoWildcards checks every policy in the template: no Allow statement names a wildcard
+// action, and none grants S3 on "*". The only "*" actions are the Deny statements of the TLS-only
+// resource policies.
+func checkNoWildcards(t *testing.T, s *synthesized) {
+	t.Helper()
+	roles := s.resourcesOfType("AWS::IAM::Role")
+	if len(roles) < 5 {
+		t.Fatalf("%d roles, want at least the three functions', the state machine's and the schedule's", len(roles))
+	}
+	for id := range roles {
+		st := s.statements(t, id)
+		if w := policydoc.Wildcards(st); len(w) > 0 {
+			t.Errorf("role %s: %s", id, strings.Join(w, "; "))
+		}
+	}
+	for _, typ := range []string{"AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy", "AWS::KMS::Key"} {
+		for id, res := range s.resourcesOfType(typ) {
+			props := res["Properties"].(map[string]any)
+			doc, _ := props["PolicyDocument"].(map[string]any)
+			if typ == "AWS::KMS::Key" {
+				doc, _ = props["KeyPolicy"].(map[string]any)
+			}
+			for _, raw := range doc["Statement"].([]any) {
+				st := raw.(map[string]any)
+				actions, _ := st["Action"].([]any)
+				if a, ok := st["Action"].(string); ok {
+					actions = []any{a}
+				}
+				for _, a := range actions {
+					if !strings.Contains(a.(string), "*") {
+						continue
+					}
+					cond, _ := json.Marshal(st["Condition"])
+					if st["Effect"] != "Deny" || !strings.Contains(string(cond), `"aws:SecureTransport":"false"`) {
+						t.Errorf("%s %s: %v %v outside a TLS-only Deny", typ, id, st["Effect"], a)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestBackupStackSettings synthesizes with every kind of setting changed, as `cdk deploy -c
+// key=value` passes them (strings), and checks that each takes effect.
+func TestBackupStackSettings(t *testing.T) {
+	s := synth(t, map[string]any{
+		"sourceBucketName":                   testSource,
+		"namePrefix":                         "bv-prod",
+		"backupBucketName":                   testBackup,
+		"backupKms":                          "true",
+		"schedule":                           "cron(30 1 ? * MON-FRI *)",
+		"scheduleTimeZone":                   "Europe/Berlin",
+		"scheduleEnabled":                    "false",
+		"alarmEmail":                         "ops@example.com",
+		"lifecycleExpireDays":                "0",
+		"noncurrentExpireDays":               "730",
+		"noncurrentDeepArchiveDays":          "0",
+		"transitionDefaultMinimumObjectSize": "varies_by_storage_class",
+		"runResultsExpiryDays":               "3",
+		"logRetentionDays":                   "30",
+		"stateMachineLogLevel":               "ALL",
+		"maxDeletePercent":                   "10",
+		"copierMemoryMB":                     "768",
+	})
+	tpl := s.template
+
+	t.Run("KMS", func(t *testing.T) {
+		has(t, tpl, "AWS::S3::Bucket", obj(
+			"BucketName", testBackup,
+			"BucketEncryption", obj("ServerSideEncryptionConfiguration", []any{obj(
+				"BucketKeyEnabled", true,
+				"ServerSideEncryptionByDefault", obj("SSEAlgorithm", "aws:kms", "KMSMasterKeyID", getAtt(BackupKeyID, "Arn")),
+			)}),
+		))
+		has(t, tpl, "AWS::KMS::Key", obj("EnableKeyRotation", true))
+		if key := s.resource(t, BackupKeyID); key["DeletionPolicy"] != "Retain" {
+			t.Errorf("key DeletionPolicy %v, want Retain: deleting it would make the backup unreadable", key["DeletionPolicy"])
+		}
+		copier := s.statements(t, RoleID(Copier))
+		keyArn := "arn:test:" + BackupKeyID + ".Arn"
+		for _, a := range []string{"kms:GenerateDataKey", "kms:Decrypt"} {
+			if !policydoc.Allows(copier, a, keyArn) {
+				t.Errorf("copier lacks %s on the backup key", a)
+			}
+		}
+		for _, role := range []string{RoleID(Lister), RoleID(Reporter), StateMachineRoleID} {
+			for _, a := range policydoc.Actions(s.statements(t, role)) {
+				if strings.HasPrefix(a, "kms:") {
+					t.Errorf("%s has %s", role, a)
+				}
+			}
+		}
+		checkNoWildcards(t, s)
+	})
+
+	t.Run("Lifecycle", func(t *testing.T) {
+		has(t, tpl, "AWS::S3::Bucket", obj(
+			"BucketName", testBackup,
+			"LifecycleConfiguration", obj(
+				"TransitionDefaultMinimumObjectSize", "varies_by_storage_class",
+				"Rules", []any{
+					obj("Id", "current-versions", "ExpirationInDays", assertions.Match_Absent(), "Transitions", []any{
+						obj("StorageClass", "STANDARD_IA", "TransitionInDays", 30),
+						obj("StorageClass", "GLACIER", "TransitionInDays", 90),
+						obj("StorageClass", "DEEP_ARCHIVE", "TransitionInDays", 180),
+					}),
+					obj("Id", "noncurrent-versions",
+						"NoncurrentVersionExpiration", obj("NoncurrentDays", 730),
+						"NoncurrentVersionTransitions", []any{
+							obj("StorageClass", "STANDARD_IA", "TransitionInDays", 30),
+							obj("StorageClass", "GLACIER", "TransitionInDays", 90),
+						}),
+				}),
+		))
+		has(t, tpl, "AWS::S3::Bucket", obj("LifecycleConfiguration", obj("Rules", assertions.Match_ArrayWith(&[]any{
+			assertions.Match_ObjectLike(&map[string]any{"Id": "map-results", "ExpirationInDays": 3}),
+		}))))
+	})
+
+	t.Run("NamesScheduleAlarmsLogs", func(t *testing.T) {
+		has(t, tpl, "AWS::Lambda::Function", obj("FunctionName", "bv-prod-copier", "MemorySize", 768))
+		has(t, tpl, "AWS::Lambda::Function", obj("FunctionName", "bv-prod-lister",
+			"Environment", obj("Variables", obj("MAX_DELETE_PERCENT", "10"))))
+		has(t, tpl, "AWS::StepFunctions::StateMachine", obj("StateMachineName", "bv-prod-backup",
+			"LoggingConfiguration", obj("Level", "ALL")))
+		has(t, tpl, "AWS::Logs::LogGroup", obj("LogGroupName", "/aws/lambda/bv-prod-reporter", "RetentionInDays", 30))
+		has(t, tpl, "AWS::Scheduler::Schedule", obj(
+			"ScheduleExpression", "cron(30 1 ? * MON-FRI *)", "ScheduleExpressionTimezone", "Europe/Berlin", "State", "DISABLED",
+		))
+		has(t, tpl, "AWS::SNS::Subscription", obj(
+			"Protocol", "email", "Endpoint", "ops@example.com", "TopicArn", ref(AlarmTopicID),
+		))
+		// The Distributed Map's grants follow the state machine's name.
+		sm := s.statements(t, StateMachineRoleID)
+		if !policydoc.Allows(sm, "states:StartExecution", "arn:aws:states:us-east-1:123456789012:stateMachine:bv-prod-backup") {
+			t.Error("state machine may not start its own child executions under the new name")
+		}
+	})
+}
+
+func TestPropsFromContextErrors(t *testing.T) {
+	for _, tc := range []struct {
+		ctx  map[string]any
+		want string
+	}{
+		{map[string]any{}, "sourceBucketName: required"},
+		{map[string]any{"sourceBucketName": "Not_A_Bucket"}, "sourceBucketName"},
+		{map[string]any{"sourceBucketName": "ok-bucket", "schedule": "0 2 * * *"}, "schedule"},
+		{map[string]any{"sourceBucketName": "ok-bucket", "logRetentionDays": "42"}, "logRetentionDays"},
+		{map[string]any{"sourceBucketName": "ok-bucket", "lifecycleInfrequentAccessDays": "10"}, "at least 30"},
+		{map[string]any{"sourceBucketName": "ok-bucket", "lifecycleGlacierDays": "20"}, "must increase"},
+		{map[string]any{"sourceBucketName": "ok-bucket", "backupKms": "maybe"}, "backupKms"},
+		{map[string]any{"sourceBucketName": "ok-bucket", "copierMemoryMB": "lots"}, "copierMemoryMB"},
+		{map[string]any{"sourceBucketName": "ok-bucket", "transitionDefaultMinimumObjectSize": "64K"}, "transitionDefaultMinimumObjectSize"},
+		{map[string]any{"sourceBucketName": "ok-bucket", "stateMachineLogLevel": "DEBUG"}, "stateMachineLogLevel"},
+	} {
+		app := awscdk.NewApp(&awscdk.AppProps{Context: &tc.ctx})
+		_, err := PropsFromContext(app.Node())
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("context %v: error %v, want one containing %q", tc.ctx, err, tc.want)
+		}
+	}
+}
+
+func TestContextKeysDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range ContextKeys() {
+		if !strings.Contains(string(doc), "`"+key+"`") {
+			t.Errorf("context key %s is not documented in README.md (Deploy to AWS)", key)
+		}
+	}
+}
+
+func TestDefaultAssetDir(t *testing.T) {
+	dir, err := DefaultAssetDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := filepath.Abs("../..")
+	if dir != filepath.Join(root, "build") {
+		t.Errorf("DefaultAssetDir = %s, want %s", dir, filepath.Join(root, "build"))
+	}
+}
+
+func TestMissingAssetNamesMakeBuild(t *testing.T) {
+	p := Defaults(Props{SourceBucketName: testSource, AssetDir: t.TempDir()})
+	_, err := NewBackupStack(awscdk.NewApp(nil), "BucketVault", p)
+	if err == nil || !strings.Contains(err.Error(), "make build") {
+		t.Errorf("error %v, want one that says to run make build", err)
+	}
+}

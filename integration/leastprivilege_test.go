@@ -1,0 +1,295 @@
+//go:build integration
+
+package integration
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/jsii-runtime-go"
+	"github.com/aws/smithy-go"
+	"github.com/minio/madmin-go/v3"
+
+	"github.com/bucketvault/bucketvault/infra/policydoc"
+	"github.com/bucketvault/bucketvault/infra/stack"
+	"github.com/bucketvault/bucketvault/statemachine/localrun"
+)
+
+// TestLeastPrivilege runs the pipeline with each function, and the executor's ItemReader and
+// ResultWriter, under a MinIO user whose policy is exactly that role's S3 statements from the
+// synthesized CDK template (bucket names mapped to this test's buckets). The run must succeed;
+// then each principal tries what its role must not allow and must get AccessDenied.
+func TestLeastPrivilege(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	start := time.Now()
+	template := synthTemplate(t, e.source)
+	t.Logf("synthesized the stack in %s", time.Since(start).Round(time.Millisecond))
+
+	resolver := policydoc.ResolverFor(template, "aws", localrun.Region, localrun.Account)
+	resolver.SetBucket(stack.BackupBucketID, e.backup)
+	resolver.SetBucket(stack.RunBucketID, e.run)
+
+	admin, err := madmin.New(strings.TrimPrefix(server.Endpoint, "http://"), server.AccessKey, server.SecretKey, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roles := map[string]string{
+		localrun.ListerName:              stack.RoleID(stack.Lister),
+		localrun.CopierName:              stack.RoleID(stack.Copier),
+		localrun.ReporterName:            stack.RoleID(stack.Reporter),
+		localrun.StateMachineName:        stack.StateMachineRoleID,
+		localrun.PlannerName:             stack.RoleID(stack.Planner),
+		localrun.RestoreCopierName:       stack.RoleID(stack.RestoreCopier),
+		localrun.RestoreStateMachineName: stack.RestoreStateMachineRoleID,
+	}
+	clients := map[string]*s3.Client{}
+	suffix := strings.TrimPrefix(e.source, "src-")
+	for principal, roleID := range roles {
+		stmts, err := policydoc.Statements(template, roleID, resolver)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := minioPolicy(stmts)
+		if err != nil {
+			t.Fatalf("%s: %v", roleID, err)
+		}
+		t.Logf("%s policy:\n%s", principal, doc)
+		user, secret := principal+"-"+suffix, randomHex(20)
+		if err := admin.AddCannedPolicy(e.ctx, user, doc); err != nil {
+			t.Fatalf("add policy for %s: %v", principal, err)
+		}
+		if err := admin.AddUser(e.ctx, user, secret); err != nil {
+			t.Fatalf("add user %s: %v", user, err)
+		}
+		if _, err := admin.AttachPolicy(e.ctx, madmin.PolicyAssociationReq{Policies: []string{user}, User: user}); err != nil {
+			t.Fatalf("attach policy to %s: %v", user, err)
+		}
+		clients[principal] = userClient(t, e.ctx, user, secret)
+	}
+	e.runner.FunctionS3 = map[string]*s3.Client{
+		localrun.ListerName:        clients[localrun.ListerName],
+		localrun.CopierName:        clients[localrun.CopierName],
+		localrun.ReporterName:      clients[localrun.ReporterName],
+		localrun.PlannerName:       clients[localrun.PlannerName],
+		localrun.RestoreCopierName: clients[localrun.RestoreCopierName],
+	}
+	e.runner.StateMachineS3 = clients[localrun.StateMachineName]
+
+	// Source data that takes every path the copier has: single-part copies with metadata and
+	// tags, a copy along a multipart source's part boundaries, and (second run) a change and a
+	// deletion, which HEADs the source for the missing key before marking it deleted.
+	e.put(e.source, object{key: "docs/a.txt", body: "alpha", contentType: "text/plain", meta: map[string]string{"owner": "ops"}, tags: "class=doc"})
+	e.put(e.source, object{key: "docs/b.txt", body: "bravo"})
+	e.put(e.source, object{key: "img/c.bin", body: strings.Repeat("c", 200)})
+	e.putMultipart(e.source, "big/multi.bin", 2, 5<<20)
+
+	first := e.mustBackup("{}")
+	if r := first.Report; r.Copied != 4 || r.Failed != 0 {
+		t.Fatalf("first run: copied %d, failed %d; want 4, 0\n%s", r.Copied, r.Failed, first.ReportJSON)
+	}
+	e.sameContent([]string{"docs/a.txt", "docs/b.txt", "img/c.bin", "big/multi.bin"})
+
+	e.put(e.source, object{key: "docs/b.txt", body: "bravo, changed"})
+	e.del(e.source, "img/c.bin")
+	second := e.mustBackup(`{"maxDeletePercent": 100}`)
+	if r := second.Report; r.Copied != 1 || r.Deleted != 1 || r.Unchanged != 2 || r.Failed != 0 {
+		t.Fatalf("second run: copied %d, deleted %d, unchanged %d, failed %d; want 1, 1, 2, 0\n%s",
+			r.Copied, r.Deleted, r.Unchanged, r.Failed, second.ReportJSON)
+	}
+	if v := e.versions(e.backup)["img/c.bin"]; v == nil || !v.latestMarker || v.data != 1 {
+		t.Fatalf("img/c.bin in the backup: %+v; want its data kept under a delete marker", v)
+	}
+	var cVersion string
+	if out, err := e.s3.ListObjectVersions(e.ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(e.backup), Prefix: aws.String("img/c.bin")}); err != nil || len(out.Versions) != 1 {
+		t.Fatalf("list versions of img/c.bin: %v %v", out, err)
+	} else {
+		cVersion = aws.ToString(out.Versions[0].VersionId)
+	}
+
+	copier, lister, reporter, sm := clients[localrun.CopierName], clients[localrun.ListerName], clients[localrun.ReporterName], clients[localrun.StateMachineName]
+	put := func(c *s3.Client, bucket, key string) func() error {
+		return func() error {
+			_, err := c.PutObject(e.ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: strings.NewReader("x")})
+			return err
+		}
+	}
+	get := func(c *s3.Client, bucket, key string) func() error {
+		return func() error {
+			out, err := c.GetObject(e.ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+			if err == nil {
+				out.Body.Close()
+			}
+			return err
+		}
+	}
+	del := func(c *s3.Client, bucket, key, version string) func() error {
+		return func() error {
+			in := &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}
+			if version != "" {
+				in.VersionId = aws.String(version)
+			}
+			_, err := c.DeleteObject(e.ctx, in)
+			return err
+		}
+	}
+	// A restore under the restore roles (the template's default target: the source bucket):
+	// docs/b.txt as it was after the first run, and img/c.bin, deleted since, under restored/.
+	e.runner.Env["RESTORE_TARGETS"] = e.source
+	backupSM := e.runner.StateMachineS3
+	e.runner.StateMachineS3 = clients[localrun.RestoreStateMachineName]
+	restored := e.mustRestore(fmt.Sprintf(`{"at": %q, "keys": ["docs/b.txt", "img/c.bin"], "targetPrefix": "restored/"}`, first.Execution.Name))
+	e.runner.StateMachineS3 = backupSM
+	if r := restored.Report; r.Copied != 2 || r.Failed != 0 {
+		t.Fatalf("restore: %s", restored.ReportJSON)
+	}
+	if got := string(e.get(e.source, "restored/docs/b.txt")); got != "bravo" {
+		t.Fatalf("restored/docs/b.txt = %q", got)
+	}
+
+	runKey := "runs/" + second.Execution.Name + "/"
+	workKey := "work/" + second.Execution.Name + "/"
+	planner, restoreCopier := clients[localrun.PlannerName], clients[localrun.RestoreCopierName]
+	for _, tc := range []struct {
+		name string
+		do   func() error
+	}{
+		{"copier deletes from the source", del(copier, e.source, "docs/a.txt", "")},
+		{"copier writes to the source", put(copier, e.source, "docs/a.txt")},
+		{"copier copies into the source", func() error {
+			_, err := copier.CopyObject(e.ctx, &s3.CopyObjectInput{Bucket: aws.String(e.source), Key: aws.String("docs/copy.txt"), CopySource: aws.String(e.backup + "/docs/a.txt")})
+			return err
+		}},
+		{"copier deletes a backup version (DeleteObjectVersion)", del(copier, e.backup, "img/c.bin", cVersion)},
+		{"copier suspends the backup's versioning", func() error {
+			_, err := copier.PutBucketVersioning(e.ctx, &s3.PutBucketVersioningInput{Bucket: aws.String(e.backup),
+				VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusSuspended}})
+			return err
+		}},
+		{"copier overwrites a report", put(copier, e.run, runKey+"report.json")},
+		{"lister writes to the backup", put(lister, e.backup, "docs/a.txt")},
+		{"lister reads source content", get(lister, e.source, "docs/a.txt")},
+		{"lister writes outside its batches", put(lister, e.run, runKey+"report.json")},
+		{"reporter reads the source", get(reporter, e.source, "docs/a.txt")},
+		{"reporter writes a batch", put(reporter, e.run, workKey+"batches/999999.jsonl")},
+		{"reporter deletes a report", del(reporter, e.run, runKey+"report.json", "")},
+		{"state machine reads the source", get(sm, e.source, "docs/a.txt")},
+		{"state machine writes a batch", put(sm, e.run, workKey+"batches/999999.jsonl")},
+		{"restore copier deletes in its target", del(restoreCopier, e.source, "docs/a.txt", "")},
+		{"restore copier writes to the backup", put(restoreCopier, e.backup, "docs/a.txt")},
+		{"restore copier deletes a backup version", del(restoreCopier, e.backup, "img/c.bin", cVersion)},
+		{"restore copier writes to a bucket that is not a target", put(restoreCopier, e.run, runKey+"report.json")},
+		{"planner writes to the backup", put(planner, e.backup, "docs/a.txt")},
+		{"planner reads the target's content", get(planner, e.source, "docs/a.txt")},
+		{"planner overwrites a report", put(planner, e.run, runKey+"report.json")},
+		{"backup copier writes to the restore target (the source)", put(copier, e.source, "restored/x")},
+		{"state machine reads a report", get(sm, e.run, runKey+"report.json")},
+	} {
+		err := tc.do()
+		var apiErr smithy.APIError
+		if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "AccessDenied" {
+			t.Errorf("%s: got %v, want AccessDenied", tc.name, err)
+		}
+	}
+	// The history is intact: the version the copier tried to delete is still there.
+	if v := e.versions(e.backup)["img/c.bin"]; v == nil || v.data != 1 {
+		t.Errorf("img/c.bin versions after the denied delete: %+v", v)
+	}
+}
+
+// synthTemplate synthesizes the stack for this test's source bucket, from placeholder zips
+// (the functions run in-process here; only the template's policies matter).
+func synthTemplate(t *testing.T, source string) map[string]any {
+	t.Helper()
+	dir := t.TempDir()
+	if err := stack.WritePlaceholderAssets(dir); err != nil {
+		t.Fatal(err)
+	}
+	props := stack.Defaults(stack.Props{SourceBucketName: source, AssetDir: dir})
+	props.Env = &awscdk.Environment{Account: jsii.String(localrun.Account), Region: jsii.String(localrun.Region)}
+	s, err := stack.NewBackupStack(awscdk.NewApp(nil), "BucketVault", props)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *assertions.Template_FromStack(s.Stack, nil).ToJSON()
+}
+
+// minioPolicy turns a role's statements into the MinIO policy that means the same: its S3
+// statements, plus one mapping. On AWS, DeleteObject with a version id needs
+// s3:DeleteObjectVersion; MinIO checks that action only against Deny statements (a user
+// with s3:DeleteObject may delete versions unless denied). So wherever the role may
+// s3:DeleteObject but not s3:DeleteObjectVersion, the MinIO policy denies the latter
+// explicitly, which is what AWS does implicitly.
+func minioPolicy(stmts []policydoc.Statement) ([]byte, error) {
+	s3only, err := policydoc.S3Only(stmts)
+	if err != nil {
+		return nil, err
+	}
+	if len(s3only) == 0 {
+		return nil, fmt.Errorf("no S3 statements")
+	}
+	var deny []string
+	for _, s := range s3only {
+		for _, r := range s.Resource {
+			if policydoc.Allows(s3only, "s3:DeleteObject", r) && !policydoc.Allows(s3only, "s3:DeleteObjectVersion", r) {
+				deny = append(deny, r)
+			}
+		}
+	}
+	if len(deny) > 0 {
+		s3only = append(s3only, policydoc.Statement{Sid: "AWSSemanticsDeleteObjectVersion", Effect: "Deny", Action: []string{"s3:DeleteObjectVersion"}, Resource: deny})
+	}
+	return policydoc.JSON(s3only)
+}
+
+// userClient is an S3 client with one MinIO user's keys, configured as shared/s3client
+// configures the functions' (endpoint from the environment, path style, buildable HTTP client).
+func userClient(t *testing.T, ctx context.Context, accessKey, secretKey string) *s3.Client {
+	t.Helper()
+	cfg, err := config.LoadDefaultConfig(ctx,
+		config.WithHTTPClient(awshttp.NewBuildableClient()),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(accessKey, secretKey, "")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.UsePathStyle = true
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	})
+}
+
+// putMultipart uploads key in parts of partSize bytes, so that its ETag is a multipart ETag.
+func (e *env) putMultipart(bucket, key string, parts int, partSize int) {
+	e.t.Helper()
+	up, err := e.s3.CreateMultipartUpload(e.ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var done []types.CompletedPart
+	for n := int32(1); n <= int32(parts); n++ {
+		out, err := e.s3.UploadPart(e.ctx, &s3.UploadPartInput{Bucket: aws.String(bucket), Key: aws.String(key), UploadId: up.UploadId,
+			PartNumber: aws.Int32(n), Body: bytes.NewReader(bytes.Repeat([]byte{byte('a' + n)}, partSize))})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		done = append(done, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(n)})
+	}
+	if _, err := e.s3.CompleteMultipartUpload(e.ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(key),
+		UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: done}}); err != nil {
+		e.t.Fatal(err)
+	}
+}
