@@ -1,0 +1,365 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/bucketvault/bucketvault/integration/minio"
+	"github.com/bucketvault/bucketvault/shared/s3client"
+)
+
+// logw receives progress lines; stdout carries only the results table.
+var logw = os.Stderr
+
+const runBucket = "bench-runs"
+
+// bench is one benchmark run: a private MinIO, its client, the data sets and the results so far.
+type bench struct {
+	cfg       *config
+	srv       *minio.Server
+	serverEnv []string
+	s3        *s3.Client
+	tmp       string
+	localBin  string
+	peers     []peer
+	res       *results
+}
+
+func newBench(ctx context.Context, cfg *config) (*bench, error) {
+	tmp, err := os.MkdirTemp("", "bucketvault-bench-")
+	if err != nil {
+		return nil, err
+	}
+	b := &bench{cfg: cfg, tmp: tmp}
+	fmt.Fprintln(logw, "== building bucketvault-local")
+	if b.localBin, err = buildLocal(ctx, tmp); err != nil {
+		b.close()
+		return nil, err
+	}
+	fmt.Fprintln(logw, "== starting MinIO on loopback")
+	if b.srv, err = minio.Start(ctx); err != nil {
+		b.close()
+		return nil, err
+	}
+	for k, v := range b.srv.Env() {
+		b.serverEnv = append(b.serverEnv, k+"="+v)
+		// The minimal client, the uploader and the AWS CLI read the same standard variables.
+		if err := os.Setenv(k, v); err != nil {
+			b.close()
+			return nil, err
+		}
+	}
+	if b.s3, err = s3client.New(ctx, s3client.Options{MaxConns: 256}); err != nil {
+		b.close()
+		return nil, err
+	}
+	b.res = &results{Command: cfg.command, Started: time.Now().UTC().Format(time.RFC3339), Machine: machineFacts(ctx), Config: cfg.describe()}
+	return b, nil
+}
+
+// close stops MinIO (removing its data) and removes the temporary directory.
+func (b *bench) close() {
+	if b.srv != nil {
+		b.srv.Stop()
+	}
+	_ = os.RemoveAll(b.tmp)
+}
+
+// runAll runs every scenario. On an error it returns what was measured so far with the error.
+func (b *bench) runAll(ctx context.Context) (*results, error) {
+	err := b.scenarios(ctx)
+	b.res.Finished = time.Now().UTC().Format(time.RFC3339)
+	b.res.Machine.LoadAfter = loadavg()
+	b.res.finish()
+	return b.res, err
+}
+
+func (b *bench) scenarios(ctx context.Context) error {
+	c := b.cfg
+	if c.peers {
+		var missing []string
+		b.peers, missing = b.findPeers(ctx)
+		for _, p := range b.peers {
+			b.res.Peers = append(b.res.Peers, p.name+": "+p.version)
+		}
+		for _, m := range missing {
+			b.res.Peers = append(b.res.Peers, m+": not present")
+		}
+	}
+	if err := createBucket(ctx, b.s3, runBucket, false); err != nil {
+		return err
+	}
+	fmt.Fprintln(logw, "== uploading data sets (not measured)")
+	if err := createBucket(ctx, b.s3, "src-small", false); err != nil {
+		return err
+	}
+	small, err := uploadSmall(ctx, b.s3, "src-small", c.small, c.smallMin, c.smallMax, 1)
+	if err != nil {
+		return err
+	}
+	small.name = "small"
+	b.res.addSet(small)
+	var large *dataset
+	if len(c.large) > 0 {
+		if err := createBucket(ctx, b.s3, "src-large", false); err != nil {
+			return err
+		}
+		if large, err = uploadLarge(ctx, b.s3, "src-large", c.large, c.uploadPart, 2); err != nil {
+			return err
+		}
+		large.name = "large"
+		b.res.addSet(large)
+	}
+	for rep := 1; rep <= c.reps; rep++ {
+		fmt.Fprintf(logw, "== repetition %d of %d\n", rep, c.reps)
+		if err := b.smallRep(ctx, small, rep); err != nil {
+			return err
+		}
+		if large != nil {
+			if err := b.largeRep(ctx, large, rep); err != nil {
+				return err
+			}
+		}
+	}
+	if err := b.sweep(ctx, small); err != nil {
+		return err
+	}
+	return b.memory(ctx, small)
+}
+
+// smallRep is one repetition over the small set: ceiling, bucketvault full, list time, idle,
+// changed, peers.
+func (b *bench) smallRep(ctx context.Context, d *dataset, rep int) error {
+	if err := b.ceiling(ctx, d, rep, b.cfg.concurrencies, false); err != nil {
+		return err
+	}
+	bk := fmt.Sprintf("bv-small-r%d", rep)
+	if err := b.fullIdle(ctx, d, bk, rep); err != nil {
+		return err
+	}
+	n, changedBytes, err := changeSmall(ctx, b.s3, d, b.cfg.changedPct, rep, uint64(100+rep), b.cfg.smallMin, b.cfg.smallMax)
+	if err != nil {
+		return err
+	}
+	r, err := b.runLocal(ctx, d.bucket, bk, nil, want{listed: d.count(), copied: n, unchanged: d.count() - n, bytes: changedBytes})
+	if err != nil {
+		return err
+	}
+	b.res.add("bv-changed-"+d.name, d.name, n, changedBytes, r.wall, r.maxRSSKiB)
+	fmt.Fprintf(logw, "   bucketvault %g%% changed (%d objects): %s\n", b.cfg.changedPct, n, r.wall.Round(time.Millisecond))
+	return b.runPeers(ctx, d, rep, false)
+}
+
+// largeRep is one repetition over the large set: ceiling, bucketvault full, list time, idle, peers.
+// Destination buckets are removed afterwards to free disk.
+func (b *bench) largeRep(ctx context.Context, d *dataset, rep int) error {
+	if err := b.ceiling(ctx, d, rep, b.cfg.largeConc, true); err != nil {
+		return err
+	}
+	bk := fmt.Sprintf("bv-large-r%d", rep)
+	if err := b.fullIdle(ctx, d, bk, rep); err != nil {
+		return err
+	}
+	if err := removeBucket(ctx, b.s3, bk); err != nil {
+		return err
+	}
+	return b.runPeers(ctx, d, rep, true)
+}
+
+// ceiling copies the set with the minimal client at each concurrency into a fresh versioned bucket.
+func (b *bench) ceiling(ctx context.Context, d *dataset, rep int, concs []int, remove bool) error {
+	for _, conc := range concs {
+		dst := fmt.Sprintf("ceil-%s-c%d-r%d", d.name, conc, rep)
+		if err := createBucket(ctx, b.s3, dst, true); err != nil {
+			return err
+		}
+		wall, err := copyAll(ctx, b.s3, d, dst, conc)
+		if err != nil {
+			return err
+		}
+		if err := verifyCopy(ctx, b.s3, d, dst); err != nil {
+			return err
+		}
+		b.res.addCeiling(d.name, conc, wall)
+		fmt.Fprintf(logw, "   ceiling %s, concurrency %d: %s (%.0f objects/s)\n", d.name, conc, wall.Round(time.Millisecond), float64(d.count())/wall.Seconds())
+		if remove {
+			if err := removeBucket(ctx, b.s3, dst); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// fullIdle runs bucketvault's full backup into a fresh versioned bucket, times listing both
+// buckets, and runs the idle backup.
+func (b *bench) fullIdle(ctx context.Context, d *dataset, bk string, rep int) error {
+	if err := createBucket(ctx, b.s3, bk, true); err != nil {
+		return err
+	}
+	r, err := b.runLocal(ctx, d.bucket, bk, nil, want{listed: d.count(), copied: d.count(), bytes: d.bytes})
+	if err != nil {
+		return err
+	}
+	b.res.add("bv-full-"+d.name, d.name, d.count(), d.bytes, r.wall, r.maxRSSKiB)
+	fmt.Fprintf(logw, "   bucketvault full %s: %s (%.0f objects/s, %d batches, peak RSS %d MiB)\n", d.name, r.wall.Round(time.Millisecond), float64(d.count())/r.wall.Seconds(), r.report.Batches, r.maxRSSKiB>>10)
+	if err := verifyCopy(ctx, b.s3, d, bk); err != nil {
+		return err
+	}
+	lt, seen, err := listBoth(ctx, b.s3, d.bucket, bk)
+	if err != nil {
+		return err
+	}
+	if seen != 2*d.count() {
+		return fmt.Errorf("listing %s and %s saw %d objects, want %d", d.bucket, bk, seen, 2*d.count())
+	}
+	// MinIO caches listings: the first listing after the writes is slower than later ones. The
+	// idle run is compared with the warm listing taken after it (the harder target).
+	b.res.add("list-cold-"+d.name, d.name, seen, 0, lt, 0)
+	fmt.Fprintf(logw, "   list both %s (first after the full run): %s\n", d.name, lt.Round(time.Millisecond))
+	r, err = b.runLocal(ctx, d.bucket, bk, nil, want{listed: d.count(), unchanged: d.count()})
+	if err != nil {
+		return err
+	}
+	b.res.add("bv-idle-"+d.name, d.name, d.count(), 0, r.wall, r.maxRSSKiB)
+	fmt.Fprintf(logw, "   bucketvault idle %s: %s\n", d.name, r.wall.Round(time.Millisecond))
+	if lt, _, err = listBoth(ctx, b.s3, d.bucket, bk); err != nil {
+		return err
+	}
+	b.res.add("list-"+d.name, d.name, seen, 0, lt, 0)
+	fmt.Fprintf(logw, "   list both %s (after the idle run): %s\n", d.name, lt.Round(time.Millisecond))
+	return nil
+}
+
+func (b *bench) runPeers(ctx context.Context, d *dataset, rep int, remove bool) error {
+	for _, p := range b.peers {
+		dst := fmt.Sprintf("%s-%s-r%d", strings.Fields(p.name)[0], d.name, rep)
+		if err := createBucket(ctx, b.s3, dst, true); err != nil {
+			return err
+		}
+		wall, detail, err := p.run(ctx, d, dst)
+		if err != nil {
+			return err
+		}
+		if err := verifyCopy(ctx, b.s3, d, dst); err != nil {
+			return fmt.Errorf("%s: %w", p.name, err)
+		}
+		b.res.add("peer-"+strings.Fields(p.name)[0]+"-"+d.name, d.name, d.count(), d.bytes, wall, 0)
+		b.res.detail("peer-"+strings.Fields(p.name)[0]+"-"+d.name, p.name+" ("+detail+")")
+		fmt.Fprintf(logw, "   %s %s: %s (%s)\n", p.name, d.name, wall.Round(time.Millisecond), detail)
+		if remove {
+			if err := removeBucket(ctx, b.s3, dst); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// sweep tries other COPIER_CONCURRENCY and BATCH_SIZE values on the small full run, one at a
+// time, against the defaults; the points are interleaved within each repetition so that a noisy
+// moment hits them all alike.
+func (b *bench) sweep(ctx context.Context, d *dataset) error {
+	if len(b.cfg.sweepCopier)+len(b.cfg.sweepBatch) == 0 {
+		return nil
+	}
+	points := []string{""}
+	for _, v := range b.cfg.sweepCopier {
+		points = append(points, "COPIER_CONCURRENCY="+strconv.Itoa(v))
+	}
+	for _, v := range b.cfg.sweepBatch {
+		points = append(points, "BATCH_SIZE="+strconv.Itoa(v))
+	}
+	for rep := 1; rep <= b.cfg.sweepReps; rep++ {
+		for i, kv := range points {
+			bk := fmt.Sprintf("sweep-%d-r%d", i, rep)
+			if err := createBucket(ctx, b.s3, bk, true); err != nil {
+				return err
+			}
+			var extra []string
+			id := "sweep defaults"
+			if kv != "" {
+				extra, id = []string{kv}, "sweep "+kv
+			}
+			r, err := b.runLocal(ctx, d.bucket, bk, extra, want{listed: d.count(), copied: d.count(), bytes: d.bytes})
+			if err != nil {
+				return err
+			}
+			b.res.add(id, d.name, d.count(), d.bytes, r.wall, r.maxRSSKiB)
+			fmt.Fprintf(logw, "   bucketvault full %s, %s: %s (%.0f objects/s, %d batches)\n", d.name, strings.TrimPrefix(id, "sweep "), r.wall.Round(time.Millisecond), float64(d.count())/r.wall.Seconds(), r.report.Batches)
+		}
+	}
+	return nil
+}
+
+// memory runs one full backup of a set of cfg.big small objects, for its peak RSS.
+func (b *bench) memory(ctx context.Context, small *dataset) error {
+	if b.cfg.big == 0 {
+		return nil
+	}
+	fmt.Fprintf(logw, "== memory: uploading %d objects (not measured)\n", b.cfg.big)
+	if err := createBucket(ctx, b.s3, "src-big", false); err != nil {
+		return err
+	}
+	d, err := uploadSmall(ctx, b.s3, "src-big", b.cfg.big, b.cfg.smallMin, b.cfg.smallMax, 3)
+	if err != nil {
+		return err
+	}
+	d.name = "big"
+	b.res.addSet(d)
+	if err := createBucket(ctx, b.s3, "bv-big", true); err != nil {
+		return err
+	}
+	r, err := b.runLocal(ctx, d.bucket, "bv-big", nil, want{listed: d.count(), copied: d.count(), bytes: d.bytes})
+	if err != nil {
+		return err
+	}
+	b.res.add("bv-full-big", d.name, d.count(), d.bytes, r.wall, r.maxRSSKiB)
+	fmt.Fprintf(logw, "   bucketvault full %d objects: %s (%.0f objects/s), peak RSS %d MiB\n", d.count(), r.wall.Round(time.Millisecond), float64(d.count())/r.wall.Seconds(), r.maxRSSKiB>>10)
+	return nil
+}
+
+// machineFacts records what the figures depend on.
+func machineFacts(ctx context.Context) machine {
+	m := machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, LoadBefore: loadavg()}
+	if bin, err := minio.Binary(); err == nil {
+		m.MinIO = bin
+		if out, err := exec.CommandContext(ctx, bin, "--version").Output(); err == nil {
+			line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+			m.MinIO = line
+		}
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		line, _, _ := strings.Cut(string(b), "\n")
+		m.Memory = strings.Join(strings.Fields(line)[1:], " ")
+	}
+	return m
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}

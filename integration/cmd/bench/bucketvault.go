@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/bucketvault/bucketvault/shared/report"
+)
+
+// buildLocal builds the bucketvault-local command once, into dir.
+func buildLocal(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "bucketvault-local")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./statemachine/cmd/bucketvault-local")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("build bucketvault-local (run from the module root): %w", err)
+	}
+	return bin, nil
+}
+
+// localRun is one bucketvault-local process: its wall time, peak RSS and verified report.
+type localRun struct {
+	wall      time.Duration
+	maxRSSKiB int64
+	report    report.Report
+}
+
+// want is what a run's report must say.
+type want struct {
+	listed, copied, unchanged, bytes int64
+}
+
+// runLocal runs one backup of source into backup as a separate process with the given extra
+// environment, and checks its report against w.
+func (b *bench) runLocal(ctx context.Context, source, backup string, extra []string, w want) (*localRun, error) {
+	cmd := exec.CommandContext(ctx, b.localBin)
+	cmd.Env = append(os.Environ(), b.serverEnv...)
+	cmd.Env = append(cmd.Env, "SOURCE_BUCKET="+source, "BACKUP_BUCKET="+backup, "RUN_BUCKET="+runBucket)
+	cmd.Env = append(cmd.Env, b.cfg.env...)
+	cmd.Env = append(cmd.Env, extra...)
+	var stdout bytes.Buffer
+	logPath := filepath.Join(b.tmp, "bucketvault-local.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
+	cmd.Stdout, cmd.Stderr = &stdout, logFile
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	hwm := watchHWM(cmd.Process.Pid)
+	err = cmd.Wait()
+	r := &localRun{wall: time.Since(start), maxRSSKiB: hwm()}
+	if err != nil {
+		return nil, fmt.Errorf("bucketvault-local %s → %s: %w\nreport: %s\nlog tail: %s", source, backup, err, stdout.Bytes(), tail(logPath, 2048))
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &r.report); err != nil {
+		return nil, fmt.Errorf("bucketvault-local %s → %s: report is not JSON: %w: %.500s", source, backup, err, stdout.Bytes())
+	}
+	rep := r.report
+	if rep.Status != "SUCCEEDED" || rep.Failed != 0 || rep.Listed != w.listed || rep.Copied != w.copied || rep.Unchanged != w.unchanged || rep.BytesCopied != w.bytes {
+		return nil, fmt.Errorf("bucketvault-local %s → %s: status %s, listed %d, copied %d (%d bytes), unchanged %d, failed %d; want SUCCEEDED, listed %d, copied %d (%d bytes), unchanged %d, failed 0",
+			source, backup, rep.Status, rep.Listed, rep.Copied, rep.BytesCopied, rep.Unchanged, rep.Failed, w.listed, w.copied, w.bytes, w.unchanged)
+	}
+	return r, nil
+}
+
+func tail(path string, n int64) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	if int64(len(b)) > n {
+		b = b[int64(len(b))-n:]
+	}
+	return string(b)
+}
+
+// watchHWM samples the process's peak resident set (VmHWM in /proc/<pid>/status, KiB) every
+// 10 ms until the returned function is called, which returns the last sample.
+//
+// The rusage of the finished process (ProcessState.SysUsage().Maxrss) is not usable here: Go
+// starts children with clone(CLONE_VM|CLONE_VFORK), and Linux carries the high-water RSS of the
+// address space the child execs from — the benchmark's own — into the child's ru_maxrss, so it
+// reports max(parent's RSS, child's RSS). VmHWM belongs to the child's own address space.
+func watchHWM(pid int) func() int64 {
+	var peak atomic.Int64
+	stop, done := make(chan struct{}), make(chan struct{})
+	path := "/proc/" + strconv.Itoa(pid) + "/status"
+	go func() {
+		defer close(done)
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if kib := readHWM(path); kib > peak.Load() {
+				peak.Store(kib)
+			}
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() int64 {
+		close(stop)
+		<-done
+		return peak.Load()
+	}
+}
+
+func readHWM(path string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
+}

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// config is the benchmark's configuration, from its flags.
+type config struct {
+	reps          int
+	small         int   // objects in the small set
+	smallMin      int64 // bytes
+	smallMax      int64
+	big           int     // objects in the memory-scaling set; 0 skips it
+	large         []int64 // sizes of the large set; empty skips it
+	uploadPart    int64   // part size of the large uploads (they are uploaded in parts)
+	concurrencies []int   // ceiling concurrencies, small set
+	largeConc     []int   // ceiling concurrencies, large set
+	changedPct    float64
+	peers         bool
+	rcloneXfers   int
+	rcloneChecks  int
+	awsRequests   int
+	sweepCopier   []int
+	sweepBatch    []int
+	sweepReps     int
+	env           []string // extra KEY=VALUE for every bucketvault-local run
+	out           string
+	command       string // the exact command line, for the report
+}
+
+func parseFlags(args []string) (*config, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	c := &config{}
+	fs.IntVar(&c.reps, "reps", 3, "repetitions of each measured scenario (the median is reported)")
+	fs.IntVar(&c.small, "small", 20000, "objects in the small set (1–8 KB each)")
+	fs.Int64Var(&c.smallMin, "small-min", 1024, "smallest small object, bytes")
+	fs.Int64Var(&c.smallMax, "small-max", 8192, "largest small object, bytes")
+	fs.IntVar(&c.big, "big", 200000, "objects in the memory-scaling set (one full run, peak RSS); 0 skips it")
+	large := fs.String("large", "64Mi,64Mi,64Mi,64Mi,256Mi,1Gi", "sizes of the large set (uploaded in parts); empty skips it")
+	part := fs.String("upload-part", "16Mi", "part size of the large uploads")
+	conc := fs.String("concurrency", "8,16,32,64,128", "ceiling concurrencies for the small set (best is the ceiling)")
+	lconc := fs.String("large-concurrency", "2,6", "ceiling concurrencies for the large set")
+	fs.Float64Var(&c.changedPct, "changed", 1, "percent of the small set changed before the changed run")
+	fs.BoolVar(&c.peers, "peers", true, "run rclone and aws s3 sync when present")
+	fs.IntVar(&c.rcloneXfers, "rclone-transfers", 64, "rclone --transfers")
+	fs.IntVar(&c.rcloneChecks, "rclone-checkers", 32, "rclone --checkers")
+	fs.IntVar(&c.awsRequests, "aws-requests", 64, "aws s3 max_concurrent_requests")
+	sc := fs.String("sweep-copier", "16,64", "COPIER_CONCURRENCY values tried on the small full run besides the default; empty skips")
+	sb := fs.String("sweep-batch", "250,2500", "BATCH_SIZE values tried on the small full run besides the default; empty skips")
+	fs.IntVar(&c.sweepReps, "sweep-reps", 2, "repetitions of each sweep point")
+	env := fs.String("env", "", "extra environment for every bucketvault-local run, comma-separated KEY=VALUE")
+	fs.StringVar(&c.out, "out", ".cache/bench/bench-results.json", "raw timings (JSON)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	var err error
+	if c.large, err = sizes(*large); err != nil {
+		return nil, fmt.Errorf("-large: %w", err)
+	}
+	ps, err := sizes(*part)
+	if err != nil || len(ps) != 1 || ps[0] < 5<<20 {
+		return nil, fmt.Errorf("-upload-part %q: want one size of at least 5Mi", *part)
+	}
+	c.uploadPart = ps[0]
+	for _, l := range []struct {
+		name string
+		s    string
+		dst  *[]int
+	}{{"concurrency", *conc, &c.concurrencies}, {"large-concurrency", *lconc, &c.largeConc},
+		{"sweep-copier", *sc, &c.sweepCopier}, {"sweep-batch", *sb, &c.sweepBatch}} {
+		if *l.dst, err = ints(l.s); err != nil {
+			return nil, fmt.Errorf("-%s: %w", l.name, err)
+		}
+	}
+	if *env != "" {
+		for _, kv := range strings.Split(*env, ",") {
+			if !strings.Contains(kv, "=") {
+				return nil, fmt.Errorf("-env %q: want KEY=VALUE", kv)
+			}
+			c.env = append(c.env, kv)
+		}
+	}
+	switch {
+	case c.reps < 1 || c.sweepReps < 1:
+		return nil, fmt.Errorf("-reps and -sweep-reps must be at least 1")
+	case c.small < 100:
+		return nil, fmt.Errorf("-small must be at least 100")
+	case c.smallMin < 1 || c.smallMax < c.smallMin:
+		return nil, fmt.Errorf("-small-min/-small-max: want 1 <= min <= max")
+	case len(c.concurrencies) == 0 || (len(c.large) > 0 && len(c.largeConc) == 0):
+		return nil, fmt.Errorf("-concurrency and -large-concurrency need at least one value")
+	}
+	c.command = "go run ./integration/cmd/bench"
+	if len(args) > 0 {
+		c.command += " " + strings.Join(args, " ")
+	}
+	return c, nil
+}
+
+func ints(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive integer", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// sizes parses a comma-separated list of sizes: a number with an optional Ki, Mi or Gi suffix.
+func sizes(s string) ([]int64, error) {
+	var out []int64
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		mult := int64(1)
+		for suffix, m := range map[string]int64{"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30} {
+			if strings.HasSuffix(f, suffix) {
+				mult, f = m, strings.TrimSuffix(f, suffix)
+			}
+		}
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a size (e.g. 64Mi)", f)
+		}
+		out = append(out, n*mult)
+	}
+	return out, nil
+}
