@@ -125,7 +125,6 @@ type Handler struct {
 	S3     S3
 	Config Config
 	Logger *slog.Logger
-	Now    func() time.Time
 }
 
 // Handle runs one planner invocation. Errors are the named types of package fault.

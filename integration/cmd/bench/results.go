@@ -134,15 +134,6 @@ func (r *results) addCeiling(set string, conc int, wall time.Duration) {
 	r.Ceiling = append(r.Ceiling, &ceilSeries{Set: set, Concurrency: conc, Seconds: []float64{wall.Seconds()}})
 }
 
-func (r *results) set(name string) *setInfo {
-	for i := range r.Sets {
-		if r.Sets[i].Name == name {
-			return &r.Sets[i]
-		}
-	}
-	return nil
-}
-
 // finish derives the ceilings (the best concurrency of each repetition), medians, ratios and
 // whether each target was met.
 func (r *results) finish() {
