@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -52,12 +53,31 @@ type Copier struct {
 	// PartSize is the part size for objects copied in parts that were not uploaded in parts
 	// (default 128 MiB; raised as needed to stay within 10,000 parts).
 	PartSize int64
-	// PartConcurrency bounds parallel UploadPartCopy requests of one object (default 8).
+	// PartConcurrency bounds the part requests (UploadPartCopy, part HEADs) in flight at once
+	// across every object this Copier copies, so a batch of large objects cannot multiply it by
+	// the number of objects (default 8).
 	PartConcurrency int
 	// MaxAttempts bounds attempts of a write that this package retries itself (default 6).
 	MaxAttempts int
 	// Sleep waits between attempts; nil sleeps for real.
 	Sleep func(ctx context.Context, d time.Duration) error
+
+	slotsOnce sync.Once
+	slots     chan struct{}
+}
+
+// partSlot waits for one of the Copier's part slots; release it with the returned func.
+func (c *Copier) partSlot(ctx context.Context) (func(), error) {
+	c.slotsOnce.Do(func() {
+		_, _, conc, _ := c.defaults()
+		c.slots = make(chan struct{}, conc)
+	})
+	select {
+	case c.slots <- struct{}{}:
+		return func() { <-c.slots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // Request is one object to copy.
@@ -267,6 +287,11 @@ func (c *Copier) multipart(ctx context.Context, req Request, want change.Object)
 		offset += size
 		n := int32(i + 1)
 		g.Go(func() error {
+			release, err := c.partSlot(gctx)
+			if err != nil {
+				return err
+			}
+			defer release()
 			out, err := c.S3.UploadPartCopy(gctx, &s3.UploadPartCopyInput{
 				Bucket:            aws.String(req.DestBucket),
 				Key:               aws.String(req.DestKey),
@@ -305,6 +330,11 @@ func (c *Copier) partSizes(ctx context.Context, req Request, want change.Object,
 		g.SetLimit(conc)
 		for i := 2; i <= count; i++ {
 			g.Go(func() error {
+				release, err := c.partSlot(gctx)
+				if err != nil {
+					return err
+				}
+				defer release()
 				h, err := c.S3.HeadObject(gctx, &s3.HeadObjectInput{
 					Bucket: aws.String(req.SourceBucket), Key: aws.String(req.Key), VersionId: optional(req.SourceVersionID),
 					IfMatch: aws.String(want.ETag), PartNumber: aws.Int32(int32(i)),
