@@ -52,7 +52,8 @@ type Config struct {
 
 // ConfigFromEnv reads SOURCE_BUCKET, BACKUP_BUCKET, RUN_BUCKET (required), RESTORE_TARGETS
 // (comma-separated, default none), COPIER_CONCURRENCY (default 32), MULTIPART_THRESHOLD (default
-// 5GiB), MULTIPART_PART_SIZE (default 128MiB) and PART_CONCURRENCY (default 8).
+// 5GiB), MULTIPART_PART_SIZE (default 128MiB) and PART_CONCURRENCY (default 8: part requests in
+// flight per invocation, shared by all its objects).
 func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 	r := envconf.NewReader(lookup)
 	c := Config{
