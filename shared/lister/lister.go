@@ -194,15 +194,10 @@ func (h *Handler) now() time.Time {
 // checkBuckets runs before anything is written: every bucket must exist, and the backup must be
 // versioned, or copies would overwrite history and deletions would destroy data.
 func (h *Handler) checkBuckets(ctx context.Context) error {
-	for _, b := range []struct{ role, name string }{
-		{"source", h.Config.SourceBucket}, {"backup", h.Config.BackupBucket}, {"run", h.Config.RunBucket},
-	} {
-		if _, err := h.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(b.name)}); err != nil {
-			if fault.IsNotFound(err) {
-				return &fault.BucketNotFound{Msg: fmt.Sprintf("%s bucket %q does not exist", b.role, b.name)}
-			}
-			return fmt.Errorf("check %s bucket %q: %w", b.role, b.name, err)
-		}
+	if err := listing.RequireBuckets(ctx, h.S3,
+		listing.Bucket{Role: "source", Name: h.Config.SourceBucket}, listing.Bucket{Role: "backup", Name: h.Config.BackupBucket}, listing.Bucket{Role: "run", Name: h.Config.RunBucket},
+	); err != nil {
+		return err
 	}
 	v, err := h.S3.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: aws.String(h.Config.BackupBucket)})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/bucketvault/bucketvault/shared/change"
+	"github.com/bucketvault/bucketvault/shared/fault"
 )
 
 // Objects streams current objects under a prefix, starting after a key.
@@ -180,4 +181,26 @@ func AsOf(history []Version, t time.Time) *Version {
 		}
 	}
 	return best
+}
+
+// Bucket names a bucket and the role it plays, for error messages.
+type Bucket struct{ Role, Name string }
+
+// HeadBucketAPI is what RequireBuckets needs of an S3 client.
+type HeadBucketAPI interface {
+	HeadBucket(ctx context.Context, in *s3.HeadBucketInput, opts ...func(*s3.Options)) (*s3.HeadBucketOutput, error)
+}
+
+// RequireBuckets checks that every bucket exists; a missing one is a *fault.BucketNotFound
+// naming its role.
+func RequireBuckets(ctx context.Context, client HeadBucketAPI, buckets ...Bucket) error {
+	for _, b := range buckets {
+		if _, err := client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(b.Name)}); err != nil {
+			if fault.IsNotFound(err) {
+				return &fault.BucketNotFound{Msg: fmt.Sprintf("%s bucket %q does not exist", b.Role, b.Name)}
+			}
+			return fmt.Errorf("check %s bucket %q: %w", b.Role, b.Name, err)
+		}
+	}
+	return nil
 }

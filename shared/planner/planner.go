@@ -215,15 +215,8 @@ func (h *Handler) check(ctx context.Context, target string) error {
 	if target == h.Config.BackupBucket || target == h.Config.RunBucket {
 		return &fault.InvalidInput{Msg: fmt.Sprintf("cannot restore into the %s bucket itself", map[bool]string{true: "backup", false: "run"}[target == h.Config.BackupBucket])}
 	}
-	for _, b := range []struct{ role, name string }{{"backup", h.Config.BackupBucket}, {"run", h.Config.RunBucket}, {"target", target}} {
-		if _, err := h.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(b.name)}); err != nil {
-			if fault.IsNotFound(err) {
-				return &fault.BucketNotFound{Msg: fmt.Sprintf("%s bucket %q does not exist", b.role, b.name)}
-			}
-			return fmt.Errorf("check %s bucket %q: %w", b.role, b.name, err)
-		}
-	}
-	return nil
+	return listing.RequireBuckets(ctx, h.S3,
+		listing.Bucket{Role: "backup", Name: h.Config.BackupBucket}, listing.Bucket{Role: "run", Name: h.Config.RunBucket}, listing.Bucket{Role: "target", Name: target})
 }
 
 // moment resolves "at": a timestamp, a backup execution's finishedAt, or (for a single version)
