@@ -94,7 +94,9 @@ func TestRestorePointInTime(t *testing.T) {
 	t1 := e.newBucket("t1")
 	r := e.mustRestore(fmt.Sprintf(`{"at": %q, "targetBucket": %q}`, run1.Execution.Name, t1))
 	sameMap(t, "restore as of the first backup", e.contents(t1), first)
-	if r.Report.RestoredAt != run1.Report.FinishedAt || r.Report.Copied != int64(len(first)) || r.Report.TargetBucket != t1 {
+	restoredAt, _ := time.Parse(time.RFC3339Nano, r.Report.RestoredAt)
+	finishedAt, _ := time.Parse(time.RFC3339Nano, run1.Report.FinishedAt)
+	if !restoredAt.Equal(finishedAt) || finishedAt.IsZero() || r.Report.Copied != int64(len(first)) || r.Report.TargetBucket != t1 {
 		t.Fatalf("report: %s", r.ReportJSON)
 	}
 	checkReportContract(t, r.ReportJSON)
