@@ -153,6 +153,14 @@ func (s *Server) Kill() {
 	s.cmd = nil
 }
 
+// Pid is the server process's id, or 0 when it is not running.
+func (s *Server) Pid() int {
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Restart starts the server again on the same address with the same data.
 func (s *Server) Restart(ctx context.Context) error {
 	s.Kill()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -31,6 +32,10 @@ type bench struct {
 	localBin  string
 	peers     []peer
 	res       *results
+	// logDir keeps the JSON log of every bucketvault-local run, numbered in run order, next to
+	// the results file.
+	logDir string
+	runs   int
 }
 
 func newBench(ctx context.Context, cfg *config) (*bench, error) {
@@ -38,7 +43,13 @@ func newBench(ctx context.Context, cfg *config) (*bench, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &bench{cfg: cfg, tmp: tmp}
+	b := &bench{cfg: cfg, tmp: tmp, logDir: strings.TrimSuffix(cfg.out, filepath.Ext(cfg.out)) + "-logs"}
+	if err := os.RemoveAll(b.logDir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(b.logDir, 0o755); err != nil {
+		return nil, err
+	}
 	fmt.Fprintln(logw, "== building bucketvault-local")
 	if b.localBin, err = buildLocal(ctx, tmp); err != nil {
 		b.close()
@@ -153,7 +164,7 @@ func (b *bench) smallRep(ctx context.Context, d *dataset, rep int) error {
 	if err != nil {
 		return err
 	}
-	b.res.add("bv-changed-"+d.name, d.name, n, changedBytes, r.wall, r.maxRSSKiB)
+	b.res.add("bv-changed-"+d.name, d.name, n, changedBytes, r.measurement)
 	fmt.Fprintf(logw, "   bucketvault %g%% changed (%d objects): %s\n", b.cfg.changedPct, n, r.wall.Round(time.Millisecond))
 	return b.runPeers(ctx, d, rep, false)
 }
@@ -181,15 +192,16 @@ func (b *bench) ceiling(ctx context.Context, d *dataset, rep int, concs []int, r
 		if err := createBucket(ctx, b.s3, dst, true); err != nil {
 			return err
 		}
-		wall, err := copyAll(ctx, b.s3, d, dst, conc)
-		if err != nil {
+		sp := b.begin()
+		if err := copyAll(ctx, b.s3, d, dst, conc); err != nil {
 			return err
 		}
+		m := sp.end(nil)
 		if err := verifyCopy(ctx, b.s3, d, dst); err != nil {
 			return err
 		}
-		b.res.addCeiling(d.name, conc, wall)
-		fmt.Fprintf(logw, "   ceiling %s, concurrency %d: %s (%.0f objects/s)\n", d.name, conc, wall.Round(time.Millisecond), float64(d.count())/wall.Seconds())
+		b.res.addCeiling(d.name, conc, m)
+		fmt.Fprintf(logw, "   ceiling %s, concurrency %d: %s (%.0f objects/s, CPU s client %.1f, MinIO %.1f)\n", d.name, conc, m.wall.Round(time.Millisecond), float64(d.count())/m.wall.Seconds(), m.clientCPU.Seconds(), m.serverCPU.Seconds())
 		if remove {
 			if err := removeBucket(ctx, b.s3, dst); err != nil {
 				return err
@@ -209,33 +221,37 @@ func (b *bench) fullIdle(ctx context.Context, d *dataset, bk string, rep int) er
 	if err != nil {
 		return err
 	}
-	b.res.add("bv-full-"+d.name, d.name, d.count(), d.bytes, r.wall, r.maxRSSKiB)
-	fmt.Fprintf(logw, "   bucketvault full %s: %s (%.0f objects/s, %d batches, peak RSS %d MiB)\n", d.name, r.wall.Round(time.Millisecond), float64(d.count())/r.wall.Seconds(), r.report.Batches, r.maxRSSKiB>>10)
+	b.res.add("bv-full-"+d.name, d.name, d.count(), d.bytes, r.measurement)
+	fmt.Fprintf(logw, "   bucketvault full %s: %s (%.0f objects/s, %d batches, peak RSS %d MiB, CPU s client %.1f, MinIO %.1f)\n", d.name, r.wall.Round(time.Millisecond), float64(d.count())/r.wall.Seconds(), r.report.Batches, r.maxRSSKiB>>10, r.clientCPU.Seconds(), r.serverCPU.Seconds())
 	if err := verifyCopy(ctx, b.s3, d, bk); err != nil {
 		return err
 	}
-	lt, seen, err := listBoth(ctx, b.s3, d.bucket, bk)
+	sp := b.begin()
+	seen, err := listBoth(ctx, b.s3, d.bucket, bk)
 	if err != nil {
 		return err
 	}
+	lt := sp.end(nil)
 	if seen != 2*d.count() {
 		return fmt.Errorf("listing %s and %s saw %d objects, want %d", d.bucket, bk, seen, 2*d.count())
 	}
 	// MinIO caches listings: the first listing after the writes is slower than later ones. The
 	// idle run is compared with the warm listing taken after it (the harder target).
-	b.res.add("list-cold-"+d.name, d.name, seen, 0, lt, 0)
-	fmt.Fprintf(logw, "   list both %s (first after the full run): %s\n", d.name, lt.Round(time.Millisecond))
+	b.res.add("list-cold-"+d.name, d.name, seen, 0, lt)
+	fmt.Fprintf(logw, "   list both %s (first after the full run): %s\n", d.name, lt.wall.Round(time.Millisecond))
 	r, err = b.runLocal(ctx, d.bucket, bk, nil, want{listed: d.count(), unchanged: d.count()})
 	if err != nil {
 		return err
 	}
-	b.res.add("bv-idle-"+d.name, d.name, d.count(), 0, r.wall, r.maxRSSKiB)
+	b.res.add("bv-idle-"+d.name, d.name, d.count(), 0, r.measurement)
 	fmt.Fprintf(logw, "   bucketvault idle %s: %s\n", d.name, r.wall.Round(time.Millisecond))
-	if lt, _, err = listBoth(ctx, b.s3, d.bucket, bk); err != nil {
+	sp = b.begin()
+	if _, err = listBoth(ctx, b.s3, d.bucket, bk); err != nil {
 		return err
 	}
-	b.res.add("list-"+d.name, d.name, seen, 0, lt, 0)
-	fmt.Fprintf(logw, "   list both %s (after the idle run): %s\n", d.name, lt.Round(time.Millisecond))
+	lt = sp.end(nil)
+	b.res.add("list-"+d.name, d.name, seen, 0, lt)
+	fmt.Fprintf(logw, "   list both %s (after the idle run): %s\n", d.name, lt.wall.Round(time.Millisecond))
 	return nil
 }
 
@@ -245,16 +261,16 @@ func (b *bench) runPeers(ctx context.Context, d *dataset, rep int, remove bool) 
 		if err := createBucket(ctx, b.s3, dst, true); err != nil {
 			return err
 		}
-		wall, detail, err := p.run(ctx, d, dst)
+		m, detail, err := p.run(ctx, d, dst)
 		if err != nil {
 			return err
 		}
 		if err := verifyCopy(ctx, b.s3, d, dst); err != nil {
 			return fmt.Errorf("%s: %w", p.name, err)
 		}
-		b.res.add("peer-"+strings.Fields(p.name)[0]+"-"+d.name, d.name, d.count(), d.bytes, wall, 0)
+		b.res.add("peer-"+strings.Fields(p.name)[0]+"-"+d.name, d.name, d.count(), d.bytes, m)
 		b.res.detail("peer-"+strings.Fields(p.name)[0]+"-"+d.name, p.name+" ("+detail+")")
-		fmt.Fprintf(logw, "   %s %s: %s (%s)\n", p.name, d.name, wall.Round(time.Millisecond), detail)
+		fmt.Fprintf(logw, "   %s %s: %s (%s; CPU s client %.1f, MinIO %.1f)\n", p.name, d.name, m.wall.Round(time.Millisecond), detail, m.clientCPU.Seconds(), m.serverCPU.Seconds())
 		if remove {
 			if err := removeBucket(ctx, b.s3, dst); err != nil {
 				return err
@@ -293,7 +309,7 @@ func (b *bench) sweep(ctx context.Context, d *dataset) error {
 			if err != nil {
 				return err
 			}
-			b.res.add(id, d.name, d.count(), d.bytes, r.wall, r.maxRSSKiB)
+			b.res.add(id, d.name, d.count(), d.bytes, r.measurement)
 			fmt.Fprintf(logw, "   bucketvault full %s, %s: %s (%.0f objects/s, %d batches)\n", d.name, strings.TrimPrefix(id, "sweep "), r.wall.Round(time.Millisecond), float64(d.count())/r.wall.Seconds(), r.report.Batches)
 		}
 	}
@@ -322,7 +338,7 @@ func (b *bench) memory(ctx context.Context, small *dataset) error {
 	if err != nil {
 		return err
 	}
-	b.res.add("bv-full-big", d.name, d.count(), d.bytes, r.wall, r.maxRSSKiB)
+	b.res.add("bv-full-big", d.name, d.count(), d.bytes, r.measurement)
 	fmt.Fprintf(logw, "   bucketvault full %d objects: %s (%.0f objects/s), peak RSS %d MiB\n", d.count(), r.wall.Round(time.Millisecond), float64(d.count())/r.wall.Seconds(), r.maxRSSKiB>>10)
 	return nil
 }

@@ -27,11 +27,10 @@ func buildLocal(ctx context.Context, dir string) (string, error) {
 	return bin, nil
 }
 
-// localRun is one bucketvault-local process: its wall time, peak RSS and verified report.
+// localRun is one bucketvault-local process: its measurement and verified report.
 type localRun struct {
-	wall      time.Duration
-	maxRSSKiB int64
-	report    report.Report
+	measurement
+	report report.Report
 }
 
 // want is what a run's report must say.
@@ -48,20 +47,22 @@ func (b *bench) runLocal(ctx context.Context, source, backup string, extra []str
 	cmd.Env = append(cmd.Env, b.cfg.env...)
 	cmd.Env = append(cmd.Env, extra...)
 	var stdout bytes.Buffer
-	logPath := filepath.Join(b.tmp, "bucketvault-local.log")
+	b.runs++
+	logPath := filepath.Join(b.logDir, fmt.Sprintf("%03d-%s.log", b.runs, backup))
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	defer logFile.Close()
 	cmd.Stdout, cmd.Stderr = &stdout, logFile
-	start := time.Now()
+	sp := b.begin()
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	hwm := watchHWM(cmd.Process.Pid)
 	err = cmd.Wait()
-	r := &localRun{wall: time.Since(start), maxRSSKiB: hwm()}
+	r := &localRun{measurement: sp.end(cmd.ProcessState)}
+	r.maxRSSKiB = hwm()
 	if err != nil {
 		return nil, fmt.Errorf("bucketvault-local %s → %s: %w\nreport: %s\nlog tail: %s", source, backup, err, stdout.Bytes(), tail(logPath, 2048))
 	}

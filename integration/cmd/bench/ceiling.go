@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -11,9 +10,8 @@ import (
 )
 
 // copyAll is the ceiling: the minimal client copying every object of the set into dst with one
-// CopyObject each, conc at a time. It returns the wall time of the copies alone.
-func copyAll(ctx context.Context, c *s3.Client, d *dataset, dst string, conc int) (time.Duration, error) {
-	start := time.Now()
+// CopyObject each, conc at a time.
+func copyAll(ctx context.Context, c *s3.Client, d *dataset, dst string, conc int) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(conc)
 	for _, o := range d.objects {
@@ -31,21 +29,19 @@ func copyAll(ctx context.Context, c *s3.Client, d *dataset, dst string, conc int
 			return nil
 		})
 	}
-	err := g.Wait()
-	return time.Since(start), err
+	return g.Wait()
 }
 
 // listBoth is what the lister does before anything is copied: list the source and the backup
-// bucket, paginated, one after the other. It returns the wall time and the objects seen.
-func listBoth(ctx context.Context, c *s3.Client, source, backup string) (time.Duration, int64, error) {
-	start := time.Now()
+// bucket, paginated, one after the other. It returns the objects seen.
+func listBoth(ctx context.Context, c *s3.Client, source, backup string) (int64, error) {
 	var total int64
 	for _, b := range []string{source, backup} {
 		n, _, err := listCount(ctx, c, b)
 		if err != nil {
-			return 0, 0, err
+			return 0, err
 		}
 		total += n
 	}
-	return time.Since(start), total, nil
+	return total, nil
 }

@@ -9,14 +9,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // peer is another tool that copies one bucket into another.
 type peer struct {
 	name    string
 	version string
-	run     func(ctx context.Context, d *dataset, dst string) (time.Duration, string, error)
+	run     func(ctx context.Context, d *dataset, dst string) (measurement, string, error)
 }
 
 // findPeers returns rclone and the AWS CLI when they are on PATH, and the names of those missing.
@@ -49,8 +48,8 @@ const rcloneServerSide = "Copied (server-side copy)"
 
 // rclone copies with a remote configured entirely from the environment; a copy within one remote
 // is a server-side copy, which its log must confirm for every object.
-func (b *bench) rclone(path string) func(ctx context.Context, d *dataset, dst string) (time.Duration, string, error) {
-	return func(ctx context.Context, d *dataset, dst string) (time.Duration, string, error) {
+func (b *bench) rclone(path string) func(ctx context.Context, d *dataset, dst string) (measurement, string, error) {
+	return func(ctx context.Context, d *dataset, dst string) (measurement, string, error) {
 		src := d.bucket
 		args := []string{"copy", "bvbench:" + src, "bvbench:" + dst,
 			"--transfers", strconv.Itoa(b.cfg.rcloneXfers), "--checkers", strconv.Itoa(b.cfg.rcloneChecks),
@@ -66,27 +65,27 @@ func (b *bench) rclone(path string) func(ctx context.Context, d *dataset, dst st
 			"RCLONE_CONFIG_BVBENCH_FORCE_PATH_STYLE=true")
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
-		start := time.Now()
+		sp := b.begin()
 		err := cmd.Run()
-		wall := time.Since(start)
+		m := sp.end(cmd.ProcessState)
 		if err != nil {
-			return 0, "", fmt.Errorf("rclone %s: %w: %s", strings.Join(args, " "), err, lastBytes(out.Bytes(), 2048))
+			return measurement{}, "", fmt.Errorf("rclone %s: %w: %s", strings.Join(args, " "), err, lastBytes(out.Bytes(), 2048))
 		}
 		if n := int64(bytes.Count(out.Bytes(), []byte(rcloneServerSide))); n != d.count() {
-			return 0, "", fmt.Errorf("rclone logged %d server-side copies, want %d: %s", n, d.count(), lastBytes(out.Bytes(), 2048))
+			return measurement{}, "", fmt.Errorf("rclone logged %d server-side copies, want %d: %s", n, d.count(), lastBytes(out.Bytes(), 2048))
 		}
-		return wall, fmt.Sprintf("%d server-side copies, --transfers %d --checkers %d --fast-list", d.count(), b.cfg.rcloneXfers, b.cfg.rcloneChecks), nil
+		return m, fmt.Sprintf("%d server-side copies, --transfers %d --checkers %d --fast-list", d.count(), b.cfg.rcloneXfers, b.cfg.rcloneChecks), nil
 	}
 }
 
 // awsSync runs aws s3 sync with max_concurrent_requests from a private config file.
-func (b *bench) awsSync(path string) func(ctx context.Context, d *dataset, dst string) (time.Duration, string, error) {
-	return func(ctx context.Context, d *dataset, dst string) (time.Duration, string, error) {
+func (b *bench) awsSync(path string) func(ctx context.Context, d *dataset, dst string) (measurement, string, error) {
+	return func(ctx context.Context, d *dataset, dst string) (measurement, string, error) {
 		src := d.bucket
 		conf := filepath.Join(b.tmp, "aws-config")
 		body := fmt.Sprintf("[default]\nregion = us-east-1\ns3 =\n  max_concurrent_requests = %d\n  max_queue_size = 10000\n", b.cfg.awsRequests)
 		if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-			return 0, "", err
+			return measurement{}, "", err
 		}
 		args := []string{"s3", "sync", "s3://" + src, "s3://" + dst, "--endpoint-url", b.srv.Endpoint, "--only-show-errors", "--no-progress"}
 		cmd := exec.CommandContext(ctx, path, args...)
@@ -94,13 +93,13 @@ func (b *bench) awsSync(path string) func(ctx context.Context, d *dataset, dst s
 			"AWS_ACCESS_KEY_ID="+b.srv.AccessKey, "AWS_SECRET_ACCESS_KEY="+b.srv.SecretKey, "AWS_DEFAULT_REGION=us-east-1")
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
-		start := time.Now()
+		sp := b.begin()
 		err := cmd.Run()
-		wall := time.Since(start)
+		m := sp.end(cmd.ProcessState)
 		if err != nil {
-			return 0, "", fmt.Errorf("aws %s: %w: %s", strings.Join(args, " "), err, lastBytes(out.Bytes(), 2048))
+			return measurement{}, "", fmt.Errorf("aws %s: %w: %s", strings.Join(args, " "), err, lastBytes(out.Bytes(), 2048))
 		}
-		return wall, fmt.Sprintf("max_concurrent_requests %d", b.cfg.awsRequests), nil
+		return m, fmt.Sprintf("max_concurrent_requests %d", b.cfg.awsRequests), nil
 	}
 }
 

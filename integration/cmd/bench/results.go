@@ -62,6 +62,10 @@ type series struct {
 	Bytes     int64     `json:"bytes"`
 	Seconds   []float64 `json:"seconds"`
 	MaxRSSKiB []int64   `json:"maxRssKiB,omitempty"`
+	// CPU seconds (user+system) of the client (bucketvault-local, a peer, or the benchmark's own
+	// minimal client) and of MinIO during each repetition.
+	ClientCPU []float64 `json:"clientCpuSeconds"`
+	ServerCPU []float64 `json:"serverCpuSeconds"`
 	Detail    string    `json:"detail,omitempty"`
 	Median    float64   `json:"medianSeconds"`
 	Min       float64   `json:"minSeconds"`
@@ -78,6 +82,8 @@ type ceilSeries struct {
 	Set         string    `json:"set"`
 	Concurrency int       `json:"concurrency"`
 	Seconds     []float64 `json:"seconds"`
+	ClientCPU   []float64 `json:"clientCpuSeconds"`
+	ServerCPU   []float64 `json:"serverCpuSeconds"`
 	Median      float64   `json:"medianSeconds"`
 	ObjPerSec   float64   `json:"objectsPerSecond"`
 	MBPerSec    float64   `json:"mbPerSecond"`
@@ -106,15 +112,17 @@ func (r *results) find(id string) *series {
 }
 
 // add records one repetition of a scenario.
-func (r *results) add(id, set string, objects, bytes int64, wall time.Duration, rssKiB int64) {
+func (r *results) add(id, set string, objects, bytes int64, m measurement) {
 	s := r.find(id)
 	if s == nil {
 		s = &series{ID: id, Label: label(id), Set: set, Objects: objects, Bytes: bytes}
 		r.Scenarios = append(r.Scenarios, s)
 	}
-	s.Seconds = append(s.Seconds, wall.Seconds())
-	if rssKiB > 0 {
-		s.MaxRSSKiB = append(s.MaxRSSKiB, rssKiB)
+	s.Seconds = append(s.Seconds, m.wall.Seconds())
+	s.ClientCPU = append(s.ClientCPU, m.clientCPU.Seconds())
+	s.ServerCPU = append(s.ServerCPU, m.serverCPU.Seconds())
+	if m.maxRSSKiB > 0 {
+		s.MaxRSSKiB = append(s.MaxRSSKiB, m.maxRSSKiB)
 	}
 }
 
@@ -124,14 +132,20 @@ func (r *results) detail(id, d string) {
 	}
 }
 
-func (r *results) addCeiling(set string, conc int, wall time.Duration) {
-	for _, c := range r.Ceiling {
-		if c.Set == set && c.Concurrency == conc {
-			c.Seconds = append(c.Seconds, wall.Seconds())
-			return
+func (r *results) addCeiling(set string, conc int, m measurement) {
+	var c *ceilSeries
+	for _, cs := range r.Ceiling {
+		if cs.Set == set && cs.Concurrency == conc {
+			c = cs
 		}
 	}
-	r.Ceiling = append(r.Ceiling, &ceilSeries{Set: set, Concurrency: conc, Seconds: []float64{wall.Seconds()}})
+	if c == nil {
+		c = &ceilSeries{Set: set, Concurrency: conc}
+		r.Ceiling = append(r.Ceiling, c)
+	}
+	c.Seconds = append(c.Seconds, m.wall.Seconds())
+	c.ClientCPU = append(c.ClientCPU, m.clientCPU.Seconds())
+	c.ServerCPU = append(c.ServerCPU, m.serverCPU.Seconds())
 }
 
 // finish derives the ceilings (the best concurrency of each repetition), medians, ratios and
@@ -162,6 +176,8 @@ func (r *results) finish() {
 			}
 			if i < len(cs[bi].Seconds) {
 				s.Seconds = append(s.Seconds, cs[bi].Seconds[i])
+				s.ClientCPU = append(s.ClientCPU, cs[bi].ClientCPU[i])
+				s.ServerCPU = append(s.ServerCPU, cs[bi].ServerCPU[i])
 				best = append(best, strconv.Itoa(cs[bi].Concurrency))
 			}
 		}
@@ -301,22 +317,22 @@ func printTable(w io.Writer, r *results) {
 	if len(r.Peers) > 0 {
 		fmt.Fprintf(w, "- peers: %s\n", strings.Join(r.Peers, "; "))
 	}
-	fmt.Fprintf(w, "\n| scenario | objects | median s (min–max) | objects/s | MB/s | ratio | target | met? |\n|---|---:|---:|---:|---:|---:|---|---|\n")
+	fmt.Fprintf(w, "\n| scenario | objects | median s (min–max) | objects/s | MB/s | CPU s: client / MinIO | ratio | target | met? |\n|---|---:|---:|---:|---:|---:|---:|---|---|\n")
 	for _, s := range r.Scenarios {
 		if strings.HasPrefix(s.ID, "sweep ") || s.ID == "bv-full-big" {
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s |\n", s.Label, s.Objects, spread(s), rate(s.ObjPerSec, s.ID), mbRate(s), ratio(s), s.Target, met(s.Met))
+		fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", s.Label, s.Objects, spread(s), rate(s.ObjPerSec, s.ID), mbRate(s), cpu(s.ClientCPU, s.ServerCPU), ratio(s), s.Target, met(s.Met))
 	}
-	fmt.Fprintln(w, "\nRatios (median over repetitions of the ratio within each repetition): full runs and peers to the ceiling's throughput; idle to the time to list both buckets; changed to listing both + copying the changed objects at the ceiling's rate. Peak RSS is VmHWM of the bucketvault-local process.")
+	fmt.Fprintln(w, "\nRatios (median over repetitions of the ratio within each repetition): full runs and peers to the ceiling's throughput; idle to the time to list both buckets; changed to listing both + copying the changed objects at the ceiling's rate. Peak RSS is VmHWM of the bucketvault-local process. CPU: medians of user+system seconds of the client process (the benchmark itself for the ceiling and the listings) and of MinIO. Every timed scenario starts after sync(2).")
 	if len(r.Ceiling) > 0 {
-		fmt.Fprintf(w, "\nCeiling by concurrency (median of %d):\n\n| set | concurrency | median s | objects/s | MB/s |\n|---|---:|---:|---:|---:|\n", len(r.Ceiling[0].Seconds))
+		fmt.Fprintf(w, "\nCeiling by concurrency (median of %d):\n\n| set | concurrency | median s | objects/s | MB/s | CPU s: client / MinIO |\n|---|---:|---:|---:|---:|---:|\n", len(r.Ceiling[0].Seconds))
 	}
 	for _, c := range r.Ceiling {
-		fmt.Fprintf(w, "| %s | %d | %.2f | %.0f | %.1f |\n", c.Set, c.Concurrency, c.Median, c.ObjPerSec, c.MBPerSec)
+		fmt.Fprintf(w, "| %s | %d | %.2f | %.0f | %.1f | %s |\n", c.Set, c.Concurrency, c.Median, c.ObjPerSec, c.MBPerSec, cpu(c.ClientCPU, c.ServerCPU))
 	}
 	if r.find("sweep defaults") != nil {
-		fmt.Fprintf(w, "\nTuning (small full run; one variable at a time, others default; points interleaved per repetition):\n\n| configuration | reps | median s (min–max) | objects/s | throughput vs defaults | peak RSS MiB |\n|---|---:|---:|---:|---:|---:|\n")
+		fmt.Fprintf(w, "\nTuning (small full run; one variable at a time, others default; points interleaved per repetition):\n\n| configuration | reps | median s (min–max) | objects/s | throughput vs defaults | CPU s: client / MinIO | peak RSS MiB |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	}
 	for _, s := range r.Scenarios {
 		if strings.HasPrefix(s.ID, "sweep ") {
@@ -324,7 +340,7 @@ func printTable(w io.Writer, r *results) {
 			if name == "defaults" {
 				name = "defaults (COPIER_CONCURRENCY=32, BATCH_SIZE=1000)"
 			}
-			fmt.Fprintf(w, "| %s | %d | %s | %.0f | %s | %.1f |\n", name, len(s.Seconds), spread(s), s.ObjPerSec, ratio(s), float64(medianInt(s.MaxRSSKiB))/1024)
+			fmt.Fprintf(w, "| %s | %d | %s | %.0f | %s | %s | %.1f |\n", name, len(s.Seconds), spread(s), s.ObjPerSec, ratio(s), cpu(s.ClientCPU, s.ServerCPU), float64(medianInt(s.MaxRSSKiB))/1024)
 		}
 	}
 	if mem := r.Memory; mem != nil {
@@ -355,6 +371,13 @@ func mbRate(s *series) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.1f", s.MBPerSec)
+}
+
+func cpu(client, server []float64) string {
+	if len(client) == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f / %.1f", median(client), median(server))
 }
 
 func ratio(s *series) string {
