@@ -239,3 +239,49 @@ func FunctionEnv(lookup func(string) (string, bool)) map[string]string {
 	}
 	return env
 }
+
+// Connections is how many S3 requests one local execution can have in flight at once: the
+// state machines' largest Map MaxConcurrency times what one copier invocation sends at most
+// (COPIER_CONCURRENCY objects plus its PART_CONCURRENCY part budget), plus a few for the lister,
+// the reporter and the executor. On AWS every copier has its own client; locally they share one,
+// whose connection pool must hold them all, or every request beyond the pool's idle limit opens
+// and closes a connection of its own.
+//
+// A missing or invalid variable counts at its default here; the execution itself reports it as a
+// ConfigError.
+func Connections(env map[string]string) int {
+	cfg, _ := copier.ConfigFromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	fan := 1
+	for _, def := range [][]byte{statemachine.Backup, statemachine.Restore} {
+		fan = max(fan, maxConcurrency(def))
+	}
+	return fan*(cfg.Concurrency+cfg.PartConcurrency) + 8
+}
+
+// maxConcurrency is the largest MaxConcurrency of any Map state in a definition, at any depth
+// (0 for a definition that does not parse; the executor refuses those).
+func maxConcurrency(definition []byte) int {
+	var doc any
+	if err := json.Unmarshal(definition, &doc); err != nil {
+		return 0
+	}
+	best := 0
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if n, ok := v["MaxConcurrency"].(float64); ok && v["Type"] == "Map" {
+				best = max(best, int(n))
+			}
+			for _, c := range v {
+				walk(c)
+			}
+		case []any:
+			for _, c := range v {
+				walk(c)
+			}
+		}
+	}
+	walk(doc)
+	return best
+}

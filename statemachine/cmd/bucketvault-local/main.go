@@ -34,11 +34,11 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	client, err := s3client.New(ctx, s3client.Options{})
+	env := localrun.FunctionEnv(os.LookupEnv)
+	client, err := s3client.New(ctx, s3client.Options{MaxConns: localrun.Connections(env)})
 	if err != nil {
 		return err
 	}
-	env := localrun.FunctionEnv(os.LookupEnv)
 	runner := &localrun.Runner{S3: client, Env: env, Logger: logger}
 	execute, newName := runner.Backup, localrun.NewExecutionName
 	if *restore {

@@ -1,0 +1,34 @@
+package localrun
+
+import "testing"
+
+func TestConnections(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want int
+	}{
+		{name: "defaults", env: map[string]string{}, want: 8*(32+8) + 8},
+		{name: "tuned", env: map[string]string{"COPIER_CONCURRENCY": "4", "PART_CONCURRENCY": "2"}, want: 8*(4+2) + 8},
+		// The execution reports the bad value as a ConfigError; the pool is sized for the default.
+		{name: "invalid counts at its default", env: map[string]string{"COPIER_CONCURRENCY": "lots"}, want: 8*(32+8) + 8},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Connections(tt.env); got != tt.want {
+				t.Fatalf("Connections(%v) = %d, want %d", tt.env, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestMaxConcurrencyFindsNestedMaps(t *testing.T) {
+	def := `{"States":{"A":{"Type":"Map","MaxConcurrency":3,"ItemProcessor":{"States":{"B":{"Type":"Map","MaxConcurrency":5}}}},
+	"C":{"Type":"Task","MaxConcurrency":99}}}`
+	if got := maxConcurrency([]byte(def)); got != 5 {
+		t.Fatalf("maxConcurrency = %d, want 5 (a Task's field is not a Map's)", got)
+	}
+	if got := maxConcurrency([]byte("{")); got != 0 {
+		t.Fatalf("maxConcurrency of a broken definition = %d, want 0", got)
+	}
+}
