@@ -64,12 +64,16 @@ func Binary() (string, error) {
 }
 
 // Start starts MinIO in a new temporary directory and waits until it is ready.
-func Start(ctx context.Context) (*Server, error) {
+func Start(ctx context.Context) (*Server, error) { return StartIn(ctx, "") }
+
+// StartIn starts MinIO in a new directory under parent (the system's temporary directory when
+// empty) and waits until it is ready.
+func StartIn(ctx context.Context, parent string) (*Server, error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "bucketvault-minio-")
+	dir, err := os.MkdirTemp(parent, "bucketvault-minio-")
 	if err != nil {
 		return nil, err
 	}

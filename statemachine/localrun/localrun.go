@@ -91,6 +91,10 @@ type Runner struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Wrap, when set, wraps each function's handler (fault-injection tests).
 	Wrap func(name string, h local.Function) local.Function
+	// Definition, when set, replaces the embedded definition of the state machine being run (an
+	// edited copy, tried locally before it is deployed). Its ${...} placeholders are filled in as
+	// the embedded one's are.
+	Definition []byte
 }
 
 // Result is one finished execution.
@@ -161,6 +165,9 @@ func (r *Runner) execute(ctx context.Context, m machine, name string, input []by
 		}
 		functions[fn] = local.FunctionConfig{Handler: h, Timeout: r.Timeouts[fn]}
 		subs[sub] = FunctionARN(fn)
+	}
+	if r.Definition != nil {
+		m.definition = r.Definition
 	}
 	def, err := statemachine.Render(m.definition, subs)
 	if err != nil {
@@ -249,10 +256,15 @@ func FunctionEnv(lookup func(string) (string, bool)) map[string]string {
 //
 // A missing or invalid variable counts at its default here; the execution itself reports it as a
 // ConfigError.
-func Connections(env map[string]string) int {
+// definition is the one to be run (nil: the embedded ones).
+func Connections(env map[string]string, definition []byte) int {
 	cfg, _ := copier.ConfigFromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	defs := [][]byte{statemachine.Backup, statemachine.Restore}
+	if definition != nil {
+		defs = [][]byte{definition}
+	}
 	fan := 1
-	for _, def := range [][]byte{statemachine.Backup, statemachine.Restore} {
+	for _, def := range defs {
 		fan = max(fan, maxConcurrency(def))
 	}
 	return fan*(cfg.Concurrency+cfg.PartConcurrency) + 8

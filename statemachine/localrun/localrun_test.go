@@ -6,16 +6,22 @@ func TestConnections(t *testing.T) {
 	tests := []struct {
 		name string
 		env  map[string]string
+		def  string
 		want int
 	}{
 		{name: "defaults", env: map[string]string{}, want: 8*(32+8) + 8},
 		{name: "tuned", env: map[string]string{"COPIER_CONCURRENCY": "4", "PART_CONCURRENCY": "2"}, want: 8*(4+2) + 8},
 		// The execution reports the bad value as a ConfigError; the pool is sized for the default.
 		{name: "invalid counts at its default", env: map[string]string{"COPIER_CONCURRENCY": "lots"}, want: 8*(32+8) + 8},
+		{name: "edited definition", env: map[string]string{}, def: `{"States":{"Copy":{"Type":"Map","MaxConcurrency":2}}}`, want: 2*(32+8) + 8},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := Connections(tt.env); got != tt.want {
+			var def []byte
+			if tt.def != "" {
+				def = []byte(tt.def)
+			}
+			if got := Connections(tt.env, def); got != tt.want {
 				t.Fatalf("Connections(%v) = %d, want %d", tt.env, got, tt.want)
 			}
 		})

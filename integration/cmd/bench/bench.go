@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,12 +10,14 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/bucketvault/bucketvault/integration/minio"
 	"github.com/bucketvault/bucketvault/shared/s3client"
+	"github.com/bucketvault/bucketvault/statemachine"
 )
 
 // logw receives progress lines; stdout carries only the results table.
@@ -56,7 +59,7 @@ func newBench(ctx context.Context, cfg *config) (*bench, error) {
 		return nil, err
 	}
 	fmt.Fprintln(logw, "== starting MinIO on loopback")
-	if b.srv, err = minio.Start(ctx); err != nil {
+	if b.srv, err = minio.StartIn(ctx, cfg.dataDir); err != nil {
 		b.close()
 		return nil, err
 	}
@@ -72,7 +75,7 @@ func newBench(ctx context.Context, cfg *config) (*bench, error) {
 		b.close()
 		return nil, err
 	}
-	b.res = &results{Command: cfg.command, Started: time.Now().UTC().Format(time.RFC3339), Machine: machineFacts(ctx), Config: cfg.describe()}
+	b.res = &results{Command: cfg.command, Started: time.Now().UTC().Format(time.RFC3339), Machine: machineFacts(ctx, b.srv.Dir), Config: cfg.describe()}
 	return b, nil
 }
 
@@ -160,7 +163,7 @@ func (b *bench) smallRep(ctx context.Context, d *dataset, rep int) error {
 	if err != nil {
 		return err
 	}
-	r, err := b.runLocal(ctx, d.bucket, bk, nil, want{listed: d.count(), copied: n, unchanged: d.count() - n, bytes: changedBytes})
+	r, err := b.runLocal(ctx, d.bucket, bk, nil, nil, want{listed: d.count(), copied: n, unchanged: d.count() - n, bytes: changedBytes})
 	if err != nil {
 		return err
 	}
@@ -217,7 +220,7 @@ func (b *bench) fullIdle(ctx context.Context, d *dataset, bk string, rep int) er
 	if err := createBucket(ctx, b.s3, bk, true); err != nil {
 		return err
 	}
-	r, err := b.runLocal(ctx, d.bucket, bk, nil, want{listed: d.count(), copied: d.count(), bytes: d.bytes})
+	r, err := b.runLocal(ctx, d.bucket, bk, nil, nil, want{listed: d.count(), copied: d.count(), bytes: d.bytes})
 	if err != nil {
 		return err
 	}
@@ -239,7 +242,7 @@ func (b *bench) fullIdle(ctx context.Context, d *dataset, bk string, rep int) er
 	// idle run is compared with the warm listing taken after it (the harder target).
 	b.res.add("list-cold-"+d.name, d.name, seen, 0, lt)
 	fmt.Fprintf(logw, "   list both %s (first after the full run): %s\n", d.name, lt.wall.Round(time.Millisecond))
-	r, err = b.runLocal(ctx, d.bucket, bk, nil, want{listed: d.count(), unchanged: d.count()})
+	r, err = b.runLocal(ctx, d.bucket, bk, nil, nil, want{listed: d.count(), unchanged: d.count()})
 	if err != nil {
 		return err
 	}
@@ -280,40 +283,75 @@ func (b *bench) runPeers(ctx context.Context, d *dataset, rep int, remove bool) 
 	return nil
 }
 
-// sweep tries other COPIER_CONCURRENCY and BATCH_SIZE values on the small full run, one at a
-// time, against the defaults; the points are interleaved within each repetition so that a noisy
-// moment hits them all alike.
+// sweep tries other COPIER_CONCURRENCY, BATCH_SIZE and Map MaxConcurrency values on the small
+// full run, one at a time, against the defaults; the points are interleaved within each
+// repetition so that a noisy moment hits them all alike. A MaxConcurrency point runs an edited
+// copy of the backup definition (bucketvault-local -definition).
 func (b *bench) sweep(ctx context.Context, d *dataset) error {
-	if len(b.cfg.sweepCopier)+len(b.cfg.sweepBatch) == 0 {
-		return nil
+	type point struct {
+		id        string
+		env, args []string
 	}
-	points := []string{""}
+	points := []point{{id: "sweep defaults"}}
 	for _, v := range b.cfg.sweepCopier {
-		points = append(points, "COPIER_CONCURRENCY="+strconv.Itoa(v))
+		kv := "COPIER_CONCURRENCY=" + strconv.Itoa(v)
+		points = append(points, point{id: "sweep " + kv, env: []string{kv}})
 	}
 	for _, v := range b.cfg.sweepBatch {
-		points = append(points, "BATCH_SIZE="+strconv.Itoa(v))
+		kv := "BATCH_SIZE=" + strconv.Itoa(v)
+		points = append(points, point{id: "sweep " + kv, env: []string{kv}})
+	}
+	for _, v := range b.cfg.sweepMap {
+		path, err := b.definitionWithMapConcurrency(v)
+		if err != nil {
+			return err
+		}
+		points = append(points, point{id: "sweep Map MaxConcurrency=" + strconv.Itoa(v), args: []string{"-definition", path}})
+	}
+	if len(points) == 1 {
+		return nil
 	}
 	for rep := 1; rep <= b.cfg.sweepReps; rep++ {
-		for i, kv := range points {
+		for i, p := range points {
 			bk := fmt.Sprintf("sweep-%d-r%d", i, rep)
 			if err := createBucket(ctx, b.s3, bk, true); err != nil {
 				return err
 			}
-			var extra []string
-			id := "sweep defaults"
-			if kv != "" {
-				extra, id = []string{kv}, "sweep "+kv
-			}
-			r, err := b.runLocal(ctx, d.bucket, bk, extra, want{listed: d.count(), copied: d.count(), bytes: d.bytes})
+			r, err := b.runLocal(ctx, d.bucket, bk, p.env, p.args, want{listed: d.count(), copied: d.count(), bytes: d.bytes})
 			if err != nil {
 				return err
 			}
-			b.res.add(id, d.name, d.count(), d.bytes, r.measurement)
-			fmt.Fprintf(logw, "   bucketvault full %s, %s: %s (%.0f objects/s, %d batches)\n", d.name, strings.TrimPrefix(id, "sweep "), r.wall.Round(time.Millisecond), float64(d.count())/r.wall.Seconds(), r.report.Batches)
+			b.res.add(p.id, d.name, d.count(), d.bytes, r.measurement)
+			fmt.Fprintf(logw, "   bucketvault full %s, %s: %s (%.0f objects/s, %d batches)\n", d.name, strings.TrimPrefix(p.id, "sweep "), r.wall.Round(time.Millisecond), float64(d.count())/r.wall.Seconds(), r.report.Batches)
 		}
 	}
 	return nil
+}
+
+// definitionWithMapConcurrency writes a copy of the backup definition whose Map states run n
+// child executions at a time, and returns its path.
+func (b *bench) definitionWithMapConcurrency(n int) (string, error) {
+	var doc map[string]any
+	if err := json.Unmarshal(statemachine.Backup, &doc); err != nil {
+		return "", err
+	}
+	states, _ := doc["States"].(map[string]any)
+	changed := 0
+	for _, st := range states {
+		if m, ok := st.(map[string]any); ok && m["Type"] == "Map" {
+			m["MaxConcurrency"] = n
+			changed++
+		}
+	}
+	if changed == 0 {
+		return "", fmt.Errorf("the backup definition has no Map state to tune")
+	}
+	out, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(b.tmp, fmt.Sprintf("backup-map%d.asl.json", n))
+	return path, os.WriteFile(path, out, 0o644)
 }
 
 // memory runs one full backup of a set of cfg.big small objects, for its peak RSS.
@@ -334,7 +372,7 @@ func (b *bench) memory(ctx context.Context, small *dataset) error {
 	if err := createBucket(ctx, b.s3, "bv-big", true); err != nil {
 		return err
 	}
-	r, err := b.runLocal(ctx, d.bucket, "bv-big", nil, want{listed: d.count(), copied: d.count(), bytes: d.bytes})
+	r, err := b.runLocal(ctx, d.bucket, "bv-big", nil, nil, want{listed: d.count(), copied: d.count(), bytes: d.bytes})
 	if err != nil {
 		return err
 	}
@@ -344,8 +382,9 @@ func (b *bench) memory(ctx context.Context, small *dataset) error {
 }
 
 // machineFacts records what the figures depend on.
-func machineFacts(ctx context.Context) machine {
-	m := machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, LoadBefore: loadavg()}
+func machineFacts(ctx context.Context, dataDir string) machine {
+	m := machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, LoadBefore: loadavg(),
+		DataDir: dataDir + " (" + fsType(dataDir) + ")"}
 	if bin, err := minio.Binary(); err == nil {
 		m.MinIO = bin
 		if out, err := exec.CommandContext(ctx, bin, "--version").Output(); err == nil {
@@ -366,6 +405,20 @@ func machineFacts(ctx context.Context) machine {
 		m.Memory = strings.Join(strings.Fields(line)[1:], " ")
 	}
 	return m
+}
+
+// fsType names the file system a directory is on: MinIO on tmpfs is bound by CPU, on a disk by
+// the disk.
+func fsType(dir string) string {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return "unknown"
+	}
+	names := map[int64]string{0x01021994: "tmpfs", 0xEF53: "ext4", 0x58465342: "xfs", 0x9123683E: "btrfs", 0x794C7630: "overlayfs"}
+	if n, ok := names[int64(st.Type)]; ok {
+		return n
+	}
+	return fmt.Sprintf("type %#x", st.Type)
 }
 
 func loadavg() string {

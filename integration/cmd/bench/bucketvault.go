@@ -39,9 +39,9 @@ type want struct {
 }
 
 // runLocal runs one backup of source into backup as a separate process with the given extra
-// environment, and checks its report against w.
-func (b *bench) runLocal(ctx context.Context, source, backup string, extra []string, w want) (*localRun, error) {
-	cmd := exec.CommandContext(ctx, b.localBin)
+// environment and arguments, and checks its report against w.
+func (b *bench) runLocal(ctx context.Context, source, backup string, extra, args []string, w want) (*localRun, error) {
+	cmd := exec.CommandContext(ctx, b.localBin, args...)
 	cmd.Env = append(os.Environ(), b.serverEnv...)
 	cmd.Env = append(cmd.Env, "SOURCE_BUCKET="+source, "BACKUP_BUCKET="+backup, "RUN_BUCKET="+runBucket)
 	cmd.Env = append(cmd.Env, b.cfg.env...)

@@ -25,9 +25,11 @@ type config struct {
 	awsRequests   int
 	sweepCopier   []int
 	sweepBatch    []int
+	sweepMap      []int
 	sweepReps     int
 	env           []string // extra KEY=VALUE for every bucketvault-local run
 	out           string
+	dataDir       string
 	command       string // the exact command line, for the report
 }
 
@@ -50,9 +52,11 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.awsRequests, "aws-requests", 64, "aws s3 max_concurrent_requests")
 	sc := fs.String("sweep-copier", "16,64", "COPIER_CONCURRENCY values tried on the small full run besides the default; empty skips")
 	sb := fs.String("sweep-batch", "250,2500", "BATCH_SIZE values tried on the small full run besides the default; empty skips")
+	sm := fs.String("sweep-map", "4,16", "Map MaxConcurrency values tried on the small full run besides the definition's; empty skips")
 	fs.IntVar(&c.sweepReps, "sweep-reps", 2, "repetitions of each sweep point")
 	env := fs.String("env", "", "extra environment for every bucketvault-local run, comma-separated KEY=VALUE")
 	fs.StringVar(&c.out, "out", ".cache/bench/bench-results.json", "raw timings (JSON)")
+	fs.StringVar(&c.dataDir, "data-dir", "", "parent directory of MinIO's data (default: the system's temporary directory); /dev/shm makes the server CPU-bound instead of disk-bound")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -70,7 +74,7 @@ func parseFlags(args []string) (*config, error) {
 		s    string
 		dst  *[]int
 	}{{"concurrency", *conc, &c.concurrencies}, {"large-concurrency", *lconc, &c.largeConc},
-		{"sweep-copier", *sc, &c.sweepCopier}, {"sweep-batch", *sb, &c.sweepBatch}} {
+		{"sweep-copier", *sc, &c.sweepCopier}, {"sweep-batch", *sb, &c.sweepBatch}, {"sweep-map", *sm, &c.sweepMap}} {
 		if *l.dst, err = ints(l.s); err != nil {
 			return nil, fmt.Errorf("-%s: %w", l.name, err)
 		}

@@ -42,6 +42,7 @@ type machine struct {
 	GOOS       string `json:"goos"`
 	GOARCH     string `json:"goarch"`
 	MinIO      string `json:"minio"`
+	DataDir    string `json:"minioDataDir"`
 	LoadBefore string `json:"loadBefore"`
 	LoadAfter  string `json:"loadAfter"`
 }
@@ -285,8 +286,8 @@ func (c *config) describe() map[string]string {
 		"changedPercent": strconv.FormatFloat(c.changedPct, 'g', -1, 64),
 		"rclone":         fmt.Sprintf("--transfers %d --checkers %d --fast-list", c.rcloneXfers, c.rcloneChecks),
 		"aws":            fmt.Sprintf("s3.max_concurrent_requests %d", c.awsRequests),
-		"sweepCopier":    join(c.sweepCopier), "sweepBatch": join(c.sweepBatch), "sweepReps": strconv.Itoa(c.sweepReps),
-		"env": strings.Join(c.env, ","),
+		"sweepCopier":    join(c.sweepCopier), "sweepBatch": join(c.sweepBatch), "sweepMap": join(c.sweepMap), "sweepReps": strconv.Itoa(c.sweepReps),
+		"env": strings.Join(c.env, ","), "dataDir": c.dataDir,
 	}
 }
 
@@ -309,8 +310,8 @@ func writeResults(path string, r *results) error {
 func printTable(w io.Writer, r *results) {
 	m := r.Machine
 	fmt.Fprintf(w, "Command: `%s` (started %s, finished %s)\n\n", r.Command, r.Started, r.Finished)
-	fmt.Fprintf(w, "Machine: %d CPUs (%s), %s RAM, %s %s/%s, MinIO `%s`, load average before %s, after %s\n\n",
-		m.CPUs, m.CPUModel, m.Memory, m.GoVersion, m.GOOS, m.GOARCH, m.MinIO, m.LoadBefore, m.LoadAfter)
+	fmt.Fprintf(w, "Machine: %d CPUs (%s), %s RAM, %s %s/%s, MinIO `%s` with its data in %s, load average before %s, after %s\n\n",
+		m.CPUs, m.CPUModel, m.Memory, m.GoVersion, m.GOOS, m.GOARCH, m.MinIO, m.DataDir, m.LoadBefore, m.LoadAfter)
 	for _, s := range r.Sets {
 		fmt.Fprintf(w, "- set %s: %d objects, %.1f MB (bucket %s)\n", s.Name, s.Objects, mb(s.Bytes), s.Bucket)
 	}
@@ -338,7 +339,7 @@ func printTable(w io.Writer, r *results) {
 		if strings.HasPrefix(s.ID, "sweep ") {
 			name := strings.TrimPrefix(s.ID, "sweep ")
 			if name == "defaults" {
-				name = "defaults (COPIER_CONCURRENCY=32, BATCH_SIZE=1000)"
+				name = "defaults (COPIER_CONCURRENCY=32, BATCH_SIZE=1000, Map MaxConcurrency=8)"
 			}
 			fmt.Fprintf(w, "| %s | %d | %s | %.0f | %s | %s | %.1f |\n", name, len(s.Seconds), spread(s), s.ObjPerSec, ratio(s), cpu(s.ClientCPU, s.ServerCPU), float64(medianInt(s.MaxRSSKiB))/1024)
 		}

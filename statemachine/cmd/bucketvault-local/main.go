@@ -29,17 +29,25 @@ func run() error {
 	restore := flag.Bool("restore", false, "run a restore: RESTORE_AT, RESTORE_PREFIX, TARGET_BUCKET, DRY_RUN (or -input)")
 	input := flag.String("input", os.Getenv("EXECUTION_INPUT"), "execution input JSON (default {} for a backup; built from RESTORE_* for a restore)")
 	name := flag.String("name", os.Getenv("EXECUTION_NAME"), "execution name (default: backup-<time>-<id> or restore-<time>-<id>)")
+	definition := flag.String("definition", "", "run this state machine definition file instead of the embedded one (an edited copy of statemachine/backup.asl.json or restore.asl.json)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	env := localrun.FunctionEnv(os.LookupEnv)
-	client, err := s3client.New(ctx, s3client.Options{MaxConns: localrun.Connections(env)})
+	var def []byte
+	if *definition != "" {
+		var err error
+		if def, err = os.ReadFile(*definition); err != nil {
+			return err
+		}
+	}
+	client, err := s3client.New(ctx, s3client.Options{MaxConns: localrun.Connections(env, def)})
 	if err != nil {
 		return err
 	}
-	runner := &localrun.Runner{S3: client, Env: env, Logger: logger}
+	runner := &localrun.Runner{S3: client, Env: env, Logger: logger, Definition: def}
 	execute, newName := runner.Backup, localrun.NewExecutionName
 	if *restore {
 		execute, newName = runner.Restore, localrun.NewRestoreName
