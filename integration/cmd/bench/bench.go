@@ -143,7 +143,7 @@ func (b *bench) scenarios(ctx context.Context) error {
 			}
 		}
 	}
-	if err := b.sweep(ctx, small); err != nil {
+	if err := b.sweep(ctx, small, large); err != nil {
 		return err
 	}
 	return b.memory(ctx, small)
@@ -284,36 +284,56 @@ func (b *bench) runPeers(ctx context.Context, d *dataset, rep int, remove bool) 
 }
 
 // sweep tries other COPIER_CONCURRENCY, BATCH_SIZE and Map MaxConcurrency values on the small
-// full run, one at a time, against the defaults; the points are interleaved within each
-// repetition so that a noisy moment hits them all alike. A MaxConcurrency point runs an edited
-// copy of the backup definition (bucketvault-local -definition).
-func (b *bench) sweep(ctx context.Context, d *dataset) error {
-	type point struct {
-		id        string
-		env, args []string
-	}
-	points := []point{{id: "sweep defaults"}}
+// full run, and other PART_CONCURRENCY values on the large full run, one at a time, against the
+// defaults. A MaxConcurrency point runs an edited copy of the backup definition
+// (bucketvault-local -definition).
+func (b *bench) sweep(ctx context.Context, small, large *dataset) error {
+	points := []sweepPoint{{id: "sweep defaults"}}
 	for _, v := range b.cfg.sweepCopier {
 		kv := "COPIER_CONCURRENCY=" + strconv.Itoa(v)
-		points = append(points, point{id: "sweep " + kv, env: []string{kv}})
+		points = append(points, sweepPoint{id: "sweep " + kv, env: []string{kv}})
 	}
 	for _, v := range b.cfg.sweepBatch {
 		kv := "BATCH_SIZE=" + strconv.Itoa(v)
-		points = append(points, point{id: "sweep " + kv, env: []string{kv}})
+		points = append(points, sweepPoint{id: "sweep " + kv, env: []string{kv}})
 	}
 	for _, v := range b.cfg.sweepMap {
 		path, err := b.definitionWithMapConcurrency(v)
 		if err != nil {
 			return err
 		}
-		points = append(points, point{id: "sweep Map MaxConcurrency=" + strconv.Itoa(v), args: []string{"-definition", path}})
+		points = append(points, sweepPoint{id: "sweep Map MaxConcurrency=" + strconv.Itoa(v), args: []string{"-definition", path}})
 	}
-	if len(points) == 1 {
+	if err := b.sweepSet(ctx, small, points, false); err != nil {
+		return err
+	}
+	if large == nil {
+		return nil
+	}
+	points = []sweepPoint{{id: "sweep large defaults"}}
+	for _, v := range b.cfg.sweepPart {
+		kv := "PART_CONCURRENCY=" + strconv.Itoa(v)
+		points = append(points, sweepPoint{id: "sweep large " + kv, env: []string{kv}})
+	}
+	return b.sweepSet(ctx, large, points, true)
+}
+
+// sweepPoint is one configuration of a sweep.
+type sweepPoint struct {
+	id        string
+	env, args []string
+}
+
+// sweepSet runs the full backup of d at every point, sweepReps times; the points are interleaved
+// within each repetition so that a noisy moment hits them all alike. A single point (the
+// defaults alone) is skipped.
+func (b *bench) sweepSet(ctx context.Context, d *dataset, points []sweepPoint, remove bool) error {
+	if len(points) < 2 {
 		return nil
 	}
 	for rep := 1; rep <= b.cfg.sweepReps; rep++ {
 		for i, p := range points {
-			bk := fmt.Sprintf("sweep-%d-r%d", i, rep)
+			bk := fmt.Sprintf("sweep-%s-%d-r%d", d.name, i, rep)
 			if err := createBucket(ctx, b.s3, bk, true); err != nil {
 				return err
 			}
@@ -322,7 +342,12 @@ func (b *bench) sweep(ctx context.Context, d *dataset) error {
 				return err
 			}
 			b.res.add(p.id, d.name, d.count(), d.bytes, r.measurement)
-			fmt.Fprintf(logw, "   bucketvault full %s, %s: %s (%.0f objects/s, %d batches)\n", d.name, strings.TrimPrefix(p.id, "sweep "), r.wall.Round(time.Millisecond), float64(d.count())/r.wall.Seconds(), r.report.Batches)
+			fmt.Fprintf(logw, "   bucketvault full %s, %s: %s (%.0f objects/s, %.0f MB/s, %d batches)\n", d.name, strings.TrimPrefix(strings.TrimPrefix(p.id, "sweep "), d.name+" "), r.wall.Round(time.Millisecond), float64(d.count())/r.wall.Seconds(), mb(d.bytes)/r.wall.Seconds(), r.report.Batches)
+			if remove {
+				if err := removeBucket(ctx, b.s3, bk); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	return nil

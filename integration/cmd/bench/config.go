@@ -26,6 +26,7 @@ type config struct {
 	sweepCopier   []int
 	sweepBatch    []int
 	sweepMap      []int
+	sweepPart     []int
 	sweepReps     int
 	env           []string // extra KEY=VALUE for every bucketvault-local run
 	out           string
@@ -53,6 +54,7 @@ func parseFlags(args []string) (*config, error) {
 	sc := fs.String("sweep-copier", "16,64", "COPIER_CONCURRENCY values tried on the small full run besides the default; empty skips")
 	sb := fs.String("sweep-batch", "250,2500", "BATCH_SIZE values tried on the small full run besides the default; empty skips")
 	sm := fs.String("sweep-map", "4,16", "Map MaxConcurrency values tried on the small full run besides the definition's; empty skips")
+	sp := fs.String("sweep-part", "2,4", "PART_CONCURRENCY values tried on the large full run besides the default; empty skips")
 	fs.IntVar(&c.sweepReps, "sweep-reps", 2, "repetitions of each sweep point")
 	env := fs.String("env", "", "extra environment for every bucketvault-local run, comma-separated KEY=VALUE")
 	fs.StringVar(&c.out, "out", ".cache/bench/bench-results.json", "raw timings (JSON)")
@@ -74,7 +76,7 @@ func parseFlags(args []string) (*config, error) {
 		s    string
 		dst  *[]int
 	}{{"concurrency", *conc, &c.concurrencies}, {"large-concurrency", *lconc, &c.largeConc},
-		{"sweep-copier", *sc, &c.sweepCopier}, {"sweep-batch", *sb, &c.sweepBatch}, {"sweep-map", *sm, &c.sweepMap}} {
+		{"sweep-copier", *sc, &c.sweepCopier}, {"sweep-batch", *sb, &c.sweepBatch}, {"sweep-map", *sm, &c.sweepMap}, {"sweep-part", *sp, &c.sweepPart}} {
 		if *l.dst, err = ints(l.s); err != nil {
 			return nil, fmt.Errorf("-%s: %w", l.name, err)
 		}

@@ -202,7 +202,11 @@ func (r *results) finish() {
 		case strings.HasPrefix(s.ID, "ceiling-"):
 			s.Ratio, s.RatioTo = ptr(1.0), "ceiling"
 		case strings.HasPrefix(s.ID, "sweep "):
-			if def := r.find("sweep defaults"); def != nil {
+			def := r.find("sweep defaults")
+			if s.Set == "large" {
+				def = r.find("sweep large defaults")
+			}
+			if def != nil {
 				s.Ratio, s.RatioTo = paired(def, s), "throughput of the defaults in the same repetitions"
 			}
 		case strings.HasPrefix(s.ID, "bv-full-"):
@@ -286,7 +290,7 @@ func (c *config) describe() map[string]string {
 		"changedPercent": strconv.FormatFloat(c.changedPct, 'g', -1, 64),
 		"rclone":         fmt.Sprintf("--transfers %d --checkers %d --fast-list", c.rcloneXfers, c.rcloneChecks),
 		"aws":            fmt.Sprintf("s3.max_concurrent_requests %d", c.awsRequests),
-		"sweepCopier":    join(c.sweepCopier), "sweepBatch": join(c.sweepBatch), "sweepMap": join(c.sweepMap), "sweepReps": strconv.Itoa(c.sweepReps),
+		"sweepCopier":    join(c.sweepCopier), "sweepBatch": join(c.sweepBatch), "sweepMap": join(c.sweepMap), "sweepPart": join(c.sweepPart), "sweepReps": strconv.Itoa(c.sweepReps),
 		"env": strings.Join(c.env, ","), "dataDir": c.dataDir,
 	}
 }
@@ -332,14 +336,18 @@ func printTable(w io.Writer, r *results) {
 	for _, c := range r.Ceiling {
 		fmt.Fprintf(w, "| %s | %d | %.2f | %.0f | %.1f | %s |\n", c.Set, c.Concurrency, c.Median, c.ObjPerSec, c.MBPerSec, cpu(c.ClientCPU, c.ServerCPU))
 	}
-	if r.find("sweep defaults") != nil {
-		fmt.Fprintf(w, "\nTuning (small full run; one variable at a time, others default; points interleaved per repetition):\n\n| configuration | reps | median s (min–max) | objects/s | throughput vs defaults | CPU s: client / MinIO | peak RSS MiB |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	if r.find("sweep defaults") != nil || r.find("sweep large defaults") != nil {
+		fmt.Fprintf(w, "\nTuning (full runs; one variable at a time, others default; points interleaved per repetition):\n\n| configuration | reps | median s (min–max) | objects/s | throughput vs defaults | CPU s: client / MinIO | peak RSS MiB |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	}
 	for _, s := range r.Scenarios {
 		if strings.HasPrefix(s.ID, "sweep ") {
 			name := strings.TrimPrefix(s.ID, "sweep ")
 			if name == "defaults" {
 				name = "defaults (COPIER_CONCURRENCY=32, BATCH_SIZE=1000, Map MaxConcurrency=8)"
+			} else if name == "large defaults" {
+				name = "large set: defaults (PART_CONCURRENCY=8)"
+			} else if p, ok := strings.CutPrefix(name, "large "); ok {
+				name = "large set: " + p
 			}
 			fmt.Fprintf(w, "| %s | %d | %s | %.0f | %s | %s | %.1f |\n", name, len(s.Seconds), spread(s), s.ObjPerSec, ratio(s), cpu(s.ClientCPU, s.ServerCPU), float64(medianInt(s.MaxRSSKiB))/1024)
 		}
