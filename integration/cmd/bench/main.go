@@ -20,6 +20,15 @@ func main() {
 }
 
 func run() error {
+	if len(os.Args) == 3 && os.Args[1] == "-report" {
+		// Print the tables of an earlier run from its raw timings.
+		res, err := readResults(os.Args[2])
+		if err != nil {
+			return err
+		}
+		printTable(os.Stdout, res)
+		return nil
+	}
 	cfg, err := parseFlags(os.Args[1:])
 	if err != nil {
 		return err

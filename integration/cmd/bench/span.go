@@ -26,12 +26,11 @@ type span struct {
 	self      time.Duration
 }
 
-// begin starts timing a scenario. So that no scenario pays for the previous one's work, it first
-// waits until MinIO is quiet (a removed bucket's objects are deleted in the background) and then
-// writes back every dirty page (sync(2)): on one machine those are the largest sources of
-// order-dependent noise between back-to-back copy runs.
+// begin starts timing a scenario. It first writes back every dirty page (sync(2)), so that no
+// scenario pays for the previous one's writes. (Waiting for MinIO's CPU to fall quiet as well was
+// tried: MinIO keeps working in the background for over 30 s after large writes, and the wait
+// changed none of the figures.)
 func (b *bench) begin() span {
-	quiesce(b.srv.Pid())
 	syscall.Sync()
 	s := span{serverPID: b.srv.Pid()}
 	s.server, _ = procCPU(s.serverPID)
@@ -53,25 +52,6 @@ func (s span) end(child *os.ProcessState) measurement {
 		m.clientCPU = selfCPU() - s.self
 	}
 	return m
-}
-
-// quiesce waits until the process has used under 5% of one CPU over a quarter of a second, for
-// at most 30 seconds.
-func quiesce(pid int) {
-	const window = 250 * time.Millisecond
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		before, err := procCPU(pid)
-		if err != nil {
-			return
-		}
-		time.Sleep(window)
-		after, err := procCPU(pid)
-		if err != nil || after-before < window/20 {
-			return
-		}
-	}
-	fmt.Fprintln(logw, "   (MinIO still busy after 30 s; measuring anyway)")
 }
 
 func selfCPU() time.Duration {
