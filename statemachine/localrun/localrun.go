@@ -254,11 +254,11 @@ func FunctionEnv(lookup func(string) (string, bool)) map[string]string {
 // whose connection pool must hold them all, or every request beyond the pool's idle limit opens
 // and closes a connection of its own.
 //
-// A missing or invalid variable counts at its default here; the execution itself reports it as a
-// ConfigError.
-// definition is the one to be run (nil: the embedded ones).
+// definition is the one to be run (nil: the embedded ones). A missing or invalid variable counts
+// at its default here; the execution itself reports it as a ConfigError. A Map without a
+// MaxConcurrency counts as 1: its fan-out depends on the items, not on the definition.
 func Connections(env map[string]string, definition []byte) int {
-	cfg, _ := copier.ConfigFromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	cfg, _ := copier.ConfigFromEnv(envconf.Map(env))
 	defs := [][]byte{statemachine.Backup, statemachine.Restore}
 	if definition != nil {
 		defs = [][]byte{definition}
