@@ -55,24 +55,19 @@ func (b *bench) rclone(path string) func(ctx context.Context, d *dataset, dst st
 			"--transfers", strconv.Itoa(b.cfg.rcloneXfers), "--checkers", strconv.Itoa(b.cfg.rcloneChecks),
 			"--fast-list", "--s3-no-check-bucket", "-v", "--stats", "1h", "--stats-log-level", "NOTICE",
 			"--config", filepath.Join(b.tmp, "rclone.conf")}
-		cmd := exec.CommandContext(ctx, path, args...)
 		// rclone 1.60 fails on AWS_CA_BUNDLE even for plain http ("unable to load custom CA
 		// bundle, HTTPClient's transport unsupported type"); the loopback server needs no CA.
-		cmd.Env = append(withoutVar(os.Environ(), "AWS_CA_BUNDLE"),
+		env := append(withoutVar(os.Environ(), "AWS_CA_BUNDLE"),
 			"RCLONE_CONFIG_BVBENCH_TYPE=s3", "RCLONE_CONFIG_BVBENCH_PROVIDER=Minio",
 			"RCLONE_CONFIG_BVBENCH_ENDPOINT="+b.srv.Endpoint, "RCLONE_CONFIG_BVBENCH_REGION=us-east-1",
 			"RCLONE_CONFIG_BVBENCH_ACCESS_KEY_ID="+b.srv.AccessKey, "RCLONE_CONFIG_BVBENCH_SECRET_ACCESS_KEY="+b.srv.SecretKey,
 			"RCLONE_CONFIG_BVBENCH_FORCE_PATH_STYLE=true")
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		sp := b.begin()
-		err := cmd.Run()
-		m := sp.end(cmd.ProcessState)
+		m, out, err := b.runTool(ctx, "rclone", path, args, env)
 		if err != nil {
-			return measurement{}, "", fmt.Errorf("rclone %s: %w: %s", strings.Join(args, " "), err, lastBytes(out.Bytes(), 2048))
+			return measurement{}, "", err
 		}
-		if n := int64(bytes.Count(out.Bytes(), []byte(rcloneServerSide))); n != d.count() {
-			return measurement{}, "", fmt.Errorf("rclone logged %d server-side copies, want %d: %s", n, d.count(), lastBytes(out.Bytes(), 2048))
+		if n := int64(bytes.Count(out, []byte(rcloneServerSide))); n != d.count() {
+			return measurement{}, "", fmt.Errorf("rclone logged %d server-side copies, want %d: %s", n, d.count(), lastBytes(out, 2048))
 		}
 		return m, fmt.Sprintf("%d server-side copies, --transfers %d --checkers %d --fast-list", d.count(), b.cfg.rcloneXfers, b.cfg.rcloneChecks), nil
 	}
@@ -88,19 +83,30 @@ func (b *bench) awsSync(path string) func(ctx context.Context, d *dataset, dst s
 			return measurement{}, "", err
 		}
 		args := []string{"s3", "sync", "s3://" + src, "s3://" + dst, "--endpoint-url", b.srv.Endpoint, "--only-show-errors", "--no-progress"}
-		cmd := exec.CommandContext(ctx, path, args...)
-		cmd.Env = append(os.Environ(), "AWS_CONFIG_FILE="+conf, "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(b.tmp, "none"),
+		env := append(os.Environ(), "AWS_CONFIG_FILE="+conf, "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(b.tmp, "none"),
 			"AWS_ACCESS_KEY_ID="+b.srv.AccessKey, "AWS_SECRET_ACCESS_KEY="+b.srv.SecretKey, "AWS_DEFAULT_REGION=us-east-1")
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		sp := b.begin()
-		err := cmd.Run()
-		m := sp.end(cmd.ProcessState)
+		m, _, err := b.runTool(ctx, "aws", path, args, env)
 		if err != nil {
-			return measurement{}, "", fmt.Errorf("aws %s: %w: %s", strings.Join(args, " "), err, lastBytes(out.Bytes(), 2048))
+			return measurement{}, "", err
 		}
 		return m, fmt.Sprintf("max_concurrent_requests %d", b.cfg.awsRequests), nil
 	}
+}
+
+// runTool runs one timed peer command with its output captured; a failure carries the output's
+// tail.
+func (b *bench) runTool(ctx context.Context, name, path string, args, env []string) (measurement, []byte, error) {
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Env = env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	sp := b.begin()
+	err := cmd.Run()
+	m := sp.end(cmd.ProcessState)
+	if err != nil {
+		return measurement{}, nil, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, lastBytes(out.Bytes(), 2048))
+	}
+	return m, out.Bytes(), nil
 }
 
 func withoutVar(env []string, name string) []string {
