@@ -186,8 +186,21 @@ func (h *Handler) run(ctx context.Context, req Request, header batch.Header, ite
 
 	out := report.Outcome{BatchKey: req.BatchKey, Items: len(items), Failures: []report.Failure{}, Skips: []report.Skip{}}
 	var mu sync.Mutex
+	// A fixed set of workers takes the items in order: a goroutine per item would grow a fresh
+	// stack through the SDK's deep call chain for every object, which costs measurable CPU.
+	next := make(chan batch.Item)
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(h.Config.Concurrency)
+	for range min(h.Config.Concurrency, len(items)) {
+		g.Go(func() error {
+			for it := range next {
+				rec := h.one(gctx, cp, header, it, verify, counter)
+				mu.Lock()
+				rec.apply(&out)
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
 	for _, it := range items {
 		if !stopAt.IsZero() && time.Now().After(stopAt) {
 			break
@@ -195,14 +208,9 @@ func (h *Handler) run(ctx context.Context, req Request, header batch.Header, ite
 		if gctx.Err() != nil {
 			break
 		}
-		g.Go(func() error {
-			rec := h.one(gctx, cp, header, it, verify, counter)
-			mu.Lock()
-			defer mu.Unlock()
-			rec.apply(&out)
-			return nil
-		})
+		next <- it
 	}
+	close(next)
 	_ = g.Wait() // workers record their errors; none is returned
 	out.Retries = counter.Count()
 	done := out.Copied + out.Deleted + out.Failed + out.Skipped

@@ -3,10 +3,12 @@ package copier
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -229,6 +231,76 @@ func TestBatchErrorsAreNamed(t *testing.T) {
 			}
 			if f.Count("CopyObject")+f.Count("DeleteObject") != 0 {
 				t.Error("a batch that cannot run touched the backup")
+			}
+		})
+	}
+}
+
+// inflight records the most CopyObject requests in flight at once. Each request waits (up to a
+// deadline shared by all) until want are in flight, so reaching want does not depend on timing.
+type inflight struct {
+	*s3fake.S3
+	want     int
+	mu       sync.Mutex
+	now, max int
+	deadline time.Time
+}
+
+func (f *inflight) CopyObject(ctx context.Context, in *s3.CopyObjectInput, opts ...func(*s3.Options)) (*s3.CopyObjectOutput, error) {
+	f.mu.Lock()
+	f.now++
+	f.max = max(f.max, f.now)
+	if f.deadline.IsZero() {
+		f.deadline = time.Now().Add(5 * time.Second)
+	}
+	f.mu.Unlock()
+	for {
+		f.mu.Lock()
+		done := f.max >= f.want || time.Now().After(f.deadline)
+		f.mu.Unlock()
+		if done {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	f.mu.Lock()
+	f.now--
+	f.mu.Unlock()
+	return f.S3.CopyObject(ctx, in, opts...)
+}
+
+// COPIER_CONCURRENCY objects are copied at once, never more, and every item of the batch is
+// done, also when the batch is smaller than the concurrency.
+func TestConcurrencyIsBounded(t *testing.T) {
+	for _, tc := range []struct{ items, concurrency, wantMax int }{
+		{items: 40, concurrency: 4, wantMax: 4},
+		{items: 3, concurrency: 8, wantMax: 3},
+		{items: 10, concurrency: 1, wantMax: 1},
+	} {
+		t.Run(fmt.Sprintf("%d items at %d", tc.items, tc.concurrency), func(t *testing.T) {
+			f, h := setup()
+			rec := &inflight{S3: f, want: tc.wantMax}
+			h.S3, h.Config.Concurrency = rec, tc.concurrency
+			var keys []string
+			for i := range tc.items {
+				k := fmt.Sprintf("k%03d", i)
+				f.Put("src", k, []byte(k))
+				keys = append(keys, k)
+			}
+			resp, err := invoke(t, h, Request{Execution: "exec", BatchKey: writeBatch(t, f, keys, nil)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Copied != tc.items || resp.Failed != 0 {
+				t.Fatalf("response %+v", resp)
+			}
+			for _, k := range keys {
+				if n := len(f.Versions("bak", k)); n != 1 {
+					t.Fatalf("%s has %d versions in the backup", k, n)
+				}
+			}
+			if rec.max > tc.concurrency || rec.max < tc.wantMax {
+				t.Fatalf("%d copies in flight at most, want %d (concurrency %d)", rec.max, tc.wantMax, tc.concurrency)
 			}
 		})
 	}
