@@ -15,13 +15,36 @@ import (
 	"github.com/bucketvault/bucketvault/shared/fault"
 )
 
-// Objects streams current objects under a prefix, starting after a key.
+// Objects streams current objects under a prefix, starting after a key. While one page is being
+// consumed the next is already being fetched, so a caller that merges two listings waits for
+// both at once and a page's processing overlaps the next request: memory holds two pages.
 type Objects struct {
 	bucket string
 	p      *s3.ListObjectsV2Paginator
 	page   []types.Object
 	last   string
 	opts   []func(*s3.Options)
+	// ahead receives the page being fetched; nil when no request is in flight. Only the
+	// goroutine of that request touches the paginator until its result is received.
+	ahead chan pageResult
+}
+
+type pageResult struct {
+	out *s3.ListObjectsV2Output
+	err error
+}
+
+// fetch starts fetching the next page, if there is one.
+func (o *Objects) fetch(ctx context.Context) {
+	if !o.p.HasMorePages() {
+		return
+	}
+	ch := make(chan pageResult, 1)
+	go func() {
+		out, err := o.p.NextPage(ctx, o.opts...)
+		ch <- pageResult{out, err}
+	}()
+	o.ahead = ch
 }
 
 // WithOptions applies per-request options (such as a retry counter) to every page request.
@@ -45,14 +68,24 @@ func NewObjects(client s3.ListObjectsV2APIClient, bucket, prefix, after string) 
 // Peek returns the next object without consuming it; nil at the end.
 func (o *Objects) Peek(ctx context.Context) (*change.Object, error) {
 	for len(o.page) == 0 {
-		if !o.p.HasMorePages() {
-			return nil, nil
+		if o.ahead == nil {
+			o.fetch(ctx)
+			if o.ahead == nil {
+				return nil, nil
+			}
 		}
-		out, err := o.p.NextPage(ctx, o.opts...)
-		if err != nil {
-			return nil, fmt.Errorf("list bucket %q: %w", o.bucket, err)
+		var r pageResult
+		select {
+		case r = <-o.ahead:
+		case <-ctx.Done():
+			return nil, ctx.Err() // o.ahead stays: the request in flight still owns the paginator
 		}
-		o.page = out.Contents
+		o.ahead = nil
+		if r.err != nil {
+			return nil, fmt.Errorf("list bucket %q: %w", o.bucket, r.err)
+		}
+		o.page = r.out.Contents
+		o.fetch(ctx)
 	}
 	obj := o.page[0]
 	key := aws.ToString(obj.Key)

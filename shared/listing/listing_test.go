@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,5 +81,119 @@ func TestAsOf(t *testing.T) {
 		if id != tt.want {
 			t.Errorf("AsOf(+%v) = %q, want %q", tt.at, id, tt.want)
 		}
+	}
+}
+
+// gatedLister holds every ListObjectsV2 request after the first until the test opens the gate,
+// and counts the requests that reached it.
+type gatedLister struct {
+	*s3fake.S3
+	calls chan int
+	gate  chan struct{}
+	n     int
+}
+
+func (g *gatedLister) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, opts ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
+	g.n++ // one request at a time: the listing never has two in flight
+	g.calls <- g.n
+	if g.n > 1 {
+		<-g.gate
+	}
+	return g.S3.ListObjectsV2(ctx, in, opts...)
+}
+
+// While the caller consumes one page the next one is already requested, and every key still
+// comes once, in order, whatever the page size.
+func TestObjectsReadAhead(t *testing.T) {
+	keys := []string{"a", "b", "c", "d", "e", "f", "g"}
+	for _, tc := range []struct {
+		page      int
+		after     string
+		wantCalls int
+	}{
+		{page: 1, wantCalls: 7},
+		{page: 2, wantCalls: 4},
+		{page: 3, after: "b", wantCalls: 2},
+		{page: 1000, wantCalls: 1},
+	} {
+		t.Run(fmt.Sprintf("page %d after %q", tc.page, tc.after), func(t *testing.T) {
+			f := s3fake.New()
+			f.PageSize = tc.page
+			f.AddBucket("b", false)
+			for _, k := range keys {
+				f.Put("b", k, []byte(k))
+			}
+			g := &gatedLister{S3: f, calls: make(chan int, 100), gate: make(chan struct{})}
+			o := NewObjects(g, "b", "", tc.after)
+			first, err := o.Peek(context.Background())
+			if err != nil || first == nil {
+				t.Fatalf("first object %v, %v", first, err)
+			}
+			<-g.calls
+			if tc.wantCalls > 1 {
+				// The first page is in hand and not consumed: the second is already asked for.
+				select {
+				case <-g.calls:
+				case <-time.After(10 * time.Second):
+					t.Fatal("the next page was not requested while the first was being consumed")
+				}
+			}
+			close(g.gate)
+			var got []string
+			for {
+				obj, err := o.Peek(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if obj == nil {
+					break
+				}
+				got = append(got, obj.Key)
+				o.Pop()
+			}
+			want := keys
+			if tc.after != "" {
+				want = keys[2:]
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("keys %v, want %v", got, want)
+			}
+			if n := f.Count("ListObjectsV2"); n != tc.wantCalls {
+				t.Fatalf("%d ListObjectsV2 requests, want %d", n, tc.wantCalls)
+			}
+		})
+	}
+}
+
+// An error on a page fetched ahead is returned when that page is reached, naming the bucket.
+func TestObjectsReadAheadError(t *testing.T) {
+	f := s3fake.New()
+	f.PageSize = 2
+	f.AddBucket("b", false)
+	for _, k := range []string{"a", "b", "c"} {
+		f.Put("b", k, []byte(k))
+	}
+	calls := 0
+	f.Fail = func(op, bucket, key string) error {
+		if op == "ListObjectsV2" {
+			if calls++; calls == 2 {
+				return s3fake.APIError("AccessDenied")
+			}
+		}
+		return nil
+	}
+	o := NewObjects(f, "b", "", "")
+	var got []string
+	var err error
+	for {
+		var obj *change.Object
+		if obj, err = o.Peek(context.Background()); err != nil || obj == nil {
+			break
+		}
+		got = append(got, obj.Key)
+		o.Pop()
+	}
+	if !reflect.DeepEqual(got, []string{"a", "b"}) || err == nil || !strings.Contains(err.Error(), `list bucket "b"`) || !strings.Contains(err.Error(), "AccessDenied") {
+		t.Fatalf("keys %v, error %v", got, err)
 	}
 }
