@@ -32,16 +32,18 @@ func copyAll(ctx context.Context, c *s3.Client, d *dataset, dst string, conc int
 	return g.Wait()
 }
 
-// listBoth is what the lister does before anything is copied: list the source and the backup
-// bucket, paginated, one after the other. It returns the objects seen.
+// listBoth lists the source and the backup bucket, paginated, both at once (the lister reads
+// the two listings side by side too). It returns the objects seen.
 func listBoth(ctx context.Context, c *s3.Client, source, backup string) (int64, error) {
-	var total int64
-	for _, b := range []string{source, backup} {
-		n, _, err := listCount(ctx, c, b)
-		if err != nil {
-			return 0, err
-		}
-		total += n
+	var counts [2]int64
+	g, gctx := errgroup.WithContext(ctx)
+	for i, b := range []string{source, backup} {
+		g.Go(func() error {
+			n, _, err := listCount(gctx, c, b)
+			counts[i] = n
+			return err
+		})
 	}
-	return total, nil
+	err := g.Wait()
+	return counts[0] + counts[1], err
 }

@@ -38,14 +38,16 @@ type results struct {
 }
 
 type machine struct {
-	CPUs       int    `json:"cpus"`
-	CPUModel   string `json:"cpuModel"`
-	Memory     string `json:"memory"`
-	GoVersion  string `json:"goVersion"`
-	GOOS       string `json:"goos"`
-	GOARCH     string `json:"goarch"`
-	MinIO      string `json:"minio"`
-	DataDir    string `json:"minioDataDir"`
+	CPUs      int    `json:"cpus"`
+	CPUModel  string `json:"cpuModel"`
+	Memory    string `json:"memory"`
+	GoVersion string `json:"goVersion"`
+	GOOS      string `json:"goos"`
+	GOARCH    string `json:"goarch"`
+	MinIO     string `json:"minio"`
+	DataDir   string `json:"minioDataDir"`
+	// Scanner is MinIO's background scanner speed (MINIO_SCANNER_SPEED).
+	Scanner    string `json:"minioScanner,omitempty"`
 	LoadBefore string `json:"loadBefore"`
 	LoadAfter  string `json:"loadAfter"`
 }
@@ -343,8 +345,12 @@ func writeResults(path string, r *results) error {
 func printTable(w io.Writer, r *results) {
 	m := r.Machine
 	fmt.Fprintf(w, "Command: `%s` (started %s, finished %s)\n\n", r.Command, r.Started, r.Finished)
-	fmt.Fprintf(w, "Machine: %d CPUs (%s), %s RAM, %s %s/%s, MinIO `%s` with its data in %s, load average before %s, after %s\n\n",
-		m.CPUs, m.CPUModel, m.Memory, m.GoVersion, m.GOOS, m.GOARCH, m.MinIO, m.DataDir, m.LoadBefore, m.LoadAfter)
+	scanner := ""
+	if m.Scanner != "" {
+		scanner = " and its background scanner at speed " + m.Scanner
+	}
+	fmt.Fprintf(w, "Machine: %d CPUs (%s), %s RAM, %s %s/%s, MinIO `%s` with its data in %s%s, load average before %s, after %s\n\n",
+		m.CPUs, m.CPUModel, m.Memory, m.GoVersion, m.GOOS, m.GOARCH, m.MinIO, m.DataDir, scanner, m.LoadBefore, m.LoadAfter)
 	for _, s := range r.Sets {
 		fmt.Fprintf(w, "- set %s: %d objects, %.1f MB (bucket %s)\n", s.Name, s.Objects, mb(s.Bytes), s.Bucket)
 	}
