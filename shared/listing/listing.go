@@ -34,10 +34,10 @@ type pageResult struct {
 	err error
 }
 
-// fetch starts fetching the next page, if there is one.
-func (o *Objects) fetch(ctx context.Context) {
+// fetch starts fetching the next page; false when there is none.
+func (o *Objects) fetch(ctx context.Context) bool {
 	if !o.p.HasMorePages() {
-		return
+		return false
 	}
 	ch := make(chan pageResult, 1)
 	go func() {
@@ -45,6 +45,7 @@ func (o *Objects) fetch(ctx context.Context) {
 		ch <- pageResult{out, err}
 	}()
 	o.ahead = ch
+	return true
 }
 
 // WithOptions applies per-request options (such as a retry counter) to every page request.
@@ -68,11 +69,8 @@ func NewObjects(client s3.ListObjectsV2APIClient, bucket, prefix, after string) 
 // Peek returns the next object without consuming it; nil at the end.
 func (o *Objects) Peek(ctx context.Context) (*change.Object, error) {
 	for len(o.page) == 0 {
-		if o.ahead == nil {
-			o.fetch(ctx)
-			if o.ahead == nil {
-				return nil, nil
-			}
+		if o.ahead == nil && !o.fetch(ctx) {
+			return nil, nil
 		}
 		var r pageResult
 		select {
