@@ -200,3 +200,34 @@ func Write(ctx context.Context, client Putter, bucket, key string, h Header, ite
 	}
 	return nil
 }
+
+// ManifestKey names the list of an execution's batches that the Distributed Map reads (ItemReader
+// s3:getObject, InputType JSONL) instead of listing the batch prefix, so that a file a failed
+// attempt left behind is never run.
+func ManifestKey(execution string) string { return WorkPrefix(execution) + "manifest.jsonl" }
+
+// ManifestEntry is one line of the manifest; Key is the name the Map's ItemSelector reads
+// ($$.Map.Item.Value.Key), as in an s3:listObjectsV2 item.
+type ManifestEntry struct {
+	Key string `json:"Key"`
+}
+
+// WriteManifest stores the manifest of batches 0 … n-1 of an execution. It is written once,
+// by the invocation that finishes the listing or planning, from the count its cursor carries.
+func WriteManifest(ctx context.Context, client Putter, bucket, execution string, n int, opts ...func(*s3.Options)) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	for seq := range n {
+		if err := enc.Encode(ManifestEntry{Key: Key(execution, seq)}); err != nil {
+			return err
+		}
+	}
+	key := ManifestKey(execution)
+	if _, err := client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(buf.Bytes()), ContentType: aws.String("application/x-ndjson"),
+	}, opts...); err != nil {
+		return fmt.Errorf("write batch manifest %s: %w", key, err)
+	}
+	return nil
+}

@@ -2,9 +2,15 @@ package batch
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -61,4 +67,43 @@ func TestLayout(t *testing.T) {
 			t.Errorf("OutcomeKey(%q) accepted", bad)
 		}
 	}
+}
+
+func TestWriteManifest(t *testing.T) {
+	for _, n := range []int{0, 1, 3} {
+		p := &recordingPutter{}
+		if err := WriteManifest(context.Background(), p, "run", "exec-1", n); err != nil {
+			t.Fatal(err)
+		}
+		if p.key != "work/exec-1/manifest.jsonl" {
+			t.Errorf("n=%d: key %q", n, p.key)
+		}
+		lines := strings.Split(strings.TrimSuffix(p.body, "\n"), "\n")
+		if n == 0 {
+			if p.body != "" {
+				t.Errorf("n=0: body %q, want empty", p.body)
+			}
+			continue
+		}
+		if len(lines) != n {
+			t.Fatalf("n=%d: %d lines: %q", n, len(lines), p.body)
+		}
+		for seq, line := range lines {
+			var e ManifestEntry
+			if err := json.Unmarshal([]byte(line), &e); err != nil {
+				t.Fatal(err)
+			}
+			if e.Key != Key("exec-1", seq) {
+				t.Errorf("n=%d line %d: %q, want %q", n, seq, e.Key, Key("exec-1", seq))
+			}
+		}
+	}
+}
+
+type recordingPutter struct{ key, body string }
+
+func (p *recordingPutter) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	b, err := io.ReadAll(in.Body)
+	p.key, p.body = aws.ToString(in.Key), string(b)
+	return &s3.PutObjectOutput{}, err
 }

@@ -100,3 +100,30 @@ func (r Report) Summary() Report {
 	}
 	return s
 }
+
+// Totals are the planning counts that the lister (backup) or the planner (restore) carries from
+// one invocation to the next and that the reporter reads. This is their one declaration; every
+// reader decodes it strictly (package strictjson), so a renamed field fails instead of reading 0.
+type Totals struct {
+	Listed        int64 `json:"listed"`        // source keys (backup) or versions current at the moment (restore)
+	New           int64 `json:"new"`           // to copy: absent from the destination
+	Changed       int64 `json:"changed"`       // to copy: the destination differs
+	Unchanged     int64 `json:"unchanged"`     // nothing to do
+	ToDelete      int64 `json:"toDelete"`      // backup: keys to mark deleted
+	Kept          int64 `json:"kept"`          // restore: differing target objects left alone
+	Archived      int64 `json:"archived"`      // objects in an archive storage class
+	BackupObjects int64 `json:"backupObjects"` // backup: current objects in the backup
+	BytesToCopy   int64 `json:"bytesToCopy"`
+	Retries       int64 `json:"retries"`     // request retries while listing or planning
+	Invocations   int   `json:"invocations"` // lister or planner invocations so far
+	// Batches is how many batch files this execution's successful invocations wrote: exactly
+	// batches 0 … Batches-1 belong to the run, whatever a failed attempt left behind.
+	Batches int `json:"batches"`
+}
+
+// Cursor is the loop state the lister and the planner return and get back on their next
+// invocation: the Totals everyone reads, and a Position that only its owner reads.
+type Cursor[P any] struct {
+	Totals   Totals `json:"totals"`
+	Position P      `json:"position"`
+}
