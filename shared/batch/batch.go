@@ -24,6 +24,15 @@ import (
 // Version is the batch format version written in every header.
 const Version = 1
 
+// Defaults of the batch-size settings (BATCH_SIZE, BATCH_BYTES) that the lister and the planner
+// share, and their bounds.
+const (
+	DefaultSize  = 1000     // items per batch file
+	MaxSize      = 100000   //
+	DefaultBytes = 16 << 30 // bytes to copy per batch file
+	MaxBytes     = 1 << 50  //
+)
+
 // Op is what the copier does with an item.
 type Op string
 

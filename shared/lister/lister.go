@@ -54,8 +54,8 @@ func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 		SourceBucket:         r.Required("SOURCE_BUCKET"),
 		BackupBucket:         r.Required("BACKUP_BUCKET"),
 		RunBucket:            r.Required("RUN_BUCKET"),
-		BatchSize:            r.Int("BATCH_SIZE", 1000, 1, 100000),
-		BatchBytes:           r.Bytes("BATCH_BYTES", 16<<30, 1, 1<<50),
+		BatchSize:            r.Int("BATCH_SIZE", batch.DefaultSize, 1, batch.MaxSize),
+		BatchBytes:           r.Bytes("BATCH_BYTES", batch.DefaultBytes, 1, batch.MaxBytes),
 		MaxKeysPerInvocation: r.Int("LISTER_MAX_KEYS", 0, 0, 1<<40),
 		MaxDeletePercent:     float64(r.Int("MAX_DELETE_PERCENT", 25, 0, 100)),
 	}

@@ -64,8 +64,8 @@ func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 		BackupBucket:         r.Required("BACKUP_BUCKET"),
 		RunBucket:            r.Required("RUN_BUCKET"),
 		RestoreTargets:       r.List("RESTORE_TARGETS"),
-		BatchSize:            r.Int("BATCH_SIZE", 1000, 1, 100000),
-		BatchBytes:           r.Bytes("BATCH_BYTES", 16<<30, 1, 1<<50),
+		BatchSize:            r.Int("BATCH_SIZE", batch.DefaultSize, 1, batch.MaxSize),
+		BatchBytes:           r.Bytes("BATCH_BYTES", batch.DefaultBytes, 1, batch.MaxBytes),
 		MaxKeysPerInvocation: r.Int("PLANNER_MAX_KEYS", 0, 0, 1<<40),
 		ThawCheckSeconds:     int(r.Int("THAW_CHECK_SECONDS", 3600, 0, 86400)),
 	}
