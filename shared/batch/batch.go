@@ -28,9 +28,9 @@ const Version = 1
 // share, and their bounds.
 const (
 	DefaultSize  = 1000     // items per batch file
-	MaxSize      = 100000   //
+	MaxSize      = 100000   // items per batch file, at most
 	DefaultBytes = 16 << 30 // bytes to copy per batch file
-	MaxBytes     = 1 << 50  //
+	MaxBytes     = 1 << 50  // bytes per batch file, at most
 )
 
 // Op is what the copier does with an item.
