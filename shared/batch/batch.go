@@ -64,6 +64,9 @@ type Item struct {
 	VersionID    string    `json:"versionId,omitempty"`
 	DestKey      string    `json:"destKey,omitempty"`
 	Reason       string    `json:"reason,omitempty"`
+	// Note, when set, is carried into the report's notes for this key (e.g. a restore that had to
+	// choose between a version and a delete marker of the same second).
+	Note string `json:"note,omitempty"`
 }
 
 // Destination is the key the item writes.

@@ -13,6 +13,8 @@ type Object struct {
 	Size         int64     `json:"size"`
 	ETag         string    `json:"etag"`
 	LastModified time.Time `json:"lastModified"`
+	// StorageClass is the listing's storage class (empty means STANDARD).
+	StorageClass string `json:"storageClass,omitempty"`
 }
 
 // Class is what a run must do about one key.

@@ -90,7 +90,7 @@ func (o *Objects) Peek(ctx context.Context) (*change.Object, error) {
 	if o.last != "" && key <= o.last {
 		return nil, fmt.Errorf("list bucket %q: key %q came after %q; the listing is not in key order", o.bucket, key, o.last)
 	}
-	return &change.Object{Key: key, Size: aws.ToInt64(obj.Size), ETag: aws.ToString(obj.ETag), LastModified: aws.ToTime(obj.LastModified)}, nil
+	return &change.Object{Key: key, Size: aws.ToInt64(obj.Size), ETag: aws.ToString(obj.ETag), LastModified: aws.ToTime(obj.LastModified), StorageClass: string(obj.StorageClass)}, nil
 }
 
 // Pop consumes the object Peek returned.

@@ -22,6 +22,12 @@ type Skip struct {
 	Reason string `json:"reason"`
 }
 
+// Note is something a person should know about one key that was handled (not a failure, not a skip).
+type Note struct {
+	Key  string `json:"key"`
+	Note string `json:"note"`
+}
+
 // Outcome is what one copier invocation did with one batch.
 type Outcome struct {
 	BatchKey       string    `json:"batchKey"`
@@ -36,6 +42,7 @@ type Outcome struct {
 	Retries        int64     `json:"retries"`
 	Failures       []Failure `json:"failures"`
 	Skips          []Skip    `json:"skips"`
+	Notes          []Note    `json:"notes,omitempty"`
 }
 
 // Report is the contract of report.json and of the reporter's output, for backups and restores
@@ -79,6 +86,7 @@ type Report struct {
 	Failures        []Failure `json:"failures"`
 	FailuresOmitted int64     `json:"failuresOmitted"`
 	Skips           []Skip    `json:"skips"`
+	Notes           []Note    `json:"notes"`
 }
 
 // MaxFailuresInOutput caps the failures carried in the execution output (256 KiB state limit).
@@ -98,6 +106,9 @@ func (r Report) Summary() Report {
 	if len(s.Skips) > MaxFailuresInOutput {
 		s.Skips = s.Skips[:MaxFailuresInOutput]
 	}
+	if len(s.Notes) > MaxFailuresInOutput {
+		s.Notes = s.Notes[:MaxFailuresInOutput]
+	}
 	return s
 }
 
@@ -112,6 +123,7 @@ type Totals struct {
 	ToDelete      int64 `json:"toDelete"`      // backup: keys to mark deleted
 	Kept          int64 `json:"kept"`          // restore: differing target objects left alone
 	Archived      int64 `json:"archived"`      // objects in an archive storage class
+	Ambiguous     int64 `json:"ambiguous"`     // restore: keys whose state at the moment was a same-second tie
 	BackupObjects int64 `json:"backupObjects"` // backup: current objects in the backup
 	BytesToCopy   int64 `json:"bytesToCopy"`
 	Retries       int64 `json:"retries"`     // request retries while listing or planning
