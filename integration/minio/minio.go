@@ -1,11 +1,12 @@
 // Package minio starts a real MinIO server for integration tests and the demo: the binary the
-// Makefile builds at a pinned version, bound to loopback on a free port, with random credentials
-// and a fresh data directory.
+// Makefile builds at a pinned version, bound to loopback on a free port, with random credentials,
+// a random KMS key (so that buckets may use SSE-KMS) and a fresh data directory.
 package minio
 
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -24,6 +25,11 @@ type Server struct {
 	Endpoint  string // http://127.0.0.1:<port>
 	AccessKey string
 	SecretKey string
+	// KMSKeyID names the server's KMS key (MINIO_KMS_SECRET_KEY, random per Start): a bucket whose
+	// default encryption is aws:kms with this key gives every write a fresh, non-MD5 ETag, as
+	// SSE-KMS does on AWS. Buckets without default encryption are not encrypted.
+	KMSKeyID  string
+	kmsSecret string // base64 of the key's 32 random bytes
 	Dir       string
 	bin, addr string
 	logPath   string
@@ -84,6 +90,8 @@ func StartIn(ctx context.Context, parent string) (*Server, error) {
 	s := &Server{
 		AccessKey: "bv" + randomHex(9),
 		SecretKey: randomHex(20),
+		KMSKeyID:  "bucketvault-" + randomHex(4),
+		kmsSecret: randomBase64(32),
 		Dir:       dir,
 		bin:       bin,
 		addr:      "127.0.0.1:" + strconv.Itoa(port),
@@ -110,7 +118,8 @@ func (s *Server) start(ctx context.Context) error {
 		"--console-address", "127.0.0.1:"+strconv.Itoa(consolePort), filepath.Join(s.Dir, "data"))
 	cmd.Env = append(os.Environ(),
 		"MINIO_ROOT_USER="+s.AccessKey, "MINIO_ROOT_PASSWORD="+s.SecretKey,
-		"MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CI_CD=1")
+		"MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CI_CD=1",
+		"MINIO_KMS_SECRET_KEY="+s.KMSKeyID+":"+s.kmsSecret)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -202,6 +211,12 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func randomBase64(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
 }
 
 func randomHex(n int) string {

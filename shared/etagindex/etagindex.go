@@ -1,0 +1,301 @@
+// Package etagindex remembers which backup version holds which source content when the two
+// ETags differ — as they do for every copy into an SSE-KMS bucket, whose ETags are not MD5s — so
+// that the lister can tell an unchanged object from a changed one from the two listings alone,
+// without a request per object.
+//
+// The index lives in the run bucket under index/ and is carried from run to run as generations.
+// The lister of an execution reads the generation index/current.json names, in key order beside
+// its listings, and writes the entries that still hold (and those outside its prefix) as carry
+// files; the copier writes one copied file per batch with the entries of what it copied; when the
+// listing is done the lister commits the new generation (its carry files and this execution's
+// copied files) and points index/current.json at it. Every file is sorted JSON Lines and is read
+// one file at a time, so memory never holds the whole index. Only pairs whose ETags differ are
+// recorded: a backup without SSE-KMS has an empty index.
+package etagindex
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/bucketvault/bucketvault/shared/batch"
+	"github.com/bucketvault/bucketvault/shared/change"
+	"github.com/bucketvault/bucketvault/shared/fault"
+	"github.com/bucketvault/bucketvault/shared/strictjson"
+)
+
+// DefaultFileEntries is how many entries a carry file holds at most, unless the Writer is told
+// otherwise: about a megabyte for typical keys.
+const DefaultFileEntries = 10000
+
+// Prefix is where the index lives in the run bucket. It must not expire as quickly as work/: a
+// generation that is gone costs the next run a copy of every SSE-KMS object.
+const Prefix = "index/"
+
+// CurrentKey names the pointer to the generation the next lister reads.
+const CurrentKey = Prefix + "current.json"
+
+// Entry records that the backup version whose ETag is Backup holds the content of the source
+// object whose ETag is Source, both Size bytes, at Key. ETags are stored without quotes.
+type Entry struct {
+	Key    string `json:"k"`
+	Source string `json:"s"`
+	Backup string `json:"b"`
+	Size   int64  `json:"z"`
+}
+
+// Needed reports whether e is worth recording: its ETags differ (equal ETags need no index).
+func (e Entry) Needed() bool {
+	return change.NormalizeETag(e.Source) != change.NormalizeETag(e.Backup)
+}
+
+// Matches reports whether e records exactly this pair: the key, the size, the source's ETag and
+// the backup's ETag. A nil entry matches nothing.
+func (e *Entry) Matches(src, bak change.Object) bool {
+	if e == nil || e.Key != src.Key || e.Key != bak.Key || e.Size != src.Size || e.Size != bak.Size {
+		return false
+	}
+	s, b := change.NormalizeETag(src.ETag), change.NormalizeETag(bak.ETag)
+	return s != "" && b != "" && change.NormalizeETag(e.Source) == s && change.NormalizeETag(e.Backup) == b
+}
+
+// Holds reports whether the backup object bak holds the content of the source object src, by
+// their listings and the index entry e of the key (nil when the index has none): the sizes must
+// match, and either the ETags are equal or e records exactly this source ETag → backup ETag.
+func Holds(src, bak change.Object, e *Entry) bool {
+	if src.Size != bak.Size {
+		return false
+	}
+	s, b := change.NormalizeETag(src.ETag), change.NormalizeETag(bak.ETag)
+	if s != "" && s == b {
+		return true
+	}
+	return e.Matches(src, bak)
+}
+
+func (e Entry) validate() error {
+	switch {
+	case e.Key == "":
+		return errors.New("entry with an empty key")
+	case change.NormalizeETag(e.Source) == "" || change.NormalizeETag(e.Backup) == "":
+		return fmt.Errorf("entry %q: empty ETag", e.Key)
+	case e.Size < 0:
+		return fmt.Errorf("entry %q: negative size", e.Key)
+	}
+	return nil
+}
+
+func (e Entry) normalized() Entry {
+	e.Source, e.Backup = change.NormalizeETag(e.Source), change.NormalizeETag(e.Backup)
+	return e
+}
+
+// Generation names the files of one execution's index: carry files 0 … CarryFiles-1 and the
+// copied files of batches 0 … CopyBatches-1 (a missing copied file holds no entries).
+type Generation struct {
+	Execution   string `json:"execution"`
+	CarryFiles  int    `json:"carryFiles"`
+	CopyBatches int    `json:"copyBatches"`
+}
+
+// Empty reports whether g has no files to read (no generation, or one without entries).
+func (g Generation) Empty() bool { return g.CarryFiles == 0 && g.CopyBatches == 0 }
+
+// ExecutionPrefix is where an execution's index files live.
+func ExecutionPrefix(execution string) string { return Prefix + execution + "/" }
+
+// CarryKey names carry file n of an execution.
+func CarryKey(execution string, n int) string {
+	return fmt.Sprintf("%scarry/%06d.jsonl", ExecutionPrefix(execution), n)
+}
+
+// CopiedKey names the copied file of batch n of an execution.
+func CopiedKey(execution string, n int) string {
+	return fmt.Sprintf("%scopied/%06d.jsonl", ExecutionPrefix(execution), n)
+}
+
+// GenerationKey names an execution's generation file.
+func GenerationKey(execution string) string { return ExecutionPrefix(execution) + "generation.json" }
+
+// CopiedKeyForBatch names the copied file of a batch, from the batch's key
+// (batch.Key(execution, n)).
+func CopiedKeyForBatch(execution, batchKey string) (string, error) {
+	base := strings.TrimSuffix(path.Base(batchKey), ".jsonl")
+	n, err := strconv.Atoi(base)
+	if err != nil || n < 0 || batch.Key(execution, n) != batchKey {
+		return "", fmt.Errorf("batch key %q is not a batch of execution %q", batchKey, execution)
+	}
+	return CopiedKey(execution, n), nil
+}
+
+// Getter is what reading the index needs of an S3 client.
+type Getter interface {
+	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+}
+
+// Putter is what writing the index needs of an S3 client.
+type Putter interface {
+	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+}
+
+var (
+	_ Getter = (*s3.Client)(nil)
+	_ Putter = (*s3.Client)(nil)
+)
+
+// ErrGenerationMissing means index/current.json names a generation whose files are gone (an
+// expiry, a manual cleanup). Current returns it with an empty Generation: log it and go on, as
+// with no index; it costs one copy of every object whose ETags differ.
+var ErrGenerationMissing = errors.New("the index generation named by " + CurrentKey + " is gone")
+
+// ErrOutOfOrder means entries were not given, or not stored, in strictly increasing key order.
+var ErrOutOfOrder = errors.New("index entries out of key order")
+
+// pointer is the content of index/current.json.
+type pointer struct {
+	Execution string `json:"execution"`
+}
+
+// Current returns the generation index/current.json names; an empty Generation when there is
+// none yet. When the named generation is gone it returns an empty Generation and an error
+// wrapping ErrGenerationMissing.
+func Current(ctx context.Context, client Getter, bucket string, opts ...func(*s3.Options)) (Generation, error) {
+	data, found, err := get(ctx, client, bucket, CurrentKey, opts...)
+	if err != nil || !found {
+		return Generation{}, err
+	}
+	var p pointer
+	if err := strictjson.Unmarshal(data, &p); err != nil || p.Execution == "" {
+		return Generation{}, fmt.Errorf("index pointer s3://%s/%s: %q is not {\"execution\": …}: %v", bucket, CurrentKey, data, err)
+	}
+	key := GenerationKey(p.Execution)
+	data, found, err = get(ctx, client, bucket, key, opts...)
+	if err != nil {
+		return Generation{}, err
+	}
+	if !found {
+		return Generation{}, fmt.Errorf("%w: s3://%s/%s does not exist", ErrGenerationMissing, bucket, key)
+	}
+	var g Generation
+	if err := strictjson.Unmarshal(data, &g); err != nil {
+		return Generation{}, fmt.Errorf("index generation s3://%s/%s: %w", bucket, key, err)
+	}
+	if g.Execution != p.Execution || g.CarryFiles < 0 || g.CopyBatches < 0 {
+		return Generation{}, fmt.Errorf("index generation s3://%s/%s: %s does not describe execution %q", bucket, key, data, p.Execution)
+	}
+	if g.CarryFiles > 0 {
+		// The carry files expire with the generation file; check the first one is still there,
+		// so that a generation that is gone is found here and not in the middle of a listing.
+		first := CarryKey(g.Execution, 0)
+		out, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(first), Range: aws.String("bytes=0-0")}, opts...)
+		if err != nil {
+			if fault.IsNotFound(err) {
+				return Generation{}, fmt.Errorf("%w: its first carry file s3://%s/%s does not exist", ErrGenerationMissing, bucket, first)
+			}
+			return Generation{}, fmt.Errorf("check index carry file s3://%s/%s: %w", bucket, first, err)
+		}
+		out.Body.Close()
+	}
+	return g, nil
+}
+
+// Commit stores a generation and then points index/current.json at it. The lister calls it once,
+// when its listing is done (never in a dry run).
+func Commit(ctx context.Context, client Putter, bucket string, g Generation, opts ...func(*s3.Options)) error {
+	if g.Execution == "" || g.CarryFiles < 0 || g.CopyBatches < 0 {
+		return fmt.Errorf("commit index generation %+v: needs an execution and counts ≥ 0", g)
+	}
+	data, err := json.Marshal(g)
+	if err != nil {
+		return err
+	}
+	if err := put(ctx, client, bucket, GenerationKey(g.Execution), "application/json", data, opts...); err != nil {
+		return err
+	}
+	data, err = json.Marshal(pointer{Execution: g.Execution})
+	if err != nil {
+		return err
+	}
+	return put(ctx, client, bucket, CurrentKey, "application/json", data, opts...)
+}
+
+// WriteCopied stores the entries of one copy batch (the copier's record of what it copied, with
+// the backup ETag each copy got) as the batch's copied file, sorted by key. Entries whose ETags
+// are equal are left out; with none left nothing is written. A retried batch rewrites the file,
+// so the copier records every item whose backup holds the source's content, including those it
+// found already there.
+func WriteCopied(ctx context.Context, client Putter, bucket, execution, batchKey string, entries []Entry, opts ...func(*s3.Options)) error {
+	key, err := CopiedKeyForBatch(execution, batchKey)
+	if err != nil {
+		return err
+	}
+	var keep []Entry
+	for _, e := range entries {
+		if err := e.validate(); err != nil {
+			return fmt.Errorf("index copied file %s: %w", key, err)
+		}
+		if e.Needed() {
+			keep = append(keep, e.normalized())
+		}
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	sortEntries(keep)
+	for i := 1; i < len(keep); i++ {
+		if keep[i].Key == keep[i-1].Key {
+			return fmt.Errorf("index copied file %s: key %q recorded twice", key, keep[i].Key)
+		}
+	}
+	var buf bytes.Buffer
+	for _, e := range keep {
+		if err := encode(&buf, e); err != nil {
+			return err
+		}
+	}
+	return put(ctx, client, bucket, key, "application/x-ndjson", buf.Bytes(), opts...)
+}
+
+func encode(buf *bytes.Buffer, e Entry) error {
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(e); err != nil {
+		return fmt.Errorf("encode index entry %q: %w", e.Key, err)
+	}
+	return nil
+}
+
+func put(ctx context.Context, client Putter, bucket, key, contentType string, body []byte, opts ...func(*s3.Options)) error {
+	if _, err := client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(body), ContentType: aws.String(contentType),
+	}, opts...); err != nil {
+		return fmt.Errorf("write index file s3://%s/%s: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// get reads a whole object; found is false when it does not exist.
+func get(ctx context.Context, client Getter, bucket, key string, opts ...func(*s3.Options)) (data []byte, found bool, err error) {
+	out, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}, opts...)
+	if err != nil {
+		if fault.IsNotFound(err) {
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("read index file s3://%s/%s: %w", bucket, key, err)
+	}
+	defer out.Body.Close()
+	data, err = io.ReadAll(out.Body)
+	if err != nil {
+		return nil, false, fmt.Errorf("read index file s3://%s/%s: %w", bucket, key, err)
+	}
+	return data, true, nil
+}
