@@ -35,3 +35,38 @@ func TestClassify(t *testing.T) {
 		})
 	}
 }
+
+// Same proves equal content only by size and ETag; SameAsOwnCopy also accepts the backup's parted
+// copy of a single-part source. A restore target is not the backup: a later multipart object of
+// the same size there (a user's upload) is not proven to hold the version being restored.
+func TestSame(t *testing.T) {
+	t0 := time.Date(2026, 11, 1, 2, 0, 0, 0, time.UTC)
+	obj := func(size int64, etag string, at time.Time) Object {
+		return Object{Key: "k", Size: size, ETag: etag, LastModified: at}
+	}
+	tests := []struct {
+		name          string
+		a, b          Object
+		same, ownCopy bool
+	}{
+		{"same size and etag", obj(5, `"abc"`, t0), obj(5, `"abc"`, t0.Add(time.Hour)), true, true},
+		{"quotes do not matter", obj(5, `abc`, t0), obj(5, `"abc"`, t0), true, true},
+		{"same multipart etag", obj(5, `"abc-2"`, t0), obj(5, `"abc-2"`, t0), true, true},
+		{"size differs", obj(5, `"abc"`, t0), obj(6, `"abc"`, t0), false, false},
+		{"etag differs", obj(5, `"abc"`, t0), obj(5, `"abd"`, t0), false, false},
+		{"later multipart object of the same size", obj(5, `"abc"`, t0), obj(5, `"def-2"`, t0.Add(time.Second)), false, true},
+		{"later multipart object of another size", obj(5, `"abc"`, t0), obj(6, `"def-2"`, t0.Add(time.Second)), false, false},
+		{"multipart object of the same second", obj(5, `"abc"`, t0), obj(5, `"def-2"`, t0), false, false},
+		{"multipart source, single-part other", obj(5, `"abc-2"`, t0), obj(5, `"def"`, t0.Add(time.Hour)), false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Same(tt.a, tt.b); got != tt.same {
+				t.Errorf("Same = %v, want %v", got, tt.same)
+			}
+			if got := SameAsOwnCopy(tt.a, tt.b); got != tt.ownCopy {
+				t.Errorf("SameAsOwnCopy = %v, want %v", got, tt.ownCopy)
+			}
+		})
+	}
+}

@@ -50,10 +50,14 @@ type Config struct {
 	PartConcurrency    int
 }
 
+// DefaultConcurrency is how many objects one copier invocation copies at once (COPIER_CONCURRENCY).
+const DefaultConcurrency = 32
+
 // ConfigFromEnv reads SOURCE_BUCKET, BACKUP_BUCKET, RUN_BUCKET (required), RESTORE_TARGETS
-// (comma-separated, default none), COPIER_CONCURRENCY (default 32), MULTIPART_THRESHOLD (default
-// 5GiB), MULTIPART_PART_SIZE (default 128MiB) and PART_CONCURRENCY (default 8: part requests in
-// flight per invocation, shared by all its objects).
+// (comma-separated, default none), COPIER_CONCURRENCY (default DefaultConcurrency, 32),
+// MULTIPART_THRESHOLD (default s3copy.DefaultThreshold, 5GiB), MULTIPART_PART_SIZE (default
+// s3copy.DefaultPartSize, 128MiB) and PART_CONCURRENCY (default s3copy.DefaultPartConcurrency, 8:
+// part requests in flight per invocation, shared by all its objects).
 func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 	r := envconf.NewReader(lookup)
 	c := Config{
@@ -61,10 +65,10 @@ func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 		BackupBucket:       r.Required("BACKUP_BUCKET"),
 		RunBucket:          r.Required("RUN_BUCKET"),
 		RestoreTargets:     r.List("RESTORE_TARGETS"),
-		Concurrency:        int(r.Int("COPIER_CONCURRENCY", 32, 1, 1024)),
-		MultipartThreshold: r.Bytes("MULTIPART_THRESHOLD", s3copy.MaxPartSize, s3copy.MinPartSize, s3copy.MaxPartSize),
-		PartSize:           r.Bytes("MULTIPART_PART_SIZE", 128<<20, s3copy.MinPartSize, s3copy.MaxPartSize),
-		PartConcurrency:    int(r.Int("PART_CONCURRENCY", 8, 1, 256)),
+		Concurrency:        int(r.Int("COPIER_CONCURRENCY", DefaultConcurrency, 1, 1024)),
+		MultipartThreshold: r.Bytes("MULTIPART_THRESHOLD", s3copy.DefaultThreshold, s3copy.MinPartSize, s3copy.MaxPartSize),
+		PartSize:           r.Bytes("MULTIPART_PART_SIZE", s3copy.DefaultPartSize, s3copy.MinPartSize, s3copy.MaxPartSize),
+		PartConcurrency:    int(r.Int("PART_CONCURRENCY", s3copy.DefaultPartConcurrency, 1, 256)),
 	}
 	return c, r.Err()
 }
@@ -109,7 +113,7 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	}
 	outcomeKey, err := batch.OutcomeKey(req.BatchKey)
 	if err != nil {
-		return Response{}, &fault.InvalidInput{Msg: err.Error()}
+		return Response{}, &fault.InvalidInput{Msg: err.Error(), Err: err}
 	}
 	counter := &s3client.RetryCounter{}
 	items, header, err := h.read(ctx, req.BatchKey, counter)
@@ -160,7 +164,7 @@ func (h *Handler) read(ctx context.Context, key string, counter *s3client.RetryC
 		if fault.Retryable(err) {
 			return nil, batch.Header{}, fmt.Errorf("read batch %s: %w", key, err)
 		}
-		return nil, batch.Header{}, &fault.BatchUnreadable{Msg: fmt.Sprintf("read batch s3://%s/%s: %v", h.Config.RunBucket, key, err)}
+		return nil, batch.Header{}, &fault.BatchUnreadable{Msg: fmt.Sprintf("read batch s3://%s/%s: %v", h.Config.RunBucket, key, err), Err: err}
 	}
 	defer obj.Body.Close()
 	var items []batch.Item
@@ -169,7 +173,7 @@ func (h *Handler) read(ctx context.Context, key string, counter *s3client.RetryC
 		if fault.Retryable(err) {
 			return nil, header, fmt.Errorf("read batch %s: %w", key, err)
 		}
-		return nil, header, &fault.BatchUnreadable{Msg: fmt.Sprintf("batch s3://%s/%s: %v", h.Config.RunBucket, key, err)}
+		return nil, header, &fault.BatchUnreadable{Msg: fmt.Sprintf("batch s3://%s/%s: %v", h.Config.RunBucket, key, err), Err: err}
 	}
 	return items, header, nil
 }
@@ -177,9 +181,13 @@ func (h *Handler) read(ctx context.Context, key string, counter *s3client.RetryC
 // run processes every item. It returns an error only when the batch must be retried as a whole:
 // the invocation is about to time out, or the context ended.
 func (h *Handler) run(ctx context.Context, req Request, header batch.Header, items []batch.Item, counter *s3client.RetryCounter) (report.Outcome, error) {
-	cp := &s3copy.Copier{
-		S3: h.S3, Threshold: h.Config.MultipartThreshold, PartSize: h.Config.PartSize,
+	cp := s3copy.New(h.S3, s3copy.Options{
+		Threshold: h.Config.MultipartThreshold, PartSize: h.Config.PartSize,
 		PartConcurrency: h.Config.PartConcurrency, Sleep: h.Sleep,
+	})
+	concurrency := h.Config.Concurrency
+	if concurrency <= 0 {
+		concurrency = DefaultConcurrency
 	}
 	verify := req.RetryCount > 0
 	stopAt := lambdafn.StopAt(ctx)
@@ -190,7 +198,7 @@ func (h *Handler) run(ctx context.Context, req Request, header batch.Header, ite
 	// stack through the SDK's deep call chain for every object, which costs measurable CPU.
 	next := make(chan batch.Item)
 	g, gctx := errgroup.WithContext(ctx)
-	for range min(h.Config.Concurrency, len(items)) {
+	for range min(concurrency, len(items)) {
 		g.Go(func() error {
 			for it := range next {
 				rec := h.one(gctx, cp, header, it, verify, counter)
@@ -228,6 +236,7 @@ type record struct {
 	bytes                                          int64
 	failure                                        *report.Failure
 	skip                                           *report.Skip
+	note                                           *report.Note // the item's note, carried into the outcome once it is done
 }
 
 func (r record) apply(out *report.Outcome) {
@@ -252,9 +261,21 @@ func (r record) apply(out *report.Outcome) {
 	if r.sourceChanged {
 		out.SourceChanged++
 	}
+	if r.note != nil {
+		out.Notes = append(out.Notes, *r.note)
+	}
 }
 
+// one runs one item; an item with a Note carries it into the outcome.
 func (h *Handler) one(ctx context.Context, cp *s3copy.Copier, hd batch.Header, it batch.Item, verify bool, counter *s3client.RetryCounter) record {
+	rec := h.do(ctx, cp, hd, it, verify, counter)
+	if it.Note != "" {
+		rec.note = &report.Note{Key: it.Destination(), Note: it.Note}
+	}
+	return rec
+}
+
+func (h *Handler) do(ctx context.Context, cp *s3copy.Copier, hd batch.Header, it batch.Item, verify bool, counter *s3client.RetryCounter) record {
 	fail := func(err error) record {
 		if ctx.Err() != nil {
 			return record{} // unfinished, not failed: the batch is retried
@@ -268,7 +289,9 @@ func (h *Handler) one(ctx context.Context, cp *s3copy.Copier, hd batch.Header, i
 			SourceBucket: hd.Source, DestBucket: hd.Destination, Key: it.Key, DestKey: it.DestKey,
 			SourceVersionID: it.VersionID,
 			Listed:          change.Object{Key: it.Key, Size: it.Size, ETag: it.ETag, LastModified: it.LastModified},
-			Verify:          verify, Retries: counter,
+			Verify:          verify,
+			BackupDest:      hd.Destination == h.Config.BackupBucket,
+			Retries:         counter,
 		})
 		if err != nil {
 			return fail(err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -14,10 +15,13 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"go.uber.org/goleak"
 
 	"github.com/bucketvault/bucketvault/shared/batch"
+	"github.com/bucketvault/bucketvault/shared/envconf"
 	"github.com/bucketvault/bucketvault/shared/lambdafn"
 	"github.com/bucketvault/bucketvault/shared/report"
+	"github.com/bucketvault/bucketvault/shared/s3copy"
 	"github.com/bucketvault/bucketvault/shared/s3fake"
 )
 
@@ -26,7 +30,7 @@ func setup() (*s3fake.S3, *Handler) {
 	f.AddBucket("src", false)
 	f.AddBucket("bak", true)
 	f.AddBucket("run", false)
-	h := &Handler{S3: f, Config: Config{SourceBucket: "src", BackupBucket: "bak", RunBucket: "run", Concurrency: 4, MultipartThreshold: 5 << 30, PartSize: 8 << 20, PartConcurrency: 2},
+	h := &Handler{S3: f, Config: Config{SourceBucket: "src", BackupBucket: "bak", RunBucket: "run", Concurrency: 4, MultipartThreshold: s3copy.DefaultThreshold, PartSize: 8 << 20, PartConcurrency: 2},
 		Logger: slog.New(slog.DiscardHandler), Sleep: func(ctx context.Context, d time.Duration) error { return nil }}
 	return f, h
 }
@@ -151,7 +155,14 @@ func TestLostResponseIsNotRepeated(t *testing.T) {
 	f.Put("src", "a", []byte("a"))
 	key := writeBatch(t, f, []string{"a"}, nil)
 	// The first copy is performed for real, then its answer is replaced by a throttling error.
-	h.S3 = &lostFirstCopy{S3: f}
+	lost := false
+	f.Lose = func(op, bucket, key string) error {
+		if op == "CopyObject" && !lost {
+			lost = true
+			return s3fake.APIError("SlowDown")
+		}
+		return nil
+	}
 	resp, err := invoke(t, h, Request{Execution: "exec", BatchKey: key})
 	if err != nil {
 		t.Fatal(err)
@@ -159,23 +170,9 @@ func TestLostResponseIsNotRepeated(t *testing.T) {
 	if resp.Copied != 1 || resp.Retries < 1 {
 		t.Fatalf("response %+v", resp)
 	}
-	if n := len(f.Versions("bak", "a")); n != 1 {
-		t.Fatalf("%d versions after a lost response; want 1", n)
+	if n := len(f.Versions("bak", "a")); n != 1 || f.Count("CopyObject") != 1 {
+		t.Fatalf("%d versions and %d CopyObject calls after a lost response; want 1 and 1", n, f.Count("CopyObject"))
 	}
-}
-
-type lostFirstCopy struct {
-	*s3fake.S3
-	lost bool
-}
-
-func (l *lostFirstCopy) CopyObject(ctx context.Context, in *s3.CopyObjectInput, opts ...func(*s3.Options)) (*s3.CopyObjectOutput, error) {
-	out, err := l.S3.CopyObject(ctx, in, opts...)
-	if err == nil && !l.lost {
-		l.lost = true
-		return nil, s3fake.APIError("SlowDown")
-	}
-	return out, err
 }
 
 // The source was overwritten after listing: the new content is copied and reported as such;
@@ -236,32 +233,38 @@ func TestBatchErrorsAreNamed(t *testing.T) {
 	}
 }
 
-// inflight records the most CopyObject requests in flight at once. Each request waits (up to a
-// deadline shared by all) until want are in flight, so reaching want does not depend on timing.
+// inflight records the most CopyObject requests in flight at once. Each request is held until
+// want are in flight together, so reaching want does not depend on timing; the deadline only
+// turns a hang into a failure.
 type inflight struct {
 	*s3fake.S3
 	want     int
 	mu       sync.Mutex
 	now, max int
-	deadline time.Time
+	reached  chan struct{} // closed once want requests were in flight together
+	closed   bool
+	timedOut bool
+}
+
+func newInflight(f *s3fake.S3, want int) *inflight {
+	return &inflight{S3: f, want: want, reached: make(chan struct{})}
 }
 
 func (f *inflight) CopyObject(ctx context.Context, in *s3.CopyObjectInput, opts ...func(*s3.Options)) (*s3.CopyObjectOutput, error) {
 	f.mu.Lock()
 	f.now++
 	f.max = max(f.max, f.now)
-	if f.deadline.IsZero() {
-		f.deadline = time.Now().Add(5 * time.Second)
+	if f.now == f.want && !f.closed {
+		f.closed = true
+		close(f.reached)
 	}
 	f.mu.Unlock()
-	for {
+	select {
+	case <-f.reached:
+	case <-time.After(10 * time.Second):
 		f.mu.Lock()
-		done := f.max >= f.want || time.Now().After(f.deadline)
+		f.timedOut = true
 		f.mu.Unlock()
-		if done {
-			break
-		}
-		time.Sleep(time.Millisecond)
 	}
 	f.mu.Lock()
 	f.now--
@@ -279,7 +282,7 @@ func TestConcurrencyIsBounded(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("%d items at %d", tc.items, tc.concurrency), func(t *testing.T) {
 			f, h := setup()
-			rec := &inflight{S3: f, want: tc.wantMax}
+			rec := newInflight(f, tc.wantMax)
 			h.S3, h.Config.Concurrency = rec, tc.concurrency
 			var keys []string
 			for i := range tc.items {
@@ -299,9 +302,108 @@ func TestConcurrencyIsBounded(t *testing.T) {
 					t.Fatalf("%s has %d versions in the backup", k, n)
 				}
 			}
-			if rec.max > tc.concurrency || rec.max < tc.wantMax {
+			if rec.timedOut {
+				t.Fatalf("%d copies were never in flight together", tc.wantMax)
+			}
+			if rec.max != tc.wantMax {
 				t.Fatalf("%d copies in flight at most, want %d (concurrency %d)", rec.max, tc.wantMax, tc.concurrency)
 			}
 		})
+	}
+}
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// An item's note reaches the outcome under the key it wrote, whatever became of the item; an
+// item without a note adds none.
+func TestNotesReachTheOutcome(t *testing.T) {
+	f, h := setup()
+	h.Config.RestoreTargets = []string{"target"}
+	f.AddBucket("target", false)
+	for _, k := range []string{"copied", "poison", "plain"} {
+		f.Put("bak", k, []byte("data "+k))
+	}
+	item := func(op batch.Op, key, destKey, note string) batch.Item {
+		it := batch.Item{Op: op, Key: key, DestKey: destKey, Change: "restore", Note: note}
+		if op == batch.OpCopy {
+			vs := f.Versions("bak", key)
+			it.Size, it.ETag, it.LastModified, it.VersionID = int64(len(vs[0].Body)), vs[0].ETag, vs[0].LastModified, vs[0].VersionID
+		} else {
+			it.Reason = "the target differs and overwrite is false"
+		}
+		return it
+	}
+	items := []batch.Item{
+		item(batch.OpCopy, "copied", "restored/copied", "tie: the version was chosen over a delete marker of the same second"),
+		item(batch.OpCopy, "poison", "", "a note on a failure"),
+		item(batch.OpKeep, "kept", "restored/kept", "a note on a keep"),
+		item(batch.OpCopy, "plain", "", ""),
+	}
+	body, _ := batch.Encode(batch.Header{Version: 1, Source: "bak", Destination: "target"}, items)
+	key := batch.Key("exec", 0)
+	f.Put("run", key, body)
+	f.Fail = func(op, bucket, k string) error {
+		if op == "CopyObject" && k == "poison" {
+			return s3fake.APIError("AccessDenied")
+		}
+		return nil
+	}
+	resp, err := invoke(t, h, Request{Execution: "exec", BatchKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := outcome(t, f, resp.OutcomeKey)
+	if o.Copied != 2 || o.Failed != 1 || o.Skipped != 1 {
+		t.Fatalf("outcome %+v", o)
+	}
+	got := append([]report.Note(nil), o.Notes...)
+	sort.Slice(got, func(i, j int) bool { return got[i].Key < got[j].Key })
+	want := []report.Note{
+		{Key: "poison", Note: "a note on a failure"},
+		{Key: "restored/copied", Note: "tie: the version was chosen over a delete marker of the same second"},
+		{Key: "restored/kept", Note: "a note on a keep"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("notes %+v, want %+v", got, want)
+	}
+}
+
+// A retried restore batch checks its target strictly: a target object of the same size with a
+// multipart ETag, written after the backup's single-part version, is not taken as a copy of it
+// (in the backup bucket it would be: only bucketvault writes there).
+func TestRetriedRestoreChecksTheTargetStrictly(t *testing.T) {
+	f, h := setup()
+	h.Config.RestoreTargets = []string{"target"}
+	f.AddBucket("target", false)
+	f.Put("bak", "k", []byte("0123456789"))
+	f.PutMultipart("target", "k", []byte("abcde"), []byte("fghij")) // same size, other content, later
+	v := f.Versions("bak", "k")[0]
+	body, _ := batch.Encode(batch.Header{Version: 1, Source: "bak", Destination: "target"}, []batch.Item{
+		{Op: batch.OpCopy, Key: "k", Change: "changed", Size: 10, ETag: v.ETag, LastModified: v.LastModified, VersionID: v.VersionID},
+	})
+	key := batch.Key("exec", 0)
+	f.Put("run", key, body)
+	resp, err := invoke(t, h, Request{Execution: "exec", BatchKey: key, RetryCount: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := outcome(t, f, resp.OutcomeKey); o.Copied != 1 || o.AlreadyPresent != 0 {
+		t.Fatalf("outcome %+v; want the object copied, not found present", o)
+	}
+	if got := f.Versions("target", "k"); string(got[len(got)-1].Body) != "0123456789" {
+		t.Fatalf("target holds %q, want the backup's content", got[len(got)-1].Body)
+	}
+}
+
+// The configuration's defaults are the packages' exported ones.
+func TestConfigDefaults(t *testing.T) {
+	cfg, err := ConfigFromEnv(envconf.Map(map[string]string{"SOURCE_BUCKET": "src", "BACKUP_BUCKET": "bak", "RUN_BUCKET": "run"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{SourceBucket: "src", BackupBucket: "bak", RunBucket: "run", Concurrency: DefaultConcurrency,
+		MultipartThreshold: s3copy.DefaultThreshold, PartSize: s3copy.DefaultPartSize, PartConcurrency: s3copy.DefaultPartConcurrency}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Fatalf("config %+v, want %+v", cfg, want)
 	}
 }

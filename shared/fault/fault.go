@@ -1,5 +1,7 @@
 // Package fault defines the named errors that Step Functions branches on: a handler returns one of
-// these types at its boundary, and aws-lambda-go reports the Go type name as the error name.
+// these types at its boundary, and aws-lambda-go reports the Go type name as the error name. Each
+// keeps the error it stands for as its cause (Err, Unwrap), so errors.Is and errors.As see through
+// it.
 package fault
 
 import (
@@ -11,103 +13,180 @@ import (
 	"github.com/aws/smithy-go"
 )
 
-// InvalidInput is malformed execution input or a malformed work batch; retrying cannot help.
-type InvalidInput struct{ Msg string }
+// message is the text of a named error: its Msg, else its cause's.
+func message(msg string, err error) string {
+	if msg == "" && err != nil {
+		return err.Error()
+	}
+	return msg
+}
 
-func (e *InvalidInput) Error() string { return e.Msg }
+// InvalidInput is malformed execution input or a malformed work batch; retrying cannot help.
+type InvalidInput struct {
+	Msg string
+	Err error
+}
+
+func (e *InvalidInput) Error() string   { return message(e.Msg, e.Err) }
+func (e *InvalidInput) Unwrap() error   { return e.Err }
+func (e *InvalidInput) retryable() bool { return false }
 
 // ConfigError is a missing or malformed environment variable.
-type ConfigError struct{ Msg string }
+type ConfigError struct {
+	Msg string
+	Err error
+}
 
-func (e *ConfigError) Error() string { return e.Msg }
+func (e *ConfigError) Error() string   { return message(e.Msg, e.Err) }
+func (e *ConfigError) Unwrap() error   { return e.Err }
+func (e *ConfigError) retryable() bool { return false }
 
 // BucketNotFound names a configured bucket that does not exist.
-type BucketNotFound struct{ Msg string }
+type BucketNotFound struct {
+	Msg string
+	Err error
+}
 
-func (e *BucketNotFound) Error() string { return e.Msg }
+func (e *BucketNotFound) Error() string   { return message(e.Msg, e.Err) }
+func (e *BucketNotFound) Unwrap() error   { return e.Err }
+func (e *BucketNotFound) retryable() bool { return false }
 
 // BackupNotVersioned means the backup bucket does not have versioning enabled: copying into it
 // would overwrite history and deletions would destroy data, so nothing runs.
-type BackupNotVersioned struct{ Msg string }
+type BackupNotVersioned struct {
+	Msg string
+	Err error
+}
 
-func (e *BackupNotVersioned) Error() string { return e.Msg }
+func (e *BackupNotVersioned) Error() string   { return message(e.Msg, e.Err) }
+func (e *BackupNotVersioned) Unwrap() error   { return e.Err }
+func (e *BackupNotVersioned) retryable() bool { return false }
 
 // AccessDenied means S3 refused a request the function needs.
-type AccessDenied struct{ Msg string }
+type AccessDenied struct {
+	Msg string
+	Err error
+}
 
-func (e *AccessDenied) Error() string { return e.Msg }
+func (e *AccessDenied) Error() string   { return message(e.Msg, e.Err) }
+func (e *AccessDenied) Unwrap() error   { return e.Err }
+func (e *AccessDenied) retryable() bool { return false }
 
 // DeletionGuardTripped means a run would mark more of the backup deleted than allowed.
-type DeletionGuardTripped struct{ Msg string }
+type DeletionGuardTripped struct {
+	Msg string
+	Err error
+}
 
-func (e *DeletionGuardTripped) Error() string { return e.Msg }
+func (e *DeletionGuardTripped) Error() string   { return message(e.Msg, e.Err) }
+func (e *DeletionGuardTripped) Unwrap() error   { return e.Err }
+func (e *DeletionGuardTripped) retryable() bool { return false }
+
+// MassChangeDetected means an unusual share of the backup's objects changed in one run: the
+// copies were made (the old contents stay as noncurrent versions), and a person should look.
+type MassChangeDetected struct {
+	Msg string
+	Err error
+}
+
+func (e *MassChangeDetected) Error() string   { return message(e.Msg, e.Err) }
+func (e *MassChangeDetected) Unwrap() error   { return e.Err }
+func (e *MassChangeDetected) retryable() bool { return false }
 
 // BatchUnreadable means a copier could not read the batch it was given.
-type BatchUnreadable struct{ Msg string }
+type BatchUnreadable struct {
+	Msg string
+	Err error
+}
 
-func (e *BatchUnreadable) Error() string { return e.Msg }
+func (e *BatchUnreadable) Error() string   { return message(e.Msg, e.Err) }
+func (e *BatchUnreadable) Unwrap() error   { return e.Err }
+func (e *BatchUnreadable) retryable() bool { return false }
 
 // TransientError is a failure that may succeed when retried (throttling, network, deadline).
-type TransientError struct{ Msg string }
+type TransientError struct {
+	Msg string
+	Err error
+}
 
-func (e *TransientError) Error() string { return e.Msg }
+func (e *TransientError) Error() string   { return message(e.Msg, e.Err) }
+func (e *TransientError) Unwrap() error   { return e.Err }
+func (e *TransientError) retryable() bool { return true }
 
 // InternalError is any other failure.
-type InternalError struct{ Msg string }
+type InternalError struct {
+	Msg string
+	Err error
+}
 
-func (e *InternalError) Error() string { return e.Msg }
+func (e *InternalError) Error() string   { return message(e.Msg, e.Err) }
+func (e *InternalError) Unwrap() error   { return e.Err }
+func (e *InternalError) retryable() bool { return false }
 
 // Boundary turns any error into the named error a handler returns to Lambda, keeping the full
-// message. Named errors anywhere in the chain win; otherwise Retryable decides.
+// message and err itself as the cause. Named errors anywhere in the chain win; otherwise
+// Retryable decides, then the S3 error codes AccessDenied and NoSuchBucket.
 func Boundary(err error) error {
 	if err == nil {
 		return nil
 	}
 	msg := err.Error()
-	var (
-		invalid   *InvalidInput
-		config    *ConfigError
-		notFound  *BucketNotFound
-		unver     *BackupNotVersioned
-		denied    *AccessDenied
-		guard     *DeletionGuardTripped
-		batch     *BatchUnreadable
-		transient *TransientError
-	)
 	switch {
-	case errors.As(err, &invalid):
-		return &InvalidInput{msg}
-	case errors.As(err, &config):
-		return &ConfigError{msg}
-	case errors.As(err, &notFound):
-		return &BucketNotFound{msg}
-	case errors.As(err, &unver):
-		return &BackupNotVersioned{msg}
-	case errors.As(err, &denied):
-		return &AccessDenied{msg}
-	case errors.As(err, &guard):
-		return &DeletionGuardTripped{msg}
-	case errors.As(err, &batch):
-		return &BatchUnreadable{msg}
-	case errors.As(err, &transient):
-		return &TransientError{msg}
+	case is[*InvalidInput](err):
+		return &InvalidInput{Msg: msg, Err: err}
+	case is[*ConfigError](err):
+		return &ConfigError{Msg: msg, Err: err}
+	case is[*BucketNotFound](err):
+		return &BucketNotFound{Msg: msg, Err: err}
+	case is[*BackupNotVersioned](err):
+		return &BackupNotVersioned{Msg: msg, Err: err}
+	case is[*AccessDenied](err):
+		return &AccessDenied{Msg: msg, Err: err}
+	case is[*DeletionGuardTripped](err):
+		return &DeletionGuardTripped{Msg: msg, Err: err}
+	case is[*MassChangeDetected](err):
+		return &MassChangeDetected{Msg: msg, Err: err}
+	case is[*BatchUnreadable](err):
+		return &BatchUnreadable{Msg: msg, Err: err}
+	case is[*TransientError](err):
+		return &TransientError{Msg: msg, Err: err}
+	case is[*InternalError](err):
+		return &InternalError{Msg: msg, Err: err}
 	case Retryable(err):
-		return &TransientError{msg}
+		return &TransientError{Msg: msg, Err: err}
 	case IsCode(err, "AccessDenied"):
-		return &AccessDenied{msg}
+		return &AccessDenied{Msg: msg, Err: err}
 	case IsCode(err, "NoSuchBucket"):
-		return &BucketNotFound{msg}
+		return &BucketNotFound{Msg: msg, Err: err}
 	}
-	return &InternalError{msg}
+	return &InternalError{Msg: msg, Err: err}
+}
+
+// is reports whether err's chain holds an error of type T.
+func is[T error](err error) bool {
+	var target T
+	return errors.As(err, &target)
 }
 
 var standard = retry.NewStandard()
 
+// named is implemented by every named error of this package.
+type named interface {
+	error
+	retryable() bool
+}
+
 // Retryable is the one place that decides whether an S3 or network error may succeed when tried
 // again: the SDK's standard retryable set (throttling, 5xx, connection errors), plus deadlines.
+// A cancelled context never is. A named error has decided already, whatever its cause: only a
+// TransientError is retryable (the outermost named error in the chain counts).
 func Retryable(err error) bool {
 	if err == nil {
 		return false
+	}
+	var n named
+	if errors.As(err, &n) {
+		return n.retryable()
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return true

@@ -17,18 +17,34 @@ import (
 )
 
 // partsFake serves multipart sources of 4 parts of 5 MiB and records how many part requests
-// are in flight at once.
+// are in flight at once. Each part request is held until want of them are in flight together, so
+// that the overlap does not depend on timing; the deadline only turns a hang into a failure.
 type partsFake struct {
 	API
+	want      int32
 	now, max  atomic.Int32
+	reached   chan struct{} // closed once want requests were in flight together
+	once      sync.Once
+	timedOut  atomic.Bool
 	completed sync.Map // key → parts
+}
+
+func newPartsFake(want int32) *partsFake {
+	return &partsFake{want: want, reached: make(chan struct{})}
 }
 
 func (f *partsFake) track() func() {
 	n := f.now.Add(1)
 	for m := f.max.Load(); n > m && !f.max.CompareAndSwap(m, n); m = f.max.Load() {
 	}
-	time.Sleep(2 * time.Millisecond)
+	if n >= f.want {
+		f.once.Do(func() { close(f.reached) })
+	}
+	select {
+	case <-f.reached:
+	case <-time.After(10 * time.Second):
+		f.timedOut.Store(true)
+	}
 	return func() { f.now.Add(-1) }
 }
 
@@ -59,8 +75,8 @@ func (f *partsFake) CompleteMultipartUpload(_ context.Context, in *s3.CompleteMu
 
 // Part requests are bounded across all the objects one Copier copies, not per object.
 func TestPartConcurrencyIsSharedAcrossObjects(t *testing.T) {
-	f := &partsFake{}
-	c := &Copier{S3: f, PartConcurrency: 3}
+	f := newPartsFake(3)
+	c := New(f, Options{PartConcurrency: 3})
 	g := new(errgroup.Group)
 	for i := range 6 {
 		g.Go(func() error {
@@ -78,7 +94,10 @@ func TestPartConcurrencyIsSharedAcrossObjects(t *testing.T) {
 			t.Fatalf("big-%d completed with %v parts", i, n)
 		}
 	}
-	if m := f.max.Load(); m > 3 || m < 2 {
-		t.Fatalf("%d part requests in flight at most; want the shared bound of 3 (and some overlap)", m)
+	if f.timedOut.Load() {
+		t.Fatal("3 part requests were never in flight together")
+	}
+	if m := f.max.Load(); m != 3 {
+		t.Fatalf("%d part requests in flight at most; want the shared bound of 3", m)
 	}
 }

@@ -1,7 +1,9 @@
 // Package s3copy copies objects between buckets server-side and marks deletions, so that the
 // destination's ETag matches the source's and a repeated request never adds a version: single-part
 // objects with CopyObject, multipart objects part by part along the source's own part boundaries,
-// objects above a threshold with parallel UploadPartCopy (aborted on failure).
+// objects above a threshold with parallel UploadPartCopy (aborted on failure). A write that adds a
+// version is retried (package retry) only after a look at the destination shows that the failed
+// attempt did not land; when that cannot be known, the object fails with ErrOutcomeUnknown.
 package s3copy
 
 import (
@@ -10,17 +12,16 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bucketvault/bucketvault/shared/change"
 	"github.com/bucketvault/bucketvault/shared/fault"
+	"github.com/bucketvault/bucketvault/shared/retry"
 	"github.com/bucketvault/bucketvault/shared/s3client"
 )
 
@@ -45,39 +46,69 @@ const (
 	MaxParts    = 10000
 )
 
-// Copier copies and deletes objects. The zero value is not usable; set S3.
-type Copier struct {
-	S3 API
-	// Threshold is the size above which objects are copied in parts (default 5 GiB, CopyObject's limit).
+// Defaults of the Options.
+const (
+	DefaultThreshold       = MaxPartSize              // CopyObject's limit: 5 GiB
+	DefaultPartSize        = 128 << 20                // parts of objects not uploaded in parts: 128 MiB
+	DefaultPartConcurrency = 8                        // part requests in flight per Copier
+	DefaultMaxAttempts     = retry.DefaultMaxAttempts // attempts of a write this package retries itself
+)
+
+// Options tune a Copier; zero values mean the defaults.
+type Options struct {
+	// Threshold is the size above which objects are copied in parts (DefaultThreshold).
 	Threshold int64
 	// PartSize is the part size for objects copied in parts that were not uploaded in parts
-	// (default 128 MiB; raised as needed to stay within 10,000 parts).
+	// (DefaultPartSize; raised as needed to stay within 10,000 parts).
 	PartSize int64
 	// PartConcurrency bounds the part requests (UploadPartCopy, part HEADs) in flight at once
-	// across every object this Copier copies, so a batch of large objects cannot multiply it by
-	// the number of objects (default 8).
+	// across every object the Copier copies, so a batch of large objects cannot multiply it by
+	// the number of objects (DefaultPartConcurrency).
 	PartConcurrency int
-	// MaxAttempts bounds attempts of a write that this package retries itself (default 6).
+	// MaxAttempts bounds the attempts of a write that this package retries itself, and of the
+	// look that follows a failed one (DefaultMaxAttempts).
 	MaxAttempts int
 	// Sleep waits between attempts; nil sleeps for real.
 	Sleep func(ctx context.Context, d time.Duration) error
+}
 
-	slotsOnce sync.Once
-	slots     chan struct{}
+// Copier copies and deletes objects. Make one with New.
+type Copier struct {
+	s3    API
+	opts  Options
+	slots chan struct{} // part requests in flight
+}
+
+// New returns a Copier that copies through api, with opts' zero values set to the defaults.
+func New(api API, opts Options) *Copier {
+	if opts.Threshold <= 0 {
+		opts.Threshold = DefaultThreshold
+	}
+	if opts.PartSize <= 0 {
+		opts.PartSize = DefaultPartSize
+	}
+	if opts.PartConcurrency <= 0 {
+		opts.PartConcurrency = DefaultPartConcurrency
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = DefaultMaxAttempts
+	}
+	return &Copier{s3: api, opts: opts, slots: make(chan struct{}, opts.PartConcurrency)}
 }
 
 // partSlot waits for one of the Copier's part slots; release it with the returned func.
 func (c *Copier) partSlot(ctx context.Context) (func(), error) {
-	c.slotsOnce.Do(func() {
-		_, _, conc, _ := c.defaults()
-		c.slots = make(chan struct{}, conc)
-	})
 	select {
 	case c.slots <- struct{}{}:
 		return func() { <-c.slots }, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// policy is how the Copier retries, counting into counter.
+func (c *Copier) policy(counter *s3client.RetryCounter) retry.Policy {
+	return retry.Policy{MaxAttempts: c.opts.MaxAttempts, Sleep: c.opts.Sleep, Retries: counter}
 }
 
 // Request is one object to copy.
@@ -93,6 +124,11 @@ type Request struct {
 	// Verify first checks the destination and does nothing when it already holds the content:
 	// set it when the request may have run before (a retried batch).
 	Verify bool
+	// BackupDest says the destination is the backup bucket, which only bucketvault writes: its
+	// checks (Verify, and the look after a failed write) may then take a multipart version written
+	// after a single-part source as that source's copy (change.SameAsOwnCopy). Any other
+	// destination must hold the same size and ETag (change.Same).
+	BackupDest bool
 	// Retries, when set, counts every retry made for this request.
 	Retries *s3client.RetryCounter
 }
@@ -118,128 +154,167 @@ type Result struct {
 	SourceChanged bool
 	Object        change.Object
 	Multipart     bool
-}
-
-func (c *Copier) defaults() (threshold, partSize int64, partConc, attempts int) {
-	threshold, partSize, partConc, attempts = c.Threshold, c.PartSize, c.PartConcurrency, c.MaxAttempts
-	if threshold <= 0 {
-		threshold = MaxPartSize
-	}
-	if partSize <= 0 {
-		partSize = 128 << 20
-	}
-	if partConc <= 0 {
-		partConc = 8
-	}
-	if attempts <= 0 {
-		attempts = 6
-	}
-	return
+	// DestETag is the destination's ETag after the copy (Copied, AlreadyPresent): from the copy's
+	// answer, or from the HEAD that found the content in place.
+	DestETag string
 }
 
 // Copy copies one object. An error means the object was not copied; errors worth retrying have
-// already been retried.
+// already been retried. A write that failed is never repeated before a look at the destination
+// has shown that it did not land; when that cannot be known, the error is an
+// *OutcomeUnknownError (ErrOutcomeUnknown).
 func (c *Copier) Copy(ctx context.Context, req Request) (Result, error) {
 	if req.DestKey == "" {
 		req.DestKey = req.Key
 	}
-	counter := req.Retries
-	if counter == nil {
-		counter = &s3client.RetryCounter{}
+	if req.Retries == nil {
+		req.Retries = &s3client.RetryCounter{}
 	}
-	req.Retries = counter
 	if req.Verify {
-		if present, err := c.holds(ctx, req.DestBucket, req.DestKey, req.Listed, counter); err != nil {
+		got, present, err := c.holds(ctx, req, req.Listed)
+		if err != nil {
 			return Result{}, err
-		} else if present {
-			return Result{Outcome: AlreadyPresent, Object: req.Listed}, nil
+		}
+		if present {
+			return Result{Outcome: AlreadyPresent, Object: req.Listed, DestETag: got.ETag}, nil
 		}
 	}
-	want := req.Listed
-	changed := false
-	_, _, _, attempts := c.defaults()
-	var lastErr error
-	for attempt := 1; attempt <= attempts; attempt++ {
-		res, err := c.copyOnce(ctx, req, want)
+	want, changed := req.Listed, false
+	for versions := 1; ; versions++ {
+		res, err := c.copyRetrying(ctx, req, want)
 		if err == nil {
-			res.SourceChanged = changed
-			res.Object = want
+			res.SourceChanged, res.Object = changed, want
 			return res, nil
 		}
-		lastErr = err
-		switch {
-		case fault.IsCode(err, "PreconditionFailed"), fault.IsNotFound(err) && !fault.IsCode(err, "NoSuchBucket", "NoSuchUpload"):
-			// The source is not the listed object any more: copy what is there now, or report it gone.
-			now, herr := c.head(ctx, req.SourceBucket, req.Key, req.SourceVersionID, counter)
-			if fault.IsNotFound(herr) {
-				return Result{Outcome: Vanished, Object: want}, nil
-			}
-			if herr != nil {
-				return Result{}, fmt.Errorf("source %q changed while copying; head: %w", req.Key, herr)
-			}
-			if now.ETag == want.ETag && now.Size == want.Size {
-				return Result{}, err // not a change after all: report the original error
-			}
-			want, changed = now, true
-			continue
-		case !fault.Retryable(err):
+		if !sourceMoved(err) {
 			return Result{}, err
 		}
-		if attempt == attempts {
-			break
+		// The source is not the object wanted any more: copy what is there now, or report it gone.
+		now, herr := c.head(ctx, req.SourceBucket, req.Key, req.SourceVersionID, req.Retries)
+		switch {
+		case fault.IsNotFound(herr):
+			return Result{Outcome: Vanished, Object: want}, nil
+		case herr != nil:
+			return Result{}, fmt.Errorf("source %q changed while copying; head: %w", req.Key, herr)
+		case now.ETag == want.ETag && now.Size == want.Size:
+			return Result{}, err // not a change after all: report the original error
+		case versions >= c.opts.MaxAttempts:
+			return Result{}, fmt.Errorf("source %q changed %d times while copying: %w", req.Key, versions, err)
 		}
-		counter.Add(1)
-		if err := c.sleep(ctx, attempt, err); err != nil {
-			return Result{}, errors.Join(lastErr, err)
-		}
-		// The failed attempt may have completed on the server (a lost response): look before
-		// copying again, so a retry never adds a second version.
-		if present, herr := c.holds(ctx, req.DestBucket, req.DestKey, want, counter); herr == nil && present {
-			return Result{Outcome: Copied, Bytes: want.Size, Object: want}, nil
-		}
+		want, changed = now, true
 	}
-	return Result{}, fmt.Errorf("after %d attempts: %w", attempts, lastErr)
+}
+
+// sourceMoved reports whether a copy failed because the source is not the object wanted any more
+// (overwritten: the If-Match failed; or deleted).
+func sourceMoved(err error) bool {
+	if errors.Is(err, ErrOutcomeUnknown) {
+		return false
+	}
+	return fault.IsCode(err, "PreconditionFailed") || fault.IsNotFound(err) && !fault.IsCode(err, "NoSuchBucket")
+}
+
+// copyRetrying copies want, retrying what fault.Retryable allows. Before each retry it looks
+// whether the failed attempt landed after all (a lost response), so that a retry never adds a
+// second version.
+func (c *Copier) copyRetrying(ctx context.Context, req Request, want change.Object) (Result, error) {
+	var (
+		res     Result
+		lastErr error
+	)
+	err := retry.Do(ctx, c.policy(req.Retries), func(ctx context.Context, attempt int) error {
+		if attempt > 1 {
+			var got change.Object
+			landed, err := c.settle(ctx, req.DestBucket, req.DestKey, lastErr, req.Retries, func(ctx context.Context) (bool, error) {
+				var present bool
+				var err error
+				got, present, err = c.holds(ctx, req, want)
+				return present, err
+			})
+			if err != nil {
+				return retry.Permanent(err)
+			}
+			if landed {
+				res = Result{Outcome: Copied, Bytes: want.Size, Multipart: c.inParts(want), DestETag: got.ETag}
+				return nil
+			}
+		}
+		r, err := c.copyOnce(ctx, req, want)
+		if err != nil {
+			lastErr = err
+			return err
+		}
+		res = r
+		return nil
+	})
+	return res, err
+}
+
+// settle finds out whether a write that failed with writeErr landed after all; look answers it.
+// look's errors are retried as any other; when the answer still cannot be had, the error is an
+// *OutcomeUnknownError that carries both errors.
+func (c *Copier) settle(ctx context.Context, bucket, key string, writeErr error, counter *s3client.RetryCounter, look func(context.Context) (bool, error)) (bool, error) {
+	var landed bool
+	err := retry.Do(ctx, c.policy(counter), func(ctx context.Context, _ int) error {
+		var err error
+		landed, err = look(ctx)
+		return err
+	})
+	if err != nil {
+		return false, &OutcomeUnknownError{Bucket: bucket, Key: key, Write: writeErr, Check: err}
+	}
+	return landed, nil
+}
+
+// inParts reports whether want is copied in parts.
+func (c *Copier) inParts(want change.Object) bool {
+	return change.IsMultipart(want.ETag) || want.Size > c.opts.Threshold
 }
 
 func (c *Copier) copyOnce(ctx context.Context, req Request, want change.Object) (Result, error) {
-	threshold, _, _, _ := c.defaults()
-	if change.IsMultipart(want.ETag) || want.Size > threshold {
-		err := c.multipart(ctx, req, want)
-		return Result{Outcome: Copied, Bytes: want.Size, Multipart: true}, err
+	if c.inParts(want) {
+		etag, err := c.multipart(ctx, req, want)
+		return Result{Outcome: Copied, Bytes: want.Size, Multipart: true, DestETag: etag}, err
 	}
-	_, err := c.S3.CopyObject(ctx, &s3.CopyObjectInput{
+	out, err := c.s3.CopyObject(ctx, &s3.CopyObjectInput{
 		Bucket:            aws.String(req.DestBucket),
 		Key:               aws.String(req.DestKey),
 		CopySource:        aws.String(CopySource(req.SourceBucket, req.Key, req.SourceVersionID)),
 		CopySourceIfMatch: aws.String(want.ETag),
 		MetadataDirective: types.MetadataDirectiveCopy,
 		TaggingDirective:  types.TaggingDirectiveCopy,
-	}, s3client.NoRetry())
-	// (not retried by the SDK: Copy retries it after checking the destination)
-	return Result{Outcome: Copied, Bytes: want.Size}, err
+	}, s3client.NoRetry()) // not retried by the SDK: copyRetrying retries it after a look
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Outcome: Copied, Bytes: want.Size}
+	if out.CopyObjectResult != nil {
+		res.DestETag = aws.ToString(out.CopyObjectResult.ETag)
+	}
+	return res, nil
 }
 
-// multipart copies an object in parts. A source uploaded in parts is copied along its own part
-// boundaries, which reproduces its ETag; any other source in parts of PartSize.
-func (c *Copier) multipart(ctx context.Context, req Request, want change.Object) error {
-	_, partSize, partConc, _ := c.defaults()
+// multipart copies an object in parts and returns the destination's ETag. A source uploaded in
+// parts is copied along its own part boundaries, which reproduces its ETag; any other source in
+// parts of PartSize. An upload that fails after it was created is aborted.
+func (c *Copier) multipart(ctx context.Context, req Request, want change.Object) (string, error) {
 	opt := req.Retries.Option()
-	head, err := c.S3.HeadObject(ctx, &s3.HeadObjectInput{
+	head, err := c.s3.HeadObject(ctx, &s3.HeadObjectInput{
 		Bucket: aws.String(req.SourceBucket), Key: aws.String(req.Key), VersionId: optional(req.SourceVersionID),
 		IfMatch: aws.String(want.ETag), PartNumber: aws.Int32(1),
 	}, opt)
 	if err != nil {
-		return err
+		return "", err
 	}
-	sizes, err := c.partSizes(ctx, req, want, head, partSize, partConc)
+	sizes, err := c.partSizes(ctx, req, want, head)
 	if err != nil {
-		return err
+		return "", err
 	}
-	tags, err := c.S3.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{
+	tags, err := c.s3.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{
 		Bucket: aws.String(req.SourceBucket), Key: aws.String(req.Key), VersionId: optional(req.SourceVersionID),
 	}, opt)
 	if err != nil {
-		return fmt.Errorf("read tags: %w", err)
+		return "", fmt.Errorf("read tags: %w", err)
 	}
 	create := &s3.CreateMultipartUploadInput{
 		Bucket:             aws.String(req.DestBucket),
@@ -263,14 +338,14 @@ func (c *Copier) multipart(ctx context.Context, req Request, want change.Object)
 		}
 		create.Tagging = aws.String(v.Encode())
 	}
-	up, err := c.S3.CreateMultipartUpload(ctx, create, opt)
+	up, err := c.s3.CreateMultipartUpload(ctx, create, opt)
 	if err != nil {
-		return fmt.Errorf("create multipart upload: %w", err)
+		return "", fmt.Errorf("create multipart upload: %w", err)
 	}
 	abort := func(cause error) error {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		_, aerr := c.S3.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+		_, aerr := c.s3.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
 			Bucket: aws.String(req.DestBucket), Key: aws.String(req.DestKey), UploadId: up.UploadId,
 		})
 		if aerr != nil {
@@ -280,7 +355,7 @@ func (c *Copier) multipart(ctx context.Context, req Request, want change.Object)
 	}
 	parts := make([]types.CompletedPart, len(sizes))
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(partConc)
+	g.SetLimit(c.opts.PartConcurrency)
 	var offset int64
 	for i, size := range sizes {
 		first, last := offset, offset+size-1
@@ -292,7 +367,7 @@ func (c *Copier) multipart(ctx context.Context, req Request, want change.Object)
 				return err
 			}
 			defer release()
-			out, err := c.S3.UploadPartCopy(gctx, &s3.UploadPartCopyInput{
+			out, err := c.s3.UploadPartCopy(gctx, &s3.UploadPartCopyInput{
 				Bucket:            aws.String(req.DestBucket),
 				Key:               aws.String(req.DestKey),
 				UploadId:          up.UploadId,
@@ -309,25 +384,26 @@ func (c *Copier) multipart(ctx context.Context, req Request, want change.Object)
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return abort(err)
+		return "", abort(err)
 	}
-	if _, err := c.S3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+	done, err := c.s3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 		Bucket: aws.String(req.DestBucket), Key: aws.String(req.DestKey), UploadId: up.UploadId,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
-	}, s3client.NoRetry()); err != nil {
-		return abort(fmt.Errorf("complete multipart upload: %w", err))
+	}, s3client.NoRetry()) // not retried by the SDK: copyRetrying retries it after a look
+	if err != nil {
+		return "", abort(fmt.Errorf("complete multipart upload: %w", err))
 	}
-	return nil
+	return aws.ToString(done.ETag), nil
 }
 
 // partSizes returns the part boundaries to copy along.
-func (c *Copier) partSizes(ctx context.Context, req Request, want change.Object, first *s3.HeadObjectOutput, partSize int64, conc int) ([]int64, error) {
+func (c *Copier) partSizes(ctx context.Context, req Request, want change.Object, first *s3.HeadObjectOutput) ([]int64, error) {
 	count := int(aws.ToInt32(first.PartsCount))
 	if change.IsMultipart(want.ETag) && count >= 1 {
 		sizes := make([]int64, count)
 		sizes[0] = aws.ToInt64(first.ContentLength)
 		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(conc)
+		g.SetLimit(c.opts.PartConcurrency)
 		for i := 2; i <= count; i++ {
 			g.Go(func() error {
 				release, err := c.partSlot(gctx)
@@ -335,7 +411,7 @@ func (c *Copier) partSizes(ctx context.Context, req Request, want change.Object,
 					return err
 				}
 				defer release()
-				h, err := c.S3.HeadObject(gctx, &s3.HeadObjectInput{
+				h, err := c.s3.HeadObject(gctx, &s3.HeadObjectInput{
 					Bucket: aws.String(req.SourceBucket), Key: aws.String(req.Key), VersionId: optional(req.SourceVersionID),
 					IfMatch: aws.String(want.ETag), PartNumber: aws.Int32(int32(i)),
 				}, req.Retries.Option())
@@ -358,7 +434,7 @@ func (c *Copier) partSizes(ctx context.Context, req Request, want change.Object,
 		}
 		// The server did not report part sizes that add up: copy in even parts instead.
 	}
-	return evenParts(want.Size, partSize), nil
+	return evenParts(want.Size, c.opts.PartSize), nil
 }
 
 // evenParts splits size into parts of partSize, raised to keep within 10,000 parts.
@@ -387,7 +463,9 @@ type DeleteRequest struct {
 }
 
 // Delete puts a delete marker on the destination key, keeping its data as a noncurrent version,
-// unless the key exists in the source again.
+// unless the key exists in the source again. A DeleteObject that failed is never repeated before
+// a look has shown that it did not land (each one adds a marker); when that cannot be known, the
+// error is an *OutcomeUnknownError (ErrOutcomeUnknown).
 func (c *Copier) Delete(ctx context.Context, req DeleteRequest) (Outcome, error) {
 	counter := req.Retries
 	if counter == nil {
@@ -405,66 +483,56 @@ func (c *Copier) Delete(ctx context.Context, req DeleteRequest) (Outcome, error)
 	} else if !fault.IsNotFound(err) {
 		return "", fmt.Errorf("check source: %w", err)
 	}
-	_, _, _, attempts := c.defaults()
 	var lastErr error
-	for attempt := 1; attempt <= attempts; attempt++ {
-		_, err := c.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(req.DestBucket), Key: aws.String(req.Key)}, s3client.NoRetry()) // retried below, after a check
-		if err == nil {
-			return Deleted, nil
+	err := retry.Do(ctx, c.policy(counter), func(ctx context.Context, attempt int) error {
+		if attempt > 1 {
+			gone, err := c.settle(ctx, req.DestBucket, req.Key, lastErr, counter, func(ctx context.Context) (bool, error) {
+				_, err := c.head(ctx, req.DestBucket, req.Key, "", counter)
+				if fault.IsNotFound(err) {
+					return true, nil
+				}
+				return false, err
+			})
+			if err != nil {
+				return retry.Permanent(err)
+			}
+			if gone {
+				return nil // the failed attempt had landed
+			}
 		}
+		_, err := c.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(req.DestBucket), Key: aws.String(req.Key)},
+			s3client.NoRetry()) // not retried by the SDK: retried here after a look
 		lastErr = err
-		if !fault.Retryable(err) || attempt == attempts {
-			break
-		}
-		counter.Add(1)
-		if err := c.sleep(ctx, attempt, err); err != nil {
-			return "", errors.Join(lastErr, err)
-		}
-		if _, herr := c.head(ctx, req.DestBucket, req.Key, "", counter); fault.IsNotFound(herr) {
-			return Deleted, nil // the failed attempt had landed
-		}
+		return err
+	})
+	if err != nil {
+		return "", err
 	}
-	return "", lastErr
+	return Deleted, nil
 }
 
-// holds reports whether the destination's current version holds the content of want.
-func (c *Copier) holds(ctx context.Context, bucket, key string, want change.Object, counter *s3client.RetryCounter) (bool, error) {
-	got, err := c.head(ctx, bucket, key, "", counter)
+// holds reports whether the request's destination holds the content of want in its current
+// version, and returns what the HEAD found.
+func (c *Copier) holds(ctx context.Context, req Request, want change.Object) (change.Object, bool, error) {
+	got, err := c.head(ctx, req.DestBucket, req.DestKey, "", req.Retries)
 	if fault.IsNotFound(err) {
-		return false, nil
+		return change.Object{}, false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("check destination: %w", err)
+		return change.Object{}, false, fmt.Errorf("check destination: %w", err)
 	}
-	return change.Same(want, got), nil
+	if req.BackupDest {
+		return got, change.SameAsOwnCopy(want, got), nil
+	}
+	return got, change.Same(want, got), nil
 }
 
 func (c *Copier) head(ctx context.Context, bucket, key, versionID string, counter *s3client.RetryCounter) (change.Object, error) {
-	out, err := c.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), VersionId: optional(versionID)}, counter.Option())
+	out, err := c.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), VersionId: optional(versionID)}, counter.Option())
 	if err != nil {
 		return change.Object{}, err
 	}
 	return change.Object{Key: key, Size: aws.ToInt64(out.ContentLength), ETag: aws.ToString(out.ETag), LastModified: aws.ToTime(out.LastModified)}, nil
-}
-
-var backoff = retry.NewExponentialJitterBackoff(20 * time.Second)
-
-func (c *Copier) sleep(ctx context.Context, attempt int, err error) error {
-	d, derr := backoff.BackoffDelay(attempt, err)
-	if derr != nil {
-		d = time.Second
-	}
-	if c.Sleep != nil {
-		return c.Sleep(ctx, d)
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // CopySource renders the x-amz-copy-source value: the key percent-encoded byte by byte except

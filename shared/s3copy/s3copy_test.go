@@ -28,7 +28,7 @@ func TestEvenParts(t *testing.T) {
 		{"exact multiple", 24 << 20, 8 << 20, 3, 8 << 20},
 		{"remainder", 25 << 20, 8 << 20, 4, 8 << 20},
 		{"part size below S3 minimum is raised", 20 << 20, 1 << 20, 4, MinPartSize},
-		{"10,000-part limit raises the part size", 5 << 40, 128 << 20, 10000, 0},
+		{"10,000-part limit raises the part size", 5 << 40, DefaultPartSize, 10000, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

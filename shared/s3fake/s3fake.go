@@ -1,5 +1,6 @@
 // Package s3fake is a small in-memory S3 for unit tests: buckets with optional versioning, the
-// operations bucketvault's functions call, a record of every call, and injectable failures.
+// operations bucketvault's functions call (multipart copies included), a record of every call,
+// injectable failures, and lost responses (the work done, the answer replaced by an error).
 package s3fake
 
 import (
@@ -34,7 +35,10 @@ type Object struct {
 	DeleteMarker bool
 	// StorageClass GLACIER or DEEP_ARCHIVE makes the version unreadable until Thaw.
 	StorageClass string
-	restore      string // x-amz-restore: "" (not requested), ongoing, or done
+	// PartSizes are the sizes of the parts of an object uploaded in parts (PutMultipart,
+	// CompleteMultipartUpload); empty for a single-part object.
+	PartSizes []int64
+	restore   string // x-amz-restore: "" (not requested), ongoing, or done
 }
 
 type bucket struct {
@@ -43,21 +47,26 @@ type bucket struct {
 }
 
 // S3 is the fake. Fail, when set, is consulted before every operation: a non-nil error is
-// returned instead of performing it.
+// returned instead of performing it. Lose, when set, is consulted after every write that was
+// performed (PutObject, CopyObject, DeleteObject and the multipart operations): a non-nil error is
+// returned instead of its answer, as when the response is lost on its way back although the
+// server did the work.
 type S3 struct {
 	mu      sync.Mutex
 	buckets map[string]*bucket
+	uploads map[string]*upload
 	calls   []string
 	clock   time.Time
 	seq     int
 	Fail    func(op, bucket, key string) error
+	Lose    func(op, bucket, key string) error
 	// PageSize caps list pages (default 1000), so tests can cross page boundaries.
 	PageSize int
 }
 
 // New returns an empty fake.
 func New() *S3 {
-	return &S3{buckets: map[string]*bucket{}, clock: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	return &S3{buckets: map[string]*bucket{}, uploads: map[string]*upload{}, clock: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 }
 
 // APIError builds an S3 error with a code, as the SDK returns them.
@@ -160,6 +169,14 @@ func (f *S3) store(b *bucket, key string, o *Object) {
 	}
 }
 
+// lost returns the error that replaces the answer of a write that was performed, if any.
+func (f *S3) lost(op, bucketName, key string) error {
+	if f.Lose == nil {
+		return nil
+	}
+	return f.Lose(op, bucketName, key)
+}
+
 func (f *S3) begin(op, bucketName, key string) (*bucket, error) {
 	f.calls = append(f.calls, op+" "+bucketName+"/"+key)
 	if f.Fail != nil {
@@ -255,7 +272,8 @@ func (f *S3) ListObjectsV2(_ context.Context, in *s3.ListObjectsV2Input, _ ...fu
 	}
 	for _, k := range keys {
 		o := current(b, k)
-		out.Contents = append(out.Contents, types.Object{Key: aws.String(k), Size: aws.Int64(int64(len(o.Body))), ETag: aws.String(o.ETag), LastModified: aws.Time(o.LastModified)})
+		out.Contents = append(out.Contents, types.Object{Key: aws.String(k), Size: aws.Int64(int64(len(o.Body))), ETag: aws.String(o.ETag), LastModified: aws.Time(o.LastModified),
+			StorageClass: types.ObjectStorageClass(storageClass(o))})
 	}
 	return out, nil
 }
@@ -364,6 +382,9 @@ func (f *S3) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3.O
 	}
 	o := &Object{Body: body, ContentType: aws.ToString(in.ContentType), Metadata: in.Metadata}
 	f.store(b, aws.ToString(in.Key), o)
+	if err := f.lost("PutObject", aws.ToString(in.Bucket), aws.ToString(in.Key)); err != nil {
+		return nil, err
+	}
 	return &s3.PutObjectOutput{ETag: aws.String(o.ETag)}, nil
 }
 
@@ -399,6 +420,16 @@ func (f *S3) HeadObject(_ context.Context, in *s3.HeadObjectInput, _ ...func(*s3
 	}
 	out := &s3.HeadObjectOutput{ContentLength: aws.Int64(int64(len(o.Body))), ETag: aws.String(o.ETag), LastModified: aws.Time(o.LastModified),
 		ContentType: aws.String(o.ContentType), Metadata: o.Metadata, VersionId: aws.String(o.VersionID)}
+	if n := aws.ToInt32(in.PartNumber); n > 0 {
+		// A part of an object uploaded in parts; part 1 of a single-part object is all of it.
+		switch {
+		case len(o.PartSizes) > 0 && int(n) <= len(o.PartSizes):
+			out.ContentLength = aws.Int64(o.PartSizes[n-1])
+			out.PartsCount = aws.Int32(int32(len(o.PartSizes)))
+		case len(o.PartSizes) > 0 || n > 1:
+			return nil, APIError("InvalidPartNumber")
+		}
+	}
 	if o.StorageClass != "" {
 		out.StorageClass = types.StorageClass(o.StorageClass)
 	}
@@ -437,8 +468,11 @@ func (f *S3) CopyObject(_ context.Context, in *s3.CopyObjectInput, _ ...func(*s3
 	if in.CopySourceIfMatch != nil && *in.CopySourceIfMatch != src.ETag {
 		return nil, APIError("PreconditionFailed")
 	}
-	o := &Object{Body: src.Body, ETag: src.ETag, ContentType: src.ContentType, Metadata: src.Metadata, Tags: src.Tags}
+	o := &Object{Body: src.Body, ETag: src.ETag, ContentType: src.ContentType, Metadata: src.Metadata, Tags: src.Tags, PartSizes: src.PartSizes}
 	f.store(b, aws.ToString(in.Key), o)
+	if err := f.lost("CopyObject", aws.ToString(in.Bucket), aws.ToString(in.Key)); err != nil {
+		return nil, err
+	}
 	return &s3.CopyObjectOutput{CopyObjectResult: &types.CopyObjectResult{ETag: aws.String(o.ETag)}}, nil
 }
 
@@ -454,6 +488,9 @@ func (f *S3) DeleteObject(_ context.Context, in *s3.DeleteObjectInput, _ ...func
 		f.store(b, aws.ToString(in.Key), &Object{DeleteMarker: true})
 	} else {
 		delete(b.objects, aws.ToString(in.Key))
+	}
+	if err := f.lost("DeleteObject", aws.ToString(in.Bucket), aws.ToString(in.Key)); err != nil {
+		return nil, err
 	}
 	return &s3.DeleteObjectOutput{}, nil
 }
@@ -473,26 +510,194 @@ func (f *S3) GetObjectTagging(_ context.Context, in *s3.GetObjectTaggingInput, _
 	return &s3.GetObjectTaggingOutput{TagSet: o.Tags}, nil
 }
 
-// The multipart operations are not modelled: unit tests copy below the threshold.
-
-// CreateMultipartUpload is not modelled.
-func (f *S3) CreateMultipartUpload(context.Context, *s3.CreateMultipartUploadInput, ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error) {
-	return nil, fmt.Errorf("s3fake: multipart copy is not modelled; integration tests cover it")
+// upload is an open multipart upload.
+type upload struct {
+	bucket, key string
+	create      *s3.CreateMultipartUploadInput
+	parts       map[int32][]byte
 }
 
-// UploadPartCopy is not modelled.
-func (f *S3) UploadPartCopy(context.Context, *s3.UploadPartCopyInput, ...func(*s3.Options)) (*s3.UploadPartCopyOutput, error) {
-	return nil, fmt.Errorf("s3fake: multipart copy is not modelled")
+// PutMultipart stores an object as if uploaded in the given parts (test setup), returning its
+// multipart ETag ("<md5 of the parts' md5s>-<parts>").
+func (f *S3) PutMultipart(bucketName, key string, parts ...[]byte) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	o := &Object{ContentType: "binary/octet-stream"}
+	assemble(o, parts)
+	f.store(f.buckets[bucketName], key, o)
+	return o.ETag
 }
 
-// CompleteMultipartUpload is not modelled.
-func (f *S3) CompleteMultipartUpload(context.Context, *s3.CompleteMultipartUploadInput, ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error) {
-	return nil, fmt.Errorf("s3fake: multipart copy is not modelled")
+// assemble sets o's body, part sizes and multipart ETag from its parts.
+func assemble(o *Object, parts [][]byte) {
+	var sums []byte
+	for _, p := range parts {
+		o.Body = append(o.Body, p...)
+		o.PartSizes = append(o.PartSizes, int64(len(p)))
+		sum := md5.Sum(p)
+		sums = append(sums, sum[:]...)
+	}
+	sum := md5.Sum(sums)
+	o.ETag = fmt.Sprintf(`"%s-%d"`, hex.EncodeToString(sum[:]), len(parts))
 }
 
-// AbortMultipartUpload is not modelled.
-func (f *S3) AbortMultipartUpload(context.Context, *s3.AbortMultipartUploadInput, ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error) {
-	return nil, fmt.Errorf("s3fake: multipart copy is not modelled")
+// OpenUploads returns the ids of the multipart uploads neither completed nor aborted.
+func (f *S3) OpenUploads() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ids []string
+	for id := range f.uploads {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// CreateMultipartUpload opens an upload.
+func (f *S3) CreateMultipartUpload(_ context.Context, in *s3.CreateMultipartUploadInput, _ ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.begin("CreateMultipartUpload", aws.ToString(in.Bucket), aws.ToString(in.Key)); err != nil {
+		return nil, err
+	}
+	f.seq++
+	id := "upload-" + strconv.Itoa(f.seq)
+	f.uploads[id] = &upload{bucket: aws.ToString(in.Bucket), key: aws.ToString(in.Key), create: in, parts: map[int32][]byte{}}
+	if err := f.lost("CreateMultipartUpload", aws.ToString(in.Bucket), aws.ToString(in.Key)); err != nil {
+		return nil, err
+	}
+	return &s3.CreateMultipartUploadOutput{Bucket: in.Bucket, Key: in.Key, UploadId: aws.String(id)}, nil
+}
+
+// openUpload returns the upload named by id for bucket/key, or NoSuchUpload.
+func (f *S3) openUpload(id *string, bucketName, key string) (*upload, error) {
+	up := f.uploads[aws.ToString(id)]
+	if up == nil || up.bucket != bucketName || up.key != key {
+		return nil, APIError("NoSuchUpload")
+	}
+	return up, nil
+}
+
+// UploadPartCopy copies a byte range of the source's current (or named) version into a part,
+// honouring CopySourceIfMatch.
+func (f *S3) UploadPartCopy(_ context.Context, in *s3.UploadPartCopyInput, _ ...func(*s3.Options)) (*s3.UploadPartCopyOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	bucketName, key := aws.ToString(in.Bucket), aws.ToString(in.Key)
+	if _, err := f.begin("UploadPartCopy", bucketName, key); err != nil {
+		return nil, err
+	}
+	up, err := f.openUpload(in.UploadId, bucketName, key)
+	if err != nil {
+		return nil, err
+	}
+	srcBucket, srcKey, srcVersion, err := parseCopySource(aws.ToString(in.CopySource))
+	if err != nil {
+		return nil, err
+	}
+	sb := f.buckets[srcBucket]
+	if sb == nil {
+		return nil, APIError("NoSuchBucket")
+	}
+	src := version(sb, srcKey, srcVersion)
+	switch {
+	case src == nil || src.DeleteMarker:
+		return nil, APIError("NoSuchKey")
+	case !readable(src):
+		return nil, APIError("InvalidObjectState")
+	case in.CopySourceIfMatch != nil && *in.CopySourceIfMatch != src.ETag:
+		return nil, APIError("PreconditionFailed")
+	}
+	body := src.Body
+	if r := aws.ToString(in.CopySourceRange); r != "" {
+		var first, last int
+		if _, err := fmt.Sscanf(r, "bytes=%d-%d", &first, &last); err != nil || first < 0 || last < first || last >= len(body) {
+			return nil, APIError("InvalidRange")
+		}
+		body = body[first : last+1]
+	}
+	up.parts[aws.ToInt32(in.PartNumber)] = body
+	if err := f.lost("UploadPartCopy", bucketName, key); err != nil {
+		return nil, err
+	}
+	sum := md5.Sum(body)
+	return &s3.UploadPartCopyOutput{CopyPartResult: &types.CopyPartResult{ETag: aws.String(`"` + hex.EncodeToString(sum[:]) + `"`)}}, nil
+}
+
+// CompleteMultipartUpload assembles the listed parts into a new version, with the content
+// headers, metadata and tags the upload was created with.
+func (f *S3) CompleteMultipartUpload(_ context.Context, in *s3.CompleteMultipartUploadInput, _ ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	bucketName, key := aws.ToString(in.Bucket), aws.ToString(in.Key)
+	b, err := f.begin("CompleteMultipartUpload", bucketName, key)
+	if err != nil {
+		return nil, err
+	}
+	up, err := f.openUpload(in.UploadId, bucketName, key)
+	if err != nil {
+		return nil, err
+	}
+	if in.MultipartUpload == nil || len(in.MultipartUpload.Parts) == 0 {
+		return nil, APIError("MalformedXML")
+	}
+	var parts [][]byte
+	for i, p := range in.MultipartUpload.Parts {
+		n := aws.ToInt32(p.PartNumber)
+		body, ok := up.parts[n]
+		if i > 0 && n <= aws.ToInt32(in.MultipartUpload.Parts[i-1].PartNumber) {
+			return nil, APIError("InvalidPartOrder")
+		}
+		sum := md5.Sum(body)
+		if !ok || aws.ToString(p.ETag) != `"`+hex.EncodeToString(sum[:])+`"` {
+			return nil, APIError("InvalidPart")
+		}
+		parts = append(parts, body)
+	}
+	o := &Object{ContentType: aws.ToString(up.create.ContentType), Metadata: up.create.Metadata}
+	if tagging := aws.ToString(up.create.Tagging); tagging != "" {
+		v, err := url.ParseQuery(tagging)
+		if err != nil {
+			return nil, APIError("InvalidTag")
+		}
+		for k, vals := range v {
+			for _, val := range vals {
+				o.Tags = append(o.Tags, types.Tag{Key: aws.String(k), Value: aws.String(val)})
+			}
+		}
+	}
+	assemble(o, parts)
+	f.store(b, key, o)
+	delete(f.uploads, aws.ToString(in.UploadId))
+	if err := f.lost("CompleteMultipartUpload", bucketName, key); err != nil {
+		return nil, err
+	}
+	return &s3.CompleteMultipartUploadOutput{Bucket: in.Bucket, Key: in.Key, ETag: aws.String(o.ETag), VersionId: optionalString(o.VersionID)}, nil
+}
+
+// AbortMultipartUpload discards an open upload and its parts.
+func (f *S3) AbortMultipartUpload(_ context.Context, in *s3.AbortMultipartUploadInput, _ ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	bucketName, key := aws.ToString(in.Bucket), aws.ToString(in.Key)
+	if _, err := f.begin("AbortMultipartUpload", bucketName, key); err != nil {
+		return nil, err
+	}
+	if _, err := f.openUpload(in.UploadId, bucketName, key); err != nil {
+		return nil, err
+	}
+	delete(f.uploads, aws.ToString(in.UploadId))
+	if err := f.lost("AbortMultipartUpload", bucketName, key); err != nil {
+		return nil, err
+	}
+	return &s3.AbortMultipartUploadOutput{}, nil
+}
+
+func optionalString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return aws.String(s)
 }
 
 func parseCopySource(s string) (bucketName, key, versionID string, err error) {
