@@ -67,6 +67,11 @@ type Item struct {
 	// Note, when set, is carried into the report's notes for this key (e.g. a restore that had to
 	// choose between a version and a delete marker of the same second).
 	Note string `json:"note,omitempty"`
+	// Prior, on a copy into the backup, is the backup's current ETag as the lister saw it; empty
+	// when the key was absent from the backup. A version of the key whose ETag is not Prior was
+	// written since the listing, which lets the copier recognise its own copy in an SSE-KMS backup,
+	// whose ETags are never the source's.
+	Prior string `json:"prior,omitempty"`
 }
 
 // Destination is the key the item writes.
@@ -227,11 +232,30 @@ type ManifestEntry struct {
 // WriteManifest stores the manifest of batches 0 … n-1 of an execution. It is written once,
 // by the invocation that finishes the listing or planning, from the count its cursor carries.
 func WriteManifest(ctx context.Context, client Putter, bucket, execution string, n int, opts ...func(*s3.Options)) error {
+	keys := make([]string, n)
+	for seq := range n {
+		keys[seq] = Key(execution, seq)
+	}
+	return WriteManifestKeys(ctx, client, bucket, execution, keys, opts...)
+}
+
+// DeleteKey names deletion batch number seq of an execution. A backup writes its deletions into
+// batches of their own, numbered apart from the copy batches, so that a tripped deletion guard can
+// withhold them while the copies run.
+func DeleteKey(execution string, seq int) string {
+	return fmt.Sprintf("%sdelete-%06d.jsonl", Prefix(execution), seq)
+}
+
+// WriteManifestKeys stores the manifest of exactly the given batch keys of an execution, in order.
+func WriteManifestKeys(ctx context.Context, client Putter, bucket, execution string, keys []string, opts ...func(*s3.Options)) error {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	for seq := range n {
-		if err := enc.Encode(ManifestEntry{Key: Key(execution, seq)}); err != nil {
+	for _, k := range keys {
+		if !strings.HasPrefix(k, Prefix(execution)) {
+			return fmt.Errorf("batch manifest of %s: %q is not one of its batches", execution, k)
+		}
+		if err := enc.Encode(ManifestEntry{Key: k}); err != nil {
 			return err
 		}
 	}
@@ -242,4 +266,32 @@ func WriteManifest(ctx context.Context, client Putter, bucket, execution string,
 		return fmt.Errorf("write batch manifest %s: %w", key, err)
 	}
 	return nil
+}
+
+// ReadManifest decodes a manifest: the batch keys it lists, in order. Unknown fields, an entry
+// without a key and a key outside the execution's batches are errors.
+func ReadManifest(r io.Reader, execution string) ([]string, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var keys []string
+	for line := 1; sc.Scan(); line++ {
+		text := bytes.TrimSpace(sc.Bytes())
+		if len(text) == 0 {
+			continue
+		}
+		dec := json.NewDecoder(bytes.NewReader(text))
+		dec.DisallowUnknownFields()
+		var e ManifestEntry
+		if err := dec.Decode(&e); err != nil {
+			return nil, fmt.Errorf("batch manifest line %d: %w", line, err)
+		}
+		if !strings.HasPrefix(e.Key, Prefix(execution)) {
+			return nil, fmt.Errorf("batch manifest line %d: %q is not a batch of execution %s", line, e.Key, execution)
+		}
+		keys = append(keys, e.Key)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("batch manifest: %w", err)
+	}
+	return keys, nil
 }

@@ -107,3 +107,51 @@ func (p *recordingPutter) PutObject(_ context.Context, in *s3.PutObjectInput, _ 
 	p.key, p.body = aws.ToString(in.Key), string(b)
 	return &s3.PutObjectOutput{}, err
 }
+
+// Deletion batches sort apart from the copy batches, and their outcomes sit next to the others'.
+func TestDeleteKey(t *testing.T) {
+	key := DeleteKey("exec-1", 3)
+	if key != "work/exec-1/batches/delete-000003.jsonl" {
+		t.Errorf("DeleteKey = %s", key)
+	}
+	if got, err := OutcomeKey(key); err != nil || got != "work/exec-1/outcomes/delete-000003.json" {
+		t.Errorf("OutcomeKey(%s) = %s, %v", key, got, err)
+	}
+}
+
+// A manifest of chosen keys reads back as exactly those keys, in order.
+func TestManifestKeysRoundTrip(t *testing.T) {
+	keys := []string{Key("exec-1", 0), Key("exec-1", 1), DeleteKey("exec-1", 0)}
+	p := &recordingPutter{}
+	if err := WriteManifestKeys(context.Background(), p, "run", "exec-1", keys); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadManifest(strings.NewReader(p.body), "exec-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, ",") != strings.Join(keys, ",") {
+		t.Errorf("read %q, want %q", got, keys)
+	}
+	if err := WriteManifestKeys(context.Background(), p, "run", "exec-1", []string{Key("exec-2", 0)}); err == nil {
+		t.Error("a manifest listed another execution's batch")
+	}
+}
+
+func TestReadManifestRejects(t *testing.T) {
+	for _, tt := range []struct{ name, body, want string }{
+		{"unknown field", `{"Key":"work/e/batches/000000.jsonl","Size":1}`, "unknown field"},
+		{"another execution", `{"Key":"work/other/batches/000000.jsonl"}`, "not a batch of execution e"},
+		{"no key", `{}`, "not a batch"},
+		{"not json", `nope`, "line 1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := ReadManifest(strings.NewReader(tt.body), "e"); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
+			}
+		})
+	}
+	if keys, err := ReadManifest(strings.NewReader(""), "e"); err != nil || len(keys) != 0 {
+		t.Errorf("empty manifest: %v, %v", keys, err)
+	}
+}

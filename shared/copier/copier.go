@@ -1,5 +1,6 @@
 // Package copier is the copier function: it runs one work batch — copies into the backup and
-// delete markers — with bounded concurrency, records every object's outcome in the run bucket, and
+// delete markers — with bounded concurrency, records every object's outcome in the run bucket
+// (and, for a backup into an SSE-KMS bucket, the ETag each copy got, in the ETag index), and
 // returns counts. One object's failure is recorded and the batch goes on; a batch that cannot run
 // at all fails with a named error.
 package copier
@@ -22,6 +23,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/batch"
 	"github.com/bucketvault/bucketvault/shared/change"
 	"github.com/bucketvault/bucketvault/shared/envconf"
+	"github.com/bucketvault/bucketvault/shared/etagindex"
 	"github.com/bucketvault/bucketvault/shared/fault"
 	"github.com/bucketvault/bucketvault/shared/lambdafn"
 	"github.com/bucketvault/bucketvault/shared/report"
@@ -125,8 +127,13 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 			req.BatchKey, header.Source, header.Destination, h.Config.SourceBucket, h.Config.BackupBucket, h.Config.BackupBucket, h.Config.RestoreTargets)}
 	}
 	start := time.Now()
-	out, err := h.run(ctx, req, header, items, counter)
+	out, copied, err := h.run(ctx, req, header, items, counter)
 	if err != nil {
+		return Response{}, err
+	}
+	// The index file goes before the outcome file: a batch whose outcome is written has recorded
+	// its copies. A failure here is retried as a batch, whose verify mode redoes no copy.
+	if err := h.recordCopies(ctx, req, copied, counter); err != nil {
 		return Response{}, err
 	}
 	body, err := json.Marshal(out)
@@ -152,10 +159,28 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 // allowed reports whether the copier may run a batch between these buckets: a backup (source →
 // backup) or a restore (backup → a configured restore target).
 func (h *Handler) allowed(hd batch.Header) bool {
-	if hd.Source == h.Config.SourceBucket && hd.Destination == h.Config.BackupBucket {
+	if h.backup(hd) {
 		return true
 	}
 	return hd.Source == h.Config.BackupBucket && slices.Contains(h.Config.RestoreTargets, hd.Destination)
+}
+
+// backup reports whether a batch is a backup: source → backup bucket.
+func (h *Handler) backup(hd batch.Header) bool {
+	return hd.Source == h.Config.SourceBucket && hd.Destination == h.Config.BackupBucket
+}
+
+// recordCopies writes the batch's copied file of the ETag index: which backup ETag holds which
+// source ETag, for the copies whose two ETags differ (SSE-KMS). Nothing is written, and no
+// request made, when there are none. A failure fails the batch with a TransientError.
+func (h *Handler) recordCopies(ctx context.Context, req Request, entries []etagindex.Entry, counter *s3client.RetryCounter) error {
+	if !slices.ContainsFunc(entries, etagindex.Entry.Needed) {
+		return nil
+	}
+	if err := etagindex.WriteCopied(ctx, h.S3, h.Config.RunBucket, req.Execution, req.BatchKey, entries, counter.Option()); err != nil {
+		return &fault.TransientError{Msg: fmt.Sprintf("batch %s: its copies are done but not recorded in the ETag index; a retry records them: %v", req.BatchKey, err), Err: err}
+	}
+	return nil
 }
 
 func (h *Handler) read(ctx context.Context, key string, counter *s3client.RetryCounter) ([]batch.Item, batch.Header, error) {
@@ -178,9 +203,10 @@ func (h *Handler) read(ctx context.Context, key string, counter *s3client.RetryC
 	return items, header, nil
 }
 
-// run processes every item. It returns an error only when the batch must be retried as a whole:
+// run processes every item and returns, for a backup, the index entry of every item that ended
+// copied or already present. It returns an error only when the batch must be retried as a whole:
 // the invocation is about to time out, or the context ended.
-func (h *Handler) run(ctx context.Context, req Request, header batch.Header, items []batch.Item, counter *s3client.RetryCounter) (report.Outcome, error) {
+func (h *Handler) run(ctx context.Context, req Request, header batch.Header, items []batch.Item, counter *s3client.RetryCounter) (report.Outcome, []etagindex.Entry, error) {
 	cp := s3copy.New(h.S3, s3copy.Options{
 		Threshold: h.Config.MultipartThreshold, PartSize: h.Config.PartSize,
 		PartConcurrency: h.Config.PartConcurrency, Sleep: h.Sleep,
@@ -193,6 +219,7 @@ func (h *Handler) run(ctx context.Context, req Request, header batch.Header, ite
 	stopAt := lambdafn.StopAt(ctx)
 
 	out := report.Outcome{BatchKey: req.BatchKey, Items: len(items), Failures: []report.Failure{}, Skips: []report.Skip{}}
+	var entries []etagindex.Entry
 	var mu sync.Mutex
 	// A fixed set of workers takes the items in order: a goroutine per item would grow a fresh
 	// stack through the SDK's deep call chain for every object, which costs measurable CPU.
@@ -204,6 +231,9 @@ func (h *Handler) run(ctx context.Context, req Request, header batch.Header, ite
 				rec := h.one(gctx, cp, header, it, verify, counter)
 				mu.Lock()
 				rec.apply(&out)
+				if rec.entry != nil {
+					entries = append(entries, *rec.entry)
+				}
 				mu.Unlock()
 			}
 			return nil
@@ -225,9 +255,9 @@ func (h *Handler) run(ctx context.Context, req Request, header batch.Header, ite
 	if done < len(items) {
 		// Out of time or cancelled: the Map retries the batch, and verification on the retry
 		// skips what this attempt already did.
-		return out, &fault.TransientError{Msg: fmt.Sprintf("batch %s stopped after %d of %d items (deadline or cancellation); retry completes it", req.BatchKey, done, len(items))}
+		return out, nil, &fault.TransientError{Msg: fmt.Sprintf("batch %s stopped after %d of %d items (deadline or cancellation); retry completes it", req.BatchKey, done, len(items))}
 	}
-	return out, nil
+	return out, entries, nil
 }
 
 // record is one item's outcome.
@@ -237,6 +267,8 @@ type record struct {
 	failure                                        *report.Failure
 	skip                                           *report.Skip
 	note                                           *report.Note // the item's note, carried into the outcome once it is done
+	// entry records, for a backup, what the backup now holds for the item (copied or present).
+	entry *etagindex.Entry
 }
 
 func (r record) apply(out *report.Outcome) {
@@ -285,24 +317,37 @@ func (h *Handler) do(ctx context.Context, cp *s3copy.Copier, hd batch.Header, it
 	}
 	switch it.Op {
 	case batch.OpCopy:
-		res, err := cp.Copy(ctx, s3copy.Request{
+		backup := h.backup(hd)
+		req := s3copy.Request{
 			SourceBucket: hd.Source, DestBucket: hd.Destination, Key: it.Key, DestKey: it.DestKey,
 			SourceVersionID: it.VersionID,
 			Listed:          change.Object{Key: it.Key, Size: it.Size, ETag: it.ETag, LastModified: it.LastModified},
 			Verify:          verify,
-			BackupDest:      hd.Destination == h.Config.BackupBucket,
+			BackupDest:      backup,
 			Retries:         counter,
-		})
+		}
+		if backup {
+			// A new key was absent from the backup; a changed key's listed ETag is Prior. A
+			// changed item without one (a batch listed before Prior existed) gets no SSE-KMS rule.
+			req.Prior, req.PriorListed = it.Prior, it.Prior != "" || it.Change == string(change.New)
+		}
+		res, err := cp.Copy(ctx, req)
 		if err != nil {
 			return fail(err)
 		}
+		var rec record
 		switch res.Outcome {
 		case s3copy.Vanished:
 			return record{skip: &report.Skip{Key: it.Key, Reason: "vanished: the source object was deleted after it was listed"}}
 		case s3copy.AlreadyPresent:
-			return record{copied: true, alreadyPresent: true}
+			rec = record{copied: true, alreadyPresent: true}
+		default:
+			rec = record{copied: true, bytes: res.Bytes, sourceChanged: res.SourceChanged}
 		}
-		return record{copied: true, bytes: res.Bytes, sourceChanged: res.SourceChanged}
+		if backup {
+			rec.entry = h.entry(ctx, it.Key, res)
+		}
+		return rec
 	case batch.OpDelete:
 		outcome, err := cp.Delete(ctx, s3copy.DeleteRequest{
 			SourceBucket: hd.Source, DestBucket: hd.Destination, Key: it.Key,
@@ -319,4 +364,17 @@ func (h *Handler) do(ctx context.Context, cp *s3copy.Copier, hd batch.Header, it
 		return record{skip: &report.Skip{Key: it.Destination(), Reason: it.Reason}}
 	}
 	return fail(fmt.Errorf("unknown op %q", it.Op))
+}
+
+// entry is the ETag index entry of a backup copy: the content actually copied (the source as it
+// was when copied, which differs from the listing when the source changed meanwhile) and the
+// ETag the backup's version got. Without the backup's ETag there is nothing to record; the next
+// run then copies the object again if the two ETags differ.
+func (h *Handler) entry(ctx context.Context, key string, res s3copy.Result) *etagindex.Entry {
+	if change.NormalizeETag(res.DestETag) == "" || change.NormalizeETag(res.Object.ETag) == "" {
+		h.Logger.WarnContext(ctx, "copy not recorded in the ETag index: an ETag is unknown", "key", key,
+			"sourceETag", res.Object.ETag, "backupETag", res.DestETag)
+		return nil
+	}
+	return &etagindex.Entry{Key: key, Source: res.Object.ETag, Backup: res.DestETag, Size: res.Object.Size}
 }

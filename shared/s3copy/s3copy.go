@@ -3,7 +3,8 @@
 // objects with CopyObject, multipart objects part by part along the source's own part boundaries,
 // objects above a threshold with parallel UploadPartCopy (aborted on failure). A write that adds a
 // version is retried (package retry) only after a look at the destination shows that the failed
-// attempt did not land; when that cannot be known, the object fails with ErrOutcomeUnknown.
+// attempt did not land; when that cannot be known, the object fails with ErrOutcomeUnknown. In the
+// backup bucket the look also recognises a copy whose ETag is not the source's (SSE-KMS).
 package s3copy
 
 import (
@@ -126,9 +127,23 @@ type Request struct {
 	Verify bool
 	// BackupDest says the destination is the backup bucket, which only bucketvault writes: its
 	// checks (Verify, and the look after a failed write) may then take a multipart version written
-	// after a single-part source as that source's copy (change.SameAsOwnCopy). Any other
-	// destination must hold the same size and ETag (change.Same).
+	// after a single-part source as that source's copy (change.SameAsOwnCopy), and, when
+	// PriorListed, an SSE-KMS version written since the listing (see Prior). Any other destination
+	// must hold the same size and ETag (change.Same).
 	BackupDest bool
+	// Prior is the destination's current ETag when the batch was listed; "" when the key was
+	// absent. Under SSE-KMS a copy's ETag is never the source's, so for a BackupDest request with
+	// PriorListed the checks take as a copy of the source a current version that is SSE-KMS
+	// encrypted (aws:kms or aws:kms:dsse), has the source's size, and whose ETag is not Prior: it
+	// was written since the listing, and only bucketvault writes the backup bucket. Verify takes it
+	// so only while the source is still the listed object (one more HEAD), since such a version may
+	// be the copy of a newer source that a failed attempt made; and the look after a failed write
+	// compares with what the destination held before this request wrote.
+	Prior string
+	// PriorListed says Prior was listed (a key the listing found absent has PriorListed and an
+	// empty Prior). Without it the SSE-KMS rule is not applied: an empty Prior could not be told
+	// from one that was never recorded.
+	PriorListed bool
 	// Retries, when set, counts every retry made for this request.
 	Retries *s3client.RetryCounter
 }
@@ -171,13 +186,23 @@ func (c *Copier) Copy(ctx context.Context, req Request) (Result, error) {
 		req.Retries = &s3client.RetryCounter{}
 	}
 	if req.Verify {
-		got, present, err := c.holds(ctx, req, req.Listed)
+		got, v, err := c.holds(ctx, req, req.Listed)
 		if err != nil {
 			return Result{}, err
 		}
-		if present {
+		if v == heldSinceListing {
+			// A write made since the listing, of what? An earlier attempt copies the source as it
+			// then was: the listed object only if the source has not changed since.
+			if v, err = c.sourceUnchanged(ctx, req); err != nil {
+				return Result{}, err
+			}
+		}
+		if v != notHeld {
 			return Result{Outcome: AlreadyPresent, Object: req.Listed, DestETag: got.ETag}, nil
 		}
+		// Every write from here on is this request's: a version whose ETag is not the current one
+		// is one of them.
+		req.Prior, req.PriorListed = got.ETag, true
 	}
 	want, changed := req.Listed, false
 	for versions := 1; ; versions++ {
@@ -226,10 +251,10 @@ func (c *Copier) copyRetrying(ctx context.Context, req Request, want change.Obje
 		if attempt > 1 {
 			var got change.Object
 			landed, err := c.settle(ctx, req.DestBucket, req.DestKey, lastErr, req.Retries, func(ctx context.Context) (bool, error) {
-				var present bool
+				var v verdict
 				var err error
-				got, present, err = c.holds(ctx, req, want)
-				return present, err
+				got, v, err = c.holds(ctx, req, want)
+				return v != notHeld, err
 			})
 			if err != nil {
 				return retry.Permanent(err)
@@ -511,28 +536,81 @@ func (c *Copier) Delete(ctx context.Context, req DeleteRequest) (Outcome, error)
 	return Deleted, nil
 }
 
-// holds reports whether the request's destination holds the content of want in its current
-// version, and returns what the HEAD found.
-func (c *Copier) holds(ctx context.Context, req Request, want change.Object) (change.Object, bool, error) {
-	got, err := c.head(ctx, req.DestBucket, req.DestKey, "", req.Retries)
+// verdict is what a look at the destination found.
+type verdict int
+
+const (
+	notHeld          verdict = iota
+	heldByETag               // change.Same, or in the backup change.SameAsOwnCopy
+	heldSinceListing         // in the backup, an SSE-KMS version of want's size written since Prior
+)
+
+// holds finds out whether the request's destination holds the content of want in its current
+// version, and returns what the HEAD found: in the backup bucket by change.SameAsOwnCopy or the
+// SSE-KMS rule (Request.Prior), anywhere else by change.Same.
+func (c *Copier) holds(ctx context.Context, req Request, want change.Object) (change.Object, verdict, error) {
+	out, err := c.headOutput(ctx, req.DestBucket, req.DestKey, "", req.Retries)
 	if fault.IsNotFound(err) {
-		return change.Object{}, false, nil
+		return change.Object{}, notHeld, nil
 	}
 	if err != nil {
-		return change.Object{}, false, fmt.Errorf("check destination: %w", err)
+		return change.Object{}, notHeld, fmt.Errorf("check destination: %w", err)
 	}
-	if req.BackupDest {
-		return got, change.SameAsOwnCopy(want, got), nil
+	got := object(req.DestKey, out)
+	switch {
+	case !req.BackupDest:
+		if change.Same(want, got) {
+			return got, heldByETag, nil
+		}
+	case change.SameAsOwnCopy(want, got):
+		return got, heldByETag, nil
+	case req.PriorListed && kmsWriteSince(want, got, out.ServerSideEncryption, req.Prior):
+		return got, heldSinceListing, nil
 	}
-	return got, change.Same(want, got), nil
+	return got, notHeld, nil
+}
+
+// kmsWriteSince reports whether the backup's current version got, encrypted with sse, was written
+// since the destination's ETag was prior ("" for absent) and has want's size: SSE-KMS gives every
+// write a fresh ETag, so a KMS version whose ETag is not prior is a later write.
+func kmsWriteSince(want, got change.Object, sse types.ServerSideEncryption, prior string) bool {
+	kms := sse == types.ServerSideEncryptionAwsKms || sse == types.ServerSideEncryptionAwsKmsDsse
+	etag := change.NormalizeETag(got.ETag)
+	return kms && got.Size == want.Size && etag != "" && etag != change.NormalizeETag(prior)
+}
+
+// sourceUnchanged returns heldSinceListing when the request's source is still the listed object
+// (its ETag, size and LastModified to the second, since listings and HEADs differ in precision),
+// notHeld when it changed or is gone.
+func (c *Copier) sourceUnchanged(ctx context.Context, req Request) (verdict, error) {
+	now, err := c.head(ctx, req.SourceBucket, req.Key, req.SourceVersionID, req.Retries)
+	if fault.IsNotFound(err) {
+		return notHeld, nil
+	}
+	if err != nil {
+		return notHeld, fmt.Errorf("check source: %w", err)
+	}
+	if change.Same(now, req.Listed) && now.LastModified.Truncate(time.Second).Equal(req.Listed.LastModified.Truncate(time.Second)) {
+		return heldSinceListing, nil
+	}
+	return notHeld, nil
 }
 
 func (c *Copier) head(ctx context.Context, bucket, key, versionID string, counter *s3client.RetryCounter) (change.Object, error) {
-	out, err := c.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), VersionId: optional(versionID)}, counter.Option())
+	out, err := c.headOutput(ctx, bucket, key, versionID, counter)
 	if err != nil {
 		return change.Object{}, err
 	}
-	return change.Object{Key: key, Size: aws.ToInt64(out.ContentLength), ETag: aws.ToString(out.ETag), LastModified: aws.ToTime(out.LastModified)}, nil
+	return object(key, out), nil
+}
+
+func (c *Copier) headOutput(ctx context.Context, bucket, key, versionID string, counter *s3client.RetryCounter) (*s3.HeadObjectOutput, error) {
+	return c.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), VersionId: optional(versionID)}, counter.Option())
+}
+
+// object describes key from a HEAD's answer.
+func object(key string, out *s3.HeadObjectOutput) change.Object {
+	return change.Object{Key: key, Size: aws.ToInt64(out.ContentLength), ETag: aws.ToString(out.ETag), LastModified: aws.ToTime(out.LastModified)}
 }
 
 // CopySource renders the x-amz-copy-source value: the key percent-encoded byte by byte except

@@ -1,6 +1,7 @@
-// Package s3fake is a small in-memory S3 for unit tests: buckets with optional versioning, the
-// operations bucketvault's functions call (multipart copies included), a record of every call,
-// injectable failures, and lost responses (the work done, the answer replaced by an error).
+// Package s3fake is a small in-memory S3 for unit tests: buckets with optional versioning and
+// default encryption (under SSE-KMS every write gets a fresh ETag, as on AWS), the operations
+// bucketvault's functions call (multipart copies included), a record of every call, injectable
+// failures, and lost responses (the work done, the answer replaced by an error).
 package s3fake
 
 import (
@@ -38,12 +39,15 @@ type Object struct {
 	// PartSizes are the sizes of the parts of an object uploaded in parts (PutMultipart,
 	// CompleteMultipartUpload); empty for a single-part object.
 	PartSizes []int64
-	restore   string // x-amz-restore: "" (not requested), ongoing, or done
+	// ServerSideEncryption is the bucket's default encryption when the version was written.
+	ServerSideEncryption types.ServerSideEncryption
+	restore              string // x-amz-restore: "" (not requested), ongoing, or done
 }
 
 type bucket struct {
 	versioned bool
-	objects   map[string][]*Object // versions, newest last
+	sse       types.ServerSideEncryption // default encryption; "" for none
+	objects   map[string][]*Object       // versions, newest last
 }
 
 // S3 is the fake. Fail, when set, is consulted before every operation: a non-nil error is
@@ -77,6 +81,16 @@ func (f *S3) AddBucket(name string, versioned bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.buckets[name] = &bucket{versioned: versioned, objects: map[string][]*Object{}}
+}
+
+// SetEncryption sets a bucket's default encryption for the versions written from now on. Under
+// aws:kms and aws:kms:dsse every write (PUT, copy, multipart upload) gets a fresh ETag that is not
+// the content's MD5 — a multipart one keeps its "-<parts>" suffix — as on AWS; under AES256 the
+// ETag stays the MD5. HeadObject reports the encryption.
+func (f *S3) SetEncryption(bucketName string, sse types.ServerSideEncryption) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.buckets[bucketName].sse = sse
 }
 
 // Put stores an object directly (test setup), returning its ETag.
@@ -161,12 +175,29 @@ func (f *S3) store(b *bucket, key string, o *Object) {
 		sum := md5.Sum(o.Body)
 		o.ETag = `"` + hex.EncodeToString(sum[:]) + `"`
 	}
+	if !o.DeleteMarker {
+		o.ServerSideEncryption = b.sse
+		if b.sse == types.ServerSideEncryptionAwsKms || b.sse == types.ServerSideEncryptionAwsKmsDsse {
+			o.ETag = kmsETag(o.ETag, f.seq)
+		}
+	}
 	if b.versioned {
 		o.VersionID = "v" + strconv.Itoa(f.seq)
 		b.objects[key] = append(b.objects[key], o)
 	} else {
 		b.objects[key] = []*Object{o}
 	}
+}
+
+// kmsETag is the ETag of write number seq under SSE-KMS: unique to the write, not the content's
+// MD5, with the "-<parts>" suffix of a multipart ETag kept.
+func kmsETag(etag string, seq int) string {
+	sum := md5.Sum([]byte("sse-kms write " + strconv.Itoa(seq)))
+	suffix := ""
+	if i := strings.LastIndex(strings.Trim(etag, `"`), "-"); i >= 0 {
+		suffix = strings.Trim(etag, `"`)[i:]
+	}
+	return `"` + hex.EncodeToString(sum[:]) + suffix + `"`
 }
 
 // lost returns the error that replaces the answer of a write that was performed, if any.
@@ -433,6 +464,7 @@ func (f *S3) HeadObject(_ context.Context, in *s3.HeadObjectInput, _ ...func(*s3
 	if o.StorageClass != "" {
 		out.StorageClass = types.StorageClass(o.StorageClass)
 	}
+	out.ServerSideEncryption = o.ServerSideEncryption
 	switch o.restore {
 	case "ongoing":
 		out.Restore = aws.String(`ongoing-request="true"`)
