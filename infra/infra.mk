@@ -1,4 +1,4 @@
-# AWS deployment (CDK, infra/): included by the Makefile. See README.md, "Deploy to AWS".
+# AWS deployment (CDK, infra/): included by the Makefile. See infra/README.md.
 #
 #   make synth     offline: build the functions, write infra/cdk.out/BucketVault.template.json
 #   make deploy    SOURCE_BUCKET_NAME=my-bucket [CDK_ARGS='-c alarmEmail=me@example.com ...']

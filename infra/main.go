@@ -1,5 +1,6 @@
 // Command infra is bucketvault's CDK app: `cdk synth|deploy|destroy` run it (cdk.json) and it
-// defines the BucketVault stack from the CDK context settings README.md ("Deploy to AWS") lists.
+// defines the BucketVault stack from the CDK context settings README.md ("Deploy to AWS") lists
+// and infra/README.md ("Settings") documents.
 package main
 
 import (

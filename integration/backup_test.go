@@ -14,12 +14,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/bucketvault/bucketvault/shared/batch"
+	"github.com/bucketvault/bucketvault/statemachine/localrun"
 )
 
 // The recipe's validation, checked with the AWS CLI: identical content, metadata and tags, one
@@ -136,6 +138,64 @@ func TestRecipeValidation(t *testing.T) {
 	}
 }
 
+// The issue's three-object bucket: one file changed, one deleted, one added. The deletion is a
+// third of the backup, above the deletion guard's share but not above its floor, so one run backs
+// up all three changes and succeeds.
+func TestThreeChangesInOneRun(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	for _, k := range []string{"a.txt", "b.txt", "c.txt"} {
+		e.put(e.source, object{key: k, body: k + " v1"})
+	}
+	e.mustBackup(`{}`)
+	e.put(e.source, object{key: "a.txt", body: "a.txt v2"})
+	e.del(e.source, "b.txt")
+	e.put(e.source, object{key: "d.txt", body: "d.txt v1"})
+	res := e.mustBackup(`{}`)
+	if r := res.Report; r.Changed != 1 || r.New != 1 || r.ToDelete != 1 || r.Copied != 2 || r.Deleted != 1 || r.Withheld != 0 || r.Guards[0].Tripped {
+		t.Fatalf("report: %s", res.ReportJSON)
+	}
+	checkReportContract(t, res.ReportJSON)
+	if got := string(e.get(e.backup, "a.txt")); got != "a.txt v2" {
+		t.Errorf("a.txt in the backup holds %q", got)
+	}
+	if got := string(e.get(e.backup, "d.txt")); got != "d.txt v1" {
+		t.Errorf("d.txt in the backup holds %q", got)
+	}
+	v := e.versions(e.backup)
+	if v["a.txt"].data != 2 || v["b.txt"] == nil || !v["b.txt"].latestMarker || v["b.txt"].data != 1 || v["c.txt"].data != 1 {
+		t.Errorf("backup versions: a %+v b %+v c %+v", v["a.txt"], v["b.txt"], v["c.txt"])
+	}
+}
+
+// A batch file that a failed attempt of this execution left behind (here a deletion of a key that
+// still exists) is neither run nor reported: the Map and the reporter read the lister's manifest.
+func TestStaleBatchIgnored(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.put(e.source, object{key: "keep.txt", body: "keep"})
+	e.mustBackup(`{}`)
+	e.put(e.source, object{key: "new.txt", body: "new"})
+	name := localrun.NewExecutionName(time.Now())
+	stale, err := batch.Encode(batch.Header{Version: batch.Version, Source: e.source, Destination: e.backup},
+		[]batch.Item{{Op: batch.OpDelete, Key: "keep.txt", Change: "deleted", Size: 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.putBytes(e.run, batch.Key(name, 7), stale)
+	res, err := e.runner.Backup(e.ctx, name, []byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Succeeded() || res.Report == nil || res.Report.Batches != 1 || res.Report.Copied != 1 || res.Report.Deleted != 0 || res.Report.Skipped != 0 {
+		t.Fatalf("execution %s %s: %s\nreport: %s", res.Execution.Status, res.Execution.Error, res.Execution.Cause, res.ReportJSON)
+	}
+	if v := e.versions(e.backup)["keep.txt"]; v == nil || v.markers != 0 {
+		t.Errorf("the stale batch ran: keep.txt %+v", v)
+	}
+	if keys := e.keys(e.run); slices.Contains(keys, "work/"+name+"/outcomes/000007.json") {
+		t.Errorf("the stale batch has an outcome: %v", keys)
+	}
+}
+
 // checkReportContract asserts every key of the report contract is present.
 func checkReportContract(t *testing.T, raw []byte) {
 	t.Helper()
@@ -143,7 +203,8 @@ func checkReportContract(t *testing.T, raw []byte) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"status", "execution", "startedAt", "finishedAt", "listed", "new", "changed", "unchanged", "copied", "deleted", "failed", "bytesCopied", "batches", "failedBatches", "failures"} {
+	for _, k := range []string{"status", "execution", "startedAt", "finishedAt", "listed", "new", "changed", "unchanged", "copied", "deleted", "failed", "bytesCopied", "batches", "failedBatches", "failures",
+		"archived", "deletionsWithheld", "guards", "notes", "skips"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("report lacks %q", k)
 		}

@@ -1,4 +1,4 @@
-# make bench — the benchmark of issue #4 (results and how to read them: README, "Performance"): a private MinIO, the server's
+# make bench — the benchmark of issue #4 (results and how to read them: integration/README.md, "Performance (make bench)"): a private MinIO, the server's
 # CopyObject ceiling, bucketvault's full, idle and changed runs, rclone and aws s3 sync, peak memory.
 # Scale it down with e.g. BENCH_FLAGS='-reps 1 -small 2000 -big 0 -large 64Mi'.
 # Included from the Makefile (MINIO_BIN and its rule come from there).

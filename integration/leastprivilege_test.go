@@ -187,6 +187,13 @@ func TestLeastPrivilege(t *testing.T) {
 		{"reporter deletes a report", del(reporter, e.run, runKey+"report.json", "")},
 		{"state machine reads the source", get(sm, e.source, "docs/a.txt")},
 		{"state machine writes a batch", put(sm, e.run, workKey+"batches/999999.jsonl")},
+		// The Map reads the lister's manifest, not a listing of the batches.
+		{"state machine lists the batches", func() error {
+			_, err := sm.ListObjectsV2(e.ctx, &s3.ListObjectsV2Input{Bucket: aws.String(e.run), Prefix: aws.String(workKey + "batches/")})
+			return err
+		}},
+		{"copier rewrites the manifest", put(copier, e.run, workKey+"manifest.jsonl")},
+		{"reporter rewrites the manifest", put(reporter, e.run, workKey+"manifest.jsonl")},
 		{"restore copier deletes in its target", del(restoreCopier, e.source, "docs/a.txt", "")},
 		{"restore copier writes to the backup", put(restoreCopier, e.backup, "docs/a.txt")},
 		{"restore copier deletes a backup version", del(restoreCopier, e.backup, "img/c.bin", cVersion)},

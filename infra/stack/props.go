@@ -11,10 +11,13 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/constructs-go/constructs/v10"
+
+	"github.com/bucketvault/bucketvault/shared/guard"
+	"github.com/bucketvault/bucketvault/shared/lister"
 )
 
 // Props configures a BackupStack. The zero value of a field means its default (see Defaults);
-// PropsFromContext reads them from CDK context, where README.md ("Deploy to AWS") documents each.
+// PropsFromContext reads them from CDK context, where README.md ("Deploy to AWS") lists each and infra/README.md ("Settings") documents it.
 type Props struct {
 	awscdk.StackProps
 
@@ -29,8 +32,8 @@ type Props struct {
 	BackupBucketName string
 	RunBucketName    string
 	// BackupKMS encrypts the backup bucket with a customer-managed KMS key (bucket keys on)
-	// instead of SSE-S3. With SSE-KMS, S3 ETags are no longer MD5s of the content, so
-	// bucketvault's change detection sees every object as changed (see README.md, "Deploy to AWS").
+	// instead of SSE-S3. With SSE-KMS, S3 ETags are no longer MD5s of the content; the ETag index
+	// in the run bucket (shared/etagindex) keeps change detection incremental.
 	BackupKMS bool
 	// Lifecycle is the backup bucket's lifecycle.
 	Lifecycle Lifecycle
@@ -55,8 +58,15 @@ type Props struct {
 	LogRetentionDays int
 	// StateMachineLogLevel is ALL, ERROR, FATAL or OFF.
 	StateMachineLogLevel string
-	// MaxDeletePercent is the lister's deletion guard (MAX_DELETE_PERCENT).
-	MaxDeletePercent int
+	// The backup guards (package shared/guard): a run trips the deletion guard when it would mark
+	// more than MaxDeletePercent of the backup's current objects deleted and more than
+	// DeleteGuardFloor objects; the change guard when more than MaxChangePercent of them and more
+	// than ChangeGuardFloor objects changed. Zero means the default (guard.Default…).
+	MaxDeletePercent, MaxChangePercent int
+	DeleteGuardFloor, ChangeGuardFloor int
+	// ArchivedSources is what a backup does with a new or changed source object in GLACIER or
+	// DEEP_ARCHIVE: "skip" (name it in the report and go on) or "fail" (a named failure).
+	ArchivedSources string
 	// Memory of each function in MB (the restore copier is sized as the copier).
 	ListerMemoryMB, CopierMemoryMB, ReporterMemoryMB, PlannerMemoryMB int
 
@@ -126,7 +136,11 @@ func Defaults(p Props) Props {
 	def(&p.RunResultsExpiryDays, 7)
 	def(&p.RunRecordsExpiryDays, 365)
 	def(&p.LogRetentionDays, 90)
-	def(&p.MaxDeletePercent, 25)
+	def(&p.MaxDeletePercent, guard.DefaultMaxDeletePercent)
+	def(&p.DeleteGuardFloor, guard.DefaultDeleteFloor)
+	def(&p.MaxChangePercent, guard.DefaultMaxChangePercent)
+	def(&p.ChangeGuardFloor, guard.DefaultChangeFloor)
+	defs(&p.ArchivedSources, lister.DefaultArchivedSources)
 	def(&p.ListerMemoryMB, 256)
 	def(&p.CopierMemoryMB, 1024)
 	def(&p.ReporterMemoryMB, 512)
@@ -192,8 +206,18 @@ func (p Props) Validate() error {
 	if !validRetention[p.LogRetentionDays] {
 		bad("logRetentionDays", "%d is not a CloudWatch Logs retention", p.LogRetentionDays)
 	}
-	if p.MaxDeletePercent < 0 || p.MaxDeletePercent > 100 {
-		bad("maxDeletePercent", "%d: want 0–100", p.MaxDeletePercent)
+	for key, pct := range map[string]int{"maxDeletePercent": p.MaxDeletePercent, "maxChangePercent": p.MaxChangePercent} {
+		if pct < 0 || pct > 100 {
+			bad(key, "%d: want 0–100", pct)
+		}
+	}
+	for key, floor := range map[string]int{"deleteGuardFloor": p.DeleteGuardFloor, "changeGuardFloor": p.ChangeGuardFloor} {
+		if floor < guard.MinFloor {
+			bad(key, "%d: want at least %d (one deletion or change never trips a guard)", floor, guard.MinFloor)
+		}
+	}
+	if p.ArchivedSources != lister.ArchivedSkip && p.ArchivedSources != lister.ArchivedFail {
+		bad("archivedSources", "%q: want %s or %s", p.ArchivedSources, lister.ArchivedSkip, lister.ArchivedFail)
 	}
 	for _, t := range p.RestoreTargets {
 		if !bucketNameRe.MatchString(t) || (t != "" && (t == p.BackupBucketName || t == p.RunBucketName)) {
@@ -257,14 +281,14 @@ var validRetention = map[int]bool{1: true, 3: true, 5: true, 7: true, 14: true, 
 	150: true, 180: true, 365: true, 400: true, 545: true, 731: true, 1096: true, 1827: true, 2192: true, 2557: true,
 	2922: true, 3288: true, 3653: true}
 
-// Context keys, as documented in README.md ("Deploy to AWS").
+// Context keys, as listed in README.md ("Deploy to AWS") and documented in infra/README.md ("Settings").
 var contextKeys = []string{
 	"namePrefix", "sourceBucketName", "backupBucketName", "runBucketName", "backupKms",
 	"lifecycleInfrequentAccessDays", "lifecycleGlacierDays", "lifecycleDeepArchiveDays", "lifecycleExpireDays",
 	"noncurrentInfrequentAccessDays", "noncurrentGlacierDays", "noncurrentDeepArchiveDays", "noncurrentExpireDays",
 	"abortMultipartDays", "transitionDefaultMinimumObjectSize", "runResultsExpiryDays", "runRecordsExpiryDays",
 	"schedule", "scheduleTimeZone", "scheduleEnabled", "alarmEmail", "logRetentionDays", "stateMachineLogLevel",
-	"maxDeletePercent", "listerMemoryMB", "copierMemoryMB", "reporterMemoryMB", "plannerMemoryMB", "restoreTargets", "assetDir",
+	"maxDeletePercent", "deleteGuardFloor", "maxChangePercent", "changeGuardFloor", "archivedSources", "listerMemoryMB", "copierMemoryMB", "reporterMemoryMB", "plannerMemoryMB", "restoreTargets", "assetDir",
 }
 
 // ContextKeys returns the settings PropsFromContext reads.
@@ -303,6 +327,10 @@ func PropsFromContext(node constructs.Node) (Props, error) {
 	c.intInto(&p.LogRetentionDays, "logRetentionDays")
 	p.StateMachineLogLevel = c.str("stateMachineLogLevel")
 	c.intInto(&p.MaxDeletePercent, "maxDeletePercent")
+	c.intInto(&p.DeleteGuardFloor, "deleteGuardFloor")
+	c.intInto(&p.MaxChangePercent, "maxChangePercent")
+	c.intInto(&p.ChangeGuardFloor, "changeGuardFloor")
+	p.ArchivedSources = c.str("archivedSources")
 	c.intInto(&p.ListerMemoryMB, "listerMemoryMB")
 	c.intInto(&p.CopierMemoryMB, "copierMemoryMB")
 	c.intInto(&p.ReporterMemoryMB, "reporterMemoryMB")

@@ -5,6 +5,7 @@
 package stack
 
 import (
+	"bytes"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -300,7 +301,7 @@ func allowPrefix(sid string, actions []string, bucketArn string, prefixes ...str
 }
 
 // functions creates the lister, copier and reporter, each with its own role granting exactly
-// the S3 requests it makes (README "How it works"; the comments name the requests).
+// the S3 requests it makes (infra/README.md "Least privilege"; the comments name the requests).
 func (s *BackupStack) functions() {
 	p := s.Props
 	src, bak, run := *s.SourceBucket.BucketArn(), *s.BackupBucket.BucketArn(), *s.RunBucket.BucketArn()
@@ -337,12 +338,19 @@ func (s *BackupStack) functions() {
 			name:        Lister,
 			description: "bucketvault lister: merges the source and backup listings into work batches",
 			memoryMB:    p.ListerMemoryMB,
-			env:         env(map[string]string{"MAX_DELETE_PERCENT": fmt.Sprint(p.MaxDeletePercent)}),
+			env: env(map[string]string{
+				"MAX_DELETE_PERCENT": fmt.Sprint(p.MaxDeletePercent),
+				"DELETE_GUARD_FLOOR": fmt.Sprint(p.DeleteGuardFloor),
+				"MAX_CHANGE_PERCENT": fmt.Sprint(p.MaxChangePercent),
+				"CHANGE_GUARD_FLOOR": fmt.Sprint(p.ChangeGuardFloor),
+				"ARCHIVED_SOURCES":   p.ArchivedSources,
+			}),
 			statements: []awsiam.PolicyStatement{
 				// HeadBucket (checked before anything is written) and ListObjectsV2.
 				allow("ListBuckets", []string{"s3:ListBucket"}, src, bak, run),
 				allow("CheckBackupVersioning", []string{"s3:GetBucketVersioning"}, bak),
-				allow("WriteBatches", []string{"s3:PutObject"}, run+"/work/*/batches/*"),
+				// The batches, and the manifest of those the Map runs.
+				allow("WriteBatches", []string{"s3:PutObject"}, run+"/work/*/batches/*", run+"/work/*/manifest.jsonl"),
 			},
 		},
 		{
@@ -358,9 +366,11 @@ func (s *BackupStack) functions() {
 			memoryMB:    p.ReporterMemoryMB,
 			env:         env(nil),
 			statements: []awsiam.PolicyStatement{
-				// ListObjectsV2 of work/<execution>/batches/; GetObject of outcomes, of the batches
-				// of failed batches (to name their objects), and of the Map's results.
-				allowPrefix("ListWork", []string{"s3:ListBucket"}, run, "work/*"),
+				// GetObject of the manifest, of the outcomes, of the batches of failed batches (to
+				// name their objects), and of the Map's results. ListBucket makes GetObject of a
+				// missing outcome or manifest answer 404 rather than 403: a missing outcome is a
+				// batch that failed as a whole, a missing manifest a copy phase that never started.
+				allow("MissingKeysAs404", []string{"s3:ListBucket"}, run),
 				allow("ReadWorkAndMapResults", []string{"s3:GetObject"}, run+"/work/*", run+"/map-results/*"),
 				allow("WriteReport", []string{"s3:PutObject"}, run+"/runs/*/report.json"),
 			},
@@ -410,7 +420,7 @@ func (s *BackupStack) restoreSpecs(env func(map[string]string) map[string]string
 				allow("ReadAndThawVersions", []string{"s3:GetObjectVersion", "s3:RestoreObject"}, bak+"/*"),
 				// The moment of a backup execution named by "at" is its report's finishedAt.
 				allow("ReadReports", []string{"s3:GetObject"}, run+"/runs/*/report.json"),
-				allow("WriteWork", []string{"s3:PutObject"}, run+"/work/*/batches/*", run+"/work/*/thaw/*"),
+				allow("WriteWork", []string{"s3:PutObject"}, run+"/work/*/batches/*", run+"/work/*/thaw/*", run+"/work/*/manifest.jsonl"),
 				allow("ReadThawLists", []string{"s3:GetObject"}, run+"/work/*/thaw/*"),
 			},
 		},
@@ -536,8 +546,9 @@ func (s *BackupStack) machine(m machineSpec) (awsstepfunctions.StateMachine, err
 	run := *s.RunBucket.BucketArn()
 	statements := []awsiam.PolicyStatement{
 		allow("InvokeFunctions", []string{"lambda:InvokeFunction"}, invoke...),
-		// Distributed Map ItemReader (s3:listObjectsV2 of work/<execution>/batches/).
-		allowPrefix("ItemReaderListBatches", []string{"s3:ListBucket"}, run, "work/*"),
+	}
+	statements = append(statements, itemReaderStatements(m.definition, run)...)
+	statements = append(statements,
 		// Distributed Map ResultWriter, as AWS documents its permissions
 		// (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultwriter.html).
 		allow("ResultWriter", []string{"s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}, run+"/map-results/*"),
@@ -549,7 +560,7 @@ func (s *BackupStack) machine(m machineSpec) (awsstepfunctions.StateMachine, err
 		allow("DistributedMapStartChildren", []string{"states:StartExecution"}, smArn),
 		allow("DistributedMapManageChildren", []string{"states:DescribeExecution", "states:StopExecution"},
 			execArn(m.name)+":*", execArn(m.name+"/"+copyMapLabel)+":*"),
-	}
+	)
 	role := awsiam.NewRole(s.Stack, jsii.String(m.roleID), &awsiam.RoleProps{
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("states.amazonaws.com"), nil),
 		Description: jsii.String(m.description),
@@ -654,4 +665,18 @@ func (s *BackupStack) outputs() {
 	out("AlarmTopicArn", "Alarm notifications", s.AlarmTopic.TopicArn())
 	out("ExecutionsConsoleUrl", "The executions list in the Step Functions console", jsii.String(
 		"https://"+region+".console.aws.amazon.com/states/home?region="+region+"#/statemachines/view/"+*s.StateMachine.StateMachineArn()))
+}
+
+// itemReaderStatements grant what a definition's Distributed Map ItemReaders read in the run
+// bucket: the batch manifest the lister or planner wrote (s3:getObject of
+// work/<execution>/manifest.jsonl), or a listing of work/ (s3:listObjectsV2).
+func itemReaderStatements(definition []byte, run string) []awsiam.PolicyStatement {
+	var out []awsiam.PolicyStatement
+	if bytes.Contains(definition, []byte(`"arn:aws:states:::s3:getObject"`)) {
+		out = append(out, allow("ItemReaderReadManifest", []string{"s3:GetObject"}, run+"/work/*/manifest.jsonl"))
+	}
+	if bytes.Contains(definition, []byte(`"arn:aws:states:::s3:listObjectsV2"`)) {
+		out = append(out, allowPrefix("ItemReaderListBatches", []string{"s3:ListBucket"}, run, "work/*"))
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,8 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/bucketvault/bucketvault/infra/policydoc"
+	"github.com/bucketvault/bucketvault/shared/guard"
+	"github.com/bucketvault/bucketvault/shared/lister"
 	"github.com/bucketvault/bucketvault/statemachine"
 	"github.com/bucketvault/bucketvault/statemachine/localrun"
 )
@@ -270,7 +273,11 @@ func TestBackupStack(t *testing.T) {
 			env := obj("SOURCE_BUCKET", testSource, "BACKUP_BUCKET", ref(BackupBucketID), "RUN_BUCKET", ref(RunBucketID))
 			switch fn {
 			case Lister:
-				env["MAX_DELETE_PERCENT"] = "25"
+				env["MAX_DELETE_PERCENT"] = fmt.Sprint(guard.DefaultMaxDeletePercent)
+				env["DELETE_GUARD_FLOOR"] = fmt.Sprint(guard.DefaultDeleteFloor)
+				env["MAX_CHANGE_PERCENT"] = fmt.Sprint(guard.DefaultMaxChangePercent)
+				env["CHANGE_GUARD_FLOOR"] = fmt.Sprint(guard.DefaultChangeFloor)
+				env["ARCHIVED_SOURCES"] = lister.DefaultArchivedSources
 			case Planner, RestoreCopier:
 				env["RESTORE_TARGETS"] = testSource // default: restore into the source
 			}
@@ -416,7 +423,6 @@ func TestBackupStack(t *testing.T) {
 
 	t.Run("LeastPrivilege", func(t *testing.T) {
 		src, bak, run := "arn:aws:s3:::"+testSource, "arn:aws:s3:::"+testBackup, "arn:aws:s3:::"+testRun
-		workPrefix := ` {"StringLike":{"s3:prefix":["work/*"]}}`
 		want := map[string][]string{
 			RoleID(Lister): {
 				"Allow s3:ListBucket " + src,
@@ -424,6 +430,7 @@ func TestBackupStack(t *testing.T) {
 				"Allow s3:ListBucket " + run,
 				"Allow s3:GetBucketVersioning " + bak,
 				"Allow s3:PutObject " + run + "/work/*/batches/*",
+				"Allow s3:PutObject " + run + "/work/*/manifest.jsonl",
 			},
 			RoleID(Copier): {
 				"Allow s3:GetObject " + run + "/work/*/batches/*",
@@ -439,7 +446,7 @@ func TestBackupStack(t *testing.T) {
 				"Allow s3:DeleteObject " + bak + "/*",
 			},
 			RoleID(Reporter): {
-				"Allow s3:ListBucket " + run + workPrefix,
+				"Allow s3:ListBucket " + run,
 				"Allow s3:GetObject " + run + "/work/*",
 				"Allow s3:GetObject " + run + "/map-results/*",
 				"Allow s3:PutObject " + run + "/runs/*/report.json",
@@ -454,6 +461,7 @@ func TestBackupStack(t *testing.T) {
 				"Allow s3:GetObject " + run + "/runs/*/report.json",
 				"Allow s3:PutObject " + run + "/work/*/batches/*",
 				"Allow s3:PutObject " + run + "/work/*/thaw/*",
+				"Allow s3:PutObject " + run + "/work/*/manifest.jsonl",
 				"Allow s3:GetObject " + run + "/work/*/thaw/*",
 			},
 			RoleID(RestoreCopier): {
@@ -469,14 +477,14 @@ func TestBackupStack(t *testing.T) {
 				"Allow s3:AbortMultipartUpload " + src + "/*",
 			},
 			RestoreStateMachineRoleID: {
-				"Allow s3:ListBucket " + run + workPrefix,
+				"Allow s3:GetObject " + run + "/work/*/manifest.jsonl",
 				"Allow s3:PutObject " + run + "/map-results/*",
 				"Allow s3:GetObject " + run + "/map-results/*",
 				"Allow s3:AbortMultipartUpload " + run + "/map-results/*",
 				"Allow s3:ListMultipartUploadParts " + run + "/map-results/*",
 			},
 			StateMachineRoleID: {
-				"Allow s3:ListBucket " + run + workPrefix,
+				"Allow s3:GetObject " + run + "/work/*/manifest.jsonl",
 				"Allow s3:PutObject " + run + "/map-results/*",
 				"Allow s3:GetObject " + run + "/map-results/*",
 				"Allow s3:AbortMultipartUpload " + run + "/map-results/*",
@@ -612,6 +620,10 @@ func TestBackupStackSettings(t *testing.T) {
 		"logRetentionDays":                   "30",
 		"stateMachineLogLevel":               "ALL",
 		"maxDeletePercent":                   "10",
+		"deleteGuardFloor":                   "50",
+		"maxChangePercent":                   "100",
+		"changeGuardFloor":                   "1",
+		"archivedSources":                    "fail",
 		"copierMemoryMB":                     "768",
 	})
 	tpl := s.template
@@ -672,7 +684,8 @@ func TestBackupStackSettings(t *testing.T) {
 	t.Run("NamesScheduleAlarmsLogs", func(t *testing.T) {
 		has(t, tpl, "AWS::Lambda::Function", obj("FunctionName", "bv-prod-copier", "MemorySize", 768))
 		has(t, tpl, "AWS::Lambda::Function", obj("FunctionName", "bv-prod-lister",
-			"Environment", obj("Variables", obj("MAX_DELETE_PERCENT", "10"))))
+			"Environment", obj("Variables", obj("MAX_DELETE_PERCENT", "10", "DELETE_GUARD_FLOOR", "50",
+				"MAX_CHANGE_PERCENT", "100", "CHANGE_GUARD_FLOOR", "1", "ARCHIVED_SOURCES", "fail"))))
 		has(t, tpl, "AWS::StepFunctions::StateMachine", obj("StateMachineName", "bv-prod-backup",
 			"LoggingConfiguration", obj("Level", "ALL")))
 		has(t, tpl, "AWS::Logs::LogGroup", obj("LogGroupName", "/aws/lambda/bv-prod-reporter", "RetentionInDays", 30))
@@ -705,6 +718,11 @@ func TestPropsFromContextErrors(t *testing.T) {
 		{map[string]any{"sourceBucketName": "ok-bucket", "copierMemoryMB": "lots"}, "copierMemoryMB"},
 		{map[string]any{"sourceBucketName": "ok-bucket", "transitionDefaultMinimumObjectSize": "64K"}, "transitionDefaultMinimumObjectSize"},
 		{map[string]any{"sourceBucketName": "ok-bucket", "stateMachineLogLevel": "DEBUG"}, "stateMachineLogLevel"},
+		{map[string]any{"sourceBucketName": "ok-bucket", "maxDeletePercent": "101"}, "maxDeletePercent: 101"},
+		{map[string]any{"sourceBucketName": "ok-bucket", "maxChangePercent": "-5"}, "maxChangePercent: -5"},
+		{map[string]any{"sourceBucketName": "ok-bucket", "deleteGuardFloor": "-1"}, "deleteGuardFloor: -1"},
+		{map[string]any{"sourceBucketName": "ok-bucket", "changeGuardFloor": "many"}, "changeGuardFloor"},
+		{map[string]any{"sourceBucketName": "ok-bucket", "archivedSources": "thaw"}, `archivedSources: "thaw": want skip or fail`},
 	} {
 		app := awscdk.NewApp(&awscdk.AppProps{Context: &tc.ctx})
 		_, err := PropsFromContext(app.Node())
@@ -742,5 +760,27 @@ func TestMissingAssetNamesMakeBuild(t *testing.T) {
 	_, err := NewBackupStack(awscdk.NewApp(nil), "BucketVault", p)
 	if err == nil || !strings.Contains(err.Error(), "make build") {
 		t.Errorf("error %v, want one that says to run make build", err)
+	}
+}
+
+// The state machine role may read exactly what its definition's ItemReaders read: the manifest,
+// or (an edited definition that lists the batch prefix) a listing of work/.
+func TestItemReaderStatements(t *testing.T) {
+	for _, tt := range []struct {
+		def  string
+		want []string
+	}{
+		{string(statemachine.Backup), []string{"ItemReaderReadManifest"}},
+		{string(statemachine.Restore), []string{"ItemReaderReadManifest"}},
+		{`{"ItemReader":{"Resource":"arn:aws:states:::s3:listObjectsV2"}}`, []string{"ItemReaderListBatches"}},
+		{`{"States":{}}`, nil},
+	} {
+		var got []string
+		for _, st := range itemReaderStatements([]byte(tt.def), "arn:aws:s3:::run") {
+			got = append(got, *st.Sid())
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%.60s: statements %v, want %v", tt.def, got, tt.want)
+		}
 	}
 }

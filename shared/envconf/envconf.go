@@ -5,6 +5,7 @@ package envconf
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -74,6 +75,20 @@ func (r *Reader) Int(name string, def, min, max int64) int64 {
 		return def
 	}
 	return n
+}
+
+// OneOf returns one of the allowed values, or def when unset.
+func (r *Reader) OneOf(name, def string, allowed ...string) string {
+	v, ok := r.lookup(name)
+	v = strings.TrimSpace(v)
+	if !ok || v == "" {
+		return def
+	}
+	if !slices.Contains(allowed, v) {
+		r.fail("environment variable %s=%q must be one of %s", name, v, strings.Join(allowed, ", "))
+		return def
+	}
+	return v
 }
 
 // Bytes returns a size such as 5368709120, 8MiB or 5GiB, within [min, max], or def when unset.

@@ -44,3 +44,33 @@ func TestReader(t *testing.T) {
 		})
 	}
 }
+
+func TestOneOf(t *testing.T) {
+	tests := []struct {
+		name, value, want, wantErr string
+		set                        bool
+	}{
+		{name: "default", want: "skip"},
+		{name: "blank", value: " ", set: true, want: "skip"},
+		{name: "set", value: "fail", set: true, want: "fail"},
+		{name: "trimmed", value: " fail ", set: true, want: "fail"},
+		{name: "unknown", value: "thaw", set: true, want: "skip", wantErr: `MODE="thaw" must be one of skip, fail`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{}
+			if tt.set {
+				env["MODE"] = tt.value
+			}
+			r := NewReader(Map(env))
+			got := r.OneOf("MODE", "skip", "skip", "fail")
+			if got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+			var ce *fault.ConfigError
+			if tt.wantErr == "" && r.Err() != nil || tt.wantErr != "" && (!errors.As(r.Err(), &ce) || !strings.Contains(r.Err().Error(), tt.wantErr)) {
+				t.Errorf("err = %v, want %q", r.Err(), tt.wantErr)
+			}
+		})
+	}
+}

@@ -20,6 +20,10 @@ type Options struct {
 	// MaxDeletePercent overrides the deletion guard for this run: the largest share (0–100) of
 	// the backup's current objects the run may mark deleted. 100 accepts any deletion.
 	MaxDeletePercent *float64 `json:"maxDeletePercent"`
+	// MaxChangePercent overrides the change guard for this run: the largest share (0–100) of the
+	// backup's current objects that may have changed without the run ending MassChangeDetected.
+	// 100 accepts any change. The copies are made either way.
+	MaxChangePercent *float64 `json:"maxChangePercent"`
 }
 
 // event is the part of an EventBridge event (rule target without Input) that we read.
@@ -68,7 +72,7 @@ func decode(raw []byte) (Options, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&o); err != nil {
-		return Options{}, fmt.Errorf("%v (allowed fields: prefix, dryRun, maxDeletePercent)", err)
+		return Options{}, fmt.Errorf("%v (allowed fields: prefix, dryRun, maxDeletePercent, maxChangePercent)", err)
 	}
 	if dec.More() {
 		return Options{}, fmt.Errorf("trailing data after the JSON object")
@@ -80,6 +84,8 @@ func decode(raw []byte) (Options, error) {
 		return Options{}, fmt.Errorf("prefix of %d bytes is longer than an S3 key (1024)", len(o.Prefix))
 	case o.MaxDeletePercent != nil && (*o.MaxDeletePercent < 0 || *o.MaxDeletePercent > 100):
 		return Options{}, fmt.Errorf("maxDeletePercent %v must be from 0 to 100", *o.MaxDeletePercent)
+	case o.MaxChangePercent != nil && (*o.MaxChangePercent < 0 || *o.MaxChangePercent > 100):
+		return Options{}, fmt.Errorf("maxChangePercent %v must be from 0 to 100", *o.MaxChangePercent)
 	}
 	return o, nil
 }

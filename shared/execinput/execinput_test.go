@@ -9,7 +9,7 @@ import (
 )
 
 func TestParse(t *testing.T) {
-	hundred := 100.0
+	hundred, twelve := 100.0, 12.5
 	tests := []struct {
 		name, in string
 		want     Options
@@ -18,7 +18,8 @@ func TestParse(t *testing.T) {
 		{name: "empty", in: ``},
 		{name: "console default", in: `{}`},
 		{name: "null", in: `null`},
-		{name: "overrides", in: `{"prefix":"data/","dryRun":true,"maxDeletePercent":100}`, want: Options{Prefix: "data/", DryRun: true, MaxDeletePercent: &hundred}},
+		{name: "overrides", in: `{"prefix":"data/","dryRun":true,"maxDeletePercent":100,"maxChangePercent":12.5}`, want: Options{Prefix: "data/", DryRun: true, MaxDeletePercent: &hundred, MaxChangePercent: &twelve}},
+		{name: "change guard alone", in: `{"maxChangePercent":100}`, want: Options{MaxChangePercent: &hundred}},
 		{name: "eventbridge rule event", in: `{"version":"0","id":"1","detail-type":"Scheduled Event","source":"aws.events","account":"1","time":"2026-01-01T02:00:00Z","region":"us-east-1","resources":[],"detail":{}}`},
 		{name: "event detail overrides", in: `{"detail-type":"Scheduled Event","source":"aws.events","detail":{"prefix":"logs/"}}`, want: Options{Prefix: "logs/"}},
 		{name: "unknown field", in: `{"prefx":"a"}`, wantErr: `unknown field "prefx"`},
@@ -29,6 +30,8 @@ func TestParse(t *testing.T) {
 		{name: "broken json", in: `{"prefix":`, wantErr: "not valid JSON"},
 		{name: "guard above 100", in: `{"maxDeletePercent":101}`, wantErr: "from 0 to 100"},
 		{name: "negative guard", in: `{"maxDeletePercent":-1}`, wantErr: "from 0 to 100"},
+		{name: "change guard above 100", in: `{"maxChangePercent":150}`, wantErr: "maxChangePercent 150 must be from 0 to 100"},
+		{name: "change guard not a number", in: `{"maxChangePercent":"all"}`, wantErr: "maxChangePercent"},
 		{name: "prefix longer than a key", in: `{"prefix":"` + strings.Repeat("p", 1025) + `"}`, wantErr: "longer than an S3 key"},
 	}
 	for _, tt := range tests {
@@ -44,10 +47,14 @@ func TestParse(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.Prefix != tt.want.Prefix || got.DryRun != tt.want.DryRun || (got.MaxDeletePercent == nil) != (tt.want.MaxDeletePercent == nil) ||
-				(got.MaxDeletePercent != nil && *got.MaxDeletePercent != *tt.want.MaxDeletePercent) {
+			if got.Prefix != tt.want.Prefix || got.DryRun != tt.want.DryRun || !samePercent(got.MaxDeletePercent, tt.want.MaxDeletePercent) ||
+				!samePercent(got.MaxChangePercent, tt.want.MaxChangePercent) {
 				t.Fatalf("got %+v, want %+v", got, tt.want)
 			}
 		})
 	}
+}
+
+func samePercent(a, b *float64) bool {
+	return (a == nil) == (b == nil) && (a == nil || *a == *b)
 }

@@ -1,8 +1,13 @@
 // Package lister is the backup lister: it merges the source and backup listings in key order,
 // classifies every key (new, changed, unchanged, deleted), writes work batches to the run bucket,
 // and returns a small cursor so that big buckets take many invocations, each well inside the
-// Lambda time limit. Memory holds one listing page per bucket and one batch, whatever the size of
-// the bucket.
+// Lambda time limit. Memory holds two listing pages per bucket and one batch of each kind,
+// whatever the size of the bucket.
+//
+// Copies and deletions go into batches of their own. The invocation that finishes the listing
+// applies the guards (package guard) and writes the manifest of the batches the Map runs: every
+// copy batch, and the deletion batches only when the deletion guard passes. New and changed
+// objects only add versions, so they are copied whatever the guards say.
 package lister
 
 import (
@@ -21,8 +26,10 @@ import (
 	"github.com/bucketvault/bucketvault/shared/envconf"
 	"github.com/bucketvault/bucketvault/shared/execinput"
 	"github.com/bucketvault/bucketvault/shared/fault"
+	"github.com/bucketvault/bucketvault/shared/guard"
 	"github.com/bucketvault/bucketvault/shared/lambdafn"
 	"github.com/bucketvault/bucketvault/shared/listing"
+	"github.com/bucketvault/bucketvault/shared/report"
 	"github.com/bucketvault/bucketvault/shared/s3client"
 )
 
@@ -36,18 +43,39 @@ type S3 interface {
 
 var _ S3 = (*s3.Client)(nil)
 
+// What the lister does with a new or changed source object in an archive storage class
+// (ARCHIVED_SOURCES). Such an object cannot be copied until it is restored (thawed).
+const (
+	// ArchivedSkip leaves it out and names it, with its class, among the report's skips; the
+	// run can succeed.
+	ArchivedSkip = "skip"
+	// ArchivedFail tries to copy it like any other; S3 refuses (InvalidObjectState) unless it
+	// has been thawed, and the refusal is a named failure: the run ends BackupIncomplete.
+	ArchivedFail = "fail"
+)
+
+// Defaults of the lister's own settings. The batch sizes are package batch's (batch.DefaultSize,
+// batch.DefaultBytes), the guards package guard's.
+const (
+	// DefaultMaxKeysPerInvocation 0 takes keys until the invocation's time budget runs out.
+	DefaultMaxKeysPerInvocation = 0
+	// DefaultArchivedSources skips archived sources and names them.
+	DefaultArchivedSources = ArchivedSkip
+)
+
 // Config is the lister's configuration, from its environment.
 type Config struct {
 	SourceBucket, BackupBucket, RunBucket string
 	BatchSize                             int64 // items per batch file
 	BatchBytes                            int64 // bytes to copy per batch file
 	MaxKeysPerInvocation                  int64 // 0: until the time budget runs out
-	MaxDeletePercent                      float64
+	Guards                                guard.Limits
+	ArchivedSources                       string // ArchivedSkip or ArchivedFail
 }
 
-// ConfigFromEnv reads SOURCE_BUCKET, BACKUP_BUCKET, RUN_BUCKET (required), BATCH_SIZE (default
-// 1000), BATCH_BYTES (default 16GiB), LISTER_MAX_KEYS (default 0) and MAX_DELETE_PERCENT
-// (default 25).
+// ConfigFromEnv reads SOURCE_BUCKET, BACKUP_BUCKET, RUN_BUCKET (required), BATCH_SIZE, BATCH_BYTES,
+// LISTER_MAX_KEYS, the guards' MAX_DELETE_PERCENT, DELETE_GUARD_FLOOR, MAX_CHANGE_PERCENT and
+// CHANGE_GUARD_FLOOR, and ARCHIVED_SOURCES (skip or fail); each defaults to its Default… constant.
 func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 	r := envconf.NewReader(lookup)
 	c := Config{
@@ -56,8 +84,18 @@ func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 		RunBucket:            r.Required("RUN_BUCKET"),
 		BatchSize:            r.Int("BATCH_SIZE", batch.DefaultSize, 1, batch.MaxSize),
 		BatchBytes:           r.Bytes("BATCH_BYTES", batch.DefaultBytes, 1, batch.MaxBytes),
-		MaxKeysPerInvocation: r.Int("LISTER_MAX_KEYS", 0, 0, 1<<40),
-		MaxDeletePercent:     float64(r.Int("MAX_DELETE_PERCENT", 25, 0, 100)),
+		MaxKeysPerInvocation: r.Int("LISTER_MAX_KEYS", DefaultMaxKeysPerInvocation, 0, 1<<40),
+		Guards: guard.Limits{
+			Delete: guard.Limit{
+				MaxPercent: float64(r.Int("MAX_DELETE_PERCENT", guard.DefaultMaxDeletePercent, 0, 100)),
+				Floor:      r.Int("DELETE_GUARD_FLOOR", guard.DefaultDeleteFloor, guard.MinFloor, 1<<40),
+			},
+			Change: guard.Limit{
+				MaxPercent: float64(r.Int("MAX_CHANGE_PERCENT", guard.DefaultMaxChangePercent, 0, 100)),
+				Floor:      r.Int("CHANGE_GUARD_FLOOR", guard.DefaultChangeFloor, guard.MinFloor, 1<<40),
+			},
+		},
+		ArchivedSources: r.OneOf("ARCHIVED_SOURCES", DefaultArchivedSources, ArchivedSkip, ArchivedFail),
 	}
 	if err := r.Err(); err != nil {
 		return Config{}, err
@@ -75,20 +113,18 @@ func distinctBuckets(source, backup, run string) error {
 	return nil
 }
 
-// Cursor carries the merge position and running totals between invocations.
-type Cursor struct {
+// Position is where the merge stands, which only the lister reads: the last key merged, and how
+// many copy and deletion batches this execution's successful invocations wrote (copy batches
+// batch.Key 0 … CopyBatches-1, deletion batches batch.DeleteKey 0 … DeleteBatches-1; their sum is
+// the totals' Batches).
+type Position struct {
 	After         string `json:"after"`
-	NextBatch     int    `json:"nextBatch"`
-	Invocations   int    `json:"invocations"`
-	Listed        int64  `json:"listed"`
-	New           int64  `json:"new"`
-	Changed       int64  `json:"changed"`
-	Unchanged     int64  `json:"unchanged"`
-	ToDelete      int64  `json:"toDelete"`
-	BackupObjects int64  `json:"backupObjects"`
-	BytesToCopy   int64  `json:"bytesToCopy"`
-	Retries       int64  `json:"retries"`
+	CopyBatches   int    `json:"copyBatches"`
+	DeleteBatches int    `json:"deleteBatches"`
 }
+
+// Cursor carries the totals and the position between invocations.
+type Cursor = report.Cursor[Position]
 
 // Request is the lister's payload, built by the state machine's List state.
 type Request struct {
@@ -97,12 +133,19 @@ type Request struct {
 	Cursor    *Cursor         `json:"cursor"`
 }
 
-// Response tells the state machine whether to list again.
+// Response tells the state machine whether to list again, and what to copy.
 type Response struct {
-	Cursor      Cursor `json:"cursor"`
-	Done        bool   `json:"done"`
-	DryRun      bool   `json:"dryRun"`
-	BatchPrefix string `json:"batchPrefix"`
+	Cursor Cursor `json:"cursor"`
+	Done   bool   `json:"done"`
+	DryRun bool   `json:"dryRun"`
+	// ManifestKey names the manifest of the batches the Copy state runs (its ItemReader reads
+	// it); ManifestBatches is how many it lists, 0 skipping the Copy state. Both are set by the
+	// invocation that finishes a listing that is not a dry run.
+	ManifestKey     string `json:"manifestKey"`
+	ManifestBatches int    `json:"manifestBatches"`
+	// Guards are the guards' verdicts, set by the invocation that finishes the listing; the
+	// reporter decides the run's status from them.
+	Guards []report.Guard `json:"guards"`
 }
 
 // Handler is the lister function.
@@ -122,6 +165,13 @@ func (h *Handler) Handle(ctx context.Context, req Request) (Response, error) {
 	return resp, nil
 }
 
+// The streams the merge walks, by index in a merged row. A further key-ordered stream (a
+// change-detection index) is one more index here and one more listing in handle.
+const (
+	sourceStream = iota
+	backupStream
+)
+
 func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	if req.Execution == "" {
 		return Response{}, &fault.InvalidInput{Msg: "lister request has no execution name"}
@@ -130,32 +180,34 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	if err != nil {
 		return Response{}, err
 	}
+	retries := &s3client.RetryCounter{}
 	cur := Cursor{}
 	if req.Cursor != nil {
 		cur = *req.Cursor
 	} else if err := h.checkBuckets(ctx); err != nil {
 		return Response{}, err
 	}
-	cur.Invocations++
+	cur.Totals.Invocations++
 	start := h.now()
 	stopAt := lambdafn.StopAt(ctx)
+	outOfTime := func() bool { return !stopAt.IsZero() && h.now().After(stopAt) }
 
-	retries := &s3client.RetryCounter{}
-	m := merger{
-		src: listing.NewObjects(h.S3, h.Config.SourceBucket, opts.Prefix, cur.After).WithOptions(retries.Option()),
-		bak: listing.NewObjects(h.S3, h.Config.BackupBucket, opts.Prefix, cur.After).WithOptions(retries.Option()),
-	}
-	w := &writer{h: h, ctx: ctx, execution: req.Execution, cur: &cur, dryRun: opts.DryRun, retries: retries}
+	after := cur.Position.After
+	m := newMerger(
+		listing.NewObjects(h.S3, h.Config.SourceBucket, opts.Prefix, after).WithOptions(retries.Option()),
+		listing.NewObjects(h.S3, h.Config.BackupBucket, opts.Prefix, after).WithOptions(retries.Option()),
+	)
+	w := newWriter(h, ctx, req.Execution, &cur, opts.DryRun, retries)
 	var processed int64
 	done := false
 	for {
 		if h.Config.MaxKeysPerInvocation > 0 && processed >= h.Config.MaxKeysPerInvocation {
 			break
 		}
-		if !stopAt.IsZero() && h.now().After(stopAt) {
+		if outOfTime() {
 			break
 		}
-		src, bak, ok, err := m.next(ctx)
+		row, ok, err := m.next(ctx)
 		if err != nil {
 			return Response{}, err
 		}
@@ -163,7 +215,7 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 			done = true
 			break
 		}
-		if err := w.add(src, bak); err != nil {
+		if err := w.add(row[sourceStream], row[backupStream]); err != nil {
 			return Response{}, err
 		}
 		processed++
@@ -171,17 +223,44 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	if err := w.flush(); err != nil {
 		return Response{}, err
 	}
-	h.Logger.InfoContext(ctx, "listed", "execution", req.Execution, "invocation", cur.Invocations,
-		"keys", processed, "done", done, "after", cur.After, "batches", cur.NextBatch,
-		"listed", cur.Listed, "new", cur.New, "changed", cur.Changed, "unchanged", cur.Unchanged,
-		"toDelete", cur.ToDelete, "elapsed", h.now().Sub(start).String())
+	t := &cur.Totals
+	h.Logger.InfoContext(ctx, "listed", "execution", req.Execution, "invocation", t.Invocations,
+		"keys", processed, "done", done, "after", cur.Position.After, "batches", t.Batches,
+		"listed", t.Listed, "new", t.New, "changed", t.Changed, "unchanged", t.Unchanged,
+		"toDelete", t.ToDelete, "archived", t.Archived, "elapsed", h.now().Sub(start).String())
+
+	resp := Response{Done: done, DryRun: opts.DryRun, Guards: []report.Guard{}}
 	if done {
-		if err := guard(cur, opts, h.Config.MaxDeletePercent); err != nil {
-			return Response{}, err
+		deletion, change := guard.Check(cur.Totals, h.limits(opts))
+		resp.Guards = []report.Guard{deletion, change}
+		for _, g := range resp.Guards {
+			if g.Tripped {
+				h.Logger.WarnContext(ctx, "guard tripped", "execution", req.Execution, "guard", g.Name, "error", g.Error, "message", g.Message)
+			}
+		}
+		if !opts.DryRun {
+			keys := w.manifest(deletion.Tripped)
+			if err := batch.WriteManifestKeys(ctx, h.S3, h.Config.RunBucket, req.Execution, keys, retries.Option()); err != nil {
+				return Response{}, err
+			}
+			resp.ManifestKey, resp.ManifestBatches = batch.ManifestKey(req.Execution), len(keys)
 		}
 	}
-	cur.Retries += retries.Count()
-	return Response{Cursor: cur, Done: done, DryRun: opts.DryRun, BatchPrefix: batch.Prefix(req.Execution)}, nil
+	t.Retries += retries.Count()
+	resp.Cursor = cur
+	return resp, nil
+}
+
+// limits are the configured guards with this execution's overrides.
+func (h *Handler) limits(opts execinput.Options) guard.Limits {
+	l := h.Config.Guards
+	if opts.MaxDeletePercent != nil {
+		l.Delete.MaxPercent = *opts.MaxDeletePercent
+	}
+	if opts.MaxChangePercent != nil {
+		l.Change.MaxPercent = *opts.MaxChangePercent
+	}
+	return l
 }
 
 func (h *Handler) now() time.Time {
@@ -209,26 +288,13 @@ func (h *Handler) checkBuckets(ctx context.Context) error {
 	return nil
 }
 
-// guard refuses a run that would mark more than the allowed share of the backup deleted.
-func guard(cur Cursor, opts execinput.Options, defaultPercent float64) error {
-	limit := defaultPercent
-	if opts.MaxDeletePercent != nil {
-		limit = *opts.MaxDeletePercent
-	}
-	if cur.ToDelete == 0 || cur.BackupObjects == 0 {
-		return nil
-	}
-	share := float64(cur.ToDelete) * 100 / float64(cur.BackupObjects)
-	if share <= limit {
-		return nil
-	}
-	return &fault.DeletionGuardTripped{Msg: fmt.Sprintf(
-		"this run would mark %d of the backup's %d current objects deleted (%.1f%%), more than the %.0f%% allowed; nothing was copied or marked. "+
-			"If the deletions are intended, start an execution with {\"maxDeletePercent\": 100}",
-		cur.ToDelete, cur.BackupObjects, share, limit)}
+// archived reports whether a storage class must be restored (thawed) before its objects can be
+// read or copied. GLACIER_IR and every other class are readable at once.
+func archived(storageClass string) bool {
+	return storageClass == string(types.ObjectStorageClassGlacier) || storageClass == string(types.ObjectStorageClassDeepArchive)
 }
 
-// writer accumulates work items into batch files.
+// writer sorts work items into copy and deletion batches.
 type writer struct {
 	h         *Handler
 	ctx       context.Context
@@ -236,63 +302,120 @@ type writer struct {
 	cur       *Cursor
 	dryRun    bool
 	retries   *s3client.RetryCounter
-	items     []batch.Item
-	bytes     int64
+	copies    pending
+	deletions pending
+}
+
+// pending is one kind of batch being filled: its items, the key of its batch number seq, and the
+// cursor's count of this kind of batch.
+type pending struct {
+	key   func(execution string, seq int) string
+	count *int
+	items []batch.Item
+	bytes int64
+}
+
+func newWriter(h *Handler, ctx context.Context, execution string, cur *Cursor, dryRun bool, retries *s3client.RetryCounter) *writer {
+	return &writer{
+		h: h, ctx: ctx, execution: execution, cur: cur, dryRun: dryRun, retries: retries,
+		copies:    pending{key: batch.Key, count: &cur.Position.CopyBatches},
+		deletions: pending{key: batch.DeleteKey, count: &cur.Position.DeleteBatches},
+	}
 }
 
 func (w *writer) add(src, bak *change.Object) error {
 	key := keyOf(src, bak)
 	class := change.Classify(src, bak)
+	t := &w.cur.Totals
 	if src != nil {
-		w.cur.Listed++
+		t.Listed++
 	}
 	if bak != nil {
-		w.cur.BackupObjects++
+		t.BackupObjects++
 	}
-	var it batch.Item
+	w.cur.Position.After = key
 	switch class {
-	case change.Unchanged:
-		w.cur.Unchanged++
 	case change.New, change.Changed:
 		if class == change.New {
-			w.cur.New++
+			t.New++
 		} else {
-			w.cur.Changed++
+			t.Changed++
 		}
-		w.cur.BytesToCopy += src.Size
-		it = batch.Item{Op: batch.OpCopy, Key: key, Change: string(class), Size: src.Size, ETag: src.ETag, LastModified: src.LastModified}
+		it := batch.Item{Op: batch.OpCopy, Key: key, Change: string(class), Size: src.Size, ETag: src.ETag, LastModified: src.LastModified}
+		if bak != nil {
+			it.Prior = bak.ETag
+		}
+		if archived(src.StorageClass) {
+			t.Archived++
+			if w.h.Config.ArchivedSources == ArchivedSkip {
+				it.Op = batch.OpKeep
+				it.Reason = fmt.Sprintf("archived (%s): not copied; an object in %s must be restored (thawed) before it can be copied. "+
+					"ARCHIVED_SOURCES=skip names it here on every run until it is; ARCHIVED_SOURCES=fail fails the run instead", src.StorageClass, src.StorageClass)
+				return w.put(&w.copies, it, 0)
+			}
+		}
+		t.BytesToCopy += src.Size
+		return w.put(&w.copies, it, src.Size)
 	case change.Deleted:
-		w.cur.ToDelete++
-		it = batch.Item{Op: batch.OpDelete, Key: key, Change: string(class), Size: bak.Size, ETag: bak.ETag, LastModified: bak.LastModified}
-	}
-	w.cur.After = key
-	if it.Op == "" || w.dryRun {
+		t.ToDelete++
+		return w.put(&w.deletions, batch.Item{Op: batch.OpDelete, Key: key, Change: string(class), Size: bak.Size, ETag: bak.ETag, LastModified: bak.LastModified}, 0)
+	default:
+		t.Unchanged++
 		return nil
 	}
-	w.items = append(w.items, it)
-	if it.Op == batch.OpCopy {
-		w.bytes += it.Size
+}
+
+// put adds an item that copies size bytes to its kind's pending batch, writing the batch when full.
+func (w *writer) put(p *pending, it batch.Item, size int64) error {
+	if w.dryRun {
+		return nil
 	}
-	if int64(len(w.items)) >= w.h.Config.BatchSize || w.bytes >= w.h.Config.BatchBytes {
-		return w.flush()
+	p.items = append(p.items, it)
+	p.bytes += size
+	if int64(len(p.items)) >= w.h.Config.BatchSize || p.bytes >= w.h.Config.BatchBytes {
+		return w.write(p)
 	}
 	return nil
 }
 
-// flush writes the pending items as the next batch file. Batch names are deterministic, so a
-// retried invocation rewrites the same files.
+// flush writes both kinds' pending items.
 func (w *writer) flush() error {
-	if len(w.items) == 0 {
+	if err := w.write(&w.copies); err != nil {
+		return err
+	}
+	return w.write(&w.deletions)
+}
+
+// write stores p's items as its kind's next batch file. Batch names are deterministic, so a
+// retried invocation rewrites the same files.
+func (w *writer) write(p *pending) error {
+	if len(p.items) == 0 {
 		return nil
 	}
 	header := batch.Header{Version: batch.Version, Source: w.h.Config.SourceBucket, Destination: w.h.Config.BackupBucket}
-	if err := batch.Write(w.ctx, w.h.S3, w.h.Config.RunBucket, batch.Key(w.execution, w.cur.NextBatch), header, w.items, w.retries.Option()); err != nil {
+	if err := batch.Write(w.ctx, w.h.S3, w.h.Config.RunBucket, p.key(w.execution, *p.count), header, p.items, w.retries.Option()); err != nil {
 		return err
 	}
-	w.cur.NextBatch++
-	w.items = w.items[:0]
-	w.bytes = 0
+	*p.count++
+	w.cur.Totals.Batches++
+	p.items, p.bytes = p.items[:0], 0
 	return nil
+}
+
+// manifest lists the batches the run executes: exactly those this execution's successful
+// invocations wrote, per the cursor (never a file a failed attempt left behind), copies first,
+// and the deletion batches unless they are withheld.
+func (w *writer) manifest(withholdDeletions bool) []string {
+	var keys []string
+	for seq := range w.cur.Position.CopyBatches {
+		keys = append(keys, batch.Key(w.execution, seq))
+	}
+	if !withholdDeletions {
+		for seq := range w.cur.Position.DeleteBatches {
+			keys = append(keys, batch.DeleteKey(w.execution, seq))
+		}
+	}
+	return keys
 }
 
 func keyOf(src, bak *change.Object) string {
@@ -302,31 +425,47 @@ func keyOf(src, bak *change.Object) string {
 	return bak.Key
 }
 
-// merger walks two key-ordered listings together.
-type merger struct{ src, bak *listing.Objects }
+// stream is one key-ordered listing the merge walks.
+type stream interface {
+	Peek(ctx context.Context) (*change.Object, error)
+	Pop()
+}
 
-// next returns the entries of the next key in either listing; ok is false at the end of both.
-func (m *merger) next(ctx context.Context) (src, bak *change.Object, ok bool, err error) {
-	s, err := m.src.Peek(ctx)
-	if err != nil {
-		return nil, nil, false, err
+// merger walks key-ordered streams together.
+type merger struct {
+	streams []stream
+	row     []*change.Object
+}
+
+func newMerger(streams ...stream) *merger {
+	return &merger{streams: streams, row: make([]*change.Object, len(streams))}
+}
+
+// next returns, for the smallest key any stream holds next, each stream's entry for that key
+// (nil where a stream has none), consuming them; ok is false at the end of every stream. The
+// returned row is reused by the next call.
+func (m *merger) next(ctx context.Context) (row []*change.Object, ok bool, err error) {
+	var first *change.Object
+	for i, s := range m.streams {
+		o, err := s.Peek(ctx)
+		if err != nil {
+			return nil, false, err
+		}
+		m.row[i] = o
+		if o != nil && (first == nil || o.Key < first.Key) {
+			first = o
+		}
 	}
-	b, err := m.bak.Peek(ctx)
-	if err != nil {
-		return nil, nil, false, err
+	if first == nil {
+		return nil, false, nil
 	}
-	switch {
-	case s == nil && b == nil:
-		return nil, nil, false, nil
-	case b == nil || (s != nil && s.Key < b.Key):
-		m.src.Pop()
-		return s, nil, true, nil
-	case s == nil || b.Key < s.Key:
-		m.bak.Pop()
-		return nil, b, true, nil
-	default:
-		m.src.Pop()
-		m.bak.Pop()
-		return s, b, true, nil
+	key := first.Key
+	for i, o := range m.row {
+		if o != nil && o.Key == key {
+			m.streams[i].Pop()
+		} else {
+			m.row[i] = nil
+		}
 	}
+	return m.row, true, nil
 }

@@ -104,7 +104,14 @@ type Version struct {
 	change.Object
 	VersionID    string
 	DeleteMarker bool
-	StorageClass string
+	// IsLatest is ListObjectVersions' IsLatest: this entry is the key's newest (its current
+	// version, or the delete marker that hides it).
+	IsLatest bool
+	// Rank is the entry's place among the key's entries of its own kind (versions, or delete
+	// markers) in listing order: S3 lists a key's entries newest first, so 0 is the newest. The
+	// SDK returns versions and delete markers in separate lists, so the order between a version
+	// and a marker is lost; only their LastModified, to the second on AWS, and IsLatest remain.
+	Rank int
 }
 
 // Versions streams every version and delete marker under a prefix, key by key.
@@ -127,9 +134,29 @@ func NewVersions(client s3.ListObjectVersionsAPIClient, bucket, prefix, after st
 	return &Versions{bucket: bucket, p: s3.NewListObjectVersionsPaginator(client, in)}
 }
 
-// Next returns the whole history of the next key (entries in no particular order); ok is false
-// at the end. A key whose history spans pages is gathered across them.
+// Next returns the whole history of the next key, each entry with its Rank; ok is false at the
+// end. A key whose history spans pages is gathered across them.
 func (v *Versions) Next(ctx context.Context) (key string, history []Version, ok bool, err error) {
+	key, history, ok, err = v.next(ctx)
+	rank(history)
+	return key, history, ok, err
+}
+
+// rank numbers a key's versions and its delete markers, each in the order they were listed.
+func rank(history []Version) {
+	var versions, markers int
+	for i := range history {
+		if history[i].DeleteMarker {
+			history[i].Rank = markers
+			markers++
+		} else {
+			history[i].Rank = versions
+			versions++
+		}
+	}
+}
+
+func (v *Versions) next(ctx context.Context) (key string, history []Version, ok bool, err error) {
 	for {
 		if len(v.pending) > 0 {
 			key = v.pending[0].Key
@@ -173,7 +200,8 @@ func (v *Versions) Next(ctx context.Context) (key string, history []Version, ok 
 	}
 }
 
-// mergePage interleaves a page's versions and delete markers (each in key order) by key.
+// mergePage interleaves a page's versions and delete markers (each in key order) by key; each
+// kind keeps its listing order within a key.
 func mergePage(out *s3.ListObjectVersionsOutput) []Version {
 	all := make([]Version, 0, len(out.Versions)+len(out.DeleteMarkers))
 	i, j := 0, 0
@@ -181,8 +209,9 @@ func mergePage(out *s3.ListObjectVersionsOutput) []Version {
 		if j >= len(out.DeleteMarkers) || (i < len(out.Versions) && aws.ToString(out.Versions[i].Key) <= aws.ToString(out.DeleteMarkers[j].Key)) {
 			ov := out.Versions[i]
 			all = append(all, Version{
-				Object:    change.Object{Key: aws.ToString(ov.Key), Size: aws.ToInt64(ov.Size), ETag: aws.ToString(ov.ETag), LastModified: aws.ToTime(ov.LastModified)},
-				VersionID: aws.ToString(ov.VersionId), StorageClass: string(ov.StorageClass),
+				Object: change.Object{Key: aws.ToString(ov.Key), Size: aws.ToInt64(ov.Size), ETag: aws.ToString(ov.ETag),
+					LastModified: aws.ToTime(ov.LastModified), StorageClass: string(ov.StorageClass)},
+				VersionID: aws.ToString(ov.VersionId), IsLatest: aws.ToBool(ov.IsLatest),
 			})
 			i++
 			continue
@@ -192,26 +221,59 @@ func mergePage(out *s3.ListObjectVersionsOutput) []Version {
 			Object:       change.Object{Key: aws.ToString(dm.Key), LastModified: aws.ToTime(dm.LastModified)},
 			VersionID:    aws.ToString(dm.VersionId),
 			DeleteMarker: true,
+			IsLatest:     aws.ToBool(dm.IsLatest),
 		})
 		j++
 	}
 	return all
 }
 
-// AsOf returns the entry that was current at t: the newest with LastModified not after t. Nil
+// AsOf returns the entry that was current at t: the newest with LastModified not after t; nil
 // when the key did not exist yet.
-func AsOf(history []Version, t time.Time) *Version {
-	var best *Version
+//
+// Entries of the same LastModified are a tie: S3 lists times to the second on AWS. Among
+// versions, or among delete markers, the listing order (Rank) tells the newest. Between a
+// version and a delete marker nothing does, unless one of them is the key's latest entry
+// (IsLatest), which came last. Otherwise AsOf never loses data: it picks the newest version of
+// the tie, and ambiguity says so in a sentence for the report.
+func AsOf(history []Version, t time.Time) (v *Version, ambiguity string) {
+	var newest *Version
 	for i := range history {
 		h := &history[i]
-		if h.LastModified.After(t) {
-			continue
-		}
-		if best == nil || h.LastModified.After(best.LastModified) {
-			best = h
+		if !h.LastModified.After(t) && (newest == nil || h.LastModified.After(newest.LastModified)) {
+			newest = h
 		}
 	}
-	return best
+	if newest == nil {
+		return nil, ""
+	}
+	var version, marker *Version
+	for i := range history {
+		h := &history[i]
+		if !h.LastModified.Equal(newest.LastModified) {
+			continue
+		}
+		if h.IsLatest {
+			return h, ""
+		}
+		if h.DeleteMarker {
+			if marker == nil || h.Rank < marker.Rank {
+				marker = h
+			}
+		} else if version == nil || h.Rank < version.Rank {
+			version = h
+		}
+	}
+	switch {
+	case version == nil:
+		return marker, ""
+	case marker == nil:
+		return version, ""
+	}
+	return version, fmt.Sprintf("version %s and a delete marker were both last modified at %s, the last change at or before %s, "+
+		"and the listing cannot tell which came last (S3 lists times to the second and delete markers apart from versions); "+
+		"the version was restored so that no data is lost, though the key may have been deleted at that moment",
+		version.VersionID, version.LastModified.UTC().Format(time.RFC3339Nano), t.UTC().Format(time.RFC3339Nano))
 }
 
 // Bucket names a bucket and the role it plays, for error messages.

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"go.uber.org/goleak"
 
 	"github.com/bucketvault/bucketvault/shared/change"
 	"github.com/bucketvault/bucketvault/shared/s3fake"
@@ -60,12 +62,16 @@ func TestVersionsAcrossPages(t *testing.T) {
 	}
 }
 
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
 func TestAsOf(t *testing.T) {
 	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	v := func(id string, at time.Duration, marker bool) Version {
 		return Version{Object: change.Object{Key: "k", LastModified: t0.Add(at)}, VersionID: id, DeleteMarker: marker}
 	}
 	history := []Version{v("v3", 3*time.Hour, false), v("m2", 2*time.Hour, true), v("v1", time.Hour, false)}
+	history[0].IsLatest = true
+	rank(history)
 	tests := []struct {
 		at   time.Duration
 		want string
@@ -73,14 +79,99 @@ func TestAsOf(t *testing.T) {
 		{0, ""}, {time.Hour, "v1"}, {90 * time.Minute, "v1"}, {2 * time.Hour, "m2"}, {150 * time.Minute, "m2"}, {5 * time.Hour, "v3"},
 	}
 	for _, tt := range tests {
-		got := AsOf(history, t0.Add(tt.at))
+		got, ambiguity := AsOf(history, t0.Add(tt.at))
 		id := ""
 		if got != nil {
 			id = got.VersionID
 		}
-		if id != tt.want {
-			t.Errorf("AsOf(+%v) = %q, want %q", tt.at, id, tt.want)
+		if id != tt.want || ambiguity != "" {
+			t.Errorf("AsOf(+%v) = %q (ambiguity %q), want %q", tt.at, id, ambiguity, tt.want)
 		}
+	}
+}
+
+// Entries of the same second: listing order decides among versions; IsLatest decides between a
+// version and a delete marker when one of them is the key's latest entry; otherwise the version
+// is chosen (no data lost) and the choice is called ambiguous.
+func TestAsOfTies(t *testing.T) {
+	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	type entry struct {
+		id     string
+		at     time.Duration
+		marker bool
+		latest bool
+	}
+	tests := []struct {
+		name      string
+		history   []entry // in listing order within each kind: newest first
+		at        time.Duration
+		want      string // "" when nothing is current
+		ambiguous bool
+	}{
+		{"version and marker, the marker is latest", []entry{{"v1", 0, false, false}, {"m1", 0, true, true}}, time.Hour, "m1", false},
+		{"version and marker, the version is latest", []entry{{"v2", 0, false, true}, {"m1", 0, true, false}}, time.Hour, "v2", false},
+		{"version and marker, neither is latest", []entry{{"v3", time.Hour, false, true}, {"v1", 0, false, false}, {"m1", 0, true, false}}, time.Minute, "v1", true},
+		{"version and marker, no IsLatest at all", []entry{{"v1", 0, false, false}, {"m1", 0, true, false}}, time.Hour, "v1", true},
+		{"two versions of one second, listed newest first", []entry{{"v3", time.Hour, false, true}, {"v2", 0, false, false}, {"v1", 0, false, false}}, time.Minute, "v2", false},
+		{"two versions and a marker of one second", []entry{{"v2", 0, false, false}, {"v1", 0, false, false}, {"m1", 0, true, false}}, time.Minute, "v2", true},
+		{"two markers of one second", []entry{{"v1", -time.Hour, false, false}, {"m2", 0, true, true}, {"m1", 0, true, false}}, time.Minute, "m2", false},
+		{"tie not at the top, moment after it", []entry{{"v4", 2 * time.Hour, false, true}, {"v2", time.Hour, false, false}, {"m1", time.Hour, true, false}, {"v1", 0, false, false}}, 90 * time.Minute, "v2", true},
+		{"tie not at the top, moment before it", []entry{{"v4", 2 * time.Hour, false, true}, {"v2", time.Hour, false, false}, {"m1", time.Hour, true, false}, {"v1", 0, false, false}}, 30 * time.Minute, "v1", false},
+		{"tie after the moment", []entry{{"v2", time.Hour, false, true}, {"m1", time.Hour, true, false}}, 30 * time.Minute, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var history []Version
+			for _, e := range tt.history {
+				history = append(history, Version{Object: change.Object{Key: "k", LastModified: t0.Add(e.at)}, VersionID: e.id, DeleteMarker: e.marker, IsLatest: e.latest})
+			}
+			rank(history)
+			got, ambiguity := AsOf(history, t0.Add(tt.at))
+			id := ""
+			if got != nil {
+				id = got.VersionID
+			}
+			if id != tt.want || (ambiguity != "") != tt.ambiguous {
+				t.Fatalf("AsOf = %q, ambiguity %q; want %q, ambiguous %v", id, ambiguity, tt.want, tt.ambiguous)
+			}
+			if tt.ambiguous && (!strings.Contains(ambiguity, tt.want) || !strings.Contains(ambiguity, "delete marker")) {
+				t.Errorf("ambiguity %q does not name the chosen version and the marker", ambiguity)
+			}
+		})
+	}
+}
+
+// Versions carries IsLatest and each entry's rank in listing order, also across pages.
+func TestVersionsRankAndLatest(t *testing.T) {
+	for _, page := range []int{1, 2, 1000} {
+		t.Run(fmt.Sprint("page ", page), func(t *testing.T) {
+			f := s3fake.New()
+			f.PageSize = page
+			f.AddBucket("b", true)
+			f.Put("b", "k", []byte("1"))
+			f.Put("b", "k", []byte("2"))
+			if _, err := f.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: aws.String("b"), Key: aws.String("k")}); err != nil {
+				t.Fatal(err)
+			}
+			f.Put("b", "k", []byte("3"))
+			if _, err := f.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: aws.String("b"), Key: aws.String("k")}); err != nil {
+				t.Fatal(err)
+			}
+			_, h, ok, err := NewVersions(f, "b", "", "").Next(context.Background())
+			if err != nil || !ok {
+				t.Fatal(ok, err)
+			}
+			var got []string
+			for _, v := range h {
+				got = append(got, fmt.Sprintf("%s:%v:%d:%v", v.VersionID, v.DeleteMarker, v.Rank, v.IsLatest))
+			}
+			slices.Sort(got)
+			// v1, v2, v4 are versions (newest v4); v3 and v5 markers (v5 latest).
+			want := []string{"v1:false:2:false", "v2:false:1:false", "v3:true:1:false", "v4:false:0:false", "v5:true:0:true"}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("history %v, want %v", got, want)
+			}
+		})
 	}
 }
 

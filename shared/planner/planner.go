@@ -2,9 +2,9 @@
 // order and, for each selected key, picks the version that was current at the requested moment;
 // it compares that version with the restore target and writes work batches for the copier
 // (missing or differing objects; differing ones only when overwriting is allowed). Versions in
-// archive storage classes are thawed first with RestoreObject, and a second mode reports how
+// archive storage classes are thawed first with RestoreObject, and a second mode counts how
 // many are still thawing. Like the lister, it returns a small cursor so that any bucket size
-// takes several short invocations.
+// takes several short invocations, and so does a thaw check of many archived versions.
 package planner
 
 import (
@@ -29,6 +29,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/fault"
 	"github.com/bucketvault/bucketvault/shared/lambdafn"
 	"github.com/bucketvault/bucketvault/shared/listing"
+	"github.com/bucketvault/bucketvault/shared/report"
 	"github.com/bucketvault/bucketvault/shared/restoreinput"
 )
 
@@ -45,6 +46,21 @@ type S3 interface {
 
 var _ S3 = (*s3.Client)(nil)
 
+// Defaults of the planner's settings.
+const (
+	// DefaultMaxKeysPerInvocation (PLANNER_MAX_KEYS) bounds the keys one planning invocation
+	// walks; 0 means only its time budget does.
+	DefaultMaxKeysPerInvocation = 0
+	// DefaultThawCheckSeconds (THAW_CHECK_SECONDS) is the wait between two thaw checks of
+	// archived versions; an execution's thawCheckSeconds overrides it.
+	DefaultThawCheckSeconds = 3600
+	// DefaultThawCheckMaxItems (THAW_CHECK_MAX_ITEMS) bounds the archived versions one
+	// thaw-check invocation looks at, besides its time budget; 0 means only the time budget.
+	DefaultThawCheckMaxItems = 100000
+	// ThawCheckConcurrency is how many HeadObject requests a thaw check has in flight.
+	ThawCheckConcurrency = 16
+)
+
 // Config is the planner's configuration, from its environment.
 type Config struct {
 	SourceBucket, BackupBucket, RunBucket string
@@ -52,11 +68,13 @@ type Config struct {
 	BatchSize, BatchBytes                 int64
 	MaxKeysPerInvocation                  int64
 	ThawCheckSeconds                      int
+	ThawCheckMaxItems                     int64
 }
 
 // ConfigFromEnv reads SOURCE_BUCKET (the default target), BACKUP_BUCKET, RUN_BUCKET (required),
-// RESTORE_TARGETS (buckets a restore may write, comma-separated), BATCH_SIZE (1000), BATCH_BYTES
-// (16GiB), PLANNER_MAX_KEYS (0: time-bound) and THAW_CHECK_SECONDS (3600).
+// RESTORE_TARGETS (buckets a restore may write, comma-separated), BATCH_SIZE, BATCH_BYTES
+// (batch.DefaultSize, batch.DefaultBytes), PLANNER_MAX_KEYS, THAW_CHECK_SECONDS and
+// THAW_CHECK_MAX_ITEMS (the Default constants above).
 func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 	r := envconf.NewReader(lookup)
 	c := Config{
@@ -66,32 +84,35 @@ func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 		RestoreTargets:       r.List("RESTORE_TARGETS"),
 		BatchSize:            r.Int("BATCH_SIZE", batch.DefaultSize, 1, batch.MaxSize),
 		BatchBytes:           r.Bytes("BATCH_BYTES", batch.DefaultBytes, 1, batch.MaxBytes),
-		MaxKeysPerInvocation: r.Int("PLANNER_MAX_KEYS", 0, 0, 1<<40),
-		ThawCheckSeconds:     int(r.Int("THAW_CHECK_SECONDS", 3600, 0, 86400)),
+		MaxKeysPerInvocation: r.Int("PLANNER_MAX_KEYS", DefaultMaxKeysPerInvocation, 0, 1<<40),
+		ThawCheckSeconds:     int(r.Int("THAW_CHECK_SECONDS", DefaultThawCheckSeconds, 0, restoreinput.MaxThawCheckSeconds)),
+		ThawCheckMaxItems:    r.Int("THAW_CHECK_MAX_ITEMS", DefaultThawCheckMaxItems, 0, 1<<40),
 	}
 	return c, r.Err()
 }
 
-// Cursor carries the walk position and running totals between invocations.
-type Cursor struct {
-	RestoredAt    string `json:"restoredAt"`
-	Scope         int    `json:"scope"`
-	After         string `json:"after"`
-	NextBatch     int    `json:"nextBatch"`
-	NextThaw      int    `json:"nextThaw"`
-	Invocations   int    `json:"invocations"`
-	Listed        int64  `json:"listed"`
-	New           int64  `json:"new"`
-	Changed       int64  `json:"changed"`
-	Unchanged     int64  `json:"unchanged"`
-	Kept          int64  `json:"kept"`
-	Archived      int64  `json:"archived"`
-	BytesToCopy   int64  `json:"bytesToCopy"`
-	Entries       int64  `json:"entries"`
-	Matched       int64  `json:"matched"`
-	Earliest      string `json:"earliest"`
-	ThawRequested int64  `json:"thawRequested"`
+// Position is the planner's own part of its cursor: where the walk over the backup's history is,
+// what it has seen, and where a thaw check is. Only the planner reads it.
+type Position struct {
+	RestoredAt    string `json:"restoredAt"`    // the moment restored, RFC 3339
+	Scope         int    `json:"scope"`         // index of the key range being walked
+	After         string `json:"after"`         // last key planned in that range
+	NextThaw      int    `json:"nextThaw"`      // thaw files written: 0 … NextThaw-1
+	Entries       int64  `json:"entries"`       // history entries seen (versions and delete markers)
+	Matched       int64  `json:"matched"`       // keys with an entry current at the moment
+	Earliest      string `json:"earliest"`      // earliest LastModified seen, RFC 3339
+	ThawRequested int64  `json:"thawRequested"` // archived versions asked to thaw while planning
+	// A thaw check walks the thaw files in short invocations: ThawFile and ThawItem name the
+	// next archived version to look at (file number, and item number within the file, from
+	// 0), ThawPending counts those of this pass found not readable yet.
+	ThawFile    int   `json:"thawFile"`
+	ThawItem    int   `json:"thawItem"`
+	ThawPending int64 `json:"thawPending"`
 }
+
+// Cursor carries the running totals (read by the reporter) and the planner's position between
+// invocations.
+type Cursor = report.Cursor[Position]
 
 // Modes of an invocation.
 const (
@@ -107,16 +128,23 @@ type Request struct {
 	Mode      string          `json:"mode"`
 }
 
-// Response tells the state machine whether to plan again, wait for thawing, or copy.
+// Response tells the state machine whether to plan again, check thawing again, wait for it, or
+// copy. Done is true once planning is complete (also in thaw mode). ManifestKey names the batch
+// manifest the Copy Map reads; it is set once planning is done, except in a dry run.
+// ThawChecked is true when ThawPending counts every archived version of the restore: after
+// planning, and when a thaw check has walked all of them; until then a thaw check returns
+// false with the count so far, and the state machine invokes it again.
 type Response struct {
 	Cursor          Cursor `json:"cursor"`
 	Done            bool   `json:"done"`
 	DryRun          bool   `json:"dryRun"`
 	BatchPrefix     string `json:"batchPrefix"`
+	ManifestKey     string `json:"manifestKey"`
 	RestoredAt      string `json:"restoredAt"`
 	TargetBucket    string `json:"targetBucket"`
 	TargetPrefix    string `json:"targetPrefix"`
 	ThawPending     int64  `json:"thawPending"`
+	ThawChecked     bool   `json:"thawChecked"`
 	ThawWaitSeconds int    `json:"thawWaitSeconds"`
 }
 
@@ -160,9 +188,20 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 		if req.Cursor == nil {
 			return Response{}, &fault.InvalidInput{Msg: "thaw check without a cursor"}
 		}
-		resp.Cursor, resp.Done, resp.RestoredAt = *req.Cursor, true, req.Cursor.RestoredAt
-		resp.ThawPending, err = h.thawPending(ctx, req.Execution, req.Cursor.NextThaw, opts)
-		return resp, err
+		cur := *req.Cursor
+		checked, err := h.checkThaw(ctx, req.Execution, &cur.Position, opts)
+		if err != nil {
+			return Response{}, err
+		}
+		resp.Cursor, resp.Done, resp.RestoredAt = cur, true, cur.Position.RestoredAt
+		resp.ManifestKey, resp.ThawPending, resp.ThawChecked = batch.ManifestKey(req.Execution), cur.Position.ThawPending, checked
+		if checked {
+			// The next check, after the wait, starts a new pass.
+			resp.Cursor.Position.ThawFile, resp.Cursor.Position.ThawItem, resp.Cursor.Position.ThawPending = 0, 0, 0
+		}
+		h.Logger.InfoContext(ctx, "thaw check", "execution", req.Execution, "checked", checked, "pending", resp.ThawPending,
+			"file", cur.Position.ThawFile, "item", cur.Position.ThawItem, "files", cur.Position.NextThaw)
+		return resp, nil
 	case "", ModePlan:
 	default:
 		return Response{}, &fault.InvalidInput{Msg: fmt.Sprintf("planner mode %q: want %q or %q", req.Mode, ModePlan, ModeThaw)}
@@ -179,13 +218,13 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 		if err != nil {
 			return Response{}, err
 		}
-		cur.RestoredAt = at.UTC().Format(time.RFC3339Nano)
+		cur.Position.RestoredAt = at.UTC().Format(time.RFC3339Nano)
 	}
-	at, err := time.Parse(time.RFC3339Nano, cur.RestoredAt)
+	at, err := time.Parse(time.RFC3339Nano, cur.Position.RestoredAt)
 	if err != nil {
-		return Response{}, &fault.InvalidInput{Msg: fmt.Sprintf("cursor restoredAt %q: %v", cur.RestoredAt, err)}
+		return Response{}, &fault.InvalidInput{Msg: fmt.Sprintf("cursor restoredAt %q: %v", cur.Position.RestoredAt, err)}
 	}
-	cur.Invocations++
+	cur.Totals.Invocations++
 	w := &writer{h: h, ctx: ctx, execution: req.Execution, cur: &cur, opts: opts, target: target}
 	done, err := h.walk(ctx, w, opts, at)
 	if err != nil {
@@ -194,16 +233,24 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	if err := w.flush(); err != nil {
 		return Response{}, err
 	}
-	h.Logger.InfoContext(ctx, "planned", "execution", req.Execution, "invocation", cur.Invocations, "done", done,
-		"restoredAt", cur.RestoredAt, "listed", cur.Listed, "new", cur.New, "changed", cur.Changed,
-		"unchanged", cur.Unchanged, "kept", cur.Kept, "archived", cur.Archived, "batches", cur.NextBatch)
+	t := cur.Totals
+	h.Logger.InfoContext(ctx, "planned", "execution", req.Execution, "invocation", t.Invocations, "done", done,
+		"restoredAt", cur.Position.RestoredAt, "listed", t.Listed, "new", t.New, "changed", t.Changed,
+		"unchanged", t.Unchanged, "kept", t.Kept, "archived", t.Archived, "ambiguous", t.Ambiguous, "batches", t.Batches)
 	if done {
 		if err := nothingToRestore(cur, h.Config.BackupBucket); err != nil {
 			return Response{}, err
 		}
-		resp.ThawPending = cur.ThawRequested
+		if !opts.DryRun {
+			// Exactly the batches of this plan: a file a failed attempt left past them is never run.
+			if err := batch.WriteManifest(ctx, h.S3, h.Config.RunBucket, req.Execution, t.Batches); err != nil {
+				return Response{}, err
+			}
+			resp.ManifestKey = batch.ManifestKey(req.Execution)
+		}
+		resp.ThawPending, resp.ThawChecked = cur.Position.ThawRequested, true
 	}
-	resp.Cursor, resp.Done, resp.RestoredAt = cur, done, cur.RestoredAt
+	resp.Cursor, resp.Done, resp.RestoredAt = cur, done, cur.Position.RestoredAt
 	return resp, nil
 }
 
@@ -274,16 +321,18 @@ func (h *Handler) walk(ctx context.Context, w *writer, opts restoreinput.Options
 	scopes, exact := opts.Scopes()
 	stopAt := lambdafn.StopAt(ctx)
 	var processed int64
-	for w.cur.Scope < len(scopes) {
-		scope := scopes[w.cur.Scope]
-		versions := listing.NewVersions(h.S3, h.Config.BackupBucket, scope, w.cur.After)
+	pos := &w.cur.Position
+	for pos.Scope < len(scopes) {
+		scope := scopes[pos.Scope]
+		versions := listing.NewVersions(h.S3, h.Config.BackupBucket, scope, pos.After)
 		startAfter := ""
-		if w.cur.After != "" {
-			startAfter = opts.TargetPrefix + w.cur.After
+		if pos.After != "" {
+			startAfter = opts.TargetPrefix + pos.After
 		}
 		targets := listing.NewObjects(h.S3, w.target, opts.TargetPrefix+scope, startAfter)
 		for {
-			if (h.Config.MaxKeysPerInvocation > 0 && processed >= h.Config.MaxKeysPerInvocation) || (!stopAt.IsZero() && time.Now().After(stopAt)) {
+			// At least one key per invocation, so that the loop always moves on.
+			if processed > 0 && ((h.Config.MaxKeysPerInvocation > 0 && processed >= h.Config.MaxKeysPerInvocation) || (!stopAt.IsZero() && time.Now().After(stopAt))) {
 				return false, nil
 			}
 			key, history, ok, err := versions.Next(ctx)
@@ -300,11 +349,11 @@ func (h *Handler) walk(ctx context.Context, w *writer, opts restoreinput.Options
 			if err := w.key(key, history, at, tgt); err != nil {
 				return false, err
 			}
-			w.cur.After = key
+			pos.After = key
 			processed++
 		}
-		w.cur.Scope++
-		w.cur.After = ""
+		pos.Scope++
+		pos.After = ""
 	}
 	return true, nil
 }
@@ -320,8 +369,9 @@ func (h *Handler) single(ctx context.Context, w *writer, opts restoreinput.Optio
 		return fmt.Errorf("head version: %w", err)
 	}
 	v := listing.Version{
-		Object:    change.Object{Key: key, Size: aws.ToInt64(out.ContentLength), ETag: aws.ToString(out.ETag), LastModified: aws.ToTime(out.LastModified)},
-		VersionID: opts.VersionID, StorageClass: string(out.StorageClass),
+		Object: change.Object{Key: key, Size: aws.ToInt64(out.ContentLength), ETag: aws.ToString(out.ETag), LastModified: aws.ToTime(out.LastModified),
+			StorageClass: string(out.StorageClass)},
+		VersionID: opts.VersionID,
 	}
 	targets := listing.NewObjects(h.S3, w.target, opts.TargetPrefix+key, "")
 	tgt, err := targetFor(ctx, targets, opts.TargetPrefix+key)
@@ -347,13 +397,14 @@ func targetFor(ctx context.Context, targets *listing.Objects, key string) (*chan
 
 // nothingToRestore turns an empty plan into a clear error when the selection or the moment is wrong.
 func nothingToRestore(cur Cursor, backup string) error {
+	pos := cur.Position
 	switch {
-	case cur.Listed > 0 || cur.Matched > 0:
+	case cur.Totals.Listed > 0 || pos.Matched > 0:
 		return nil
-	case cur.Entries == 0:
+	case pos.Entries == 0:
 		return &fault.InvalidInput{Msg: fmt.Sprintf("nothing in backup bucket %q matches the selection", backup)}
 	default:
-		return &fault.InvalidInput{Msg: fmt.Sprintf("%s is before the first backup of the selection: its earliest backed-up version is from %s; nothing was restored", cur.RestoredAt, cur.Earliest)}
+		return &fault.InvalidInput{Msg: fmt.Sprintf("%s is before the first backup of the selection: its earliest backed-up version is from %s; nothing was restored", pos.RestoredAt, pos.Earliest)}
 	}
 }
 
@@ -371,48 +422,55 @@ type writer struct {
 }
 
 func (w *writer) key(key string, history []listing.Version, at time.Time, tgt *change.Object) error {
-	w.cur.Entries += int64(len(history))
+	t, pos := &w.cur.Totals, &w.cur.Position
+	pos.Entries += int64(len(history))
 	for _, v := range history {
-		if e := v.LastModified.UTC().Format(time.RFC3339Nano); w.cur.Earliest == "" || e < w.cur.Earliest {
-			w.cur.Earliest = e
+		if e := v.LastModified.UTC().Format(time.RFC3339Nano); pos.Earliest == "" || e < pos.Earliest {
+			pos.Earliest = e
 		}
 	}
-	v := listing.AsOf(history, at)
+	v, ambiguity := listing.AsOf(history, at)
 	if v == nil {
 		return nil // the key did not exist yet at that moment
 	}
-	w.cur.Matched++
+	pos.Matched++
+	if ambiguity != "" {
+		t.Ambiguous++
+		w.h.Logger.WarnContext(w.ctx, "ambiguous moment", "execution", w.execution, "key", key, "note", ambiguity)
+	}
 	if v.DeleteMarker {
 		return nil // the key was deleted at that moment
 	}
-	w.cur.Listed++
-	it := batch.Item{Op: batch.OpCopy, Key: key, Size: v.Size, ETag: v.ETag, LastModified: v.LastModified, VersionID: v.VersionID}
+	t.Listed++
+	it := batch.Item{Op: batch.OpCopy, Key: key, Size: v.Size, ETag: v.ETag, LastModified: v.LastModified, VersionID: v.VersionID, Note: ambiguity}
 	if w.opts.TargetPrefix != "" {
 		it.DestKey = w.opts.TargetPrefix + key
 	}
 	switch {
 	case tgt == nil:
-		w.cur.New++
+		t.New++
 		it.Change = string(change.New)
 	case change.Same(v.Object, *tgt):
-		w.cur.Unchanged++
+		// Provably the same content (size and ETag): nothing to copy. Anything less is copied,
+		// or kept and reported when overwriting is not allowed.
+		t.Unchanged++
 		return nil
 	case !w.opts.OverwriteAllowed():
-		w.cur.Kept++
+		t.Kept++
 		it.Op, it.Change, it.Reason = batch.OpKeep, "kept", "exists in the target with different content and overwrite is false: left untouched"
 		return w.add(it)
 	default:
-		w.cur.Changed++
+		t.Changed++
 		it.Change = string(change.Changed)
 	}
-	w.cur.BytesToCopy += v.Size
+	t.BytesToCopy += v.Size
 	if archived(v.StorageClass) {
-		w.cur.Archived++
+		t.Archived++
 		if !w.opts.DryRun {
 			if err := w.h.thaw(w.ctx, it, w.opts); err != nil {
 				return err
 			}
-			w.cur.ThawRequested++
+			pos.ThawRequested++
 			w.thaw = append(w.thaw, it)
 		}
 	}
@@ -436,17 +494,17 @@ func (w *writer) add(it batch.Item) error {
 func (w *writer) flush() error {
 	header := batch.Header{Version: batch.Version, Source: w.h.Config.BackupBucket, Destination: w.target}
 	if len(w.items) > 0 {
-		if err := batch.Write(w.ctx, w.h.S3, w.h.Config.RunBucket, batch.Key(w.execution, w.cur.NextBatch), header, w.items); err != nil {
+		if err := batch.Write(w.ctx, w.h.S3, w.h.Config.RunBucket, batch.Key(w.execution, w.cur.Totals.Batches), header, w.items); err != nil {
 			return err
 		}
-		w.cur.NextBatch++
+		w.cur.Totals.Batches++
 		w.items, w.bytes = w.items[:0], 0
 	}
 	if len(w.thaw) > 0 {
-		if err := batch.Write(w.ctx, w.h.S3, w.h.Config.RunBucket, thawKey(w.execution, w.cur.NextThaw), header, w.thaw); err != nil {
+		if err := batch.Write(w.ctx, w.h.S3, w.h.Config.RunBucket, thawKey(w.execution, w.cur.Position.NextThaw), header, w.thaw); err != nil {
 			return err
 		}
-		w.cur.NextThaw++
+		w.cur.Position.NextThaw++
 		w.thaw = w.thaw[:0]
 	}
 	return nil
@@ -476,46 +534,86 @@ func (h *Handler) thaw(ctx context.Context, it batch.Item, opts restoreinput.Opt
 	return nil
 }
 
-// thawPending counts the archived versions of this restore that are not readable yet; a version
-// whose thaw was never started or has lapsed is asked for again.
-func (h *Handler) thawPending(ctx context.Context, execution string, files int, opts restoreinput.Options) (int64, error) {
-	var pending atomic.Int64
-	for n := range files {
-		key := thawKey(execution, n)
-		obj, err := h.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(h.Config.RunBucket), Key: aws.String(key)})
-		if err != nil {
-			return 0, fmt.Errorf("read %s: %w", key, err)
+// checkThaw goes on with the thaw check at pos: it looks at the restore's archived versions in
+// thaw-file order, adding those not readable yet to pos.ThawPending and asking again for any
+// whose thaw was never started or has lapsed, until it has looked at all of them (checked) or
+// the invocation's budget is spent: its stop time (lambdafn.StopAt) or ThawCheckMaxItems
+// versions. It looks at one version at least, so that a pass always moves on.
+func (h *Handler) checkThaw(ctx context.Context, execution string, pos *Position, opts restoreinput.Options) (checked bool, err error) {
+	stopAt := lambdafn.StopAt(ctx)
+	var looked int64
+	spent := func() bool {
+		return looked > 0 && ((h.Config.ThawCheckMaxItems > 0 && looked >= h.Config.ThawCheckMaxItems) || (!stopAt.IsZero() && time.Now().After(stopAt)))
+	}
+	for pos.ThawFile < pos.NextThaw {
+		if spent() {
+			return false, nil
 		}
-		var items []batch.Item
-		_, err = batch.Read(obj.Body, func(it batch.Item) error { items = append(items, it); return nil })
-		obj.Body.Close()
+		key := thawKey(execution, pos.ThawFile)
+		items, err := h.readThaw(ctx, key)
 		if err != nil {
-			return 0, fmt.Errorf("read %s: %w", key, err)
+			return false, err
 		}
+		if pos.ThawItem > len(items) {
+			return false, &fault.InvalidInput{Msg: fmt.Sprintf("thaw check cursor: item %d of %s, which has %d", pos.ThawItem, key, len(items))}
+		}
+		var pending atomic.Int64
 		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(16)
-		for _, it := range items {
+		g.SetLimit(ThawCheckConcurrency)
+		for pos.ThawItem < len(items) && !spent() {
+			it := items[pos.ThawItem]
 			g.Go(func() error {
-				out, err := h.S3.HeadObject(gctx, &s3.HeadObjectInput{Bucket: aws.String(h.Config.BackupBucket), Key: aws.String(it.Key), VersionId: aws.String(it.VersionID)})
-				if err != nil {
-					return fmt.Errorf("check thaw of %q: %w", it.Key, err)
+				readable, err := h.thawed(gctx, it, opts)
+				if err == nil && !readable {
+					pending.Add(1)
 				}
-				restore := aws.ToString(out.Restore)
-				switch {
-				case strings.Contains(restore, `ongoing-request="false"`):
-					return nil // readable
-				case restore == "":
-					if err := h.thaw(gctx, it, opts); err != nil {
-						return err
-					}
-				}
-				pending.Add(1)
-				return nil
+				return err
 			})
+			pos.ThawItem++
+			looked++
 		}
 		if err := g.Wait(); err != nil {
-			return 0, err
+			return false, err
+		}
+		pos.ThawPending += pending.Load()
+		if pos.ThawItem < len(items) {
+			return false, nil
+		}
+		pos.ThawFile++
+		pos.ThawItem = 0
+	}
+	return true, nil
+}
+
+// thawed reports whether an archived version is readable; one whose thaw was never started or
+// has lapsed is asked for again.
+func (h *Handler) thawed(ctx context.Context, it batch.Item, opts restoreinput.Options) (bool, error) {
+	out, err := h.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(h.Config.BackupBucket), Key: aws.String(it.Key), VersionId: aws.String(it.VersionID)})
+	if err != nil {
+		return false, fmt.Errorf("check thaw of %q: %w", it.Key, err)
+	}
+	restore := aws.ToString(out.Restore)
+	switch {
+	case strings.Contains(restore, `ongoing-request="false"`):
+		return true, nil
+	case restore == "":
+		if err := h.thaw(ctx, it, opts); err != nil {
+			return false, err
 		}
 	}
-	return pending.Load(), nil
+	return false, nil
+}
+
+// readThaw reads one thaw file.
+func (h *Handler) readThaw(ctx context.Context, key string) ([]batch.Item, error) {
+	obj, err := h.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(h.Config.RunBucket), Key: aws.String(key)})
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	defer obj.Body.Close()
+	var items []batch.Item
+	if _, err := batch.Read(obj.Body, func(it batch.Item) error { items = append(items, it); return nil }); err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	return items, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -12,9 +13,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"go.uber.org/goleak"
 
 	"github.com/bucketvault/bucketvault/shared/batch"
 	"github.com/bucketvault/bucketvault/shared/fault"
+	"github.com/bucketvault/bucketvault/shared/lambdafn"
 	"github.com/bucketvault/bucketvault/shared/s3fake"
 )
 
@@ -77,11 +80,11 @@ func TestPicksVersionAsOf(t *testing.T) {
 	f.Put("target", "changed", []byte("old")) // already holds the old content
 
 	resp := planAll(t, h, `{"at": "`+at.Format(time.RFC3339Nano)+`", "targetBucket": "target"}`)
-	c := resp.Cursor
-	if c.Listed != 2 || c.New != 1 || c.Unchanged != 1 || c.Changed != 0 || resp.RestoredAt != at.Format(time.RFC3339Nano) {
-		t.Fatalf("cursor %+v", c)
+	c := resp.Cursor.Totals
+	if c.Listed != 2 || c.New != 1 || c.Unchanged != 1 || c.Changed != 0 || c.Ambiguous != 0 || resp.RestoredAt != at.Format(time.RFC3339Nano) {
+		t.Fatalf("cursor %+v", resp.Cursor)
 	}
-	items := planned(t, f, c.NextBatch)
+	items := planned(t, f, c.Batches)
 	if len(items) != 1 || items[0].Key != "deleted-later" || items[0].VersionID == "" {
 		t.Fatalf("items %+v", items)
 	}
@@ -98,12 +101,12 @@ func TestThawsArchivedVersions(t *testing.T) {
 	input := `{"at": "2030-01-01T00:00:00Z", "targetBucket": "target", "thawTier": "Bulk", "thawCheckSeconds": 60}`
 
 	dry := planAll(t, h, strings.Replace(input, `"thawTier"`, `"dryRun": true, "thawTier"`, 1))
-	if dry.Cursor.Archived != 3 || dry.ThawPending != 0 || f.Count("RestoreObject") != 0 {
+	if dry.Cursor.Totals.Archived != 3 || dry.ThawPending != 0 || f.Count("RestoreObject") != 0 {
 		t.Fatalf("dry run: %+v, %d RestoreObject calls", dry, f.Count("RestoreObject"))
 	}
 
 	resp := planAll(t, h, input)
-	if resp.Cursor.Archived != 3 || resp.ThawPending != 3 || resp.ThawWaitSeconds != 60 || f.Count("RestoreObject") != 3 {
+	if resp.Cursor.Totals.Archived != 3 || resp.ThawPending != 3 || resp.ThawWaitSeconds != 60 || f.Count("RestoreObject") != 3 {
 		t.Fatalf("plan: %+v, %d RestoreObject calls", resp, f.Count("RestoreObject"))
 	}
 	check := func() int64 {
@@ -148,5 +151,228 @@ func TestBadRequests(t *testing.T) {
 				t.Errorf("%d writes despite the error", n)
 			}
 		})
+	}
+}
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// etagRewriter serves a bucket's listing with every ETag made multipart-looking, as a target
+// object uploaded in parts would be listed.
+type etagRewriter struct {
+	*s3fake.S3
+	bucket string
+}
+
+func (r etagRewriter) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, opts ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
+	out, err := r.S3.ListObjectsV2(ctx, in, opts...)
+	if err == nil && aws.ToString(in.Bucket) == r.bucket {
+		for i := range out.Contents {
+			out.Contents[i].ETag = aws.String(`"` + strings.Trim(aws.ToString(out.Contents[i].ETag), `"`) + `-2"`)
+		}
+	}
+	return out, err
+}
+
+// A target object of the same size as the version being restored, written later in parts, is
+// not proven to hold that version: it is replaced (or kept and reported with overwrite false),
+// never counted unchanged.
+func TestTargetNotProvenEqualIsNotUnchanged(t *testing.T) {
+	for _, tc := range []struct {
+		name, overwrite    string
+		changed, kept, new int64
+		op                 batch.Op
+	}{
+		{"overwrite", "", 1, 0, 0, batch.OpCopy},
+		{"overwrite false", `, "overwrite": false`, 0, 1, 0, batch.OpKeep},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, h := setup()
+			h.S3 = etagRewriter{S3: f, bucket: "target"}
+			f.Put("bak", "k", []byte("original"))
+			f.Tick(time.Hour)
+			f.Put("target", "k", []byte("rewrite!")) // same size, later, listed with a multipart ETag
+			resp := planAll(t, h, `{"at": "2030-01-01T00:00:00Z", "targetBucket": "target"`+tc.overwrite+`}`)
+			c := resp.Cursor.Totals
+			if c.Unchanged != 0 || c.Changed != tc.changed || c.Kept != tc.kept || c.Listed != 1 {
+				t.Fatalf("totals %+v", c)
+			}
+			items := planned(t, f, c.Batches)
+			if len(items) != 1 || items[0].Op != tc.op || items[0].Key != "k" {
+				t.Fatalf("items %+v", items)
+			}
+		})
+	}
+}
+
+// secondsLister lists versions with LastModified cut to the minute, as AWS cuts it to the second:
+// entries written within one minute of the fake's clock become a tie.
+type secondsLister struct{ *s3fake.S3 }
+
+func (l secondsLister) ListObjectVersions(ctx context.Context, in *s3.ListObjectVersionsInput, opts ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error) {
+	out, err := l.S3.ListObjectVersions(ctx, in, opts...)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out.Versions {
+		out.Versions[i].LastModified = aws.Time(out.Versions[i].LastModified.Truncate(time.Minute))
+	}
+	for i := range out.DeleteMarkers {
+		out.DeleteMarkers[i].LastModified = aws.Time(out.DeleteMarkers[i].LastModified.Truncate(time.Minute))
+	}
+	return out, nil
+}
+
+// A version and a delete marker of the same listed time: when neither is the key's latest entry,
+// the version is restored, the key counted ambiguous and its item carries a note saying so; when
+// the marker is the latest entry, the key was deleted at the moment and nothing is restored.
+func TestSameSecondTies(t *testing.T) {
+	f, h := setup()
+	h.S3 = secondsLister{f}
+	del := func(key string) {
+		if _, err := f.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: aws.String("bak"), Key: aws.String(key)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Tick(time.Hour)
+	f.Put("bak", "tie", []byte("data"))
+	del("tie")
+	f.Put("bak", "deleted", []byte("gone"))
+	del("deleted") // the latest entry: the key is deleted
+	at := f.Tick(time.Hour)
+	f.Tick(time.Hour)
+	f.Put("bak", "tie", []byte("later")) // after the moment: the tie is not at the top
+
+	resp := planAll(t, h, `{"at": "`+at.Format(time.RFC3339Nano)+`", "targetBucket": "target"}`)
+	c := resp.Cursor.Totals
+	if c.Ambiguous != 1 || c.Listed != 1 || c.New != 1 {
+		t.Fatalf("totals %+v", c)
+	}
+	items := planned(t, f, c.Batches)
+	if len(items) != 1 || items[0].Key != "tie" || !strings.Contains(items[0].Note, "delete marker") || !strings.Contains(items[0].Note, items[0].VersionID) {
+		t.Fatalf("items %+v", items)
+	}
+	if vs := f.Versions("bak", "tie"); items[0].VersionID != vs[0].VersionID {
+		t.Fatalf("restored version %s, want the first (%s)", items[0].VersionID, vs[0].VersionID)
+	}
+}
+
+// The batch manifest lists exactly the batches this plan wrote, so that a batch file a failed
+// attempt left under the prefix is never run; a dry run writes none.
+func TestManifestListsThisPlansBatches(t *testing.T) {
+	f, h := setup()
+	h.Config.BatchSize = 2
+	for _, k := range []string{"a", "b", "c"} {
+		f.Put("bak", k, []byte(k))
+	}
+	stale := batch.Key("exec", 2)
+	f.Put("run", stale, []byte(`{"version":1,"source":"bak","destination":"target"}`+"\n"))
+
+	dry := planAll(t, h, `{"at": "2030-01-01T00:00:00Z", "targetBucket": "target", "dryRun": true}`)
+	if dry.ManifestKey != "" || f.Count("PutObject run/"+batch.ManifestKey("exec")) != 0 {
+		t.Fatalf("dry run wrote a manifest: %+v", dry)
+	}
+
+	resp := planAll(t, h, `{"at": "2030-01-01T00:00:00Z", "targetBucket": "target"}`)
+	if resp.ManifestKey != batch.ManifestKey("exec") || resp.Cursor.Totals.Batches != 2 {
+		t.Fatalf("response %+v", resp)
+	}
+	out, err := f.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("run"), Key: aws.String(resp.ManifestKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(out.Body)
+	want := fmt.Sprintf("{\"Key\":%q}\n{\"Key\":%q}\n", batch.Key("exec", 0), batch.Key("exec", 1))
+	if string(body) != want {
+		t.Fatalf("manifest %q, want %q", body, want)
+	}
+}
+
+// The cursor crosses the state machine as JSON and is decoded strictly: a renamed or unknown
+// field fails the invocation instead of reading as zero.
+func TestCursorDecodedStrictly(t *testing.T) {
+	f, h := setup()
+	f.Put("bak", "a", []byte("a"))
+	handler := lambdafn.Handler(h.Handle, nil)
+	for _, tc := range []struct {
+		name, cursor string
+		ok           bool
+	}{
+		{"known fields", `{"totals": {"batches": 0, "invocations": 1}, "position": {"restoredAt": "2030-01-01T00:00:00Z"}}`, true},
+		{"old field name", `{"totals": {"nextBatch": 0}, "position": {"restoredAt": "2030-01-01T00:00:00Z"}}`, false},
+		{"flat old cursor", `{"restoredAt": "2030-01-01T00:00:00Z", "listed": 3}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			payload := `{"execution": "exec", "mode": "plan", "input": {"at": "2030-01-01T00:00:00Z", "targetBucket": "target"}, "cursor": ` + tc.cursor + `}`
+			_, err := handler.Invoke(context.Background(), []byte(payload))
+			if (err == nil) != tc.ok {
+				t.Fatalf("err = %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
+}
+
+// checkAll runs thaw-check invocations until one has looked at every archived version, and
+// returns the pending count and the number of invocations.
+func checkAll(t *testing.T, ctx context.Context, h *Handler, input string, cur Cursor) (int64, int) {
+	t.Helper()
+	for n := 1; n <= 1000; n++ {
+		r, err := h.Handle(ctx, Request{Execution: "exec", Input: json.RawMessage(input), Cursor: &cur, Mode: ModeThaw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.Done || r.ManifestKey != batch.ManifestKey("exec") {
+			t.Fatalf("thaw check response %+v", r)
+		}
+		if r.ThawChecked {
+			if p := r.Cursor.Position; p.ThawFile != 0 || p.ThawItem != 0 || p.ThawPending != 0 {
+				t.Fatalf("a finished pass left its position: %+v", p)
+			}
+			return r.ThawPending, n
+		}
+		if r.Cursor.Position == cur.Position {
+			t.Fatalf("a thaw check made no progress: %+v", cur.Position)
+		}
+		cur = r.Cursor
+	}
+	t.Fatal("the thaw check never finished")
+	return 0, 0
+}
+
+// A thaw check of many archived versions is paged: each invocation looks at no more than
+// ThawCheckMaxItems of them (or stops at its deadline) and returns its place, and the pending
+// counts of the invocations add up to every version not readable yet.
+func TestThawCheckIsPaged(t *testing.T) {
+	const n = 25
+	f, h := setup()
+	h.Config.BatchSize = 10 // thaw files of 10, 10 and 5 versions
+	for i := range n {
+		f.Put("bak", fmt.Sprintf("cold/%02d", i), []byte{byte(i)})
+	}
+	f.Archive("bak", "GLACIER")
+	input := `{"at": "2030-01-01T00:00:00Z", "targetBucket": "target"}`
+	plan := planAll(t, h, input)
+	if plan.ThawPending != n || !plan.ThawChecked || plan.Cursor.Position.NextThaw != 3 {
+		t.Fatalf("plan %+v", plan)
+	}
+
+	h.Config.ThawCheckMaxItems = 4
+	heads := f.Count("HeadObject")
+	pending, invocations := checkAll(t, context.Background(), h, input, plan.Cursor)
+	if pending != n || invocations != (n+3)/4 || f.Count("HeadObject")-heads != n {
+		t.Fatalf("pending %d after %d invocations and %d HeadObject; want %d, %d, %d", pending, invocations, f.Count("HeadObject")-heads, n, (n+3)/4, n)
+	}
+
+	// Near its deadline an invocation looks at one version and returns.
+	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Second) // StopAt is 10 s before the deadline: already past
+	defer cancel()
+	h.Config.ThawCheckMaxItems = 0
+	if pending, invocations = checkAll(t, ctx, h, input, plan.Cursor); pending != n || invocations != n {
+		t.Fatalf("near the deadline: pending %d after %d invocations, want %d after %d", pending, invocations, n, n)
+	}
+
+	f.ThawAll()
+	h.Config.ThawCheckMaxItems = 10
+	if pending, invocations = checkAll(t, context.Background(), h, input, plan.Cursor); pending != 0 || invocations != 3 {
+		t.Fatalf("after thawing: pending %d after %d invocations", pending, invocations)
 	}
 }

@@ -47,7 +47,9 @@ type Outcome struct {
 
 // Report is the contract of report.json and of the reporter's output, for backups and restores
 // alike (a restore sets RestoredAt, TargetBucket and TargetPrefix). Every key is always present. In the execution output Failures holds at most the first MaxFailuresInOutput with
-// FailuresOmitted counting the rest; report.json always holds all of them.
+// FailuresOmitted counting the rest; report.json always holds all of them. Guards are a backup's
+// guard verdicts; Withheld (deletionsWithheld) counts the deletions a tripped deletion guard kept
+// from running, which count as accounted for.
 type Report struct {
 	Status          string    `json:"status"`
 	Error           string    `json:"error"`
@@ -79,6 +81,8 @@ type Report struct {
 	SourceChanged   int64     `json:"sourceChanged"`
 	BytesCopied     int64     `json:"bytesCopied"`
 	Retries         int64     `json:"retries"`
+	Withheld        int64     `json:"deletionsWithheld"`
+	Guards          []Guard   `json:"guards"`
 	Batches         int64     `json:"batches"`
 	FailedBatches   int64     `json:"failedBatches"`
 	ListInvocations int       `json:"listInvocations"`
@@ -87,6 +91,22 @@ type Report struct {
 	FailuresOmitted int64     `json:"failuresOmitted"`
 	Skips           []Skip    `json:"skips"`
 	Notes           []Note    `json:"notes"`
+}
+
+// Guard is one backup guard's verdict on a run: it trips when the run touches more than
+// MaxPercent of the backup's current objects and more than Floor objects. A tripped guard ends the
+// run FAILED with Error (the copies are made either way; a tripped deletion guard withholds the
+// deletions).
+type Guard struct {
+	Name       string  `json:"name"`       // "deletion" or "change"
+	Count      int64   `json:"count"`      // deletions, or changed objects, in this run
+	Of         int64   `json:"of"`         // the backup's current objects (within the run's prefix)
+	Percent    float64 `json:"percent"`    // Count as a share of Of
+	MaxPercent float64 `json:"maxPercent"` // the limit this run applied
+	Floor      int64   `json:"floor"`      // at most this many never trip the guard
+	Tripped    bool    `json:"tripped"`
+	Error      string  `json:"error"`   // the execution's error name when tripped
+	Message    string  `json:"message"` // what tripped and how to accept it, when tripped
 }
 
 // MaxFailuresInOutput caps the failures carried in the execution output (256 KiB state limit).

@@ -4,8 +4,8 @@ package restoreinput
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -13,10 +13,20 @@ import (
 	"unicode/utf8"
 
 	"github.com/bucketvault/bucketvault/shared/fault"
+	"github.com/bucketvault/bucketvault/shared/strictjson"
 )
 
 // Thaw tiers of RestoreObject.
 var thawTiers = []string{"Standard", "Bulk", "Expedited"}
+
+// Defaults and bounds of the thaw options.
+const (
+	DefaultThawTier     = "Standard" // RestoreObject tier when thawTier is not given
+	DefaultThawDays     = 7          // days a thawed copy stays readable when thawDays is not given
+	MaxThawDays         = 365        // thawDays, at most
+	MaxThawCheckSeconds = 86400      // thawCheckSeconds, at most
+	MaxKeyBytes         = 1024       // S3's limit on a key, and on a prefix
+)
 
 // Options is a restore request.
 type Options struct {
@@ -82,9 +92,7 @@ func Parse(raw []byte) (Options, error) {
 		return Options{}, invalid("restore input must be a JSON object with at least \"at\" (an RFC 3339 time or a backup execution name)")
 	}
 	var o Options
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&o); err != nil {
+	if err := strictjson.Unmarshal(raw, &o); err != nil {
 		return Options{}, invalid("restore input: %v (fields: at, prefix, prefixes, keys, versionId, targetBucket, targetPrefix, overwrite, dryRun, thawTier, thawDays, thawCheckSeconds)", err)
 	}
 	if o.At == "" && o.VersionID == "" {
@@ -98,8 +106,8 @@ func Parse(raw []byte) (Options, error) {
 		switch {
 		case k == "":
 			return Options{}, invalid("restore input: keys[%d] is empty", i)
-		case len(k) > 1024 || !utf8.ValidString(k):
-			return Options{}, invalid("restore input: keys[%d] is not a valid S3 key (UTF-8, at most 1024 bytes)", i)
+		case len(k) > MaxKeyBytes || !utf8.ValidString(k):
+			return Options{}, invalid("restore input: keys[%d] is not a valid S3 key (UTF-8, at most %d bytes)", i, MaxKeyBytes)
 		case seen[k]:
 			return Options{}, invalid("restore input: key %q is listed twice", k)
 		}
@@ -108,25 +116,29 @@ func Parse(raw []byte) (Options, error) {
 	if o.VersionID != "" && len(o.Keys) != 1 {
 		return Options{}, invalid("restore input: versionId needs exactly one key in keys")
 	}
-	for i, p := range append(slices.Clone(o.Prefixes), o.Prefix, o.TargetPrefix) {
-		if len(p) > 1024 || !utf8.ValidString(p) {
-			return Options{}, invalid("restore input: prefix %d is not valid (UTF-8, at most 1024 bytes)", i)
+	prefixes := map[string]string{"prefix": o.Prefix, "targetPrefix": o.TargetPrefix}
+	for i, p := range o.Prefixes {
+		prefixes[fmt.Sprintf("prefixes[%d]", i)] = p
+	}
+	for _, field := range slices.Sorted(maps.Keys(prefixes)) {
+		if p := prefixes[field]; len(p) > MaxKeyBytes || !utf8.ValidString(p) {
+			return Options{}, invalid("restore input: %s is not a valid key prefix (UTF-8, at most %d bytes)", field, MaxKeyBytes)
 		}
 	}
 	if o.ThawTier == "" {
-		o.ThawTier = "Standard"
+		o.ThawTier = DefaultThawTier
 	}
 	if !slices.Contains(thawTiers, o.ThawTier) {
 		return Options{}, invalid("restore input: thawTier %q must be one of %v", o.ThawTier, thawTiers)
 	}
 	if o.ThawDays == 0 {
-		o.ThawDays = 7
+		o.ThawDays = DefaultThawDays
 	}
-	if o.ThawDays < 1 || o.ThawDays > 365 {
-		return Options{}, invalid("restore input: thawDays %d must be from 1 to 365", o.ThawDays)
+	if o.ThawDays < 1 || o.ThawDays > MaxThawDays {
+		return Options{}, invalid("restore input: thawDays %d must be from 1 to %d", o.ThawDays, MaxThawDays)
 	}
-	if o.ThawCheckSeconds != nil && (*o.ThawCheckSeconds < 0 || *o.ThawCheckSeconds > 86400) {
-		return Options{}, invalid("restore input: thawCheckSeconds %d must be from 0 to 86400", *o.ThawCheckSeconds)
+	if o.ThawCheckSeconds != nil && (*o.ThawCheckSeconds < 0 || *o.ThawCheckSeconds > MaxThawCheckSeconds) {
+		return Options{}, invalid("restore input: thawCheckSeconds %d must be from 0 to %d", *o.ThawCheckSeconds, MaxThawCheckSeconds)
 	}
 	return o, nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -32,10 +33,12 @@ type listerIn struct {
 }
 
 type listerOut struct {
-	Cursor      *string `json:"cursor"`
-	Done        bool    `json:"done"`
-	DryRun      bool    `json:"dryRun"`
-	BatchPrefix string  `json:"batchPrefix"`
+	Cursor          *string          `json:"cursor"`
+	Done            bool             `json:"done"`
+	DryRun          bool             `json:"dryRun"`
+	ManifestKey     string           `json:"manifestKey"`
+	ManifestBatches int              `json:"manifestBatches"`
+	Guards          []map[string]any `json:"guards"`
 }
 
 type copierIn struct {
@@ -44,6 +47,8 @@ type copierIn struct {
 	RetryCount int    `json:"retryCount"`
 }
 
+// The backup definition loops the lister, runs one copier per batch the lister's manifest lists
+// (never a batch file outside it), and ends as the reporter says.
 func TestBackupDefinitionEndToEnd(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -55,6 +60,8 @@ func TestBackupDefinitionEndToEnd(t *testing.T) {
 		{name: "succeeded", report: map[string]any{"status": "SUCCEEDED", "copied": 3}, wantStatus: "SUCCEEDED"},
 		{name: "incomplete", report: map[string]any{"status": "FAILED", "error": "BackupIncomplete", "cause": "2 objects failed"},
 			wantStatus: "FAILED", wantError: "BackupIncomplete", wantCause: "2 objects failed"},
+		{name: "guard", report: map[string]any{"status": "FAILED", "error": "DeletionGuardTripped", "cause": "would mark 11 of 20"},
+			wantStatus: "FAILED", wantError: "DeletionGuardTripped", wantCause: "would mark 11 of 20"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,15 +77,25 @@ func TestBackupDefinitionEndToEnd(t *testing.T) {
 				if (n == 1) != (in.Cursor == nil) {
 					t.Errorf("call %d: cursor %v", n, in.Cursor)
 				}
-				prefix := "nightly/batches/"
+				prefix := "work/nightly/batches/"
 				store.put("runs", prefix+"batch-"+string(rune('0'+n))+".json", `{"keys":["a"]}`)
 				c := "c" + string(rune('0'+n))
-				return listerOut{Cursor: &c, Done: n == 2, BatchPrefix: prefix}, nil
+				out := listerOut{Cursor: &c, Done: n == 2, Guards: []map[string]any{}}
+				if out.Done {
+					// A batch a failed attempt left behind, which the manifest does not list.
+					store.put("runs", prefix+"batch-7.json", `{"keys":["stale"]}`)
+					store.put("runs", "work/nightly/manifest.jsonl", `{"Key":"`+prefix+`batch-1.json"}`+"\n"+`{"Key":"`+prefix+`batch-2.json"}`+"\n")
+					out.ManifestKey, out.ManifestBatches = "work/nightly/manifest.jsonl", 2
+					out.Guards = []map[string]any{{"name": "deletion", "tripped": false}}
+				}
+				return out, nil
 			})
+			var copied sync.Map
 			copier := fn(func(_ context.Context, in copierIn) (map[string]any, error) {
-				if in.Execution != "nightly" || !strings.HasPrefix(in.BatchKey, "nightly/batches/") {
+				if in.Execution != "nightly" || !strings.HasPrefix(in.BatchKey, "work/nightly/batches/batch-") || strings.HasSuffix(in.BatchKey, "-7.json") {
 					t.Errorf("copier input: %+v", in)
 				}
+				copied.Store(in.BatchKey, true)
 				return map[string]any{"batchKey": in.BatchKey, "copied": 1, "deleted": 0, "failed": 0, "skipped": 0,
 					"bytesCopied": 10, "retries": 0, "outcomeKey": in.BatchKey + ".outcome"}, nil
 			})
@@ -119,9 +136,18 @@ func TestBackupDefinitionEndToEnd(t *testing.T) {
 			if got := eventTypes(x); !reflect.DeepEqual(got, wantEvents) {
 				t.Errorf("events:\n got %v\nwant %v", got, wantEvents)
 			}
-			// The reporter sees the Map's ResultWriter reference and the execution start time.
+			for _, key := range []string{"work/nightly/batches/batch-1.json", "work/nightly/batches/batch-2.json"} {
+				if _, ok := copied.Load(key); !ok {
+					t.Errorf("%s was not copied", key)
+				}
+			}
+			// The reporter sees the Map's ResultWriter reference, the guards' verdicts and the
+			// execution start time.
 			st := reporterState.Load().(map[string]any)
 			state := st["state"].(map[string]any)
+			if g, _ := state["guards"].([]any); len(g) != 1 || state["manifestKey"] != "work/nightly/manifest.jsonl" {
+				t.Errorf("reporter state: %v", state)
+			}
 			cp := state["copy"].(map[string]any)
 			details := cp["ResultWriterDetails"].(map[string]any)
 			if details["Bucket"] != "runs" || !strings.HasPrefix(details["Key"].(string), "map-results/") ||
@@ -152,5 +178,35 @@ func TestBackupDefinitionEndToEnd(t *testing.T) {
 				t.Fatalf("history: %v", err)
 			}
 		})
+	}
+}
+
+// A run with nothing to copy or mark (the manifest lists no batch) skips the Copy state.
+func TestBackupDefinitionSkipsEmptyCopy(t *testing.T) {
+	lister := fn(func(_ context.Context, in listerIn) (listerOut, error) {
+		c := "c"
+		return listerOut{Cursor: &c, Done: true, ManifestKey: "work/idle/manifest.jsonl", Guards: []map[string]any{}}, nil
+	})
+	copier := fn(func(_ context.Context, in copierIn) (map[string]any, error) {
+		t.Errorf("copier invoked: %+v", in)
+		return nil, nil
+	})
+	reporter := fn(func(_ context.Context, in map[string]any) (map[string]any, error) {
+		return map[string]any{"status": "SUCCEEDED"}, nil
+	})
+	opts := testOptions(map[string]FunctionConfig{"lister": lister, "copier": copier, "reporter": reporter})
+	opts.StateMachineName = "bucketvault-backup"
+	opts.S3 = newFakeS3("runs")
+	x, err := mustNew(t, loadBackup(t), opts).Run(context.Background(), "idle", []byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.Status != "SUCCEEDED" {
+		t.Fatalf("status %s %s %s", x.Status, x.Error, x.Cause)
+	}
+	for _, ev := range eventTypes(x) {
+		if strings.HasPrefix(ev, "Map") {
+			t.Fatalf("the Copy state ran: %v", eventTypes(x))
+		}
 	}
 }

@@ -1,6 +1,7 @@
 // Command demo shows bucketvault with zero setup: it starts its own MinIO, backs up the recipe's
-// sample files, changes one file and deletes another, backs up again, runs once more with nothing
-// changed, prints the reports and the backup's version listing, and stops MinIO.
+// sample files, changes one file, deletes another and adds a third, backs up again (all three
+// changes in one run), runs once more with nothing changed, prints the reports and the backup's
+// version listing, and stops MinIO.
 package main
 
 import (
@@ -77,14 +78,17 @@ func run() error {
 	if err := backupOnce(ctx, runner, "first backup: every object is new"); err != nil {
 		return err
 	}
-	fmt.Println("== Changing sample-file-1.txt and deleting sample-file-2.txt in the primary bucket")
+	fmt.Println("== Changing sample-file-1.txt, deleting sample-file-2.txt and adding sample-file-4.txt in the primary bucket")
 	if err := put(ctx, client, "sample-file-1.txt", "This is an updated version of file 1 - "+time.Now().UTC().Format(time.RFC3339)+"\n", nil); err != nil {
 		return err
 	}
 	if _, err := client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(primary), Key: aws.String("sample-file-2.txt")}); err != nil {
 		return err
 	}
-	if err := backupOnce(ctx, runner, "second backup: one changed, one deleted, the rest untouched"); err != nil {
+	if err := put(ctx, client, "sample-file-4.txt", "This is sample file 4 - "+time.Now().UTC().Format(time.RFC3339)+"\n", nil); err != nil {
+		return err
+	}
+	if err := backupOnce(ctx, runner, "second backup: one changed, one deleted, one added, the rest untouched"); err != nil {
 		return err
 	}
 	if err := backupOnce(ctx, runner, "third backup: nothing changed, nothing copied"); err != nil {
@@ -148,8 +152,8 @@ func backupOnce(ctx context.Context, runner *localrun.Runner, what string) error
 		return fmt.Errorf("execution %s %s without a report: %s %s", name, res.Execution.Status, res.Execution.Error, res.Execution.Cause)
 	}
 	r := res.Report
-	fmt.Printf("   execution %s: listed %d, new %d, changed %d, unchanged %d, copied %d (%d bytes), deleted %d, failed %d\n",
-		res.Execution.Status, r.Listed, r.New, r.Changed, r.Unchanged, r.Copied, r.BytesCopied, r.Deleted, r.Failed)
+	fmt.Printf("   execution %s: listed %d, new %d, changed %d, unchanged %d, copied %d (%d bytes), deleted %d, failed %d, deletions withheld %d\n",
+		res.Execution.Status, r.Listed, r.New, r.Changed, r.Unchanged, r.Copied, r.BytesCopied, r.Deleted, r.Failed, r.Withheld)
 	fmt.Printf("   report s3://%s/%s:\n%s\n", runs, r.ReportKey, indent(res.ReportJSON))
 	if !res.Succeeded() {
 		return fmt.Errorf("execution %s %s: %s", name, res.Execution.Status, res.Execution.Error)
