@@ -91,6 +91,9 @@ func TestLeastPrivilege(t *testing.T) {
 	// Source data that takes every path the copier has: single-part copies with metadata and
 	// tags, a copy along a multipart source's part boundaries, and (second run) a change and a
 	// deletion, which HEADs the source for the missing key before marking it deleted.
+	// The backup bucket is SSE-KMS, so that the copier records its copies in the ETag index and
+	// the second run's lister reads them back.
+	e.kmsDefault(e.backup)
 	e.put(e.source, object{key: "docs/a.txt", body: "alpha", contentType: "text/plain", meta: map[string]string{"owner": "ops"}, tags: "class=doc"})
 	e.put(e.source, object{key: "docs/b.txt", body: "bravo"})
 	e.put(e.source, object{key: "img/c.bin", body: strings.Repeat("c", 200)})
@@ -193,6 +196,9 @@ func TestLeastPrivilege(t *testing.T) {
 			return err
 		}},
 		{"copier rewrites the manifest", put(copier, e.run, workKey+"manifest.jsonl")},
+		{"copier moves the index pointer", put(copier, e.run, "index/current.json")},
+		{"copier writes an index carry file", put(copier, e.run, "index/"+second.Execution.Name+"/carry/000000.jsonl")},
+		{"reporter reads the index", get(reporter, e.run, "index/current.json")},
 		{"reporter rewrites the manifest", put(reporter, e.run, workKey+"manifest.jsonl")},
 		{"restore copier deletes in its target", del(restoreCopier, e.source, "docs/a.txt", "")},
 		{"restore copier writes to the backup", put(restoreCopier, e.backup, "docs/a.txt")},

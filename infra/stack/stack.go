@@ -67,6 +67,10 @@ func title(s string) string {
 	return b.String()
 }
 
+// IndexExpiryDays expires an ETag index generation (index/ in the run bucket) this long after it
+// was written. Each run writes a new one, so it matters only when backups stop for that long.
+const IndexExpiryDays = 35
+
 // Map state label in backup.asl.json and restore.asl.json; child executions are named
 // <state machine>/Copy:<id>.
 const copyMapLabel = "Copy"
@@ -236,6 +240,13 @@ func (s *BackupStack) buckets() {
 			Expiration: days(p.RunResultsExpiryDays),
 		},
 		{
+			// The ETag index (SSE-KMS change detection): every run writes a new generation and
+			// carries the entries that still hold, so only a generation untouched for this long
+			// expires; the next run then copies each object whose ETags differ once more.
+			Id: jsii.String("index"), Prefix: jsii.String("index/"),
+			Expiration: days(IndexExpiryDays),
+		},
+		{
 			// Reports and execution histories: the audit trail.
 			Id: jsii.String("runs"), Prefix: jsii.String("runs/"),
 			Expiration: days(p.RunRecordsExpiryDays),
@@ -319,6 +330,8 @@ func (s *BackupStack) functions() {
 	copier := []awsiam.PolicyStatement{
 		allow("ReadBatches", []string{"s3:GetObject"}, run+"/work/*/batches/*"),
 		allow("WriteOutcomes", []string{"s3:PutObject"}, run+"/work/*/outcomes/*"),
+		// The ETag index entries of a backup batch's copies (only when its ETags differ: SSE-KMS).
+		allow("RecordCopies", []string{"s3:PutObject"}, run+"/index/*/copied/*"),
 		// ListBucket makes HEAD of a missing key answer 404 rather than 403: the copier detects
 		// vanished sources and already-deleted backups by that 404.
 		allow("HeadMissingKeysAs404", []string{"s3:ListBucket"}, src, bak),
@@ -351,6 +364,9 @@ func (s *BackupStack) functions() {
 				allow("CheckBackupVersioning", []string{"s3:GetBucketVersioning"}, bak),
 				// The batches, and the manifest of those the Map runs.
 				allow("WriteBatches", []string{"s3:PutObject"}, run+"/work/*/batches/*", run+"/work/*/manifest.jsonl"),
+				// The ETag index: read the current generation, write the next one (carry files,
+				// generation.json, current.json).
+				allow("ReadWriteETagIndex", []string{"s3:GetObject", "s3:PutObject"}, run+"/index/*"),
 			},
 		},
 		{

@@ -252,6 +252,7 @@ func TestBackupStack(t *testing.T) {
 			"LifecycleConfiguration", obj("Rules", []any{
 				obj("Id", "map-results", "Prefix", "map-results/", "ExpirationInDays", 7, "Status", "Enabled"),
 				obj("Id", "work", "Prefix", "work/", "ExpirationInDays", 7, "Status", "Enabled"),
+				obj("Id", "index", "Prefix", "index/", "ExpirationInDays", IndexExpiryDays, "Status", "Enabled"),
 				obj("Id", "runs", "Prefix", "runs/", "ExpirationInDays", 365, "Status", "Enabled"),
 				obj("Id", "abort-incomplete-uploads", "AbortIncompleteMultipartUpload", obj("DaysAfterInitiation", 1), "Status", "Enabled"),
 			}),
@@ -431,10 +432,13 @@ func TestBackupStack(t *testing.T) {
 				"Allow s3:GetBucketVersioning " + bak,
 				"Allow s3:PutObject " + run + "/work/*/batches/*",
 				"Allow s3:PutObject " + run + "/work/*/manifest.jsonl",
+				"Allow s3:GetObject " + run + "/index/*",
+				"Allow s3:PutObject " + run + "/index/*",
 			},
 			RoleID(Copier): {
 				"Allow s3:GetObject " + run + "/work/*/batches/*",
 				"Allow s3:PutObject " + run + "/work/*/outcomes/*",
+				"Allow s3:PutObject " + run + "/index/*/copied/*",
 				"Allow s3:ListBucket " + src,
 				"Allow s3:ListBucket " + bak,
 				"Allow s3:GetObject " + src + "/*",
@@ -647,6 +651,19 @@ func TestBackupStackSettings(t *testing.T) {
 				t.Errorf("copier lacks %s on the backup key", a)
 			}
 		}
+		// Change detection under the key: the lister reads and writes the ETag index, the copier
+		// records its copies in it, and the index outlives the work files.
+		run := "arn:aws:s3:::" + testRun
+		if !policydoc.Allows(s.statements(t, RoleID(Lister)), "s3:GetObject", run+"/index/*") ||
+			!policydoc.Allows(s.statements(t, RoleID(Lister)), "s3:PutObject", run+"/index/*") {
+			t.Error("the lister cannot read and write the ETag index")
+		}
+		if !policydoc.Allows(copier, "s3:PutObject", run+"/index/*/copied/*") || policydoc.Allows(copier, "s3:PutObject", run+"/index/current.json") {
+			t.Error("the copier must write index/*/copied/* and nothing else of the index")
+		}
+		has(t, tpl, "AWS::S3::Bucket", obj("LifecycleConfiguration", obj("Rules", assertions.Match_ArrayWith(&[]any{
+			assertions.Match_ObjectLike(&map[string]any{"Id": "index", "Prefix": "index/", "ExpirationInDays": IndexExpiryDays}),
+		}))))
 		for _, role := range []string{RoleID(Lister), RoleID(Reporter), StateMachineRoleID} {
 			for _, a := range policydoc.Actions(s.statements(t, role)) {
 				if strings.HasPrefix(a, "kms:") {

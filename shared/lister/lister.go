@@ -13,6 +13,7 @@ package lister
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/batch"
 	"github.com/bucketvault/bucketvault/shared/change"
 	"github.com/bucketvault/bucketvault/shared/envconf"
+	"github.com/bucketvault/bucketvault/shared/etagindex"
 	"github.com/bucketvault/bucketvault/shared/execinput"
 	"github.com/bucketvault/bucketvault/shared/fault"
 	"github.com/bucketvault/bucketvault/shared/guard"
@@ -36,6 +38,7 @@ import (
 // S3 is what the lister needs of an S3 client.
 type S3 interface {
 	s3.ListObjectsV2APIClient
+	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
 	HeadBucket(ctx context.Context, in *s3.HeadBucketInput, opts ...func(*s3.Options)) (*s3.HeadBucketOutput, error)
 	GetBucketVersioning(ctx context.Context, in *s3.GetBucketVersioningInput, opts ...func(*s3.Options)) (*s3.GetBucketVersioningOutput, error)
 	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
@@ -121,6 +124,18 @@ type Position struct {
 	After         string `json:"after"`
 	CopyBatches   int    `json:"copyBatches"`
 	DeleteBatches int    `json:"deleteBatches"`
+	// Index is where the execution stands in the ETag index (package etagindex).
+	Index IndexPosition `json:"index"`
+}
+
+// IndexPosition is the lister's place in the ETag index: the generation the first invocation
+// found current, how far this execution has read it, and the number of the next carry file it
+// writes. When the listing is done the lister commits a generation of CarryFiles = NextCarry
+// carry files and this execution's copy batches.
+type IndexPosition struct {
+	Read      etagindex.Generation `json:"read"`
+	At        etagindex.Position   `json:"at"`
+	NextCarry int                  `json:"nextCarry"`
 }
 
 // Cursor carries the totals and the position between invocations.
@@ -165,8 +180,8 @@ func (h *Handler) Handle(ctx context.Context, req Request) (Response, error) {
 	return resp, nil
 }
 
-// The streams the merge walks, by index in a merged row. A further key-ordered stream (a
-// change-detection index) is one more index here and one more listing in handle.
+// The streams the merge walks, by index in a merged row. The ETag index is walked beside them
+// (etagindex.Carry), looked up by each merged key.
 const (
 	sourceStream = iota
 	backupStream
@@ -184,8 +199,13 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	cur := Cursor{}
 	if req.Cursor != nil {
 		cur = *req.Cursor
-	} else if err := h.checkBuckets(ctx); err != nil {
-		return Response{}, err
+	} else {
+		if err := h.checkBuckets(ctx); err != nil {
+			return Response{}, err
+		}
+		if cur.Position.Index.Read, err = h.currentIndex(ctx, retries); err != nil {
+			return Response{}, err
+		}
 	}
 	cur.Totals.Invocations++
 	start := h.now()
@@ -198,6 +218,14 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 		listing.NewObjects(h.S3, h.Config.BackupBucket, opts.Prefix, after).WithOptions(retries.Option()),
 	)
 	w := newWriter(h, ctx, req.Execution, &cur, opts.DryRun, retries)
+	idx := &cur.Position.Index
+	carry := &etagindex.Carry{
+		Reader: etagindex.NewReader(h.S3, h.Config.RunBucket, idx.Read, idx.At, retries.Option()),
+		Prefix: opts.Prefix,
+	}
+	if !opts.DryRun {
+		carry.Writer = etagindex.NewWriter(h.S3, h.Config.RunBucket, req.Execution, idx.NextCarry, 0, retries.Option())
+	}
 	var processed int64
 	done := false
 	for {
@@ -215,14 +243,40 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 			done = true
 			break
 		}
-		if err := w.add(row[sourceStream], row[backupStream]); err != nil {
+		src, bak := row[sourceStream], row[backupStream]
+		entry, err := carry.Lookup(ctx, keyOf(src, bak))
+		if err != nil {
+			return Response{}, err
+		}
+		if err := w.add(src, bak, entry, carry); err != nil {
 			return Response{}, err
 		}
 		processed++
 	}
+	if done {
+		// The index beyond the last listed key is carried too (another prefix's entries); with
+		// a large index that may take more invocations.
+		// LISTER_MAX_KEYS counts the entries carried here as keys.
+		stop := func() bool {
+			if outOfTime() || h.Config.MaxKeysPerInvocation > 0 && processed >= h.Config.MaxKeysPerInvocation {
+				return true
+			}
+			processed++
+			return false
+		}
+		if done, err = carry.Finish(ctx, stop); err != nil {
+			return Response{}, err
+		}
+	}
 	if err := w.flush(); err != nil {
 		return Response{}, err
 	}
+	if carry.Writer != nil {
+		if idx.NextCarry, err = carry.Writer.Flush(ctx); err != nil {
+			return Response{}, err
+		}
+	}
+	idx.At = carry.Reader.Position()
 	t := &cur.Totals
 	h.Logger.InfoContext(ctx, "listed", "execution", req.Execution, "invocation", t.Invocations,
 		"keys", processed, "done", done, "after", cur.Position.After, "batches", t.Batches,
@@ -244,6 +298,11 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 				return Response{}, err
 			}
 			resp.ManifestKey, resp.ManifestBatches = batch.ManifestKey(req.Execution), len(keys)
+			// The next execution reads what this one carried and what its copy batches copy.
+			g := etagindex.Generation{Execution: req.Execution, CarryFiles: idx.NextCarry, CopyBatches: cur.Position.CopyBatches}
+			if err := etagindex.Commit(ctx, h.S3, h.Config.RunBucket, g, retries.Option()); err != nil {
+				return Response{}, err
+			}
 		}
 	}
 	t.Retries += retries.Count()
@@ -261,6 +320,18 @@ func (h *Handler) limits(opts execinput.Options) guard.Limits {
 		l.Change.MaxPercent = *opts.MaxChangePercent
 	}
 	return l
+}
+
+// currentIndex returns the ETag index generation the execution reads. A generation that is gone
+// (expired, removed) is logged and read as empty: it costs a copy of each object whose backup
+// ETag differs from its source's (SSE-KMS), never a missed change.
+func (h *Handler) currentIndex(ctx context.Context, retries *s3client.RetryCounter) (etagindex.Generation, error) {
+	g, err := etagindex.Current(ctx, h.S3, h.Config.RunBucket, retries.Option())
+	if errors.Is(err, etagindex.ErrGenerationMissing) {
+		h.Logger.WarnContext(ctx, "ETag index not found: objects whose backup ETag differs from the source's (SSE-KMS) are copied again", "error", err)
+		return etagindex.Generation{}, nil
+	}
+	return g, err
 }
 
 func (h *Handler) now() time.Time {
@@ -323,9 +394,18 @@ func newWriter(h *Handler, ctx context.Context, execution string, cur *Cursor, d
 	}
 }
 
-func (w *writer) add(src, bak *change.Object) error {
+// add classifies one key from its two listings and its ETag index entry (nil when none): a key
+// whose ETags differ is unchanged when the entry records exactly this pair (the backup's version
+// is the copy of this source content), and the entry is carried on.
+func (w *writer) add(src, bak *change.Object, entry *etagindex.Entry, carry *etagindex.Carry) error {
 	key := keyOf(src, bak)
 	class := change.Classify(src, bak)
+	if class == change.Changed && entry.Matches(*src, *bak) {
+		class = change.Unchanged
+		if err := carry.Keep(w.ctx, *entry); err != nil {
+			return err
+		}
+	}
 	t := &w.cur.Totals
 	if src != nil {
 		t.Listed++

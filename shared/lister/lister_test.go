@@ -15,6 +15,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/batch"
 	"github.com/bucketvault/bucketvault/shared/change"
 	"github.com/bucketvault/bucketvault/shared/envconf"
+	"github.com/bucketvault/bucketvault/shared/etagindex"
 	"github.com/bucketvault/bucketvault/shared/fault"
 	"github.com/bucketvault/bucketvault/shared/guard"
 	"github.com/bucketvault/bucketvault/shared/lambdafn"
@@ -522,5 +523,31 @@ func TestMergerRows(t *testing.T) {
 	want := []string{"a-a", "-b-", "cc-", "d-d", "--e"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("rows %q, want %q", got, want)
+	}
+}
+
+// The ETag index: a generation that is gone is read as empty (every object whose ETags differ is
+// copied again, none is missed), and the finishing invocation commits this execution's
+// generation; a dry run commits none.
+func TestIndexGeneration(t *testing.T) {
+	f, h := setup(true)
+	f.SetEncryption("bak", "aws:kms")
+	f.Put("src", "a", []byte("a"))
+	f.Put("bak", "a", []byte("a")) // a KMS ETag: no entry says it holds the source
+	f.Put("run", etagindex.CurrentKey, []byte(`{"execution":"expired"}`))
+	listAll(t, h, `{"dryRun": true}`)
+	if string(read(t, f, etagindex.CurrentKey)) != `{"execution":"expired"}` {
+		t.Fatalf("a dry run moved the index pointer: %s", read(t, f, etagindex.CurrentKey))
+	}
+	resp, _ := listAll(t, h, `{}`)
+	if c := resp.Cursor.Totals; c.Changed != 1 || c.Unchanged != 0 {
+		t.Fatalf("totals %+v: want the object copied again", c)
+	}
+	g, err := etagindex.Current(context.Background(), f, "run")
+	if err != nil || g != (etagindex.Generation{Execution: "exec", CopyBatches: 1}) {
+		t.Fatalf("committed generation %+v, %v", g, err)
+	}
+	if it := items(t, f, manifest(t, f, resp)); len(it) != 1 || it[0].Prior == "" || it[0].Prior != f.Versions("bak", "a")[0].ETag {
+		t.Fatalf("items %+v: want the backup's ETag as Prior", it)
 	}
 }
