@@ -170,10 +170,9 @@ func DefaultLifecycle() Lifecycle {
 var (
 	namePrefixRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
 	bucketNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
-	scheduleRe   = regexp.MustCompile(`^(cron|rate|at)\(.+\)$`)
 )
 
-// Validate reports the first setting that cannot work, naming its context key.
+// Validate reports every setting that cannot work, each naming its context key and the rule it breaks.
 func (p Props) Validate() error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
@@ -192,11 +191,11 @@ func (p Props) Validate() error {
 			bad(key, "%q is not a valid bucket name", name)
 		}
 	}
-	if !scheduleRe.MatchString(p.Schedule) {
-		bad("schedule", "%q: want cron(...), rate(...) or at(...)", p.Schedule)
+	if err := ValidateSchedule(p.Schedule); err != nil {
+		bad("schedule", "%v", err)
 	}
-	if strings.TrimSpace(p.ScheduleTimeZone) == "" {
-		bad("scheduleTimeZone", "empty")
+	if err := ValidateTimeZone(p.ScheduleTimeZone); err != nil {
+		bad("scheduleTimeZone", "%v", err)
 	}
 	switch p.StateMachineLogLevel {
 	case "ALL", "ERROR", "FATAL", "OFF":
@@ -239,42 +238,92 @@ func (p Props) Validate() error {
 }
 
 func (l Lifecycle) validate() error {
+	var errs []error
 	switch l.SmallObjects {
 	case "all_storage_classes_128K", "varies_by_storage_class":
 	default:
-		return fmt.Errorf("transitionDefaultMinimumObjectSize: %q: want all_storage_classes_128K or varies_by_storage_class", l.SmallObjects)
+		errs = append(errs, fmt.Errorf("transitionDefaultMinimumObjectSize: %q: want all_storage_classes_128K or varies_by_storage_class", l.SmallObjects))
 	}
-	// S3 refuses Standard-IA before 30 days, and each later tier must come later.
-	if err := ascending("lifecycle", l.InfrequentAccessDays, l.GlacierDays, l.DeepArchiveDays, l.ExpireDays); err != nil {
-		return err
-	}
-	if err := ascending("noncurrent lifecycle", l.NoncurrentInfrequentAccessDays, l.NoncurrentGlacierDays, l.NoncurrentDeepArchiveDays, l.NoncurrentExpireDays); err != nil {
-		return err
-	}
+	errs = append(errs, lifecycleRule("current versions", "days after creation",
+		tier{"lifecycleInfrequentAccessDays", "STANDARD_IA", l.InfrequentAccessDays},
+		tier{"lifecycleGlacierDays", "GLACIER", l.GlacierDays},
+		tier{"lifecycleDeepArchiveDays", "DEEP_ARCHIVE", l.DeepArchiveDays},
+		tier{"lifecycleExpireDays", expiration, l.ExpireDays})...)
+	errs = append(errs, lifecycleRule("noncurrent versions", "days after becoming noncurrent",
+		tier{"noncurrentInfrequentAccessDays", "STANDARD_IA", l.NoncurrentInfrequentAccessDays},
+		tier{"noncurrentGlacierDays", "GLACIER", l.NoncurrentGlacierDays},
+		tier{"noncurrentDeepArchiveDays", "DEEP_ARCHIVE", l.NoncurrentDeepArchiveDays},
+		tier{"noncurrentExpireDays", expiration, l.NoncurrentExpireDays})...)
 	if l.AbortMultipartDays < 1 {
-		return fmt.Errorf("abortMultipartDays: %d: want at least 1", l.AbortMultipartDays)
+		errs = append(errs, fmt.Errorf("abortMultipartDays: %d: want at least 1", l.AbortMultipartDays))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
-func ascending(what string, ia, glacier, deep, expire int) error {
-	if ia != 0 && ia < 30 {
-		return fmt.Errorf("%s: Standard-IA after %d days: S3 requires at least 30", what, ia)
-	}
-	last := 0
-	for _, d := range []int{ia, glacier, deep, expire} {
-		if d < 0 {
-			return fmt.Errorf("%s: negative days %d", what, d)
-		}
-		if d == 0 {
+// S3's rules for the transitions of one lifecycle rule ("Transitioning objects using Amazon S3
+// Lifecycle", Constraints; and the PutBucketLifecycleConfiguration errors they cause).
+const (
+	// MinDaysToInfrequentAccess: S3 moves an object to STANDARD_IA only after it spent this
+	// many days in STANDARD (current versions: since creation; noncurrent: since it became
+	// noncurrent).
+	MinDaysToInfrequentAccess = 30
+	// MinDaysInInfrequentAccess: one rule may not move objects on from STANDARD_IA to GLACIER or
+	// DEEP_ARCHIVE sooner than this after its STANDARD_IA transition (STANDARD_IA's minimum
+	// storage duration).
+	MinDaysInInfrequentAccess = 30
+)
+
+// expiration stands for the expiry in a rule's tiers.
+const expiration = "expiration"
+
+// tier is one transition (to class) or the expiration of a lifecycle rule; days 0 leaves it out.
+type tier struct {
+	key, class string
+	days       int
+}
+
+// lifecycleRule checks the tiers of one S3 lifecycle rule, in order (STANDARD_IA, GLACIER,
+// DEEP_ARCHIVE, expiration), against the rules S3 enforces when the configuration is put, and
+// names the setting and the rule broken:
+//   - STANDARD_IA no sooner than 30 days (MinDaysToInfrequentAccess);
+//   - GLACIER and DEEP_ARCHIVE at least 30 days after STANDARD_IA in the same rule
+//     (MinDaysInInfrequentAccess);
+//   - the waterfall: STANDARD_IA before GLACIER before DEEP_ARCHIVE (an object never goes back
+//     from DEEP_ARCHIVE to GLACIER, nor from GLACIER to STANDARD_IA), each on a day of its own;
+//   - the expiration after the last transition.
+func lifecycleRule(rule, counted string, tiers ...tier) []error {
+	var errs []error
+	var prev, ia *tier
+	for i := range tiers {
+		t := &tiers[i]
+		switch {
+		case t.days < 0:
+			errs = append(errs, fmt.Errorf("%s: %d: want 0 (none) or a number of %s (%s)", t.key, t.days, counted, rule))
+			continue
+		case t.days == 0:
 			continue
 		}
-		if d <= last {
-			return fmt.Errorf("%s: days must increase from tier to tier (Standard-IA, Glacier, Deep Archive, expiry), got %d after %d", what, d, last)
+		if t.class == "STANDARD_IA" && t.days < MinDaysToInfrequentAccess {
+			errs = append(errs, fmt.Errorf("%s: %d: S3 transitions %s to STANDARD_IA no sooner than %d %s (minimum days for a transition to Standard-IA)",
+				t.key, t.days, rule, MinDaysToInfrequentAccess, counted))
 		}
-		last = d
+		switch {
+		case prev != nil && t.class == expiration && t.days <= prev.days:
+			errs = append(errs, fmt.Errorf("%s: %d: S3 requires the expiration of %s after its last transition (%s, %s: %d)",
+				t.key, t.days, rule, prev.class, prev.key, prev.days))
+		case ia != nil && t.class != expiration && t.days < ia.days+MinDaysInInfrequentAccess:
+			errs = append(errs, fmt.Errorf("%s: %d: S3 refuses a rule that moves %s on to %s less than %d days after their STANDARD_IA transition (%s: %d; Standard-IA's minimum storage duration): want at least %d",
+				t.key, t.days, rule, t.class, MinDaysInInfrequentAccess, ia.key, ia.days, ia.days+MinDaysInInfrequentAccess))
+		case prev != nil && t.class != expiration && t.days <= prev.days:
+			errs = append(errs, fmt.Errorf("%s: %d: S3 moves %s from %s to %s, never back: want more days than %s (%d)",
+				t.key, t.days, rule, prev.class, t.class, prev.key, prev.days))
+		}
+		if t.class == "STANDARD_IA" {
+			ia = t
+		}
+		prev = t
 	}
-	return nil
+	return errs
 }
 
 var validRetention = map[int]bool{1: true, 3: true, 5: true, 7: true, 14: true, 30: true, 60: true, 90: true, 120: true,

@@ -228,6 +228,7 @@ func (s *BackupStack) buckets() {
 	}
 	s.BackupBucket = awss3.NewBucket(s.Stack, jsii.String(BackupBucketID), backup)
 	overrideID(s.BackupBucket, BackupBucketID)
+	retainPolicy(s.BackupBucket)
 
 	runRules := []*awss3.LifecycleRule{
 		{
@@ -264,6 +265,13 @@ func (s *BackupStack) buckets() {
 		LifecycleRules: &runRules,
 	})
 	overrideID(s.RunBucket, RunBucketID)
+	retainPolicy(s.RunBucket)
+}
+
+// retainPolicy keeps a retained bucket's TLS-only policy (EnforceSSL) when the stack is deleted:
+// without it the bucket would go on accepting requests without TLS.
+func retainPolicy(b awss3.Bucket) {
+	b.Policy().ApplyRemovalPolicy(awscdk.RemovalPolicy_RETAIN)
 }
 
 // keyPolicy is the backup key's policy: the account may administer and use the key, and IAM
@@ -332,15 +340,19 @@ func (s *BackupStack) functions() {
 		allow("WriteOutcomes", []string{"s3:PutObject"}, run+"/work/*/outcomes/*"),
 		// The ETag index entries of a backup batch's copies (only when its ETags differ: SSE-KMS).
 		allow("RecordCopies", []string{"s3:PutObject"}, run+"/index/*/copied/*"),
+		// A copy in parts records its upload, so that the batch's retry resumes it.
+		allow("RecordUploads", []string{"s3:GetObject", "s3:PutObject"}, run+"/work/*/uploads/*"),
 		// ListBucket makes HEAD of a missing key answer 404 rather than 403: the copier detects
-		// vanished sources and already-deleted backups by that 404.
-		allow("HeadMissingKeysAs404", []string{"s3:ListBucket"}, src, bak),
+		// vanished sources and already-deleted backups by that 404, and a copy without an upload
+		// record by its 404 in the run bucket.
+		allow("HeadMissingKeysAs404", []string{"s3:ListBucket"}, src, bak, run),
 		// HeadObject, GetObject (copy source, part boundaries) and the tags CopyObject copies.
 		allow("ReadSource", []string{"s3:GetObject", "s3:GetObjectTagging"}, src+"/*"),
 		// CopyObject/UploadPartCopy targets with TaggingDirective COPY, HeadObject to verify,
-		// AbortMultipartUpload of a failed copy, and DeleteObject without a version id, which
-		// adds a delete marker. Never s3:DeleteObjectVersion: history cannot be erased.
-		allow("WriteBackup", []string{"s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:AbortMultipartUpload", "s3:DeleteObject"}, bak+"/*"),
+		// ListParts of a resumed copy, AbortMultipartUpload of a copy given up, and DeleteObject
+		// without a version id, which adds a delete marker. Never s3:DeleteObjectVersion: history
+		// cannot be erased.
+		allow("WriteBackup", []string{"s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload", "s3:DeleteObject"}, bak+"/*"),
 	}
 	if s.BackupKey != nil {
 		// CopyObject into SSE-KMS needs a data key; multipart copies also decrypt it.
@@ -367,6 +379,14 @@ func (s *BackupStack) functions() {
 				// The ETag index: read the current generation, write the next one (carry files,
 				// generation.json, current.json).
 				allow("ReadWriteETagIndex", []string{"s3:GetObject", "s3:PutObject"}, run+"/index/*"),
+				// The backup lock (package shared/runlock: one run per source and backup at a
+				// time): GetObject reads a held lock (which execution, since when), PutObject takes
+				// it with a conditional write (If-None-Match: *) or takes a free one over (If-Match
+				// on its ETag). Nothing deletes it: it frees itself.
+				allow("BackupLock", []string{"s3:GetObject", "s3:PutObject"}, run+"/lock/*"),
+				// GetObject of the report of the execution holding the lock: once that execution
+				// has written its report it is over, and its lock is free.
+				allow("ReadLockHolderReport", []string{"s3:GetObject"}, run+"/runs/*/report.json"),
 			},
 		},
 		{
@@ -413,11 +433,13 @@ func (s *BackupStack) restoreSpecs(env func(map[string]string) map[string]string
 	copier := []awsiam.PolicyStatement{
 		allow("ReadBatches", []string{"s3:GetObject"}, run+"/work/*/batches/*"),
 		allow("WriteOutcomes", []string{"s3:PutObject"}, run+"/work/*/outcomes/*"),
-		allow("HeadMissingKeysAs404", []string{"s3:ListBucket"}, append([]string{bak}, targets...)...),
+		allow("RecordUploads", []string{"s3:GetObject", "s3:PutObject"}, run+"/work/*/uploads/*"),
+		allow("HeadMissingKeysAs404", []string{"s3:ListBucket"}, append([]string{bak, run}, targets...)...),
 		// HeadObject, CopyObject and UploadPartCopy of a version, and that version's tags.
 		allow("ReadBackupVersions", []string{"s3:GetObjectVersion", "s3:GetObjectVersionTagging"}, bak+"/*"),
-		// Copy targets, HeadObject to verify, AbortMultipartUpload. A restore never deletes.
-		allow("WriteRestoreTargets", []string{"s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:AbortMultipartUpload"}, targetObjects...),
+		// Copy targets, HeadObject to verify, ListParts of a resumed copy, AbortMultipartUpload.
+		// A restore never deletes.
+		allow("WriteRestoreTargets", []string{"s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"}, targetObjects...),
 	}
 	if s.BackupKey != nil {
 		copier = append(copier, allow("UseBackupKey", []string{"kms:Decrypt"}, *s.BackupKey.KeyArn()))
@@ -615,6 +637,22 @@ func (s *BackupStack) alarmsAndSchedule() {
 		EnforceSSL:  jsii.Bool(true),
 	})
 	overrideID(s.AlarmTopic, AlarmTopicID)
+	// A topic policy replaces SNS's default one, and the TLS-only Deny (EnforceSSL) makes one:
+	// CloudWatch may then publish only what it allows. This allows the CloudWatch service to
+	// publish the alarms of this deployment (named <prefix>-…) in this account and Region, as
+	// AWS documents for alarm actions on a topic with its own policy
+	// (https://repost.aws/knowledge-center/cloudwatch-receive-sns-for-alarm-trigger).
+	s.AlarmTopic.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("CloudWatchAlarmsPublish"),
+		Effect:     awsiam.Effect_ALLOW,
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
+		Actions:    strs("sns:Publish"),
+		Resources:  &[]*string{s.AlarmTopic.TopicArn()},
+		Conditions: &map[string]any{
+			"ArnLike":      map[string]any{"aws:SourceArn": s.alarmArnPattern()},
+			"StringEquals": map[string]any{"aws:SourceAccount": *s.Stack.Account()},
+		},
+	}))
 	if p.AlarmEmail != "" {
 		s.AlarmTopic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(p.AlarmEmail), nil))
 	}
@@ -666,6 +704,13 @@ func (s *BackupStack) alarmsAndSchedule() {
 	alarm("ScheduleDeliveryFailed", "The schedule could not start a backup; the event is in the dead-letter queue.",
 		dlq.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Statistic: jsii.String("Maximum"), Period: awscdk.Duration_Minutes(jsii.Number(5))}))
 	alarm("ScheduleInvocationsDropped", "The schedule dropped a backup start (not even the dead-letter queue took it).", group.MetricDropped(sum))
+}
+
+// alarmArnPattern matches the ARNs of the alarms alarmsAndSchedule creates, all named
+// <prefix>-<id>, in this account and Region.
+func (s *BackupStack) alarmArnPattern() string {
+	return *s.Stack.FormatArn(&awscdk.ArnComponents{Service: jsii.String("cloudwatch"), Resource: jsii.String("alarm"),
+		ResourceName: jsii.String(s.name("*")), ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME})
 }
 
 func (s *BackupStack) outputs() {

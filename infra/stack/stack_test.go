@@ -246,6 +246,25 @@ func TestBackupStack(t *testing.T) {
 		}
 	})
 
+	// The bucket policies are retained with their buckets: a retained bucket without its policy
+	// would accept requests without TLS.
+	t.Run("BucketPoliciesRetained", func(t *testing.T) {
+		policies := s.resourcesOfType("AWS::S3::BucketPolicy")
+		buckets := map[string]bool{}
+		for id, pol := range policies {
+			if pol["DeletionPolicy"] != "Retain" || pol["UpdateReplacePolicy"] != "Retain" {
+				t.Errorf("bucket policy %s: DeletionPolicy %v, UpdateReplacePolicy %v; want Retain like its bucket",
+					id, pol["DeletionPolicy"], pol["UpdateReplacePolicy"])
+			}
+			bucket, _ := pol["Properties"].(map[string]any)["Bucket"].(map[string]any)
+			name, _ := bucket["Ref"].(string)
+			buckets[name] = true
+		}
+		if len(policies) != 2 || !buckets[BackupBucketID] || !buckets[RunBucketID] {
+			t.Errorf("bucket policies of %v, want exactly the backup and run buckets'", buckets)
+		}
+	})
+
 	t.Run("RunBucket", func(t *testing.T) {
 		has(t, tpl, "AWS::S3::Bucket", obj(
 			"PublicAccessBlockConfiguration", obj("BlockPublicAcls", true, "BlockPublicPolicy", true, "IgnorePublicAcls", true, "RestrictPublicBuckets", true),
@@ -407,6 +426,10 @@ func TestBackupStack(t *testing.T) {
 		tpl.ResourceCountIs(jsii.String("AWS::SNS::Subscription"), jsii.Number(0))
 	})
 
+	t.Run("AlarmTopicPolicy", func(t *testing.T) {
+		checkAlarmTopicPolicy(t, s, "bucketvault")
+	})
+
 	t.Run("Outputs", func(t *testing.T) {
 		for name, value := range map[string]any{
 			"StateMachineArn":  ref(StateMachineID),
@@ -434,18 +457,25 @@ func TestBackupStack(t *testing.T) {
 				"Allow s3:PutObject " + run + "/work/*/manifest.jsonl",
 				"Allow s3:GetObject " + run + "/index/*",
 				"Allow s3:PutObject " + run + "/index/*",
+				"Allow s3:GetObject " + run + "/lock/*",
+				"Allow s3:PutObject " + run + "/lock/*",
+				"Allow s3:GetObject " + run + "/runs/*/report.json",
 			},
 			RoleID(Copier): {
 				"Allow s3:GetObject " + run + "/work/*/batches/*",
 				"Allow s3:PutObject " + run + "/work/*/outcomes/*",
 				"Allow s3:PutObject " + run + "/index/*/copied/*",
+				"Allow s3:GetObject " + run + "/work/*/uploads/*",
+				"Allow s3:PutObject " + run + "/work/*/uploads/*",
 				"Allow s3:ListBucket " + src,
 				"Allow s3:ListBucket " + bak,
+				"Allow s3:ListBucket " + run,
 				"Allow s3:GetObject " + src + "/*",
 				"Allow s3:GetObjectTagging " + src + "/*",
 				"Allow s3:PutObject " + bak + "/*",
 				"Allow s3:PutObjectTagging " + bak + "/*",
 				"Allow s3:GetObject " + bak + "/*",
+				"Allow s3:ListMultipartUploadParts " + bak + "/*",
 				"Allow s3:AbortMultipartUpload " + bak + "/*",
 				"Allow s3:DeleteObject " + bak + "/*",
 			},
@@ -471,13 +501,17 @@ func TestBackupStack(t *testing.T) {
 			RoleID(RestoreCopier): {
 				"Allow s3:GetObject " + run + "/work/*/batches/*",
 				"Allow s3:PutObject " + run + "/work/*/outcomes/*",
+				"Allow s3:GetObject " + run + "/work/*/uploads/*",
+				"Allow s3:PutObject " + run + "/work/*/uploads/*",
 				"Allow s3:ListBucket " + bak,
+				"Allow s3:ListBucket " + run,
 				"Allow s3:ListBucket " + src,
 				"Allow s3:GetObjectVersion " + bak + "/*",
 				"Allow s3:GetObjectVersionTagging " + bak + "/*",
 				"Allow s3:PutObject " + src + "/*",
 				"Allow s3:PutObjectTagging " + src + "/*",
 				"Allow s3:GetObject " + src + "/*",
+				"Allow s3:ListMultipartUploadParts " + src + "/*",
 				"Allow s3:AbortMultipartUpload " + src + "/*",
 			},
 			RestoreStateMachineRoleID: {
@@ -560,6 +594,81 @@ func TestBackupStack(t *testing.T) {
 			}
 		}
 	})
+}
+
+// checkAlarmTopicPolicy checks the alarm topic's policy: a topic policy replaces SNS's default
+// one, so it must let CloudWatch publish this stack's alarms (and nothing else), besides denying
+// requests without TLS; and every alarm must be one the policy lets publish.
+func checkAlarmTopicPolicy(t *testing.T, s *synthesized, prefix string) {
+	t.Helper()
+	var doc map[string]any
+	for id, res := range s.resourcesOfType("AWS::SNS::TopicPolicy") {
+		props := res["Properties"].(map[string]any)
+		if topics, _ := props["Topics"].([]any); len(topics) != 1 || fmt.Sprint(topics[0]) != fmt.Sprint(ref(AlarmTopicID)) {
+			t.Errorf("topic policy %s is for %v, want the alarm topic", id, props["Topics"])
+			continue
+		}
+		if doc != nil {
+			t.Fatal("the alarm topic has two topic policies")
+		}
+		doc = props["PolicyDocument"].(map[string]any)
+	}
+	if doc == nil {
+		t.Fatal("the alarm topic has no topic policy")
+	}
+	source := "arn:aws:cloudwatch:" + testRegion + ":" + testAccount + ":alarm:" + prefix + "-*"
+	var allows, tlsDenies int
+	for _, raw := range doc["Statement"].([]any) {
+		st := raw.(map[string]any)
+		switch st["Effect"] {
+		case "Deny":
+			cond, _ := json.Marshal(st["Condition"])
+			if fmt.Sprint(st["Action"]) == "sns:Publish" && strings.Contains(string(cond), `"aws:SecureTransport":"false"`) {
+				tlsDenies++
+			}
+		case "Allow":
+			allows++
+			if got := fmt.Sprint(st["Principal"]); got != fmt.Sprint(obj("Service", "cloudwatch.amazonaws.com")) {
+				t.Errorf("topic policy allows principal %s, want only the CloudWatch service", got)
+			}
+			if fmt.Sprint(st["Action"]) != "sns:Publish" {
+				t.Errorf("topic policy allows %v, want sns:Publish only", st["Action"])
+			}
+			if fmt.Sprint(st["Resource"]) != fmt.Sprint(ref(AlarmTopicID)) {
+				t.Errorf("topic policy allows on %v, want the alarm topic", st["Resource"])
+			}
+			cond, _ := st["Condition"].(map[string]any)
+			arnLike, _ := cond["ArnLike"].(map[string]any)
+			got, err := s.resolver.Resolve(arnLike["aws:SourceArn"])
+			if err != nil || got != source {
+				t.Errorf("CloudWatch may publish for aws:SourceArn %q (%v), want %q", got, err, source)
+			}
+			equals, _ := cond["StringEquals"].(map[string]any)
+			if equals["aws:SourceAccount"] != testAccount {
+				t.Errorf("aws:SourceAccount %v, want %s", equals["aws:SourceAccount"], testAccount)
+			}
+			if len(cond) != 2 {
+				t.Errorf("condition %v, want exactly ArnLike aws:SourceArn and StringEquals aws:SourceAccount", cond)
+			}
+		}
+	}
+	if allows != 1 || tlsDenies != 1 {
+		t.Errorf("alarm topic policy has %d Allow and %d TLS Deny statements, want one each", allows, tlsDenies)
+	}
+	alarms := s.resourcesOfType("AWS::CloudWatch::Alarm")
+	if len(alarms) == 0 {
+		t.Fatal("no alarms")
+	}
+	for id, a := range alarms {
+		props := a["Properties"].(map[string]any)
+		name, _ := props["AlarmName"].(string)
+		if !strings.HasPrefix(name, prefix+"-") {
+			t.Errorf("alarm %s is named %q: the topic policy lets only %s publish", id, name, source)
+		}
+		if fmt.Sprint(props["AlarmActions"]) != fmt.Sprint([]any{ref(AlarmTopicID)}) {
+			t.Errorf("alarm %s notifies %v, want the alarm topic", id, props["AlarmActions"])
+		}
+	}
 }
 
 // checkNoWildcards checks every policy in the template: no Allow statement names a wildcard
@@ -698,6 +807,10 @@ func TestBackupStackSettings(t *testing.T) {
 		}))))
 	})
 
+	t.Run("AlarmTopicPolicy", func(t *testing.T) {
+		checkAlarmTopicPolicy(t, s, "bv-prod")
+	})
+
 	t.Run("NamesScheduleAlarmsLogs", func(t *testing.T) {
 		has(t, tpl, "AWS::Lambda::Function", obj("FunctionName", "bv-prod-copier", "MemorySize", 768))
 		has(t, tpl, "AWS::Lambda::Function", obj("FunctionName", "bv-prod-lister",
@@ -729,8 +842,11 @@ func TestPropsFromContextErrors(t *testing.T) {
 		{map[string]any{"sourceBucketName": "Not_A_Bucket"}, "sourceBucketName"},
 		{map[string]any{"sourceBucketName": "ok-bucket", "schedule": "0 2 * * *"}, "schedule"},
 		{map[string]any{"sourceBucketName": "ok-bucket", "logRetentionDays": "42"}, "logRetentionDays"},
-		{map[string]any{"sourceBucketName": "ok-bucket", "lifecycleInfrequentAccessDays": "10"}, "at least 30"},
-		{map[string]any{"sourceBucketName": "ok-bucket", "lifecycleGlacierDays": "20"}, "must increase"},
+		{map[string]any{"sourceBucketName": "ok-bucket", "lifecycleInfrequentAccessDays": "10"}, "lifecycleInfrequentAccessDays: 10: S3 transitions current versions to STANDARD_IA no sooner than 30"},
+		{map[string]any{"sourceBucketName": "ok-bucket", "lifecycleGlacierDays": "45"}, "lifecycleGlacierDays: 45: S3 refuses a rule"},
+		{map[string]any{"sourceBucketName": "ok-bucket", "noncurrentExpireDays": "180"}, "noncurrentExpireDays: 180: S3 requires the expiration"},
+		{map[string]any{"sourceBucketName": "ok-bucket", "schedule": "cron(0 2 * * * *)"}, "schedule: \"cron(0 2 * * * *)\": exactly one of day-of-month and day-of-week must be ?"},
+		{map[string]any{"sourceBucketName": "ok-bucket", "scheduleTimeZone": "Berlin"}, "scheduleTimeZone: \"Berlin\" is not in the IANA time zone database"},
 		{map[string]any{"sourceBucketName": "ok-bucket", "backupKms": "maybe"}, "backupKms"},
 		{map[string]any{"sourceBucketName": "ok-bucket", "copierMemoryMB": "lots"}, "copierMemoryMB"},
 		{map[string]any{"sourceBucketName": "ok-bucket", "transitionDefaultMinimumObjectSize": "64K"}, "transitionDefaultMinimumObjectSize"},
