@@ -2,7 +2,9 @@
 // delete markers — with bounded concurrency, records every object's outcome in the run bucket
 // (and, for a backup into an SSE-KMS bucket, the ETag each copy got, in the ETag index), and
 // returns counts. One object's failure is recorded and the batch goes on; a batch that cannot run
-// at all fails with a named error.
+// at all fails with a named error. A copy in parts is recorded in the run bucket
+// (UploadsPrefix) before its first part, so that a retry of a batch interrupted by its deadline
+// or by Lambda continues it instead of copying its finished parts again.
 package copier
 
 import (
@@ -11,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -101,6 +104,23 @@ type Handler struct {
 	Logger *slog.Logger
 	// Sleep, when set, replaces real sleeps between retries (tests).
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Now, when set, replaces time.Now where the invocation's time is compared with its
+	// deadline (tests).
+	Now func() time.Time
+}
+
+func (h *Handler) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
+}
+
+// UploadsPrefix is where the copier records the multipart uploads of a batch in the run bucket,
+// one JSON object per destination key (s3copy.S3Uploads), so that a retry of the batch continues
+// them: work/<execution>/uploads/<batch>/, <batch> being the batch file's name without .jsonl.
+func UploadsPrefix(execution, batchKey string) string {
+	return batch.WorkPrefix(execution) + "uploads/" + strings.TrimSuffix(path.Base(batchKey), ".jsonl") + "/"
 }
 
 // Handle runs one batch. Errors are the named types of package fault.
@@ -207,16 +227,21 @@ func (h *Handler) read(ctx context.Context, key string, counter *s3client.RetryC
 // copied or already present. It returns an error only when the batch must be retried as a whole:
 // the invocation is about to time out, or the context ended.
 func (h *Handler) run(ctx context.Context, req Request, header batch.Header, items []batch.Item, counter *s3client.RetryCounter) (report.Outcome, []etagindex.Entry, error) {
+	stopAt := lambdafn.StopAt(ctx)
 	cp := s3copy.New(h.S3, s3copy.Options{
 		Threshold: h.Config.MultipartThreshold, PartSize: h.Config.PartSize,
 		PartConcurrency: h.Config.PartConcurrency, Sleep: h.Sleep,
+		// Copies in parts are recorded, continued by a retry of the batch, and stop taking parts
+		// when the items do.
+		Uploads: &s3copy.S3Uploads{S3: h.S3, Bucket: h.Config.RunBucket, Prefix: UploadsPrefix(req.Execution, req.BatchKey),
+			Opts: []func(*s3.Options){counter.Option()}},
+		StopAt: stopAt, Now: h.now,
 	})
 	concurrency := h.Config.Concurrency
 	if concurrency <= 0 {
 		concurrency = DefaultConcurrency
 	}
 	verify := req.RetryCount > 0
-	stopAt := lambdafn.StopAt(ctx)
 
 	out := report.Outcome{BatchKey: req.BatchKey, Items: len(items), Failures: []report.Failure{}, Skips: []report.Skip{}}
 	var entries []etagindex.Entry
@@ -240,7 +265,7 @@ func (h *Handler) run(ctx context.Context, req Request, header batch.Header, ite
 		})
 	}
 	for _, it := range items {
-		if !stopAt.IsZero() && time.Now().After(stopAt) {
+		if !stopAt.IsZero() && h.now().After(stopAt) {
 			break
 		}
 		if gctx.Err() != nil {
@@ -309,8 +334,8 @@ func (h *Handler) one(ctx context.Context, cp *s3copy.Copier, hd batch.Header, i
 
 func (h *Handler) do(ctx context.Context, cp *s3copy.Copier, hd batch.Header, it batch.Item, verify bool, counter *s3client.RetryCounter) record {
 	fail := func(err error) record {
-		if ctx.Err() != nil {
-			return record{} // unfinished, not failed: the batch is retried
+		if s3copy.Interrupted(ctx, err) {
+			return record{} // unfinished, not failed: the batch is retried and continues it
 		}
 		h.Logger.WarnContext(ctx, "object not backed up", "key", it.Key, "op", it.Op, "error", err)
 		return record{failure: &report.Failure{Key: it.Key, Op: string(it.Op), Error: err.Error()}}

@@ -239,30 +239,34 @@ func TestOwnCopyRuleOnlyInTheBackup(t *testing.T) {
 	}
 }
 
-// Copies in parts: a failed part copy or Complete aborts the upload exactly once, with its
-// upload id (the fake refuses any other, and keeps the upload open), and never completes a
-// partial upload; a retryable failure is retried with a fresh upload; a Complete whose answer
-// was lost is not repeated.
+// Copies in parts: a part copy or Complete refused for good aborts the upload exactly once, with
+// its upload id (the fake refuses any other, and keeps the upload open), and never completes a
+// partial upload; a retryable failure is retried by continuing the same upload, without copying
+// its finished parts again; a Complete whose answer was lost is not repeated.
 func TestMultipartAbortAndRetry(t *testing.T) {
 	tests := []struct {
 		name                               string
 		fail                               func(f *s3fake.S3)
 		wantErr                            string // an S3 error code in the error; "" for success
 		wantCreates, wantAborts, wantComps int
+		wantPartCopies                     int
 		wantVersions                       int
 	}{
-		{"a part copy is refused", func(f *s3fake.S3) { failNth(f, "UploadPartCopy", 2, "AccessDenied") }, "AccessDenied", 1, 1, 0, 0},
-		{"Complete is refused", func(f *s3fake.S3) { failNth(f, "CompleteMultipartUpload", 1, "AccessDenied") }, "AccessDenied", 1, 1, 1, 0},
-		{"a part copy is throttled", func(f *s3fake.S3) { failNth(f, "UploadPartCopy", 2, "SlowDown") }, "", 2, 1, 1, 1},
-		{"Complete is throttled", func(f *s3fake.S3) { failNth(f, "CompleteMultipartUpload", 1, "SlowDown") }, "", 2, 1, 2, 1},
-		{"Complete's answer is lost", func(f *s3fake.S3) { loseFirst(f, "CompleteMultipartUpload") }, "", 1, 1, 1, 1},
+		{"a part copy is refused", func(f *s3fake.S3) { failNth(f, "UploadPartCopy", 2, "AccessDenied") }, "AccessDenied", 1, 1, 0, 2, 0},
+		{"Complete is refused", func(f *s3fake.S3) { failNth(f, "CompleteMultipartUpload", 1, "AccessDenied") }, "AccessDenied", 1, 1, 1, 3, 0},
+		// Parts 1, 2 (throttled), then the retry continues the upload: 2 and 3.
+		{"a part copy is throttled", func(f *s3fake.S3) { failNth(f, "UploadPartCopy", 2, "SlowDown") }, "", 1, 0, 1, 4, 1},
+		{"Complete is throttled", func(f *s3fake.S3) { failNth(f, "CompleteMultipartUpload", 1, "SlowDown") }, "", 1, 0, 2, 3, 1},
+		{"Complete's answer is lost", func(f *s3fake.S3) { loseFirst(f, "CompleteMultipartUpload") }, "", 1, 0, 1, 3, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFake()
 			f.PutMultipart("src", "big", []byte("part one.."), []byte("part two.."), []byte("three"))
 			tt.fail(f)
-			res, err := testCopier(f).Copy(context.Background(), Request{SourceBucket: "src", DestBucket: "bak", Key: "big", Listed: listed(f, "big"), BackupDest: true})
+			// One part at a time, so that the part copies can be counted.
+			res, err := New(f, Options{Sleep: noSleep, PartConcurrency: 1}).Copy(context.Background(),
+				Request{SourceBucket: "src", DestBucket: "bak", Key: "big", Listed: listed(f, "big"), BackupDest: true})
 			if tt.wantErr == "" && err != nil {
 				t.Fatal(err)
 			}
@@ -271,6 +275,9 @@ func TestMultipartAbortAndRetry(t *testing.T) {
 			}
 			if c, a, d := f.Count("CreateMultipartUpload"), f.Count("AbortMultipartUpload"), f.Count("CompleteMultipartUpload"); c != tt.wantCreates || a != tt.wantAborts || d != tt.wantComps {
 				t.Errorf("%d creates, %d aborts, %d completes; want %d, %d, %d", c, a, d, tt.wantCreates, tt.wantAborts, tt.wantComps)
+			}
+			if n := f.Count("UploadPartCopy"); n != tt.wantPartCopies {
+				t.Errorf("%d UploadPartCopy calls, want %d", n, tt.wantPartCopies)
 			}
 			if open := f.OpenUploads(); len(open) != 0 {
 				t.Errorf("uploads left open: %v", open)

@@ -1,7 +1,10 @@
 // Package s3copy copies objects between buckets server-side and marks deletions, so that the
 // destination's ETag matches the source's and a repeated request never adds a version: single-part
 // objects with CopyObject, multipart objects part by part along the source's own part boundaries,
-// objects above a threshold with parallel UploadPartCopy (aborted on failure). A write that adds a
+// objects above a threshold with parallel UploadPartCopy. A copy in parts that an invocation cannot
+// finish (its deadline, a cancelled context, a retryable failure) keeps its upload, recorded in
+// the run bucket, and the next attempt continues it without copying its finished parts again; an
+// upload is aborted only when the copy is given up. A write that adds a
 // version is retried (package retry) only after a look at the destination shows that the failed
 // attempt did not land; when that cannot be known, the object fails with ErrOutcomeUnknown. In the
 // backup bucket the look also recognises a copy whose ETag is not the source's (SSE-KMS).
@@ -13,6 +16,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -35,6 +39,7 @@ type API interface {
 	UploadPartCopy(ctx context.Context, in *s3.UploadPartCopyInput, opts ...func(*s3.Options)) (*s3.UploadPartCopyOutput, error)
 	CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, opts ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
 	AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, opts ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
+	ListParts(ctx context.Context, in *s3.ListPartsInput, opts ...func(*s3.Options)) (*s3.ListPartsOutput, error)
 	DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, opts ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
 }
 
@@ -71,6 +76,15 @@ type Options struct {
 	MaxAttempts int
 	// Sleep waits between attempts; nil sleeps for real.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Uploads, when set, records every multipart upload before its first part, so that a retried
+	// request (Verify) in a later invocation continues it instead of starting over. Without it an
+	// upload is continued only by the next attempt within this Copier.
+	Uploads Uploads
+	// StopAt, when set, is when no new part request may start (lambdafn.StopAt): a copy in parts
+	// then returns a *StoppedError and keeps its upload for the next invocation.
+	StopAt time.Time
+	// Now tells the time, compared with StopAt; nil means time.Now.
+	Now func() time.Time
 }
 
 // Copier copies and deletes objects. Make one with New.
@@ -78,6 +92,7 @@ type Copier struct {
 	s3    API
 	opts  Options
 	slots chan struct{} // part requests in flight
+	open  openUploads   // multipart uploads begun or continued, until completed or aborted
 }
 
 // New returns a Copier that copies through api, with opts' zero values set to the defaults.
@@ -93,6 +108,9 @@ func New(api API, opts Options) *Copier {
 	}
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = DefaultMaxAttempts
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	return &Copier{s3: api, opts: opts, slots: make(chan struct{}, opts.PartConcurrency)}
 }
@@ -260,11 +278,15 @@ func (c *Copier) copyRetrying(ctx context.Context, req Request, want change.Obje
 				return retry.Permanent(err)
 			}
 			if landed {
+				c.open.forget(req.DestBucket, req.DestKey) // a Complete that landed ended the upload
 				res = Result{Outcome: Copied, Bytes: want.Size, Multipart: c.inParts(want), DestETag: got.ETag}
 				return nil
 			}
 		}
 		r, err := c.copyOnce(ctx, req, want)
+		if errors.Is(err, ErrStopped) {
+			return retry.Permanent(err)
+		}
 		if err != nil {
 			lastErr = err
 			return err
@@ -272,6 +294,10 @@ func (c *Copier) copyRetrying(ctx context.Context, req Request, want change.Obje
 		res = r
 		return nil
 	})
+	if err != nil && c.inParts(want) && !Interrupted(ctx, err) {
+		// Given up: no later attempt continues the upload.
+		err = c.giveUp(ctx, req, err)
+	}
 	return res, err
 }
 
@@ -321,25 +347,138 @@ func (c *Copier) copyOnce(ctx context.Context, req Request, want change.Object) 
 
 // multipart copies an object in parts and returns the destination's ETag. A source uploaded in
 // parts is copied along its own part boundaries, which reproduces its ETag; any other source in
-// parts of PartSize. An upload that fails after it was created is aborted.
+// parts of PartSize. An upload this Copier has open for the destination, or (on a retried
+// request, Verify) one recorded by an earlier invocation in Options.Uploads, is continued: its
+// parts that ListParts names are not copied again. No part is started after Options.StopAt or
+// once ctx ended; the upload is then kept for the next attempt (a *StoppedError, or ctx's error),
+// as it is after a retryable failure. Any other failure aborts it.
 func (c *Copier) multipart(ctx context.Context, req Request, want change.Object) (string, error) {
+	rec, done, err := c.resume(ctx, req, want)
+	if errors.Is(err, errUploadGone) {
+		// The recorded upload is neither open nor, when the attempt began, complete. Its Complete
+		// may have landed since (a request of a killed invocation): look before a new upload.
+		got, v, herr := c.holds(ctx, req, want)
+		if herr != nil {
+			return "", herr
+		}
+		if v != notHeld {
+			return got.ETag, nil
+		}
+		rec, err = nil, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if rec == nil {
+		if rec, err = c.create(ctx, req, want); err != nil {
+			return "", err
+		}
+		done = map[int32]string{}
+	}
+	keep := func(err error) bool { return Interrupted(ctx, err) || fault.Retryable(err) }
+	parts, err := c.copyParts(ctx, req, *rec, done)
+	if err != nil {
+		if keep(err) {
+			return "", err
+		}
+		return "", c.abort(ctx, *rec, err)
+	}
+	// Every part is in: Complete, however late, since it takes no time worth stopping for.
+	out, err := c.s3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: aws.String(rec.Bucket), Key: aws.String(rec.Key), UploadId: aws.String(rec.UploadID),
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	}, s3client.NoRetry()) // not retried by the SDK: copyRetrying retries it after a look
+	if err != nil {
+		err = fmt.Errorf("complete multipart upload: %w", err)
+		if keep(err) {
+			return "", err
+		}
+		return "", c.abort(ctx, *rec, err)
+	}
+	c.open.forget(rec.Bucket, rec.Key)
+	return aws.ToString(out.ETag), nil
+}
+
+// errUploadGone says a recorded upload no longer exists (completed or aborted).
+var errUploadGone = errors.New("recorded multipart upload is gone")
+
+// resume returns the upload to continue for req and want, with its finished parts (part number
+// → ETag), or nil when there is none. An open upload of other source content is aborted.
+func (c *Copier) resume(ctx context.Context, req Request, want change.Object) (*UploadRecord, map[int32]string, error) {
+	rec, ok := c.open.get(req.DestBucket, req.DestKey)
+	if !ok && req.Verify && c.opts.Uploads != nil {
+		r, err := c.opts.Uploads.Load(ctx, req.DestBucket, req.DestKey)
+		if err != nil || r == nil || c.open.isClosed(r.UploadID) {
+			return nil, nil, err
+		}
+		rec, ok = *r, true
+	}
+	if !ok {
+		return nil, nil, nil
+	}
+	if rec.SourceETag != want.ETag || rec.CopySource != CopySource(req.SourceBucket, req.Key, req.SourceVersionID) || sum(rec.PartSizes) != want.Size {
+		// Parts of other content: none of them may end up in this copy.
+		c.open.put(rec)
+		if err := c.abort(ctx, rec, nil); err != nil && !fault.IsCode(err, "NoSuchUpload") {
+			return nil, nil, err
+		}
+		return nil, nil, nil
+	}
+	done, err := c.listParts(ctx, req, rec)
+	if fault.IsCode(err, "NoSuchUpload") {
+		c.open.forget(rec.Bucket, rec.Key)
+		return nil, nil, errUploadGone
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	c.open.put(rec)
+	return &rec, done, nil
+}
+
+// listParts returns the parts of rec's upload that S3 holds at the recorded size: part number →
+// ETag. A part of another size (none is expected) is copied again.
+func (c *Copier) listParts(ctx context.Context, req Request, rec UploadRecord) (map[int32]string, error) {
+	done := map[int32]string{}
+	in := &s3.ListPartsInput{Bucket: aws.String(rec.Bucket), Key: aws.String(rec.Key), UploadId: aws.String(rec.UploadID)}
+	for {
+		out, err := c.s3.ListParts(ctx, in, req.Retries.Option())
+		if err != nil {
+			return nil, fmt.Errorf("list parts of upload %s: %w", rec.UploadID, err)
+		}
+		for _, p := range out.Parts {
+			n := aws.ToInt32(p.PartNumber)
+			if n >= 1 && int(n) <= len(rec.PartSizes) && aws.ToInt64(p.Size) == rec.PartSizes[n-1] && aws.ToString(p.ETag) != "" {
+				done[n] = aws.ToString(p.ETag)
+			}
+		}
+		if !aws.ToBool(out.IsTruncated) || aws.ToString(out.NextPartNumberMarker) == "" {
+			return done, nil
+		}
+		in.PartNumberMarker = out.NextPartNumberMarker
+	}
+}
+
+// create opens a new upload for want with the source's content headers, metadata and tags, and
+// records it (in memory, and in Options.Uploads) before any part is copied.
+func (c *Copier) create(ctx context.Context, req Request, want change.Object) (*UploadRecord, error) {
 	opt := req.Retries.Option()
 	head, err := c.s3.HeadObject(ctx, &s3.HeadObjectInput{
 		Bucket: aws.String(req.SourceBucket), Key: aws.String(req.Key), VersionId: optional(req.SourceVersionID),
 		IfMatch: aws.String(want.ETag), PartNumber: aws.Int32(1),
 	}, opt)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	sizes, err := c.partSizes(ctx, req, want, head)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	tags, err := c.s3.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{
 		Bucket: aws.String(req.SourceBucket), Key: aws.String(req.Key), VersionId: optional(req.SourceVersionID),
 	}, opt)
 	if err != nil {
-		return "", fmt.Errorf("read tags: %w", err)
+		return nil, fmt.Errorf("read tags: %w", err)
 	}
 	create := &s3.CreateMultipartUploadInput{
 		Bucket:             aws.String(req.DestBucket),
@@ -365,60 +504,134 @@ func (c *Copier) multipart(ctx context.Context, req Request, want change.Object)
 	}
 	up, err := c.s3.CreateMultipartUpload(ctx, create, opt)
 	if err != nil {
-		return "", fmt.Errorf("create multipart upload: %w", err)
+		return nil, fmt.Errorf("create multipart upload: %w", err)
 	}
-	abort := func(cause error) error {
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		_, aerr := c.s3.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
-			Bucket: aws.String(req.DestBucket), Key: aws.String(req.DestKey), UploadId: up.UploadId,
-		})
-		if aerr != nil {
-			return errors.Join(cause, fmt.Errorf("abort multipart upload %s: %w", aws.ToString(up.UploadId), aerr))
+	rec := UploadRecord{
+		Version: recordVersion, Bucket: req.DestBucket, Key: req.DestKey, UploadID: aws.ToString(up.UploadId),
+		CopySource: CopySource(req.SourceBucket, req.Key, req.SourceVersionID), SourceETag: want.ETag, PartSizes: sizes,
+	}
+	c.open.put(rec)
+	if c.opts.Uploads != nil {
+		if err := c.opts.Uploads.Save(ctx, rec); err != nil {
+			// An upload no later invocation could find: abort it rather than leave it to the lifecycle.
+			return nil, c.abort(ctx, rec, err)
 		}
-		return cause
 	}
-	parts := make([]types.CompletedPart, len(sizes))
+	return &rec, nil
+}
+
+// copyParts copies the parts of rec's upload not in done and returns every part, in order.
+// Part requests already running finish when the invocation reaches StopAt; no new one starts.
+func (c *Copier) copyParts(ctx context.Context, req Request, rec UploadRecord, done map[int32]string) ([]types.CompletedPart, error) {
+	parts := make([]types.CompletedPart, len(rec.PartSizes))
+	var (
+		mu       sync.Mutex
+		stopped  error
+		finished = len(done) // done is only read here: the parts copied now are counted
+	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.opts.PartConcurrency)
 	var offset int64
-	for i, size := range sizes {
+	for i, size := range rec.PartSizes {
 		first, last := offset, offset+size-1
 		offset += size
 		n := int32(i + 1)
+		if etag, ok := done[n]; ok {
+			parts[i] = types.CompletedPart{ETag: aws.String(etag), PartNumber: aws.Int32(n)}
+			continue
+		}
 		g.Go(func() error {
 			release, err := c.partSlot(gctx)
 			if err != nil {
 				return err
 			}
 			defer release()
+			mu.Lock()
+			if stopped == nil {
+				stopped = c.stop(gctx, rec, finished, len(rec.PartSizes))
+			}
+			err = stopped
+			mu.Unlock()
+			if errors.Is(err, ErrStopped) {
+				return nil // parts in flight finish; the error is returned after them
+			} else if err != nil {
+				return err
+			}
 			out, err := c.s3.UploadPartCopy(gctx, &s3.UploadPartCopyInput{
-				Bucket:            aws.String(req.DestBucket),
-				Key:               aws.String(req.DestKey),
-				UploadId:          up.UploadId,
+				Bucket:            aws.String(rec.Bucket),
+				Key:               aws.String(rec.Key),
+				UploadId:          aws.String(rec.UploadID),
 				PartNumber:        aws.Int32(n),
-				CopySource:        aws.String(CopySource(req.SourceBucket, req.Key, req.SourceVersionID)),
-				CopySourceIfMatch: aws.String(want.ETag),
+				CopySource:        aws.String(rec.CopySource),
+				CopySourceIfMatch: aws.String(rec.SourceETag),
 				CopySourceRange:   aws.String(fmt.Sprintf("bytes=%d-%d", first, last)),
-			}, opt)
+			}, req.Retries.Option())
 			if err != nil {
 				return fmt.Errorf("copy part %d: %w", n, err)
 			}
+			mu.Lock()
+			finished++
+			mu.Unlock()
 			parts[n-1] = types.CompletedPart{ETag: out.CopyPartResult.ETag, PartNumber: aws.Int32(n)}
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return "", abort(err)
+		return nil, err
 	}
-	done, err := c.s3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-		Bucket: aws.String(req.DestBucket), Key: aws.String(req.DestKey), UploadId: up.UploadId,
-		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
-	}, s3client.NoRetry()) // not retried by the SDK: copyRetrying retries it after a look
-	if err != nil {
-		return "", abort(fmt.Errorf("complete multipart upload: %w", err))
+	if stopped != nil {
+		var s *StoppedError
+		if errors.As(stopped, &s) {
+			s.Done = finished
+		}
+		return nil, stopped
 	}
-	return aws.ToString(done.ETag), nil
+	return parts, nil
+}
+
+// stop returns ctx's error once it ended, or a *StoppedError once the invocation reached
+// Options.StopAt; nil while new requests may start.
+func (c *Copier) stop(ctx context.Context, rec UploadRecord, done, total int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !c.opts.StopAt.IsZero() && !c.opts.Now().Before(c.opts.StopAt) {
+		return &StoppedError{Bucket: rec.Bucket, Key: rec.Key, UploadID: rec.UploadID, Done: done, Parts: total}
+	}
+	return nil
+}
+
+// abort aborts rec's upload and forgets it; it returns cause, joined with the abort's error if
+// that failed (an upload already gone is not an error). It runs also after ctx ended.
+func (c *Copier) abort(ctx context.Context, rec UploadRecord, cause error) error {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_, err := c.s3.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+		Bucket: aws.String(rec.Bucket), Key: aws.String(rec.Key), UploadId: aws.String(rec.UploadID),
+	})
+	if err != nil && !fault.IsCode(err, "NoSuchUpload") {
+		return errors.Join(cause, fmt.Errorf("abort multipart upload %s: %w", rec.UploadID, err))
+	}
+	c.open.forget(rec.Bucket, rec.Key)
+	return cause
+}
+
+// giveUp aborts the upload the Copier has open for req's destination, if any: Copy failed for
+// good, so no later attempt continues it.
+func (c *Copier) giveUp(ctx context.Context, req Request, cause error) error {
+	rec, ok := c.open.get(req.DestBucket, req.DestKey)
+	if !ok {
+		return cause
+	}
+	return c.abort(ctx, rec, cause)
+}
+
+func sum(sizes []int64) int64 {
+	var total int64
+	for _, s := range sizes {
+		total += s
+	}
+	return total
 }
 
 // partSizes returns the part boundaries to copy along.

@@ -1,6 +1,6 @@
 // Package s3fake is a small in-memory S3 for unit tests: buckets with optional versioning and
 // default encryption (under SSE-KMS every write gets a fresh ETag, as on AWS), the operations
-// bucketvault's functions call (multipart copies included), a record of every call, injectable
+// bucketvault's functions call (multipart copies included, with ListParts to continue one), a record of every call, injectable
 // failures, and lost responses (the work done, the answer replaced by an error).
 package s3fake
 
@@ -705,6 +705,47 @@ func (f *S3) CompleteMultipartUpload(_ context.Context, in *s3.CompleteMultipart
 		return nil, err
 	}
 	return &s3.CompleteMultipartUploadOutput{Bucket: in.Bucket, Key: in.Key, ETag: aws.String(o.ETag), VersionId: optionalString(o.VersionID)}, nil
+}
+
+// ListParts lists the parts of an open upload in part-number order, with their ETags and
+// sizes, MaxParts (and PageSize) at a time from after PartNumberMarker; NoSuchUpload once the
+// upload is completed or aborted.
+func (f *S3) ListParts(_ context.Context, in *s3.ListPartsInput, _ ...func(*s3.Options)) (*s3.ListPartsOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	bucketName, key := aws.ToString(in.Bucket), aws.ToString(in.Key)
+	if _, err := f.begin("ListParts", bucketName, key); err != nil {
+		return nil, err
+	}
+	up, err := f.openUpload(in.UploadId, bucketName, key)
+	if err != nil {
+		return nil, err
+	}
+	after := 0
+	if m := aws.ToString(in.PartNumberMarker); m != "" {
+		if after, err = strconv.Atoi(m); err != nil {
+			return nil, APIError("InvalidArgument")
+		}
+	}
+	var numbers []int
+	for n := range up.parts {
+		if int(n) > after {
+			numbers = append(numbers, int(n))
+		}
+	}
+	sort.Ints(numbers)
+	out := &s3.ListPartsOutput{Bucket: in.Bucket, Key: in.Key, UploadId: in.UploadId}
+	if limit := f.pageSize(int(aws.ToInt32(in.MaxParts))); len(numbers) > limit {
+		numbers = numbers[:limit]
+		out.IsTruncated = aws.Bool(true)
+		out.NextPartNumberMarker = aws.String(strconv.Itoa(numbers[len(numbers)-1]))
+	}
+	for _, n := range numbers {
+		body := up.parts[int32(n)]
+		sum := md5.Sum(body)
+		out.Parts = append(out.Parts, types.Part{PartNumber: aws.Int32(int32(n)), ETag: aws.String(`"` + hex.EncodeToString(sum[:]) + `"`), Size: aws.Int64(int64(len(body)))})
+	}
+	return out, nil
 }
 
 // AbortMultipartUpload discards an open upload and its parts.
