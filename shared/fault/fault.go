@@ -93,6 +93,29 @@ func (e *MassChangeDetected) Error() string   { return message(e.Msg, e.Err) }
 func (e *MassChangeDetected) Unwrap() error   { return e.Err }
 func (e *MassChangeDetected) retryable() bool { return false }
 
+// BackupAlreadyRunning means another execution is backing up the same source into the same
+// backup: this one copied nothing and ends with this error, so that a person hears of it.
+type BackupAlreadyRunning struct {
+	Msg string
+	Err error
+}
+
+func (e *BackupAlreadyRunning) Error() string   { return message(e.Msg, e.Err) }
+func (e *BackupAlreadyRunning) Unwrap() error   { return e.Err }
+func (e *BackupAlreadyRunning) retryable() bool { return false }
+
+// ThawIncomplete means archived versions were still thawing when a restore's wait for them ran
+// out: nothing was copied, the report names every object, and the thaws already made stay
+// readable for thawDays days, so the restore can be run again.
+type ThawIncomplete struct {
+	Msg string
+	Err error
+}
+
+func (e *ThawIncomplete) Error() string   { return message(e.Msg, e.Err) }
+func (e *ThawIncomplete) Unwrap() error   { return e.Err }
+func (e *ThawIncomplete) retryable() bool { return false }
+
 // BatchUnreadable means a copier could not read the batch it was given.
 type BatchUnreadable struct {
 	Msg string
@@ -146,6 +169,10 @@ func Boundary(err error) error {
 		return &DeletionGuardTripped{Msg: msg, Err: err}
 	case is[*MassChangeDetected](err):
 		return &MassChangeDetected{Msg: msg, Err: err}
+	case is[*BackupAlreadyRunning](err):
+		return &BackupAlreadyRunning{Msg: msg, Err: err}
+	case is[*ThawIncomplete](err):
+		return &ThawIncomplete{Msg: msg, Err: err}
 	case is[*BatchUnreadable](err):
 		return &BatchUnreadable{Msg: msg, Err: err}
 	case is[*TransientError](err):

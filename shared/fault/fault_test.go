@@ -55,6 +55,8 @@ func TestBoundary(t *testing.T) {
 		{"AccessDenied", &AccessDenied{Msg: "denied", Err: cause}, "AccessDenied", cause},
 		{"DeletionGuardTripped", &DeletionGuardTripped{Msg: "guard", Err: cause}, "DeletionGuardTripped", cause},
 		{"MassChangeDetected", &MassChangeDetected{Msg: "mass change", Err: cause}, "MassChangeDetected", cause},
+		{"BackupAlreadyRunning", &BackupAlreadyRunning{Msg: "running", Err: cause}, "BackupAlreadyRunning", cause},
+		{"ThawIncomplete", &ThawIncomplete{Msg: "thawing", Err: cause}, "ThawIncomplete", cause},
 		{"BatchUnreadable", &BatchUnreadable{Msg: "unreadable", Err: cause}, "BatchUnreadable", cause},
 		{"TransientError", &TransientError{Msg: "later", Err: cause}, "TransientError", cause},
 		{"InternalError", &InternalError{Msg: "bug", Err: cause}, "InternalError", cause},

@@ -32,6 +32,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/lambdafn"
 	"github.com/bucketvault/bucketvault/shared/listing"
 	"github.com/bucketvault/bucketvault/shared/report"
+	"github.com/bucketvault/bucketvault/shared/runlock"
 	"github.com/bucketvault/bucketvault/shared/s3client"
 )
 
@@ -202,6 +203,13 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	} else {
 		if err := h.checkBuckets(ctx); err != nil {
 			return Response{}, err
+		}
+		// One run per source and backup at a time; a dry run writes nothing and needs no lock.
+		if !opts.DryRun {
+			lock := runlock.Locker{S3: h.S3, RunBucket: h.Config.RunBucket, Source: h.Config.SourceBucket, Backup: h.Config.BackupBucket, Opts: []func(*s3.Options){retries.Option()}}
+			if err := lock.Acquire(ctx, req.Execution, h.now()); err != nil {
+				return Response{}, err
+			}
 		}
 		if cur.Position.Index.Read, err = h.currentIndex(ctx, retries); err != nil {
 			return Response{}, err
