@@ -3,6 +3,7 @@ package statemachine_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	smithy "github.com/aws/smithy-go"
 
 	"github.com/bucketvault/bucketvault/shared/batch"
 	"github.com/bucketvault/bucketvault/shared/copier"
@@ -262,5 +264,95 @@ func TestBackupKMSIsIncremental(t *testing.T) {
 		if n := len(f.Versions("bak", k)); n != want {
 			t.Errorf("%s: %d backup versions, want %d", k, n, want)
 		}
+	}
+}
+
+// The execution output stays far below Step Functions' 256 KiB whatever the report holds: 100
+// failures and 100 skips with 1 KiB keys (an output over 256 KiB, States.DataLimitExceeded,
+// before the reporter cut its lists by bytes) end the run BackupIncomplete, with every one of
+// them in report.json and the output carrying the first ones and counting the rest.
+func TestBackupOutputBoundedWithLongKeys(t *testing.T) {
+	f := newBackupFake()
+	long := func(dir string, i int) string { return fmt.Sprintf("%s/%04d-", dir, i) + strings.Repeat("k", 1000) }
+	for i := range 100 {
+		f.Put("src", long("cold", i), []byte("archived"))
+	}
+	f.Archive("src", "GLACIER")
+	for i := range 100 {
+		f.Put("src", long("deny", i), []byte("unreadable"))
+	}
+	f.Fail = func(op, bucket, key string) error {
+		if op == "CopyObject" && strings.HasPrefix(key, "deny/") {
+			return &smithy.GenericAPIError{Code: "AccessDenied", Message: "User: arn:aws:sts::123456789012:assumed-role/bucketvault-copier/bucketvault-copier" +
+				" is not authorized to perform: kms:Decrypt on resource: arn:aws:kms:eu-central-1:123456789012:key/1a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d" +
+				" because no identity-based policy allows the kms:Decrypt action"}
+		}
+		return nil
+	}
+	x, rep := backupOn(t, f, listerConfig(lister.ArchivedSkip), "backup-long-keys")
+	if x.Status != "FAILED" || x.Error != "BackupIncomplete" {
+		t.Fatalf("execution %s %s: %.300s", x.Status, x.Error, x.Cause)
+	}
+	if rep.Failed != 100 || len(rep.Failures) != 100 || rep.Skipped != 100 || len(rep.Skips) != 100 {
+		t.Fatalf("report.json: failed %d (%d named), skipped %d (%d named)", rep.Failed, len(rep.Failures), rep.Skipped, len(rep.Skips))
+	}
+	// The Report state's output is the reporter's execution output.
+	var out []byte
+	for _, e := range x.Events {
+		if e.Type == "TaskStateExited" && e.Details["name"] == "Report" {
+			s, _ := e.Details["output"].(string)
+			out = []byte(s)
+		}
+	}
+	var sum report.Report
+	if err := json.Unmarshal(out, &sum); err != nil {
+		t.Fatalf("Report state output: %v", err)
+	}
+	if len(out) > 128<<10 || int64(len(sum.Failures))+sum.FailuresOmitted != 100 || len(sum.Failures) == 0 || sum.FailuresOmitted == 0 {
+		t.Fatalf("Report state output: %d bytes, %d failures + %d omitted", len(out), len(sum.Failures), sum.FailuresOmitted)
+	}
+}
+
+// A Map that exceeds its tolerated failures is caught, and its output (ResultWriterDetails) is
+// lost with it; the reporter finds the Map run's results under the ResultWriter's prefix, so a
+// batch that failed as a whole is named with its own error, not a generic one.
+func TestBackupFailedBatchBeyondToleranceKeepsItsError(t *testing.T) {
+	f := newBackupFake()
+	for _, k := range []string{"a.txt", "b.txt", "c.txt"} {
+		f.Put("src", k, []byte(k))
+	}
+	// A run before this one left its Map results under the same prefix.
+	f.Put("run", "map-results/0ld-run/manifest.json", []byte(`{"ResultFiles":{"FAILED":[{"Key":"map-results/0ld-run/FAILED_0.json"}],"SUCCEEDED":[],"PENDING":[]}}`))
+	f.Put("run", "map-results/0ld-run/FAILED_0.json", []byte(`[{"Input":"{\"batchKey\":\"work/older/batches/000001.jsonl\"}","Error":"Old","Cause":"old"}]`))
+	f.Fail = func(op, bucket, key string) error {
+		if op == "PutObject" && strings.HasSuffix(key, "/outcomes/000001.json") {
+			return s3fake.APIError("KMS.DisabledException")
+		}
+		return nil
+	}
+	cfg := listerConfig(lister.ArchivedSkip)
+	cfg.BatchSize = 1
+	x, rep := backupOn(t, f, cfg, "backup-beyond-tolerance")
+	if x.Status != "FAILED" || x.Error != "BackupIncomplete" {
+		t.Fatalf("execution %s %s: %s", x.Status, x.Error, x.Cause)
+	}
+	var mapFailed bool
+	for _, e := range x.Events {
+		mapFailed = mapFailed || e.Type == "MapRunFailed"
+	}
+	if !mapFailed || rep.FailedBatches < 1 {
+		t.Fatalf("the Map run did not fail (map run failed %v, failed batches %d): %s", mapFailed, rep.FailedBatches, rep.Cause)
+	}
+	var named bool
+	for _, fl := range rep.Failures {
+		if fl.Key == "b.txt" {
+			named = true
+			if !strings.HasPrefix(fl.Error, "batch failed: ") || !strings.Contains(fl.Error, "KMS.DisabledException") {
+				t.Errorf("b.txt failed with %q, want its batch's own error", fl.Error)
+			}
+		}
+	}
+	if !named {
+		t.Fatalf("b.txt is not named: %+v", rep.Failures)
 	}
 }

@@ -2,6 +2,16 @@
 // per-batch outcome files the copier writes and the reporter reads.
 package report
 
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+	"unicode/utf8"
+)
+
 // Status values of a report.
 const (
 	Succeeded = "SUCCEEDED"
@@ -46,8 +56,10 @@ type Outcome struct {
 }
 
 // Report is the contract of report.json and of the reporter's output, for backups and restores
-// alike (a restore sets RestoredAt, TargetBucket and TargetPrefix). Every key is always present. In the execution output Failures holds at most the first MaxFailuresInOutput with
-// FailuresOmitted counting the rest; report.json always holds all of them. Guards are a backup's
+// alike (a restore sets RestoredAt, TargetBucket and TargetPrefix). Every key is always present.
+// report.json holds every failure, skip and note (its *Omitted counts are 0); the execution
+// output holds as many of the first ones as fit in DefaultOutputListBytes, with FailuresOmitted,
+// SkipsOmitted and NotesOmitted counting the rest (see Summary). Guards are a backup's
 // guard verdicts; Withheld (deletionsWithheld) counts the deletions a tripped deletion guard kept
 // from running, which count as accounted for.
 type Report struct {
@@ -90,7 +102,9 @@ type Report struct {
 	Failures        []Failure `json:"failures"`
 	FailuresOmitted int64     `json:"failuresOmitted"`
 	Skips           []Skip    `json:"skips"`
+	SkipsOmitted    int64     `json:"skipsOmitted"`
 	Notes           []Note    `json:"notes"`
+	NotesOmitted    int64     `json:"notesOmitted"`
 }
 
 // Guard is one backup guard's verdict on a run: it trips when the run touches more than
@@ -109,27 +123,112 @@ type Guard struct {
 	Message    string  `json:"message"` // what tripped and how to accept it, when tripped
 }
 
-// MaxFailuresInOutput caps the failures carried in the execution output (256 KiB state limit).
-const MaxFailuresInOutput = 100
+// Limits of the execution output, which Step Functions caps at 256 KiB (a larger output ends the
+// execution with States.DataLimitExceeded, which no Catch handles).
+const (
+	// DefaultOutputListBytes bounds the JSON of the failures, skips and notes in the output,
+	// together: failures first, then skips, then notes, each list cut at its first entry that
+	// does not fit.
+	DefaultOutputListBytes = 64 << 10
+	// MaxTextInOutput caps a failure's error, a skip's reason and a note in the output.
+	MaxTextInOutput = 512
+	// MaxCauseInOutput caps the cause in the output.
+	MaxCauseInOutput = 4 << 10
+)
 
-// Summary returns r with failures and skips cut for the execution output.
+// Summary returns r cut for the execution output: the cause and each entry's text shortened, and
+// the failures, skips and notes cut to the first ones that fit in DefaultOutputListBytes; each
+// *Omitted count grows by the entries cut. Everything else (at most a few KiB: counts, names,
+// the guards) is kept, so the output stays far below 256 KiB whatever the run.
 func (r Report) Summary() Report {
 	s := r
-	n := min(len(r.Failures), MaxFailuresInOutput)
-	s.FailuresOmitted += int64(len(r.Failures) - n)
-	s.Failures = append([]Failure{}, r.Failures[:n]...)
-	for i := range s.Failures {
-		if len(s.Failures[i].Error) > 512 {
-			s.Failures[i].Error = s.Failures[i].Error[:512] + "…"
-		}
-	}
-	if len(s.Skips) > MaxFailuresInOutput {
-		s.Skips = s.Skips[:MaxFailuresInOutput]
-	}
-	if len(s.Notes) > MaxFailuresInOutput {
-		s.Notes = s.Notes[:MaxFailuresInOutput]
-	}
+	s.Cause = Shorten(r.Cause, MaxCauseInOutput)
+	budget := DefaultOutputListBytes
+	s.Failures = fit(r.Failures, &budget)
+	s.Skips = fit(r.Skips, &budget)
+	s.Notes = fit(r.Notes, &budget)
+	s.FailuresOmitted += int64(len(r.Failures) - len(s.Failures))
+	s.SkipsOmitted += int64(len(r.Skips) - len(s.Skips))
+	s.NotesOmitted += int64(len(r.Notes) - len(s.Notes))
 	return s
+}
+
+// fit returns the longest prefix of in (each entry shortened) whose JSON fits in *budget bytes,
+// and takes its size from the budget. Once the budget is spent, later lists get nothing.
+func fit[T Entry[T]](in []T, budget *int) []T {
+	out := make([]T, 0, min(len(in), 64))
+	for _, v := range in {
+		v = v.Short()
+		b, err := json.Marshal(v)
+		if err != nil || len(b)+1 > *budget {
+			*budget = 0
+			break
+		}
+		*budget -= len(b) + 1
+		out = append(out, v)
+	}
+	return out
+}
+
+// Entry is a failure, a skip or a note.
+type Entry[T any] interface {
+	Failure | Skip | Note
+	// Short is the entry as the execution output carries it: its text cut to MaxTextInOutput.
+	Short() T
+}
+
+// Short is f with its error cut to MaxTextInOutput.
+func (f Failure) Short() Failure { f.Error = Shorten(f.Error, MaxTextInOutput); return f }
+
+// Short is s with its reason cut to MaxTextInOutput.
+func (s Skip) Short() Skip { s.Reason = Shorten(s.Reason, MaxTextInOutput); return s }
+
+// Short is n with its note cut to MaxTextInOutput.
+func (n Note) Short() Note { n.Note = Shorten(n.Note, MaxTextInOutput); return n }
+
+// Shorten cuts s to at most max bytes on a character boundary, marking the cut with "…".
+func Shorten(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	i := max
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
+}
+
+// Encode writes r as JSON (one key per line, in the order of Report's fields), taking the
+// elements of each list named in lists ("failures", "skips", "notes") from its function instead
+// of from r: the function writes the elements' JSON, comma-separated, and may stream them from
+// anywhere (the reporter streams them from disk, so that a report of millions of failures never
+// sits in memory). The result decodes into the same Report as json.Marshal of r with those lists.
+func (r Report) Encode(w io.Writer, lists map[string]func(io.Writer) error) error {
+	bw := bufio.NewWriter(w)
+	v, t := reflect.ValueOf(r), reflect.TypeOf(r)
+	bw.WriteString("{")
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if i > 0 {
+			bw.WriteString(",")
+		}
+		fmt.Fprintf(bw, "\n  %q: ", name) // field names are plain ASCII: %q is their JSON form
+		if stream := lists[name]; stream != nil {
+			bw.WriteString("[")
+			if err := stream(bw); err != nil {
+				return fmt.Errorf("report %s: %w", name, err)
+			}
+			bw.WriteString("\n  ]")
+			continue
+		}
+		b, err := json.Marshal(v.Field(i).Interface())
+		if err != nil {
+			return fmt.Errorf("report %s: %w", name, err)
+		}
+		bw.Write(b)
+	}
+	bw.WriteString("\n}\n")
+	return bw.Flush()
 }
 
 // Totals are the planning counts that the lister (backup) or the planner (restore) carries from

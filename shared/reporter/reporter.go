@@ -2,7 +2,8 @@
 // batch the run's manifest lists (and the Map's failed child executions), names every object that
 // was not backed up with its error, checks that the counts add up, weighs the backup guards'
 // verdicts, writes runs/<execution>/report.json, and tells the state machine whether the run
-// succeeded.
+// succeeded. Its memory does not grow with the number of failures: they go to compressed spill
+// files on local disk and are streamed from there into report.json.
 package reporter
 
 import (
@@ -12,14 +13,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/bucketvault/bucketvault/shared/batch"
 	"github.com/bucketvault/bucketvault/shared/envconf"
@@ -33,7 +33,20 @@ import (
 type S3 interface {
 	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
 	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, opts ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
 }
+
+// Defaults of the reporter.
+const (
+	// DefaultMapResultsPrefix is where the Copy Map's ResultWriter writes in the run bucket
+	// (its Prefix in backup.asl.json and restore.asl.json, and a slash).
+	DefaultMapResultsPrefix = "map-results/"
+	// DefaultReadAhead is how many batch outcomes are read at once, ahead of the one being added.
+	DefaultReadAhead = 16
+	// maxReasonBytes caps a failed batch's error as its objects carry it (a Lambda error's cause
+	// may be 32 KiB).
+	maxReasonBytes = 2 << 10
+)
 
 var _ S3 = (*s3.Client)(nil)
 
@@ -133,6 +146,11 @@ type Handler struct {
 	Config Config
 	Logger *slog.Logger
 	Now    func() time.Time
+	// TempDir holds the spill files and report.json while it is written (default os.TempDir():
+	// Lambda's /tmp). It needs about the size of report.json plus a tenth of it.
+	TempDir string
+	// MapResultsPrefix is DefaultMapResultsPrefix unless set.
+	MapResultsPrefix string
 }
 
 // Handle builds, stores and returns the report. Its error (only when the report cannot be
@@ -142,9 +160,10 @@ func (h *Handler) Handle(ctx context.Context, req Request) (report.Report, error
 	if err != nil {
 		return report.Report{}, fault.Boundary(err)
 	}
-	return r.Summary(), nil
+	return r, nil
 }
 
+// handle builds the report, writes report.json and returns the execution output (Summary).
 func (h *Handler) handle(ctx context.Context, req Request) (report.Report, error) {
 	if req.Execution == "" {
 		return report.Report{}, &fault.InvalidInput{Msg: "reporter request has no execution name"}
@@ -170,34 +189,68 @@ func (h *Handler) handle(ctx context.Context, req Request) (report.Report, error
 	if g := find(d.guards, guard.Deletion); g != nil && g.Tripped && !st.DryRun {
 		r.Withheld = r.ToDelete // no deletion batch is in the manifest
 	}
+	ls := newLists(h.tempDir())
+	defer ls.remove()
 	// Once the listing (or planning) is done, the copy phase runs the batches its manifest lists,
 	// or ran none of them if it never started: either way, the outcomes tell.
 	copyPhase := st.Done && !st.DryRun
 	if copyPhase {
-		if err := h.collect(ctx, req.Execution, st, &r); err != nil {
+		if err := h.collect(ctx, req.Execution, st, &r, ls); err != nil {
 			return report.Report{}, err
 		}
 	}
 	h.decide(st, &r, copyPhase)
 	r.FinishedAt = h.now().UTC().Format("2006-01-02T15:04:05.000Z") // as $$.Execution.StartTime
-	sort.Slice(r.Failures, func(i, j int) bool { return r.Failures[i].Key < r.Failures[j].Key })
-	sort.Slice(r.Skips, func(i, j int) bool { return r.Skips[i].Key < r.Skips[j].Key })
-	sort.SliceStable(r.Notes, func(i, j int) bool { return r.Notes[i].Key < r.Notes[j].Key })
-
-	body, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
+	if err := h.write(ctx, r, ls); err != nil {
 		return report.Report{}, err
-	}
-	if _, err := h.S3.PutObject(ctx, &s3.PutObjectInput{
-		Bucket: aws.String(h.Config.RunBucket), Key: aws.String(r.ReportKey),
-		Body: bytes.NewReader(body), ContentType: aws.String("application/json"),
-	}); err != nil {
-		return report.Report{}, fmt.Errorf("write report s3://%s/%s: %w", h.Config.RunBucket, r.ReportKey, err)
 	}
 	h.Logger.InfoContext(ctx, "report", "execution", r.Execution, "status", r.Status, "error", r.Error,
 		"listed", r.Listed, "copied", r.Copied, "deleted", r.Deleted, "failed", r.Failed, "skipped", r.Skipped,
 		"deletionsWithheld", r.Withheld, "batches", r.Batches, "failedBatches", r.FailedBatches, "report", r.ReportKey)
-	return r, nil
+	out := r
+	out.Failures, out.FailuresOmitted = ls.failures.head, ls.failures.n-int64(len(ls.failures.head))
+	out.Skips, out.SkipsOmitted = ls.skips.head, ls.skips.n-int64(len(ls.skips.head))
+	out.Notes, out.NotesOmitted = ls.notes.head, ls.notes.n-int64(len(ls.notes.head))
+	return out.Summary(), nil
+}
+
+// write streams report.json into a local file from the spill files, then uploads that file: a
+// single PutObject of a seekable body (retried by the SDK, up to S3's 5 GB), never the report
+// in memory.
+func (h *Handler) write(ctx context.Context, r report.Report, ls *lists) error {
+	f, err := os.CreateTemp(h.tempDir(), "report-*.json")
+	if err != nil {
+		return fmt.Errorf("report file: %w", err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if err := r.Encode(f, map[string]func(io.Writer) error{
+		"failures": ls.failures.stream, "skips": ls.skips.stream, "notes": ls.notes.stream,
+	}); err != nil {
+		return fmt.Errorf("report file: %w", err)
+	}
+	ls.remove() // the lists are in the report file now
+	size, err := f.Seek(0, io.SeekCurrent)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		return fmt.Errorf("report file: %w", err)
+	}
+	if _, err := h.S3.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(h.Config.RunBucket), Key: aws.String(r.ReportKey),
+		Body: f, ContentLength: aws.Int64(size), ContentType: aws.String("application/json"),
+	}); err != nil {
+		return fmt.Errorf("write report s3://%s/%s: %w", h.Config.RunBucket, r.ReportKey, err)
+	}
+	return nil
+}
+
+func (h *Handler) tempDir() string {
+	if h.TempDir != "" {
+		return h.TempDir
+	}
+	return os.TempDir()
 }
 
 func find(guards []report.Guard, name string) *report.Guard {
@@ -232,6 +285,12 @@ func (h *Handler) decide(st State, r *report.Report, copyPhase bool) {
 	switch {
 	case st.Failure != nil && !copyPhase:
 		r.Status, r.Error, r.Cause = report.Failed, st.Failure.Error, causeMessage(st.Failure.Cause)
+	case st.Failure != nil && st.Copy == nil && !strings.HasPrefix(st.Failure.Error, "States."):
+		// A function's named error after the planning and before the Map ran (a restore's thaw
+		// that did not complete): the run ends with that name; its objects are named in the report.
+		r.Status, r.Error = report.Failed, st.Failure.Error
+		r.Cause = fmt.Sprintf("%s; %d objects were not %s, every one is named in s3://%s/%s",
+			causeMessage(st.Failure.Cause), r.Failed, what, h.Config.RunBucket, r.ReportKey) + also
 	case r.Failed > 0 || r.FailedBatches > 0:
 		r.Status, r.Error = report.Failed, "BackupIncomplete"
 		r.Cause = fmt.Sprintf("%d objects were not %s (%d of %d batches failed); every one is named in s3://%s/%s",
@@ -253,15 +312,20 @@ func (h *Handler) decide(st State, r *report.Report, copyPhase bool) {
 	}
 }
 
-// collect reads the outcome of every batch the run's manifest lists. A batch with no outcome
-// failed as a whole: each of its objects is named with the batch's error. No manifest means the
-// copy phase never started: there is nothing to read.
-func (h *Handler) collect(ctx context.Context, execution string, st State, r *report.Report) error {
+// collect reads the outcome of every batch the run's manifest lists, in the manifest's order
+// (DefaultReadAhead at a time), and adds each batch's failures, skips and notes to the spill
+// lists. A batch with no outcome failed as a whole: each of its objects is named with the batch's
+// error. No manifest means the copy phase never started: there is nothing to read.
+func (h *Handler) collect(ctx context.Context, execution string, st State, r *report.Report, ls *lists) error {
 	keys, err := h.manifest(ctx, execution)
 	if err != nil {
 		return err
 	}
-	mapErrors, err := h.mapFailures(ctx, st.Copy)
+	ours := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		ours[k] = true
+	}
+	mapErrors, err := h.mapFailures(ctx, st, ours)
 	if err != nil {
 		return err
 	}
@@ -269,15 +333,89 @@ func (h *Handler) collect(ctx context.Context, execution string, st State, r *re
 	if f := st.Failure; f != nil {
 		phaseErr = fmt.Sprintf("%s: %s", f.Error, causeMessage(f.Cause))
 	}
-	var mu sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(16)
-	for _, key := range keys {
-		g.Go(func() error {
-			return h.collectBatch(gctx, key, mapErrors, phaseErr, &mu, r)
-		})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// An ordered read-ahead: the producer queues one future per batch (at most DefaultReadAhead
+	// waiting), each filled by its own goroutine; the batches are added in manifest order.
+	type fetched struct {
+		out   report.Outcome
+		found bool
+		err   error
 	}
-	return g.Wait()
+	queue := make(chan chan fetched, DefaultReadAhead)
+	go func() {
+		defer close(queue)
+		for _, key := range keys {
+			c := make(chan fetched, 1)
+			select {
+			case queue <- c:
+			case <-ctx.Done():
+				return
+			}
+			go func() {
+				var f fetched
+				f.found, f.err = h.outcome(ctx, key, &f.out)
+				c <- f
+			}()
+		}
+	}()
+	var firstErr error
+	i := 0
+	for c := range queue {
+		key := keys[i]
+		i++
+		f := <-c
+		if firstErr != nil {
+			continue // draining after an error
+		}
+		switch {
+		case f.err != nil:
+			firstErr = f.err
+		case f.found:
+			firstErr = ls.addOutcome(r, key, f.out)
+		default:
+			reason := mapErrors[key]
+			if reason == "" {
+				reason = "batch was not completed"
+				if phaseErr != "" {
+					reason += " (" + phaseErr + ")"
+				}
+			}
+			firstErr = h.failBatch(ctx, r, ls, key, reason)
+		}
+		if firstErr != nil {
+			cancel()
+		}
+	}
+	return firstErr
+}
+
+// outcome reads a batch's outcome; found is false when the copier wrote none.
+func (h *Handler) outcome(ctx context.Context, key string, out *report.Outcome) (bool, error) {
+	outcomeKey, err := batch.OutcomeKey(key)
+	if err != nil {
+		return false, err
+	}
+	return h.getJSON(ctx, outcomeKey, out, strictjson.Unmarshal)
+}
+
+// failBatch names every object of a batch that has no outcome with the batch's error, streaming
+// the batch file (its items are in key order).
+func (h *Handler) failBatch(ctx context.Context, r *report.Report, ls *lists, key, reason string) error {
+	obj, err := h.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(h.Config.RunBucket), Key: aws.String(key)})
+	if err != nil {
+		return fmt.Errorf("read batch %s: %w", key, err)
+	}
+	defer obj.Body.Close()
+	r.Batches++
+	r.FailedBatches++
+	if _, err := batch.Read(obj.Body, func(it batch.Item) error {
+		r.Failed++
+		return ls.failures.add(report.Failure{Key: it.Key, Op: string(it.Op), Error: reason, Batch: key})
+	}); err != nil {
+		return fmt.Errorf("read batch %s: %w", key, err)
+	}
+	return nil
 }
 
 // manifest reads the keys of the batches the run executes (nil when there is no manifest).
@@ -298,99 +436,155 @@ func (h *Handler) manifest(ctx context.Context, execution string) ([]string, err
 	return keys, nil
 }
 
-func (h *Handler) collectBatch(ctx context.Context, key string, mapErrors map[string]string, phaseErr string, mu *sync.Mutex, r *report.Report) error {
-	outcomeKey, err := batch.OutcomeKey(key)
-	if err != nil {
-		return err
-	}
-	var out report.Outcome
-	found, err := h.getJSON(ctx, outcomeKey, &out, strictjson.Unmarshal)
-	if err != nil {
-		return err
-	}
-	if found {
-		mu.Lock()
-		defer mu.Unlock()
-		r.Batches++
-		r.Copied += int64(out.Copied)
-		r.Deleted += int64(out.Deleted)
-		r.Failed += int64(out.Failed)
-		r.Skipped += int64(out.Skipped)
-		r.AlreadyPresent += int64(out.AlreadyPresent)
-		r.SourceChanged += int64(out.SourceChanged)
-		r.BytesCopied += out.BytesCopied
-		r.Retries += out.Retries
-		for _, f := range out.Failures {
-			f.Batch = key
-			r.Failures = append(r.Failures, f)
-		}
-		r.Skips = append(r.Skips, out.Skips...)
-		r.Notes = append(r.Notes, out.Notes...)
-		return nil
-	}
-	reason := mapErrors[key]
-	if reason == "" {
-		reason = "batch was not completed"
-		if phaseErr != "" {
-			reason += " (" + phaseErr + ")"
-		}
-	}
-	obj, err := h.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(h.Config.RunBucket), Key: aws.String(key)})
-	if err != nil {
-		return fmt.Errorf("read batch %s: %w", key, err)
-	}
-	defer obj.Body.Close()
-	var failures []report.Failure
-	if _, err := batch.Read(obj.Body, func(it batch.Item) error {
-		failures = append(failures, report.Failure{Key: it.Key, Op: string(it.Op), Error: reason, Batch: key})
-		return nil
-	}); err != nil {
-		return fmt.Errorf("read batch %s: %w", key, err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	r.Batches++
-	r.FailedBatches++
-	r.Failed += int64(len(failures))
-	r.Failures = append(r.Failures, failures...)
-	return nil
+// mapResult is the part of a ResultWriter record the reporter reads.
+type mapResult struct {
+	Input string `json:"Input"`
+	Error string `json:"Error"`
+	Cause string `json:"Cause"`
 }
 
-// mapFailures reads the Map's FAILED result files (AWS's format, decoded leniently): batch key →
-// the child execution's error.
-func (h *Handler) mapFailures(ctx context.Context, m *MapResult) (map[string]string, error) {
+func (m mapResult) batchKey() string {
+	var in struct {
+		BatchKey string `json:"batchKey"`
+	}
+	_ = json.Unmarshal([]byte(m.Input), &in)
+	return in.BatchKey
+}
+
+// resultFiles is the part of the ResultWriter's manifest.json the reporter reads (AWS's format,
+// decoded leniently).
+type resultFiles struct {
+	ResultFiles map[string][]struct {
+		Key string `json:"Key"`
+	} `json:"ResultFiles"`
+}
+
+// mapFailures reads the Map run's FAILED result files: batch key → the child execution's error,
+// for the run's own batches (ours). The Map's output names the run's manifest.json; when the Map
+// failed (its tolerated failures exceeded, say) the caught error is all the state holds, but the
+// ResultWriter has written the results all the same, so the run's manifest is found under the
+// ResultWriter's prefix (see findMapRun).
+func (h *Handler) mapFailures(ctx context.Context, st State, ours map[string]bool) (map[string]string, error) {
 	errs := map[string]string{}
-	if m == nil || m.ResultWriterDetails.Key == "" {
+	bucket, key := "", ""
+	switch {
+	case st.Copy != nil && st.Copy.ResultWriterDetails.Key != "":
+		bucket, key = st.Copy.ResultWriterDetails.Bucket, st.Copy.ResultWriterDetails.Key
+	case st.Failure != nil && len(ours) > 0:
+		var err error
+		if bucket, key, err = h.findMapRun(ctx, ours); err != nil || key == "" {
+			return errs, err
+		}
+	default:
 		return errs, nil
 	}
-	var manifest struct {
-		ResultFiles struct {
-			FAILED []struct{ Key string } `json:"FAILED"`
-		} `json:"ResultFiles"`
-	}
-	found, err := h.getJSONFrom(ctx, m.ResultWriterDetails.Bucket, m.ResultWriterDetails.Key, &manifest, json.Unmarshal)
+	var manifest resultFiles
+	found, err := h.getJSONFrom(ctx, bucket, key, &manifest, json.Unmarshal)
 	if err != nil || !found {
 		return errs, err
 	}
-	for _, f := range manifest.ResultFiles.FAILED {
-		var records []struct {
-			Input string `json:"Input"`
-			Error string `json:"Error"`
-			Cause string `json:"Cause"`
-		}
-		if _, err := h.getJSONFrom(ctx, m.ResultWriterDetails.Bucket, f.Key, &records, json.Unmarshal); err != nil {
+	reasons := map[string]string{} // one copy of each distinct reason
+	for _, f := range manifest.ResultFiles["FAILED"] {
+		err := h.eachResult(ctx, bucket, f.Key, func(rec mapResult) bool {
+			if k := rec.batchKey(); ours[k] {
+				reason := report.Shorten(fmt.Sprintf("batch failed: %s: %s", rec.Error, causeMessage(rec.Cause)), maxReasonBytes)
+				if r, ok := reasons[reason]; ok {
+					reason = r
+				} else {
+					reasons[reason] = reason
+				}
+				errs[k] = reason
+			}
+			return true
+		})
+		if err != nil {
 			return nil, err
-		}
-		for _, rec := range records {
-			var in struct {
-				BatchKey string `json:"batchKey"`
-			}
-			if json.Unmarshal([]byte(rec.Input), &in) == nil && in.BatchKey != "" {
-				errs[in.BatchKey] = fmt.Sprintf("batch failed: %s: %s", rec.Error, causeMessage(rec.Cause))
-			}
 		}
 	}
 	return errs, nil
+}
+
+// findMapRun finds the manifest.json of the Map run that ran this execution's batches (ours)
+// under the ResultWriter's prefix: newest first, it reads each manifest and the first record of
+// its first result file, until a record names one of ours. A Map run belongs to one execution,
+// and each record's input names its batch, so one record tells. ("", "") when none is found.
+func (h *Handler) findMapRun(ctx context.Context, ours map[string]bool) (bucket, key string, err error) {
+	bucket = h.Config.RunBucket
+	prefix := h.MapResultsPrefix
+	if prefix == "" {
+		prefix = DefaultMapResultsPrefix
+	}
+	type candidate struct {
+		key      string
+		modified time.Time
+	}
+	var manifests []candidate
+	p := s3.NewListObjectsV2Paginator(h.S3, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return "", "", fmt.Errorf("list s3://%s/%s: %w", bucket, prefix, err)
+		}
+		for _, o := range page.Contents {
+			if k := aws.ToString(o.Key); strings.HasSuffix(k, "/manifest.json") {
+				manifests = append(manifests, candidate{k, aws.ToTime(o.LastModified)})
+			}
+		}
+	}
+	sort.SliceStable(manifests, func(i, j int) bool { return manifests[i].modified.After(manifests[j].modified) })
+	for _, m := range manifests {
+		var rf resultFiles
+		found, err := h.getJSONFrom(ctx, bucket, m.key, &rf, json.Unmarshal)
+		if err != nil {
+			return "", "", err
+		}
+		if !found {
+			continue
+		}
+		for _, status := range []string{"FAILED", "SUCCEEDED", "PENDING"} {
+			if files := rf.ResultFiles[status]; len(files) > 0 {
+				mine := false
+				if err := h.eachResult(ctx, bucket, files[0].Key, func(rec mapResult) bool {
+					mine = ours[rec.batchKey()]
+					return false
+				}); err != nil {
+					return "", "", err
+				}
+				if mine {
+					return bucket, m.key, nil
+				}
+				break
+			}
+		}
+	}
+	return "", "", nil
+}
+
+// eachResult streams the records of a ResultWriter result file (a JSON array) to fn until fn
+// returns false; a missing file has none.
+func (h *Handler) eachResult(ctx context.Context, bucket, key string, fn func(mapResult) bool) error {
+	obj, err := h.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if fault.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read s3://%s/%s: %w", bucket, key, err)
+	}
+	defer obj.Body.Close()
+	dec := json.NewDecoder(obj.Body)
+	if _, err := dec.Token(); err != nil { // [
+		return fmt.Errorf("decode s3://%s/%s: %w", bucket, key, err)
+	}
+	for dec.More() {
+		var rec mapResult
+		if err := dec.Decode(&rec); err != nil {
+			return fmt.Errorf("decode s3://%s/%s: %w", bucket, key, err)
+		}
+		if !fn(rec) {
+			return nil
+		}
+	}
+	return nil
 }
 
 func (h *Handler) getJSON(ctx context.Context, key string, v any, decode func([]byte, any) error) (bool, error) {

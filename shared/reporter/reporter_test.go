@@ -238,7 +238,7 @@ func TestStateDecodedStrictly(t *testing.T) {
 	}
 }
 
-// Notes of every batch reach the report, sorted by key.
+// Notes of every batch reach the report, in the manifest's batch order and by key within a batch.
 func TestNotesAggregated(t *testing.T) {
 	f, h := setup()
 	b0, b1 := putBatch(f, batch.Key("exec", 0), "m", "z"), putBatch(f, batch.Key("exec", 1), "a")
@@ -255,25 +255,81 @@ func TestNotesAggregated(t *testing.T) {
 	for _, n := range r.Notes {
 		keys = append(keys, n.Key)
 	}
-	if r.Status != report.Succeeded || !reflect.DeepEqual(keys, []string{"a", "m", "z"}) {
+	if r.Status != report.Succeeded || !reflect.DeepEqual(keys, []string{"m", "z", "a"}) {
 		t.Fatalf("status %s, notes %+v", r.Status, r.Notes)
 	}
 }
 
-// report.json names every failure; the execution output carries the first 100 and a count.
-func TestFailuresCutOnlyInOutput(t *testing.T) {
-	f, h := setup()
-	var keys []string
-	for i := range 150 {
-		keys = append(keys, fmt.Sprintf("k%03d", i))
-	}
-	putManifest(t, f, putBatch(f, batch.Key("exec", 0), keys...))
-	r := invoke(t, h, Request{Execution: "exec", State: mustJSON(state{Done: true, Copy: &MapResult{}, Cursor: cursor(report.Totals{Listed: 150, New: 150})})})
-	if len(r.Failures) != 100 || r.FailuresOmitted != 50 || r.Failed != 150 {
-		t.Fatalf("output: %d failures, %d omitted, failed %d", len(r.Failures), r.FailuresOmitted, r.Failed)
-	}
-	if s := stored(t, f); len(s.Failures) != 150 || s.FailuresOmitted != 0 {
-		t.Fatalf("report.json: %d failures, %d omitted", len(s.Failures), s.FailuresOmitted)
+// report.json names every failure and skip; the execution output carries as many of the first
+// ones as fit in report.DefaultOutputListBytes, and counts the rest. 100 failures and 100 skips
+// with 1 KiB keys made an output over 256 KiB (States.DataLimitExceeded) before the cut was by bytes.
+func TestOutputBoundedByBytes(t *testing.T) {
+	long := func(i int) string { return fmt.Sprintf("k%04d/", i) + strings.Repeat("x", 1018) }
+	for _, tt := range []struct {
+		name            string
+		failures, skips int
+		key             func(int) string
+		wantAllInOutput bool
+	}{
+		{"100 short failures fit", 100, 0, func(i int) string { return fmt.Sprintf("k%03d", i) }, true},
+		{"100 failures and 100 skips with 1 KiB keys", 100, 100, long, false},
+		{"5000 failures with 1 KiB keys", 5000, 0, long, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f, h := setup()
+			var keys []string
+			o := report.Outcome{}
+			for i := range tt.failures + tt.skips {
+				k := tt.key(i)
+				keys = append(keys, k)
+				if i < tt.failures {
+					o.Failed++
+					o.Failures = append(o.Failures, report.Failure{Key: k, Op: "copy", Error: "operation error S3: CopyObject, " + strings.Repeat("AccessDenied ", 60)})
+				} else {
+					o.Skipped++
+					o.Skips = append(o.Skips, report.Skip{Key: k, Reason: "archived (GLACIER): not copied"})
+				}
+			}
+			o.Items = len(keys)
+			b0 := putBatch(f, batch.Key("exec", 0), keys...)
+			okey, _ := batch.OutcomeKey(b0)
+			putJSON(f, okey, o)
+			putManifest(t, f, b0)
+			payload, _ := json.Marshal(Request{Execution: "exec", State: mustJSON(state{Done: true, Copy: &MapResult{}, Cursor: cursor(report.Totals{Listed: int64(len(keys)), New: int64(len(keys))})})})
+			out, err := lambdafn.Handler(h.Handle, nil).Invoke(context.Background(), payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(out) > 128<<10 {
+				t.Fatalf("execution output is %d bytes", len(out))
+			}
+			var r report.Report
+			if err := json.Unmarshal(out, &r); err != nil {
+				t.Fatal(err)
+			}
+			lists, _ := json.Marshal([]any{r.Failures, r.Skips, r.Notes})
+			if len(lists) > report.DefaultOutputListBytes+8 {
+				t.Errorf("failures, skips and notes in the output: %d bytes", len(lists))
+			}
+			if int64(len(r.Failures))+r.FailuresOmitted != int64(tt.failures) || int64(len(r.Skips))+r.SkipsOmitted != int64(tt.skips) {
+				t.Fatalf("output: %d failures + %d omitted, %d skips + %d omitted", len(r.Failures), r.FailuresOmitted, len(r.Skips), r.SkipsOmitted)
+			}
+			if all := r.FailuresOmitted+r.SkipsOmitted == 0; all != tt.wantAllInOutput {
+				t.Errorf("all in output = %v, want %v", all, tt.wantAllInOutput)
+			}
+			if len(r.Failures) == 0 || r.Failures[0].Key != keys[0] || len(r.Failures[0].Error) > report.MaxTextInOutput+len("…") {
+				t.Errorf("first failure in the output: %+v", r.Failures[:min(1, len(r.Failures))])
+			}
+			s := stored(t, f)
+			if len(s.Failures) != tt.failures || len(s.Skips) != tt.skips || s.FailuresOmitted != 0 || s.SkipsOmitted != 0 {
+				t.Fatalf("report.json: %d failures, %d skips, omitted %d/%d", len(s.Failures), len(s.Skips), s.FailuresOmitted, s.SkipsOmitted)
+			}
+			for i, f := range s.Failures {
+				if f.Key != keys[i] || f.Batch != b0 || !strings.HasSuffix(f.Error, "AccessDenied ") {
+					t.Fatalf("report.json failure %d: %+v", i, f)
+				}
+			}
+		})
 	}
 }
 
