@@ -4,7 +4,10 @@
 // (missing or differing objects; differing ones only when overwriting is allowed). Versions in
 // archive storage classes are thawed first with RestoreObject, and a second mode counts how
 // many are still thawing. Like the lister, it returns a small cursor so that any bucket size
-// takes several short invocations, and so does a thaw check of many archived versions.
+// takes several short invocations, and so does a thaw check of many archived versions. The
+// thaw loop is bounded: it gives up with ThawIncomplete once the thaws have outlasted a multiple
+// of their tier's documented retrieval time, and it stretches the wait between checks so that
+// the whole loop stays within ThawHistoryBudget of the execution's 25,000 history events.
 package planner
 
 import (
@@ -59,7 +62,49 @@ const (
 	DefaultThawCheckMaxItems = 100000
 	// ThawCheckConcurrency is how many HeadObject requests a thaw check has in flight.
 	ThawCheckConcurrency = 16
+	// ThawBoundFactor times the tier's documented retrieval time (ThawTime), and at least
+	// MinThawBound, is how long a restore waits for its thaws before it gives up with
+	// ThawIncomplete. S3 documents typical times, and large restores take longer.
+	ThawBoundFactor = 2
+	MinThawBound    = time.Hour
+	// ThawHistoryBudget is how many of a Standard execution's 25,000 history events the thaw loop
+	// may cost; the rest are for planning, retries, the Copy Map and the report. The planner
+	// counts them as the restore definition spends them (ThawWaitEvents per wait,
+	// ThawCheckEvents per thaw-check invocation) and waits longer between checks when the
+	// thaws' time bound would not fit.
+	ThawHistoryBudget = 10000
+	// ThawWaitEvents: WaitStateEntered and WaitStateExited.
+	ThawWaitEvents = 2
+	// ThawCheckEvents: TaskStateEntered, TaskScheduled, TaskStarted, TaskSucceeded,
+	// TaskStateExited of CheckThaw, ChoiceStateEntered and ChoiceStateExited of MoreToCheck.
+	ThawCheckEvents = 7
 )
+
+// ThawTime is the retrieval time S3 documents for a tier and archive storage class ("Understanding
+// archive retrieval options", Amazon S3 User Guide): Expedited 1–5 minutes (GLACIER only),
+// Standard 3–5 hours (GLACIER) or within 12 hours (DEEP_ARCHIVE), Bulk 5–12 hours (GLACIER) or
+// within 48 hours (DEEP_ARCHIVE). It is 0 for a combination S3 does not offer.
+func ThawTime(tier, class string) time.Duration {
+	deep := class == string(types.StorageClassDeepArchive)
+	switch types.Tier(tier) {
+	case types.TierExpedited:
+		if deep {
+			return 0
+		}
+		return 5 * time.Minute
+	case types.TierStandard:
+		if deep {
+			return 12 * time.Hour
+		}
+		return 5 * time.Hour
+	case types.TierBulk:
+		if deep {
+			return 48 * time.Hour
+		}
+		return 12 * time.Hour
+	}
+	return 0
+}
 
 // Config is the planner's configuration, from its environment.
 type Config struct {
@@ -85,7 +130,7 @@ func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 		BatchSize:            r.Int("BATCH_SIZE", batch.DefaultSize, 1, batch.MaxSize),
 		BatchBytes:           r.Bytes("BATCH_BYTES", batch.DefaultBytes, 1, batch.MaxBytes),
 		MaxKeysPerInvocation: r.Int("PLANNER_MAX_KEYS", DefaultMaxKeysPerInvocation, 0, 1<<40),
-		ThawCheckSeconds:     int(r.Int("THAW_CHECK_SECONDS", DefaultThawCheckSeconds, 0, restoreinput.MaxThawCheckSeconds)),
+		ThawCheckSeconds:     int(r.Int("THAW_CHECK_SECONDS", DefaultThawCheckSeconds, restoreinput.MinThawCheckSeconds, restoreinput.MaxThawCheckSeconds)),
 		ThawCheckMaxItems:    r.Int("THAW_CHECK_MAX_ITEMS", DefaultThawCheckMaxItems, 0, 1<<40),
 	}
 	return c, r.Err()
@@ -108,6 +153,13 @@ type Position struct {
 	ThawFile    int   `json:"thawFile"`
 	ThawItem    int   `json:"thawItem"`
 	ThawPending int64 `json:"thawPending"`
+	// The thaw loop's bound: DEEP_ARCHIVE versions among those thawed (they set the documented
+	// time), seconds of waiting scheduled so far, history events the loop has cost, and
+	// thaw-check invocations in the current pass.
+	ThawDeep   int64 `json:"thawDeep"`
+	ThawWaited int64 `json:"thawWaited"`
+	ThawEvents int64 `json:"thawEvents"`
+	ThawCalls  int64 `json:"thawCalls"`
 }
 
 // Cursor carries the running totals (read by the reporter) and the planner's position between
@@ -189,15 +241,24 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 			return Response{}, &fault.InvalidInput{Msg: "thaw check without a cursor"}
 		}
 		cur := *req.Cursor
+		cur.Position.ThawEvents += ThawCheckEvents
+		cur.Position.ThawCalls++
 		checked, err := h.checkThaw(ctx, req.Execution, &cur.Position, opts)
 		if err != nil {
 			return Response{}, err
 		}
 		resp.Cursor, resp.Done, resp.RestoredAt = cur, true, cur.Position.RestoredAt
 		resp.ManifestKey, resp.ThawPending, resp.ThawChecked = batch.ManifestKey(req.Execution), cur.Position.ThawPending, checked
+		if checked && cur.Position.ThawPending > 0 {
+			// The state machine waits, then checks again.
+			if resp.ThawWaitSeconds, err = h.waitForThaw(ctx, req.Execution, &resp.Cursor.Position, opts, resp.ThawWaitSeconds, cur.Position.ThawCalls); err != nil {
+				return Response{}, err
+			}
+		}
 		if checked {
 			// The next check, after the wait, starts a new pass.
 			resp.Cursor.Position.ThawFile, resp.Cursor.Position.ThawItem, resp.Cursor.Position.ThawPending = 0, 0, 0
+			resp.Cursor.Position.ThawCalls = 0
 		}
 		h.Logger.InfoContext(ctx, "thaw check", "execution", req.Execution, "checked", checked, "pending", resp.ThawPending,
 			"file", cur.Position.ThawFile, "item", cur.Position.ThawItem, "files", cur.Position.NextThaw)
@@ -249,6 +310,15 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 			resp.ManifestKey = batch.ManifestKey(req.Execution)
 		}
 		resp.ThawPending, resp.ThawChecked = cur.Position.ThawRequested, true
+		if cur.Position.ThawRequested > 0 && !opts.DryRun {
+			if opts.ThawTier == string(types.TierExpedited) {
+				// Nothing was asked to thaw yet (see writer.key): the first check, right away, asks.
+				resp.ThawWaitSeconds = 0
+				cur.Position.ThawEvents += ThawWaitEvents
+			} else if resp.ThawWaitSeconds, err = h.waitForThaw(ctx, req.Execution, &cur.Position, opts, resp.ThawWaitSeconds, h.passCalls(cur.Position)); err != nil {
+				return Response{}, err
+			}
+		}
 	}
 	resp.Cursor, resp.Done, resp.RestoredAt = cur, done, cur.Position.RestoredAt
 	return resp, nil
@@ -466,11 +536,23 @@ func (w *writer) key(key string, history []listing.Version, at time.Time, tgt *c
 	t.BytesToCopy += v.Size
 	if archived(v.StorageClass) {
 		t.Archived++
+		deep := v.StorageClass == string(types.StorageClassDeepArchive)
+		if deep && ThawTime(w.opts.ThawTier, v.StorageClass) == 0 {
+			return &fault.InvalidInput{Msg: fmt.Sprintf("thawTier %s is not offered for DEEP_ARCHIVE versions (%q is one): use Standard (within 12 hours) or Bulk (within 48 hours); nothing was thawed",
+				w.opts.ThawTier, key)}
+		}
 		if !w.opts.DryRun {
-			if err := w.h.thaw(w.ctx, it, w.opts); err != nil {
-				return err
+			// Expedited thaws wait for the end of planning, which refuses the restore if any
+			// version is in DEEP_ARCHIVE; the first thaw check asks for them.
+			if w.opts.ThawTier != string(types.TierExpedited) {
+				if err := w.h.thaw(w.ctx, it, w.opts); err != nil {
+					return err
+				}
 			}
 			pos.ThawRequested++
+			if deep {
+				pos.ThawDeep++
+			}
 			w.thaw = append(w.thaw, it)
 		}
 	}
@@ -532,6 +614,64 @@ func (h *Handler) thaw(ctx context.Context, it batch.Item, opts restoreinput.Opt
 		return fmt.Errorf("thaw %q version %s: %w", it.Key, it.VersionID, err)
 	}
 	return nil
+}
+
+// thawBound is how long the restore waits for its thaws: ThawBoundFactor times the documented
+// retrieval time of its tier for the slowest class among them, and at least MinThawBound.
+func thawBound(opts restoreinput.Options, pos Position) time.Duration {
+	class := string(types.StorageClassGlacier)
+	if pos.ThawDeep > 0 {
+		class = string(types.StorageClassDeepArchive)
+	}
+	return max(ThawBoundFactor*ThawTime(opts.ThawTier, class), MinThawBound)
+}
+
+// passCalls estimates the thaw-check invocations of one pass before any pass has run: one per
+// ThawCheckMaxItems archived versions.
+func (h *Handler) passCalls(pos Position) int64 {
+	if n := h.Config.ThawCheckMaxItems; n > 0 {
+		return max((pos.ThawRequested+n-1)/n, 1)
+	}
+	return 1
+}
+
+// waitForThaw decides the wait before the next thaw check and accounts for it in pos, or gives
+// up with ThawIncomplete when the thaws have outlasted their bound or the history budget. The
+// wait is the requested one (at least restoreinput.MinThawCheckSeconds), stretched when the rest
+// of the bound at that pace would cost more events than the budget has left: a round is one wait
+// and calls thaw-check invocations.
+func (h *Handler) waitForThaw(ctx context.Context, execution string, pos *Position, opts restoreinput.Options, requested int, calls int64) (int, error) {
+	bound := thawBound(opts, *pos)
+	waited := time.Duration(pos.ThawWaited) * time.Second
+	perRound := ThawWaitEvents + ThawCheckEvents*max(calls, 1)
+	budget := ThawHistoryBudget - pos.ThawEvents
+	if waited >= bound || budget < perRound {
+		why := fmt.Sprintf("after %s of waiting, the bound for thawTier %s (%s, %d× S3's documented %s, at least %s)",
+			waited, opts.ThawTier, thawClassName(*pos), ThawBoundFactor, ThawTime(opts.ThawTier, thawClassName(*pos)), MinThawBound)
+		if waited < bound {
+			why = fmt.Sprintf("after %s of waiting and %d history events of thaw checks, the restore's budget of %d of the execution's 25,000", waited, pos.ThawEvents, ThawHistoryBudget)
+		}
+		return 0, &fault.ThawIncomplete{Msg: fmt.Sprintf("%d of %d archived versions are still thawing %s; nothing was copied, every object is named in the report. Thaws already done stay readable for thawDays (%d) days: run the restore again to copy them",
+			pos.ThawPending, pos.ThawRequested, why, opts.ThawDays)}
+	}
+	wait := max(requested, restoreinput.MinThawCheckSeconds)
+	left := int64((bound - waited) / time.Second)
+	rounds := budget / perRound
+	if need := (left + rounds - 1) / rounds; int64(wait) < need {
+		h.Logger.InfoContext(ctx, "thaw wait stretched to fit the execution history", "execution", execution,
+			"requested", wait, "wait", need, "rounds", rounds, "eventsPerRound", perRound)
+		wait = int(need)
+	}
+	pos.ThawWaited += int64(wait)
+	pos.ThawEvents += ThawWaitEvents
+	return wait, nil
+}
+
+func thawClassName(pos Position) string {
+	if pos.ThawDeep > 0 {
+		return string(types.StorageClassDeepArchive)
+	}
+	return string(types.StorageClassGlacier)
 }
 
 // checkThaw goes on with the thaw check at pos: it looks at the restore's archived versions in

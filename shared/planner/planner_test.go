@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"go.uber.org/goleak"
 
 	"github.com/bucketvault/bucketvault/shared/batch"
@@ -98,7 +99,7 @@ func TestThawsArchivedVersions(t *testing.T) {
 		f.Put("bak", k, []byte(k))
 	}
 	f.Archive("bak", "DEEP_ARCHIVE")
-	input := `{"at": "2030-01-01T00:00:00Z", "targetBucket": "target", "thawTier": "Bulk", "thawCheckSeconds": 60}`
+	input := `{"at": "2030-01-01T00:00:00Z", "targetBucket": "target", "thawTier": "Bulk", "thawCheckSeconds": 900}`
 
 	dry := planAll(t, h, strings.Replace(input, `"thawTier"`, `"dryRun": true, "thawTier"`, 1))
 	if dry.Cursor.Totals.Archived != 3 || dry.ThawPending != 0 || f.Count("RestoreObject") != 0 {
@@ -106,7 +107,7 @@ func TestThawsArchivedVersions(t *testing.T) {
 	}
 
 	resp := planAll(t, h, input)
-	if resp.Cursor.Totals.Archived != 3 || resp.ThawPending != 3 || resp.ThawWaitSeconds != 60 || f.Count("RestoreObject") != 3 {
+	if resp.Cursor.Totals.Archived != 3 || resp.ThawPending != 3 || resp.ThawWaitSeconds != 900 || f.Count("RestoreObject") != 3 {
 		t.Fatalf("plan: %+v, %d RestoreObject calls", resp, f.Count("RestoreObject"))
 	}
 	check := func() int64 {
@@ -122,6 +123,117 @@ func TestThawsArchivedVersions(t *testing.T) {
 	f.ThawAll()
 	if n := check(); n != 0 {
 		t.Fatalf("pending after thawing = %d", n)
+	}
+}
+
+// deepLister lists the versions of the keys in deep as DEEP_ARCHIVE (the fake archives a whole
+// bucket into one class).
+type deepLister struct {
+	*s3fake.S3
+	deep map[string]bool
+}
+
+func (d deepLister) ListObjectVersions(ctx context.Context, in *s3.ListObjectVersionsInput, opts ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error) {
+	out, err := d.S3.ListObjectVersions(ctx, in, opts...)
+	if err == nil {
+		for i, v := range out.Versions {
+			if d.deep[aws.ToString(v.Key)] {
+				out.Versions[i].StorageClass = types.ObjectVersionStorageClass("DEEP_ARCHIVE")
+			}
+		}
+	}
+	return out, err
+}
+
+// The thaw loop never thaws forever: a thaw that does not complete ends with ThawIncomplete once
+// the waits add up to the tier's bound (ThawBoundFactor × S3's documented time, at least
+// MinThawBound), and the loop's history events stay within ThawHistoryBudget, the wait between
+// checks stretched when the requested one would not fit.
+func TestThawLoopIsBounded(t *testing.T) {
+	tests := []struct {
+		name, tier, class string
+		checkSeconds      int
+		maxItems          int64 // ThawCheckMaxItems: invocations per pass
+		firstWait         int   // the wait planning asks for
+		wantBound         time.Duration
+	}{
+		{"Standard GLACIER at 60 s", "Standard", "GLACIER", 60, 0, 60, 10 * time.Hour},
+		{"Bulk DEEP_ARCHIVE at 60 s is stretched", "Bulk", "DEEP_ARCHIVE", 60, 0, 312, 96 * time.Hour},
+		{"Bulk DEEP_ARCHIVE, paged checks stretch further", "Bulk", "DEEP_ARCHIVE", 60, 1, 1038, 96 * time.Hour},
+		{"Standard DEEP_ARCHIVE at a day", "Standard", "DEEP_ARCHIVE", 86400, 0, 86400, 24 * time.Hour},
+		{"Expedited asks after planning, bound one hour", "Expedited", "GLACIER", 60, 0, 0, time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, h := setup()
+			h.Config.ThawCheckMaxItems = tt.maxItems
+			for _, k := range []string{"a", "b", "c", "d"} {
+				f.Put("bak", k, []byte(k))
+			}
+			f.Archive("bak", tt.class)
+			input := fmt.Sprintf(`{"at": "2030-01-01T00:00:00Z", "targetBucket": "target", "thawTier": %q, "thawCheckSeconds": %d}`, tt.tier, tt.checkSeconds)
+			resp := planAll(t, h, input)
+			if resp.ThawWaitSeconds != tt.firstWait {
+				t.Errorf("first wait %d s, want %d", resp.ThawWaitSeconds, tt.firstWait)
+			}
+			waited := time.Duration(resp.ThawWaitSeconds) * time.Second
+			longest := waited
+			var err error
+			checks := 0
+			for cur := resp.Cursor; err == nil && checks < 100000; {
+				var r Response
+				r, err = h.Handle(context.Background(), Request{Execution: "exec", Input: json.RawMessage(input), Cursor: &cur, Mode: ModeThaw})
+				checks++
+				if err == nil {
+					if r.ThawPending == 0 && r.ThawChecked {
+						t.Fatalf("nothing pending after %d checks, but nothing was thawed", checks)
+					}
+					if r.ThawChecked {
+						wait := time.Duration(r.ThawWaitSeconds) * time.Second
+						waited, longest = waited+wait, max(longest, wait)
+					}
+					cur = r.Cursor
+					if events := cur.Position.ThawEvents; events > ThawHistoryBudget {
+						t.Fatalf("thaw loop at %d history events after %d checks, over the budget of %d", events, checks, ThawHistoryBudget)
+					}
+				}
+			}
+			var incomplete *fault.ThawIncomplete
+			if !errors.As(err, &incomplete) || !strings.Contains(err.Error(), "4 of 4 archived versions are still thawing") {
+				t.Fatalf("after %d checks: err = %v, want ThawIncomplete naming 4 of 4", checks, err)
+			}
+			if waited < tt.wantBound || waited > tt.wantBound+longest {
+				t.Errorf("gave up after %s of waits, want the bound %s", waited, tt.wantBound)
+			}
+			if n := f.Count("RestoreObject"); n != 4 {
+				t.Errorf("%d RestoreObject calls, want one per version", n)
+			}
+		})
+	}
+}
+
+// thawTier Expedited is not offered for DEEP_ARCHIVE: the restore is refused while planning,
+// before any version is asked to thaw (also one in GLACIER planned before it).
+func TestExpeditedRefusedForDeepArchive(t *testing.T) {
+	f, h := setup()
+	f.Put("bak", "a-glacier", []byte("a"))
+	f.Put("bak", "z-deep", []byte("z"))
+	f.Archive("bak", "GLACIER")
+	h.S3 = deepLister{S3: f, deep: map[string]bool{"z-deep": true}}
+	input := `{"at": "2030-01-01T00:00:00Z", "targetBucket": "target", "thawTier": "Expedited"}`
+	_, err := h.Handle(context.Background(), Request{Execution: "exec", Input: json.RawMessage(input), Mode: ModePlan})
+	var invalid *fault.InvalidInput
+	if !errors.As(err, &invalid) || !strings.Contains(err.Error(), "thawTier Expedited is not offered for DEEP_ARCHIVE") || !strings.Contains(err.Error(), "z-deep") {
+		t.Fatalf("err = %v, want InvalidInput naming the rule and z-deep", err)
+	}
+	if n := f.Count("RestoreObject"); n != 0 {
+		t.Fatalf("%d RestoreObject calls before the refusal", n)
+	}
+	// The same restore at Standard goes ahead.
+	h.S3 = deepLister{S3: f, deep: map[string]bool{"z-deep": true}}
+	resp := planAll(t, h, strings.Replace(input, "Expedited", "Standard", 1))
+	if resp.ThawPending != 2 || f.Count("RestoreObject") != 2 {
+		t.Fatalf("Standard: %+v, %d RestoreObject calls", resp, f.Count("RestoreObject"))
 	}
 }
 

@@ -24,6 +24,7 @@ const (
 	DefaultThawTier     = "Standard" // RestoreObject tier when thawTier is not given
 	DefaultThawDays     = 7          // days a thawed copy stays readable when thawDays is not given
 	MaxThawDays         = 365        // thawDays, at most
+	MinThawCheckSeconds = 60         // thawCheckSeconds, at least: no thaw completes sooner, and each check costs history events
 	MaxThawCheckSeconds = 86400      // thawCheckSeconds, at most
 	MaxKeyBytes         = 1024       // S3's limit on a key, and on a prefix
 )
@@ -137,8 +138,9 @@ func Parse(raw []byte) (Options, error) {
 	if o.ThawDays < 1 || o.ThawDays > MaxThawDays {
 		return Options{}, invalid("restore input: thawDays %d must be from 1 to %d", o.ThawDays, MaxThawDays)
 	}
-	if o.ThawCheckSeconds != nil && (*o.ThawCheckSeconds < 0 || *o.ThawCheckSeconds > MaxThawCheckSeconds) {
-		return Options{}, invalid("restore input: thawCheckSeconds %d must be from 0 to %d", *o.ThawCheckSeconds, MaxThawCheckSeconds)
+	if o.ThawCheckSeconds != nil && (*o.ThawCheckSeconds < MinThawCheckSeconds || *o.ThawCheckSeconds > MaxThawCheckSeconds) {
+		return Options{}, invalid("restore input: thawCheckSeconds %d must be from %d to %d: every check costs the execution history events, of which a restore has 25,000",
+			*o.ThawCheckSeconds, MinThawCheckSeconds, MaxThawCheckSeconds)
 	}
 	return o, nil
 }

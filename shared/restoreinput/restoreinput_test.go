@@ -11,7 +11,7 @@ import (
 )
 
 func TestParse(t *testing.T) {
-	yes, no, zero, hour := true, false, 0, 3600
+	yes, no, hour := true, false, 3600
 	long := strings.Repeat("k", MaxKeyBytes+1)
 	tests := []struct {
 		name, in string
@@ -31,8 +31,8 @@ func TestParse(t *testing.T) {
 			"thawTier": "Bulk", "thawDays": 30, "thawCheckSeconds": 3600}`,
 			want: Options{At: "2026-11-20T10:00:00Z", Prefix: "a/", Prefixes: []string{"b/", "c/"}, TargetBucket: "t", TargetPrefix: "restored/",
 				Overwrite: &no, DryRun: true, ThawTier: "Bulk", ThawDays: 30, ThawCheckSeconds: &hour}},
-		{name: "keys and overwrite true", in: `{"at": "x", "keys": ["b", "a"], "overwrite": true, "thawTier": "Expedited", "thawCheckSeconds": 0}`,
-			want: Options{At: "x", Keys: []string{"b", "a"}, Overwrite: &yes, ThawTier: "Expedited", ThawDays: DefaultThawDays, ThawCheckSeconds: &zero}},
+		{name: "keys and overwrite true", in: `{"at": "x", "keys": ["b", "a"], "overwrite": true, "thawTier": "Expedited", "thawCheckSeconds": 60}`,
+			want: Options{At: "x", Keys: []string{"b", "a"}, Overwrite: &yes, ThawTier: "Expedited", ThawDays: DefaultThawDays, ThawCheckSeconds: ptr(MinThawCheckSeconds)}},
 		{name: "a version without a moment", in: `{"keys": ["doc.txt"], "versionId": "v1"}`,
 			want: Options{Keys: []string{"doc.txt"}, VersionID: "v1", ThawTier: DefaultThawTier, ThawDays: DefaultThawDays}},
 		{name: "bounds accepted", in: `{"at": "x", "thawDays": 365, "thawCheckSeconds": 86400, "keys": ["` + long[1:] + `"]}`,
@@ -64,6 +64,8 @@ func TestParse(t *testing.T) {
 		{name: "negative thawDays", in: `{"at": "x", "thawDays": -1}`, wantErr: "thawDays -1"},
 		{name: "thawDays too many", in: `{"at": "x", "thawDays": 366}`, wantErr: "thawDays 366"},
 		{name: "negative thawCheckSeconds", in: `{"at": "x", "thawCheckSeconds": -1}`, wantErr: "thawCheckSeconds -1"},
+		{name: "thawCheckSeconds 0", in: `{"at": "x", "thawCheckSeconds": 0}`, wantErr: "thawCheckSeconds 0 must be from 60"},
+		{name: "thawCheckSeconds below the floor", in: `{"at": "x", "thawCheckSeconds": 59}`, wantErr: "thawCheckSeconds 59 must be from 60"},
 		{name: "thawCheckSeconds too long", in: `{"at": "x", "thawCheckSeconds": 86401}`, wantErr: "thawCheckSeconds 86401"},
 	}
 	for _, tt := range tests {

@@ -194,7 +194,7 @@ func (e *Executor) Run(ctx context.Context, name string, input []byte) (*Executi
 	}
 	h := &history{keep: true}
 	th := &thread{h: h}
-	th.add("ExecutionStarted", map[string]any{"input": string(input), "inputDetails": map[string]any{"truncated": false}, "roleArn": e.opts.RoleArn})
+	th.close("ExecutionStarted", map[string]any{"input": string(input), "inputDetails": map[string]any{"truncated": false}, "roleArn": e.opts.RoleArn})
 	r := &runner{e: e, x: execCtx{
 		id: x.Arn, name: name, roleArn: e.opts.RoleArn, startTime: awsTime(x.StartDate), input: in,
 		smID: e.smArn, smName: e.opts.StateMachineName,
@@ -207,6 +207,11 @@ func (e *Executor) Run(ctx context.Context, name string, input []byte) (*Executi
 	}
 	out, err := r.runMachine(rctx, e.def, in, th)
 	x.StopDate = time.Now()
+	if lim := th.limit(); lim != nil {
+		// Event MaxHistoryEvents can only be ExecutionSucceeded; whatever ran after the history
+		// filled up, the execution fails for the limit.
+		out, err = nil, lim
+	}
 	f, failed := asFailure(err)
 	switch {
 	case err == nil:
@@ -215,16 +220,16 @@ func (e *Executor) Run(ctx context.Context, name string, input []byte) (*Executi
 			return nil, fmt.Errorf("encode execution output: %w", encErr)
 		}
 		x.Status, x.Output = "SUCCEEDED", b
-		th.add("ExecutionSucceeded", map[string]any{"output": string(b), "outputDetails": map[string]any{"truncated": false}})
+		th.close("ExecutionSucceeded", map[string]any{"output": string(b), "outputDetails": map[string]any{"truncated": false}})
 	case failed:
 		x.Status, x.Error, x.Cause = "FAILED", f.name, f.cause
-		th.add("ExecutionFailed", errorDetails(f, nil))
+		th.close("ExecutionFailed", errorDetails(f, nil))
 	case ctx.Err() == nil && context.Cause(rctx) == errExecutionTimeout:
 		x.Status, x.Error = "TIMED_OUT", "States.Timeout"
-		th.add("ExecutionTimedOut", map[string]any{"error": "States.Timeout"})
+		th.close("ExecutionTimedOut", map[string]any{"error": "States.Timeout"})
 	default:
 		x.Status = "ABORTED"
-		th.add("ExecutionAborted", map[string]any{})
+		th.close("ExecutionAborted", map[string]any{})
 	}
 	x.Events = h.events
 	e.log.Info("execution finished", "execution", name, "status", x.Status, "error", x.Error)

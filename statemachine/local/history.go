@@ -56,12 +56,26 @@ func (e HistoryEvent) MarshalJSON() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// MaxHistoryEvents is the hard quota on a Standard execution's history (Step Functions
+// developer guide, "Avoid reaching the history quota"): once 24,999 events are recorded, event
+// 25,000 may only be ExecutionSucceeded; any other event fails the execution instead, and
+// ExecutionFailed is that last event. Each Distributed Map child execution has a history, and
+// this quota, of its own.
+const MaxHistoryEvents = 25000
+
+// HistoryLimitCause is the cause of the failure when an execution reaches MaxHistoryEvents; the
+// error is States.Runtime (not retried, not caught).
+const HistoryLimitCause = "The execution reached the maximum number of history events (25000)."
+
 // history numbers events and, for the top-level execution, keeps them. A Distributed Map's
-// child executions only number theirs (ids appear in error causes), keeping nothing.
+// child executions only number theirs (ids appear in error causes), keeping nothing. It refuses
+// an event past MaxHistoryEvents-1 and remembers that it did (full): the runner then ends the
+// execution at its next step (see thread.limit), and the closing event takes the last id.
 type history struct {
 	mu     sync.Mutex
 	keep   bool
 	lastID int64
+	full   bool
 	events []HistoryEvent
 }
 
@@ -72,9 +86,28 @@ type thread struct {
 	last int64
 }
 
+// add records an event of the running execution. Past MaxHistoryEvents-1 events it records
+// nothing and marks the history full.
 func (t *thread) add(typ string, details map[string]any) int64 {
 	t.h.mu.Lock()
 	defer t.h.mu.Unlock()
+	if t.h.full || t.h.lastID >= MaxHistoryEvents-1 {
+		t.h.full = true
+		return t.h.lastID
+	}
+	return t.record(typ, details)
+}
+
+// close records the execution's closing event (ExecutionSucceeded, ExecutionFailed, …), which
+// may be event MaxHistoryEvents.
+func (t *thread) close(typ string, details map[string]any) int64 {
+	t.h.mu.Lock()
+	defer t.h.mu.Unlock()
+	return t.record(typ, details)
+}
+
+// record appends the event; callers hold t.h.mu.
+func (t *thread) record(typ string, details map[string]any) int64 {
 	t.h.lastID++
 	id := t.h.lastID
 	if t.h.keep {
@@ -82,6 +115,25 @@ func (t *thread) add(typ string, details map[string]any) int64 {
 	}
 	t.last = id
 	return id
+}
+
+// limit is the execution's failure once its history is full, else nil. The runner checks it
+// before each state, before any side effect (an invocation, a wait, a Map run) and before a
+// retry, so that nothing runs that AWS would not have recorded.
+func (t *thread) limit() error {
+	t.h.mu.Lock()
+	defer t.h.mu.Unlock()
+	if t.h.full {
+		return &failure{name: "States.Runtime", cause: HistoryLimitCause}
+	}
+	return nil
+}
+
+// isFull reports whether the history refused an event.
+func (t *thread) isFull() bool {
+	t.h.mu.Lock()
+	defer t.h.mu.Unlock()
+	return t.h.full
 }
 
 // fork starts a strand (a Map iteration) that follows this one's last event.

@@ -65,6 +65,9 @@ func (r *runner) inlineMap(ctx context.Context, sr *stateRun, eff any, th *threa
 		return nil, err
 	}
 	th.add("MapStateStarted", map[string]any{"length": num(int64(len(items)))})
+	if err := th.limit(); err != nil {
+		return nil, err
+	}
 	limit := st.mp.maxConcurrency
 	if limit == 0 || limit > maxInlineConcurrency {
 		limit = maxInlineConcurrency
@@ -176,6 +179,9 @@ func (r *runner) distributedMap(ctx context.Context, sr *stateRun, eff any, th *
 	}
 	th.add("MapStateStarted", map[string]any{"length": num(int64(length))})
 	th.add("MapRunStarted", map[string]any{"mapRunArn": m.arn})
+	if err := th.limit(); err != nil {
+		return nil, err // no child starts: the Map Run's events were never recorded
+	}
 	r.e.log.Debug("map run started", "execution", r.x.name, "state", st.name, "mapRunArn", m.arn)
 	result, err := m.run(ctx, src)
 	if err != nil {

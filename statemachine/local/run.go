@@ -164,6 +164,9 @@ func (r *runner) runMachine(ctx context.Context, m *machine, input any, th *thre
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		if err := th.limit(); err != nil {
+			return nil, err
+		}
 		out, next, err := r.runState(ctx, m.states[name], input, th)
 		if err != nil {
 			return nil, err
@@ -179,6 +182,9 @@ func (r *runner) runMachine(ctx context.Context, m *machine, input any, th *thre
 func (r *runner) runState(ctx context.Context, st *state, raw any, th *thread) (out any, next string, err error) {
 	sr := &stateRun{st: st, entered: time.Now()}
 	sr.enteredID = th.add(st.typ+"StateEntered", enteredDetails(st.name, raw))
+	if err := th.limit(); err != nil {
+		return nil, "", err
+	}
 	if th.keeps() {
 		r.e.log.Debug("state entered", "execution", r.x.name, "state", st.name, "type", st.typ)
 	}
@@ -355,6 +361,9 @@ func (r *runner) withRetry(ctx context.Context, sr *stateRun, raw any, th *threa
 		if !ok {
 			return nil, "", err
 		}
+		if err := th.limit(); err != nil {
+			return nil, "", err
+		}
 		if i := matchRetrier(st.retriers, f.name); i >= 0 && counts[i] < st.retriers[i].maxAttempts {
 			d := st.retriers[i].delay(counts[i], r.e.random)
 			r.e.log.Debug("retrying", "execution", r.x.name, "state", st.name, "error", f.name, "delay", d)
@@ -503,6 +512,9 @@ func (r *runner) taskAttempt(ctx context.Context, sr *stateRun, raw any, th *thr
 		th.add(event("Started"), nil)
 	} else {
 		th.add(event("Started"), withResource(map[string]any{}))
+	}
+	if err := th.limit(); err != nil {
+		return nil, err // the function is not invoked: its events were never recorded
 	}
 	arn := ref.arn(r.e.opts.Region, r.e.opts.Account)
 	fc, ok := r.e.opts.Functions[ref.name]
