@@ -1,7 +1,7 @@
 // Command demo shows bucketvault with zero setup: it starts its own MinIO, backs up the recipe's
 // sample files, changes one file, deletes another and adds a third, backs up again (all three
-// changes in one run), runs once more with nothing changed, prints the reports and the backup's
-// version listing, and stops MinIO.
+// changes in one run), runs once more with nothing changed, prints the backup's version listing,
+// restores the changed and the deleted file as they were at the first backup, and stops MinIO.
 package main
 
 import (
@@ -70,12 +70,13 @@ func run() error {
 	defer logFile.Close()
 	runner := &localrun.Runner{
 		S3:     client,
-		Env:    map[string]string{"SOURCE_BUCKET": primary, "BACKUP_BUCKET": backup, "RUN_BUCKET": runs},
+		Env:    map[string]string{"SOURCE_BUCKET": primary, "BACKUP_BUCKET": backup, "RUN_BUCKET": runs, "RESTORE_TARGETS": primary},
 		Logger: slog.New(slog.NewJSONHandler(logFile, nil)),
 	}
 	fmt.Println("   function logs (JSON):", logFile.Name())
 
-	if err := backupOnce(ctx, runner, "first backup: every object is new"); err != nil {
+	first, err := backupOnce(ctx, runner, "first backup: every object is new")
+	if err != nil {
 		return err
 	}
 	fmt.Println("== Changing sample-file-1.txt, deleting sample-file-2.txt and adding sample-file-4.txt in the primary bucket")
@@ -88,13 +89,56 @@ func run() error {
 	if err := put(ctx, client, "sample-file-4.txt", "This is sample file 4 - "+time.Now().UTC().Format(time.RFC3339)+"\n", nil); err != nil {
 		return err
 	}
-	if err := backupOnce(ctx, runner, "second backup: one changed, one deleted, one added, the rest untouched"); err != nil {
+	if _, err := backupOnce(ctx, runner, "second backup: one changed, one deleted, one added, the rest untouched"); err != nil {
 		return err
 	}
-	if err := backupOnce(ctx, runner, "third backup: nothing changed, nothing copied"); err != nil {
+	if _, err := backupOnce(ctx, runner, "third backup: nothing changed, nothing copied"); err != nil {
 		return err
 	}
-	return versions(ctx, client)
+	if err := versions(ctx, client); err != nil {
+		return err
+	}
+	return restore(ctx, client, runner, first)
+}
+
+// restore brings back the changed and the deleted file as they were at the first backup, under
+// restored/ in the primary bucket, and shows them next to what the primary holds now.
+func restore(ctx context.Context, client *s3.Client, runner *localrun.Runner, at string) error {
+	name := localrun.NewRestoreName(time.Now())
+	fmt.Printf("\n== Restore %s: sample-file-1.txt and sample-file-2.txt as they were at backup %s, into restored/ in %s\n", name, at, primary)
+	input := fmt.Sprintf(`{"at": %q, "keys": ["sample-file-1.txt", "sample-file-2.txt"], "targetPrefix": "restored/"}`, at)
+	fmt.Println("   input", input)
+	res, err := runner.Restore(ctx, name, []byte(input))
+	if err != nil {
+		return err
+	}
+	if res.Report == nil || !res.Succeeded() {
+		return fmt.Errorf("restore %s %s: %s %s", name, res.Execution.Status, res.Execution.Error, res.Execution.Cause)
+	}
+	fmt.Printf("   execution %s: copied %d, failed %d; report s3://%s/%s\n", res.Execution.Status, res.Report.Copied, res.Report.Failed, runs, res.Report.ReportKey)
+	for _, key := range []string{"sample-file-1.txt", "sample-file-2.txt"} {
+		now, err := read(ctx, client, key)
+		if err != nil {
+			now = "(deleted)"
+		}
+		restored, err := read(ctx, client, "restored/"+key)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("   %-18s now: %-60s restored: %s\n", key, strings.TrimSpace(now), strings.TrimSpace(restored))
+	}
+	return nil
+}
+
+func read(ctx context.Context, client *s3.Client, key string) (string, error) {
+	out, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(primary), Key: aws.String(key)})
+	if err != nil {
+		return "", err
+	}
+	defer out.Body.Close()
+	var b bytes.Buffer
+	_, err = b.ReadFrom(out.Body)
+	return b.String(), err
 }
 
 func setup(ctx context.Context, client *s3.Client) error {
@@ -141,24 +185,25 @@ func put(ctx context.Context, client *s3.Client, key, body string, meta map[stri
 	return err
 }
 
-func backupOnce(ctx context.Context, runner *localrun.Runner, what string) error {
+// backupOnce runs one backup and returns its execution name.
+func backupOnce(ctx context.Context, runner *localrun.Runner, what string) (string, error) {
 	name := localrun.NewExecutionName(time.Now())
 	fmt.Printf("\n== Backup %s (%s)\n", name, what)
 	res, err := runner.Backup(ctx, name, []byte(`{}`))
 	if err != nil {
-		return err
+		return "", err
 	}
 	if res.Report == nil {
-		return fmt.Errorf("execution %s %s without a report: %s %s", name, res.Execution.Status, res.Execution.Error, res.Execution.Cause)
+		return "", fmt.Errorf("execution %s %s without a report: %s %s", name, res.Execution.Status, res.Execution.Error, res.Execution.Cause)
 	}
 	r := res.Report
 	fmt.Printf("   execution %s: listed %d, new %d, changed %d, unchanged %d, copied %d (%d bytes), deleted %d, failed %d, deletions withheld %d\n",
 		res.Execution.Status, r.Listed, r.New, r.Changed, r.Unchanged, r.Copied, r.BytesCopied, r.Deleted, r.Failed, r.Withheld)
-	fmt.Printf("   report s3://%s/%s:\n%s\n", runs, r.ReportKey, indent(res.ReportJSON))
+	fmt.Printf("   report s3://%s/%s\n", runs, r.ReportKey)
 	if !res.Succeeded() {
-		return fmt.Errorf("execution %s %s: %s", name, res.Execution.Status, res.Execution.Error)
+		return "", fmt.Errorf("execution %s %s: %s", name, res.Execution.Status, res.Execution.Error)
 	}
-	return nil
+	return name, nil
 }
 
 func versions(ctx context.Context, client *s3.Client) error {
@@ -194,8 +239,4 @@ func versions(ctx context.Context, client *s3.Client) error {
 		fmt.Fprintf(tw, "   %s\t%s\t%v\t%s\t%s\t%s\n", r.key, r.at.UTC().Format("15:04:05.000"), r.latest, r.size, r.kind, r.version)
 	}
 	return tw.Flush()
-}
-
-func indent(b []byte) string {
-	return "      " + strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", "\n      ")
 }
