@@ -278,9 +278,10 @@ func (h *Handler) run(ctx context.Context, req Request, header batch.Header, ite
 	out.Retries = counter.Count()
 	done := out.Copied + out.Deleted + out.Failed + out.Skipped
 	if done < len(items) {
-		// Out of time or cancelled: the Map retries the batch, and verification on the retry
-		// skips what this attempt already did.
-		return out, nil, &fault.TransientError{Msg: fmt.Sprintf("batch %s stopped after %d of %d items (deadline or cancellation); retry completes it", req.BatchKey, done, len(items))}
+		// Out of time or cancelled: the Map retries the batch (BatchInProgress has many more
+		// attempts than a TransientError), and verification on the retry skips what this attempt
+		// already did; a copy in parts resumes from its finished parts.
+		return out, nil, &fault.BatchInProgress{Msg: fmt.Sprintf("batch %s stopped after %d of %d items (deadline or cancellation); retry completes it", req.BatchKey, done, len(items))}
 	}
 	return out, entries, nil
 }

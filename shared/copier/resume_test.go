@@ -16,7 +16,7 @@ import (
 
 // A batch whose invocation is interrupted in the middle of a copy in parts — cancelled (Lambda
 // ending it), or at its deadline (no new part after lambdafn.StopAt) — fails with a
-// TransientError, so the Map retries it; the retry continues the recorded upload without copying
+// BatchInProgress, so the Map retries it; the retry continues the recorded upload without copying
 // its finished part again, and the backup gets one version, byte-identical, with the source's
 // ETag. The retry's verify mode neither takes the object as done nor starts a second upload.
 func TestInterruptedMultipartResumesOnRetry(t *testing.T) {
@@ -51,9 +51,9 @@ func TestInterruptedMultipartResumesOnRetry(t *testing.T) {
 			}
 			payload, _ := json.Marshal(Request{Execution: "exec", BatchKey: key})
 			_, err := lambdafn.Handler(h.Handle, nil).Invoke(ctx, payload)
-			var transient *fault.TransientError
-			if !errors.As(err, &transient) {
-				t.Fatalf("interrupted batch: err = %T %v, want a TransientError", err, err)
+			var inProgress *fault.BatchInProgress
+			if !errors.As(err, &inProgress) {
+				t.Fatalf("interrupted batch: err = %T %v, want a BatchInProgress", err, err)
 			}
 			if n, a, open := f.Count("UploadPartCopy"), f.Count("AbortMultipartUpload"), f.OpenUploads(); n != 1 || a != 0 || len(open) != 1 {
 				t.Fatalf("after the interruption: %d part copies, %d aborts, open uploads %v; want 1, 0, one", n, a, open)

@@ -116,6 +116,19 @@ func (e *ThawIncomplete) Error() string   { return message(e.Msg, e.Err) }
 func (e *ThawIncomplete) Unwrap() error   { return e.Err }
 func (e *ThawIncomplete) retryable() bool { return false }
 
+// BatchInProgress means a copier stopped a batch before its deadline with work left (objects not
+// started, or a copy in parts that resumes from its finished parts): the Map retries it many more
+// times than a TransientError, since each attempt makes progress. Nothing retries it in-process:
+// the invocation is out of time.
+type BatchInProgress struct {
+	Msg string
+	Err error
+}
+
+func (e *BatchInProgress) Error() string   { return message(e.Msg, e.Err) }
+func (e *BatchInProgress) Unwrap() error   { return e.Err }
+func (e *BatchInProgress) retryable() bool { return false }
+
 // BatchUnreadable means a copier could not read the batch it was given.
 type BatchUnreadable struct {
 	Msg string
@@ -173,6 +186,8 @@ func Boundary(err error) error {
 		return &BackupAlreadyRunning{Msg: msg, Err: err}
 	case is[*ThawIncomplete](err):
 		return &ThawIncomplete{Msg: msg, Err: err}
+	case is[*BatchInProgress](err):
+		return &BatchInProgress{Msg: msg, Err: err}
 	case is[*BatchUnreadable](err):
 		return &BatchUnreadable{Msg: msg, Err: err}
 	case is[*TransientError](err):

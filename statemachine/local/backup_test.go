@@ -210,3 +210,61 @@ func TestBackupDefinitionSkipsEmptyCopy(t *testing.T) {
 		}
 	}
 }
+
+// BatchInProgress, TransientError are the copier's error names as aws-lambda-go reports them
+// (the Go type's name).
+type BatchInProgress struct{}
+
+func (BatchInProgress) Error() string { return "batch stopped at its deadline with work left" }
+
+type TransientError struct{}
+
+func (TransientError) Error() string { return "throttled" }
+
+// A batch that stops at its deadline with work left (a large copy in parts resuming from its
+// finished parts) is retried far more often than a transient failure: 20 stops in a row still
+// end in a copied batch, while 5 transient failures in a row fail it.
+func TestBackupDefinitionRetriesBatchInProgress(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		err        error
+		failures   int32
+		wantCopied bool
+	}{
+		{"in progress 20 times", BatchInProgress{}, 20, true},
+		{"transient 5 times", TransientError{}, 5, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := newFakeS3("runs")
+			store.put("runs", "work/big/manifest.jsonl", `{"Key":"work/big/batches/000000.jsonl"}`+"\n")
+			lister := fn(func(_ context.Context, in listerIn) (listerOut, error) {
+				c := "c"
+				return listerOut{Cursor: &c, Done: true, ManifestKey: "work/big/manifest.jsonl", ManifestBatches: 1, Guards: []map[string]any{}}, nil
+			})
+			var calls atomic.Int32
+			copier := fn(func(_ context.Context, in copierIn) (map[string]any, error) {
+				if calls.Add(1) <= tc.failures {
+					return nil, tc.err
+				}
+				return map[string]any{"batchKey": in.BatchKey, "copied": 1, "deleted": 0, "failed": 0, "skipped": 0,
+					"bytesCopied": 10, "retries": 0, "outcomeKey": in.BatchKey + ".outcome"}, nil
+			})
+			var mapFailed atomic.Bool
+			reporter := fn(func(_ context.Context, in map[string]any) (map[string]any, error) {
+				state := in["state"].(map[string]any)
+				mapFailed.Store(state["failure"] != nil)
+				return map[string]any{"status": "SUCCEEDED"}, nil
+			})
+			opts := testOptions(map[string]FunctionConfig{"lister": lister, "copier": copier, "reporter": reporter})
+			opts.StateMachineName = "bucketvault-backup"
+			opts.S3 = store
+			if _, err := mustNew(t, loadBackup(t), opts).Run(context.Background(), "big", []byte(`{}`)); err != nil {
+				t.Fatal(err)
+			}
+			copied := calls.Load() == tc.failures+1
+			if copied != tc.wantCopied || mapFailed.Load() == tc.wantCopied {
+				t.Fatalf("copier invoked %d times, Map failed %v; want the batch copied: %v", calls.Load(), mapFailed.Load(), tc.wantCopied)
+			}
+		})
+	}
+}
