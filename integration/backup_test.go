@@ -342,7 +342,7 @@ func (e *env) uploadInPartsWithTags(bucket, key string, body []byte, partSize in
 // the execution fails with BackupIncomplete.
 func TestUncopyableObjectIsNamed(t *testing.T) {
 	deny := func(next s3.HTTPClient) s3.HTTPClient {
-		return denyCopyOf{next: next, key: "poison/locked.txt"}
+		return denyCopies{next: next, match: func(path string) bool { return strings.HasSuffix(path, "/poison/locked.txt") }}
 	}
 	e := newEnv(t, envOptions{wrapHTTP: deny})
 	for i := range 30 {
@@ -362,14 +362,15 @@ func TestUncopyableObjectIsNamed(t *testing.T) {
 	}
 }
 
-// denyCopyOf answers 403 AccessDenied to any CopyObject of one key, as a bucket policy would.
-type denyCopyOf struct {
-	next s3.HTTPClient
-	key  string
+// denyCopies answers 403 AccessDenied to every CopyObject whose destination path matches, as a
+// bucket policy (or a KMS key policy) that the copier's role does not pass would.
+type denyCopies struct {
+	next  s3.HTTPClient
+	match func(path string) bool
 }
 
-func (d denyCopyOf) Do(req *http.Request) (*http.Response, error) {
-	if req.Method == http.MethodPut && req.Header.Get("X-Amz-Copy-Source") != "" && strings.HasSuffix(req.URL.Path, "/"+d.key) {
+func (d denyCopies) Do(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodPut && req.Header.Get("X-Amz-Copy-Source") != "" && d.match(req.URL.Path) {
 		body := `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied.</Message></Error>`
 		return &http.Response{
 			StatusCode: http.StatusForbidden, Status: "403 Forbidden", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,

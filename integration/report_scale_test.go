@@ -5,7 +5,6 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -21,7 +20,9 @@ import (
 // failures is measured on a generated run: shared/reporter TestReportScaleBoundedMemory.)
 func TestReportOfUnreadableSource(t *testing.T) {
 	const n = 1500
-	deny := func(next s3.HTTPClient) s3.HTTPClient { return denyCopiesUnder{next: next, prefix: "locked/"} }
+	deny := func(next s3.HTTPClient) s3.HTTPClient {
+		return denyCopies{next: next, match: func(path string) bool { return strings.Contains(path, "/locked/") }}
+	}
 	e := newEnv(t, envOptions{wrapHTTP: deny, vars: map[string]string{"BATCH_SIZE": "500"}})
 	// MinIO keeps a key's segments as file names (at most 255 bytes each): four of 240.
 	seg := strings.Repeat("k", 240)
@@ -57,23 +58,4 @@ func TestReportOfUnreadableSource(t *testing.T) {
 		t.Fatalf("Report state output: %d bytes, lists %d bytes, %d failures + %d omitted", len(out), len(lists), len(sum.Failures), sum.FailuresOmitted)
 	}
 	t.Logf("report.json %d bytes; execution output %d bytes with %d failures named and %d omitted", len(res.ReportJSON), len(out), len(sum.Failures), sum.FailuresOmitted)
-}
-
-// denyCopiesUnder answers 403 AccessDenied to every CopyObject of a key under prefix, as a bucket
-// policy (or a KMS key policy) that the copier's role does not pass would.
-type denyCopiesUnder struct {
-	next   s3.HTTPClient
-	prefix string
-}
-
-func (d denyCopiesUnder) Do(req *http.Request) (*http.Response, error) {
-	if req.Method == http.MethodPut && req.Header.Get("X-Amz-Copy-Source") != "" && strings.Contains(req.URL.Path, "/"+d.prefix) {
-		body := `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied.</Message></Error>`
-		return &http.Response{
-			StatusCode: http.StatusForbidden, Status: "403 Forbidden", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-			Header: http.Header{"Content-Type": []string{"application/xml"}},
-			Body:   ioNopCloser(body), ContentLength: int64(len(body)), Request: req,
-		}, nil
-	}
-	return d.next.Do(req)
 }

@@ -215,29 +215,11 @@ func TestRestoreNothingToCopy(t *testing.T) {
 	}
 }
 
-// minuteVersions lists versions with LastModified cut to the minute, as AWS cuts it to the second,
-// so that entries the fake writes within one minute tie.
-type minuteVersions struct{ *s3fake.S3 }
-
-func (m minuteVersions) ListObjectVersions(ctx context.Context, in *s3.ListObjectVersionsInput, opts ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error) {
-	out, err := m.S3.ListObjectVersions(ctx, in, opts...)
-	if err != nil {
-		return nil, err
-	}
-	for i := range out.Versions {
-		out.Versions[i].LastModified = aws.Time(out.Versions[i].LastModified.Truncate(time.Minute))
-	}
-	for i := range out.DeleteMarkers {
-		out.DeleteMarkers[i].LastModified = aws.Time(out.DeleteMarkers[i].LastModified.Truncate(time.Minute))
-	}
-	return out, nil
-}
-
 // A key whose version and delete marker tie at the moment is restored (no data lost) and named
 // in the report's notes with what was chosen and why.
 func TestRestoreNamesAmbiguousKeys(t *testing.T) {
 	rf := newRestoreFlow(t)
-	rf.planner.S3 = minuteVersions{rf.f}
+	rf.planner.S3 = s3fake.Coarse{S3: rf.f, Precision: time.Minute}
 	rf.f.Tick(time.Hour)
 	rf.f.Put("bak", "tie.txt", []byte("kept data"))
 	if _, err := rf.f.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: aws.String("bak"), Key: aws.String("tie.txt")}); err != nil {

@@ -316,30 +316,12 @@ func TestTargetNotProvenEqualIsNotUnchanged(t *testing.T) {
 	}
 }
 
-// secondsLister lists versions with LastModified cut to the minute, as AWS cuts it to the second:
-// entries written within one minute of the fake's clock become a tie.
-type secondsLister struct{ *s3fake.S3 }
-
-func (l secondsLister) ListObjectVersions(ctx context.Context, in *s3.ListObjectVersionsInput, opts ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error) {
-	out, err := l.S3.ListObjectVersions(ctx, in, opts...)
-	if err != nil {
-		return nil, err
-	}
-	for i := range out.Versions {
-		out.Versions[i].LastModified = aws.Time(out.Versions[i].LastModified.Truncate(time.Minute))
-	}
-	for i := range out.DeleteMarkers {
-		out.DeleteMarkers[i].LastModified = aws.Time(out.DeleteMarkers[i].LastModified.Truncate(time.Minute))
-	}
-	return out, nil
-}
-
 // A version and a delete marker of the same listed time: when neither is the key's latest entry,
 // the version is restored, the key counted ambiguous and its item carries a note saying so; when
 // the marker is the latest entry, the key was deleted at the moment and nothing is restored.
 func TestSameSecondTies(t *testing.T) {
 	f, h := setup()
-	h.S3 = secondsLister{f}
+	h.S3 = s3fake.Coarse{S3: f, Precision: time.Minute}
 	del := func(key string) {
 		if _, err := f.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: aws.String("bak"), Key: aws.String(key)}); err != nil {
 			t.Fatal(err)

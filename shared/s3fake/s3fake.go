@@ -785,3 +785,26 @@ func parseCopySource(s string) (bucketName, key, versionID string, err error) {
 	versionID, err = url.QueryUnescape(rawVersion)
 	return bucketName, key, versionID, err
 }
+
+// Coarse lists versions with LastModified cut to Precision, as AWS cuts it to the second, so that
+// versions and delete markers the fake writes within Precision of each other tie (the fake's clock
+// is finer than AWS's listing).
+type Coarse struct {
+	*S3
+	Precision time.Duration
+}
+
+// ListObjectVersions is the fake's, with every LastModified truncated to c.Precision.
+func (c Coarse) ListObjectVersions(ctx context.Context, in *s3.ListObjectVersionsInput, opts ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error) {
+	out, err := c.S3.ListObjectVersions(ctx, in, opts...)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out.Versions {
+		out.Versions[i].LastModified = aws.Time(out.Versions[i].LastModified.Truncate(c.Precision))
+	}
+	for i := range out.DeleteMarkers {
+		out.DeleteMarkers[i].LastModified = aws.Time(out.DeleteMarkers[i].LastModified.Truncate(c.Precision))
+	}
+	return out, nil
+}
