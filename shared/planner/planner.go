@@ -14,7 +14,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -34,6 +33,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/listing"
 	"github.com/bucketvault/bucketvault/shared/report"
 	"github.com/bucketvault/bucketvault/shared/restoreinput"
+	"github.com/bucketvault/bucketvault/shared/runlog"
 )
 
 // S3 is what the planner needs of an S3 client.
@@ -349,38 +349,7 @@ func (h *Handler) moment(ctx context.Context, opts restoreinput.Options) (time.T
 		}
 		return aws.ToTime(out.LastModified), nil
 	}
-	t, isTime, err := restoreinput.ParseMoment(opts.At)
-	if err != nil || isTime {
-		return t, err
-	}
-	key := batch.ReportKey(opts.At)
-	obj, err := h.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(h.Config.RunBucket), Key: aws.String(key)})
-	if err != nil {
-		if fault.IsNotFound(err) {
-			return time.Time{}, &fault.InvalidInput{Msg: fmt.Sprintf("no backup execution named %q: s3://%s/%s does not exist", opts.At, h.Config.RunBucket, key)}
-		}
-		return time.Time{}, fmt.Errorf("read report of %q: %w", opts.At, err)
-	}
-	defer obj.Body.Close()
-	var rep struct {
-		FinishedAt string `json:"finishedAt"`
-		RestoredAt string `json:"restoredAt"`
-	}
-	data, err := io.ReadAll(obj.Body)
-	if err == nil {
-		err = json.Unmarshal(data, &rep)
-	}
-	if err != nil {
-		return time.Time{}, fmt.Errorf("read report of %q: %w", opts.At, err)
-	}
-	if rep.RestoredAt != "" {
-		return time.Time{}, &fault.InvalidInput{Msg: fmt.Sprintf("execution %q is a restore, not a backup", opts.At)}
-	}
-	t, err = time.Parse(time.RFC3339Nano, rep.FinishedAt)
-	if err != nil {
-		return time.Time{}, &fault.InvalidInput{Msg: fmt.Sprintf("report of %q has no usable finishedAt (%q)", opts.At, rep.FinishedAt)}
-	}
-	return t, nil
+	return runlog.Moment(ctx, h.S3, h.Config.RunBucket, opts.At)
 }
 
 // walk plans keys until the selection is exhausted (done) or the invocation's budget is spent.

@@ -1,0 +1,394 @@
+package browse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"go.uber.org/goleak"
+
+	"github.com/bucketvault/bucketvault/shared/fault"
+	"github.com/bucketvault/bucketvault/shared/s3fake"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeDelim gives s3fake's ListObjectVersions, which ignores Delimiter, S3's Delimiter: keys
+// holding it after the prefix roll up into CommonPrefixes, each counted once against the page
+// size; a page that ends on one has it as NextKeyMarker and no NextVersionIdMarker. It records
+// the Prefix of every request.
+type fakeDelim struct {
+	inner    S3 // the fake, or s3fake.Coarse over it
+	fake     *s3fake.S3
+	pageSize int
+
+	mu       sync.Mutex
+	prefixes []string
+}
+
+func (d *fakeDelim) requests() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.prefixes)
+}
+
+func (d *fakeDelim) ListObjectVersions(ctx context.Context, in *s3.ListObjectVersionsInput, opts ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error) {
+	d.mu.Lock()
+	d.prefixes = append(d.prefixes, aws.ToString(in.Prefix))
+	d.mu.Unlock()
+	prefix, delim := aws.ToString(in.Prefix), aws.ToString(in.Delimiter)
+	type entry struct {
+		name, id string // key (or common prefix) and version id
+		v        *types.ObjectVersion
+		m        *types.DeleteMarkerEntry
+	}
+	// Every entry under prefix, in key order, newest first per key.
+	byID := map[string]entry{}
+	var keys []string
+	var marker, idMarker *string
+	for {
+		out, err := d.inner.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: in.Bucket, Prefix: in.Prefix, KeyMarker: marker, VersionIdMarker: idMarker}, opts...)
+		if err != nil {
+			return nil, err
+		}
+		for i, v := range out.Versions {
+			byID[aws.ToString(v.Key)+"\x00"+aws.ToString(v.VersionId)] = entry{name: aws.ToString(v.Key), id: aws.ToString(v.VersionId), v: &out.Versions[i]}
+			keys = append(keys, aws.ToString(v.Key))
+		}
+		for i, m := range out.DeleteMarkers {
+			byID[aws.ToString(m.Key)+"\x00"+aws.ToString(m.VersionId)] = entry{name: aws.ToString(m.Key), id: aws.ToString(m.VersionId), m: &out.DeleteMarkers[i]}
+			keys = append(keys, aws.ToString(m.Key))
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			break
+		}
+		marker, idMarker = out.NextKeyMarker, out.NextVersionIdMarker
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	var all []entry
+	for _, k := range keys {
+		if rest := strings.TrimPrefix(k, prefix); delim != "" && strings.Contains(rest, delim) {
+			cp := prefix + rest[:strings.Index(rest, delim)+len(delim)]
+			if len(all) == 0 || all[len(all)-1].name != cp {
+				all = append(all, entry{name: cp})
+			}
+			continue
+		}
+		vs := d.fake.Versions(aws.ToString(in.Bucket), k)
+		for i := len(vs) - 1; i >= 0; i-- {
+			all = append(all, byID[k+"\x00"+vs[i].VersionID])
+		}
+	}
+	start := 0
+	switch {
+	case in.VersionIdMarker != nil:
+		for start < len(all) && !(all[start].name == aws.ToString(in.KeyMarker) && all[start].id == *in.VersionIdMarker) {
+			start++
+		}
+		start++
+	case in.KeyMarker != nil:
+		for start < len(all) && all[start].name <= *in.KeyMarker {
+			start++
+		}
+	}
+	limit := int(aws.ToInt32(in.MaxKeys))
+	if limit == 0 || (d.pageSize > 0 && d.pageSize < limit) {
+		limit = d.pageSize
+	}
+	out := &s3.ListObjectVersionsOutput{}
+	for i := start; i < len(all); i++ {
+		if i-start == limit {
+			last := all[i-1]
+			out.IsTruncated, out.NextKeyMarker = aws.Bool(true), aws.String(last.name)
+			if last.id != "" {
+				out.NextVersionIdMarker = aws.String(last.id)
+			}
+			break
+		}
+		switch e := all[i]; {
+		case e.v != nil:
+			out.Versions = append(out.Versions, *e.v)
+		case e.m != nil:
+			out.DeleteMarkers = append(out.DeleteMarkers, *e.m)
+		default:
+			out.CommonPrefixes = append(out.CommonPrefixes, types.CommonPrefix{Prefix: aws.String(e.name)})
+		}
+	}
+	return out, nil
+}
+
+func del(t *testing.T, f *s3fake.S3, bucket, key string) {
+	t.Helper()
+	if _, err := f.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// history is a backup in two states: T1 (after the first backup) and now (a change, two
+// deletions — one emptying docs/old/ —, a new folder, and one key written again unchanged).
+type history struct {
+	f                   *s3fake.S3
+	before, t1, deleted time.Time
+}
+
+func newHistory(t *testing.T) history {
+	f := s3fake.New()
+	f.AddBucket("bak", true)
+	h := history{f: f, before: f.Tick(time.Minute)}
+	f.Tick(time.Minute)
+	f.Put("bak", "docs/a.txt", []byte("a1"))
+	f.Put("bak", "docs/b.txt", []byte("b1"))
+	f.Put("bak", "docs/sub/c.txt", []byte("c1"))
+	f.Put("bak", "docs/old/d.txt", []byte("d1"))
+	f.Put("bak", "docs/r.txt", []byte("r"))
+	f.Put("bak", "top.txt", []byte("t1"))
+	h.t1 = f.Tick(time.Hour)
+	f.Put("bak", "docs/a.txt", []byte("a2, longer"))
+	del(t, f, "bak", "docs/b.txt")
+	vs := f.Versions("bak", "docs/b.txt")
+	h.deleted = vs[len(vs)-1].LastModified
+	del(t, f, "bak", "docs/old/d.txt")
+	f.Put("bak", "docs/new/e.txt", []byte("e1"))
+	f.Put("bak", "docs/r.txt", []byte("r"))
+	f.Tick(time.Hour)
+	return h
+}
+
+func (h history) client(pageSize int) *fakeDelim {
+	return &fakeDelim{inner: h.f, fake: h.f, pageSize: pageSize}
+}
+
+func ls(t *testing.T, c S3, prefix string, at time.Time) []string {
+	t.Helper()
+	var got []string
+	err := Ls(context.Background(), c, "bak", prefix, at, func(e Entry) error {
+		if e.Dir {
+			if e.Size != 0 || e.VersionID != "" || !e.LastModified.IsZero() || !strings.HasSuffix(e.Key, "/") {
+				t.Errorf("folder entry %+v has more than its key", e)
+			}
+			got = append(got, e.Key)
+			return nil
+		}
+		got = append(got, fmt.Sprintf("%s=%d", e.Key, e.Size))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func TestLs(t *testing.T) {
+	h := newHistory(t)
+	tests := []struct {
+		name, prefix string
+		at           time.Time
+		want         []string
+	}{
+		{"folder at T1: old versions, keys deleted later, folders emptied later", "docs/", h.t1,
+			[]string{"docs/a.txt=2", "docs/b.txt=2", "docs/old/", "docs/r.txt=1", "docs/sub/"}},
+		{"folder now: new version, deleted keys and emptied folders hidden, new folder", "docs/", time.Time{},
+			[]string{"docs/a.txt=10", "docs/new/", "docs/r.txt=1", "docs/sub/"}},
+		{"at the deletion itself", "docs/", h.deleted,
+			[]string{"docs/a.txt=10", "docs/old/", "docs/r.txt=1", "docs/sub/"}},
+		{"just before the deletion", "docs/", h.deleted.Add(-time.Nanosecond),
+			[]string{"docs/a.txt=10", "docs/b.txt=2", "docs/old/", "docs/r.txt=1", "docs/sub/"}},
+		{"root at T1", "", h.t1, []string{"docs/", "top.txt=2"}},
+		{"before the first backup", "docs/", h.before, nil},
+		{"sub-folder", "docs/sub/", time.Time{}, []string{"docs/sub/c.txt=2"}},
+		{"prefix that is not a folder", "doc", time.Time{}, []string{"docs/"}},
+		{"key as prefix", "docs/a", h.t1, []string{"docs/a.txt=2"}},
+		{"emptied folder now", "docs/old/", time.Time{}, nil},
+	}
+	for _, page := range []int{1, 2, 3, 1000} {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%s page %d", tt.name, page), func(t *testing.T) {
+				c := h.client(page)
+				if got := ls(t, c, tt.prefix, tt.at); !reflect.DeepEqual(got, tt.want) {
+					t.Fatalf("Ls(%q) = %v, want %v", tt.prefix, got, tt.want)
+				}
+				// Delimited and scoped: no request lists more than the folder asked for.
+				for _, p := range c.requests() {
+					if !strings.HasPrefix(p, tt.prefix) {
+						t.Errorf("a request listed prefix %q, outside %q", p, tt.prefix)
+					}
+				}
+			})
+		}
+	}
+}
+
+// A folder costs requests for its own entries, not for the rest of the bucket: a thousand
+// versions elsewhere add none.
+func TestLsCost(t *testing.T) {
+	h := newHistory(t)
+	before := len(h.client(1000).requests())
+	c := h.client(1000)
+	ls(t, c, "docs/", time.Time{})
+	small := len(c.requests())
+	for i := range 1000 {
+		h.f.Put("bak", fmt.Sprintf("big/%04d", i), []byte{byte(i)})
+	}
+	c = h.client(1000)
+	ls(t, c, "docs/", time.Time{})
+	if n := len(c.requests()); n != small || before != 0 {
+		t.Fatalf("Ls(docs/) made %d requests with a big folder beside it, %d without", n, small)
+	}
+	// docs/ itself, then one check per sub-folder (docs/new/, docs/old/, docs/sub/); docs/old/
+	// holds one key, so its check reads one page.
+	if small != 4 {
+		t.Fatalf("Ls(docs/) made %d requests, want 4: %v", small, c.requests())
+	}
+}
+
+// fn's error stops Ls and is returned; no goroutine is left (goleak).
+func TestLsStops(t *testing.T) {
+	h := newHistory(t)
+	stop := errors.New("stop")
+	var n int
+	err := Ls(context.Background(), h.client(1), "bak", "docs/", time.Time{}, func(Entry) error { n++; return stop })
+	if !errors.Is(err, stop) || n != 1 {
+		t.Fatalf("err = %v after %d entries, want stop after 1", err, n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := Ls(ctx, h.client(1), "bak", "docs/", time.Time{}, func(Entry) error { return nil }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: err = %v", err)
+	}
+}
+
+func TestVersions(t *testing.T) {
+	h := newHistory(t)
+	type v struct {
+		size         int64
+		latest, mark bool
+	}
+	tests := []struct {
+		key  string
+		want []v
+	}{
+		{"docs/b.txt", []v{{0, true, true}, {2, false, false}}},
+		{"docs/a.txt", []v{{10, true, false}, {2, false, false}}},
+		{"docs/a", nil},  // only keys that merely share the prefix
+		{"docs/", nil},   // a folder is no key
+		{"nothing", nil}, // never held
+	}
+	for _, page := range []int{1, 1000} {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%s page %d", tt.key, page), func(t *testing.T) {
+				got, err := Versions(context.Background(), h.client(page), "bak", tt.key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var short []v
+				for i, g := range got {
+					if g.Key != tt.key || (i > 0 && g.LastModified.After(got[i-1].LastModified)) {
+						t.Errorf("entry %d: %+v", i, g)
+					}
+					short = append(short, v{g.Size, g.IsLatest, g.DeleteMarker})
+				}
+				if !reflect.DeepEqual(short, tt.want) {
+					t.Fatalf("Versions(%q) = %+v, want %+v", tt.key, short, tt.want)
+				}
+			})
+		}
+	}
+}
+
+// A delete marker listed at the same second as the version it hides comes first: it is the
+// latest. (The SDK lists markers apart from versions, after them.)
+func TestVersionsSameSecond(t *testing.T) {
+	f := s3fake.New()
+	f.AddBucket("bak", true)
+	f.Tick(time.Hour)
+	f.Put("bak", "k", []byte("1"))
+	f.Put("bak", "k", []byte("22"))
+	del(t, f, "bak", "k")
+	c := &fakeDelim{inner: s3fake.Coarse{S3: f, Precision: time.Hour}, fake: f}
+	got, err := Versions(context.Background(), c, "bak", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || !got[0].DeleteMarker || !got[0].IsLatest || got[1].Size != 2 || got[2].Size != 1 {
+		t.Fatalf("Versions = %+v, want the marker, then 22, then 1", got)
+	}
+}
+
+func TestDiff(t *testing.T) {
+	h := newHistory(t)
+	tests := []struct {
+		name, prefix string
+		from, to     time.Time
+		want         []string
+	}{
+		{"T1 to now", "docs/", h.t1, time.Time{},
+			[]string{"changed docs/a.txt 2→10", "deleted docs/b.txt 2→", "added docs/new/e.txt →2", "deleted docs/old/d.txt 2→"}},
+		{"now to T1", "docs/", time.Time{}, h.t1,
+			[]string{"changed docs/a.txt 10→2", "added docs/b.txt →2", "deleted docs/new/e.txt 2→", "added docs/old/d.txt →2"}},
+		{"from before the first backup", "", h.before, h.t1,
+			[]string{"added docs/a.txt →2", "added docs/b.txt →2", "added docs/old/d.txt →2", "added docs/r.txt →1", "added docs/sub/c.txt →2", "added top.txt →2"}},
+		{"a key's prefix", "docs/a", h.t1, time.Time{}, []string{"changed docs/a.txt 2→10"}},
+		{"no change", "", h.t1, h.t1, nil},
+	}
+	for _, page := range []int{1, 1000} {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%s page %d", tt.name, page), func(t *testing.T) {
+				var got []string
+				err := Diff(context.Background(), h.client(page), "bak", tt.prefix, tt.from, tt.to, func(c Change) error {
+					s := func(v *Version) string {
+						if v == nil {
+							return ""
+						}
+						if v.Key != c.Key || v.DeleteMarker || v.VersionID == "" {
+							t.Errorf("%s: version %+v", c.Key, v)
+						}
+						return fmt.Sprint(v.Size)
+					}
+					got = append(got, fmt.Sprintf("%s %s %s→%s", c.Change, c.Key, s(c.From), s(c.To)))
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(got, tt.want) {
+					t.Fatalf("Diff = %q, want %q", got, tt.want)
+				}
+			})
+		}
+	}
+}
+
+// A missing backup bucket is one line naming it, from every call.
+func TestMissingBucket(t *testing.T) {
+	h := newHistory(t)
+	c := h.client(0)
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"Ls", func() error {
+			return Ls(context.Background(), c, "nope", "", time.Time{}, func(Entry) error { return nil })
+		}},
+		{"Versions", func() error { _, err := Versions(context.Background(), c, "nope", "k"); return err }},
+		{"Diff", func() error {
+			return Diff(context.Background(), c, "nope", "", time.Time{}, time.Time{}, func(Change) error { return nil })
+		}},
+	}
+	for _, tt := range calls {
+		err := tt.call()
+		var nf *fault.BucketNotFound
+		if !errors.As(err, &nf) || err.Error() != `backup bucket "nope" does not exist` || !fault.IsCode(err, "NoSuchBucket") {
+			t.Errorf("%s: err = %v, want BucketNotFound naming the bucket", tt.name, err)
+		}
+	}
+}
