@@ -11,12 +11,13 @@ export MINIO_BIN
 FUNCTIONS := lister copier reporter planner
 BUILD     := $(CURDIR)/build
 
-.PHONY: help demo test unit integration run restore build minio fmt-check vet clean
+.PHONY: help demo test unit integration run restore build bucketvault minio fmt-check vet clean
 
 help:
 	@echo "make demo   - zero setup: start a private MinIO, back up sample data twice, show the result, stop"
 	@echo "make test   - everything: vet, unit tests, integration tests against a real MinIO"
-	@echo "make run    - one backup execution against AWS_ENDPOINT_URL_S3 / AWS_* and SOURCE_BUCKET, BACKUP_BUCKET, RUN_BUCKET"
+	@echo "make bucketvault - build the bucketvault command into bin/bucketvault (bucketvault --help)"
+	@echo "make run    - one backup (bucketvault backup) against AWS_ENDPOINT_URL_S3 / AWS_* and SOURCE_BUCKET, BACKUP_BUCKET, RUN_BUCKET"
 	@echo "make restore - one restore: RESTORE_AT (time or backup execution), RESTORE_PREFIX, TARGET_BUCKET, DRY_RUN"
 	@echo "make build  - zipped linux/arm64 bootstrap per function in build/"
 	@echo "make minio  - build the pinned MinIO into .cache/ (done by demo and test when missing)"
@@ -30,11 +31,22 @@ minio: $(MINIO_BIN)
 demo: $(MINIO_BIN)
 	go run ./integration/cmd/demo
 
-run:
-	go run ./statemachine/cmd/bucketvault-local
+BIN := $(CURDIR)/bin/bucketvault
 
-restore:
-	go run ./statemachine/cmd/bucketvault-local -restore
+# The bucketvault command; rebuilt when any Go file changed.
+$(BIN): go.mod go.sum $(shell find shared statemachine functions -name '*.go' -not -name '*_test.go' 2>/dev/null) statemachine/backup.asl.json statemachine/restore.asl.json
+	@mkdir -p $(dir $(BIN))
+	go build -o $(BIN) ./statemachine/cmd/bucketvault
+
+bucketvault: $(BIN)
+
+# make run / make restore: thin wrappers over the command, reading the variables they always read
+# (EXECUTION_INPUT, when set, is the execution input as JSON).
+run: $(BIN)
+	$(BIN) backup --json $(if $(EXECUTION_INPUT),--input '$(EXECUTION_INPUT)')
+
+restore: $(BIN)
+	$(BIN) restore --json $(if $(EXECUTION_INPUT),--input '$(EXECUTION_INPUT)',--at "$(RESTORE_AT)" $(if $(RESTORE_PREFIX),--prefix "$(RESTORE_PREFIX)") $(if $(TARGET_BUCKET),--to "$(TARGET_BUCKET)") $(if $(filter true,$(DRY_RUN)),--dry-run))
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*')); \

@@ -35,7 +35,7 @@ type bench struct {
 	localBin  string
 	peers     []peer
 	res       *results
-	// logDir keeps the JSON log of every bucketvault-local run, numbered in run order, next to
+	// logDir keeps the JSON log of every bucketvault run, numbered in run order, next to
 	// the results file.
 	logDir string
 	runs   int
@@ -53,7 +53,7 @@ func newBench(ctx context.Context, cfg *config) (*bench, error) {
 	if err := os.MkdirAll(b.logDir, 0o755); err != nil {
 		return nil, err
 	}
-	fmt.Fprintln(logw, "== building bucketvault-local")
+	fmt.Fprintln(logw, "== building bucketvault")
 	if b.localBin, err = buildLocal(ctx, tmp); err != nil {
 		b.close()
 		return nil, err
@@ -308,7 +308,7 @@ func (b *bench) runPeers(ctx context.Context, d *dataset, rep int, remove bool) 
 // sweep tries other COPIER_CONCURRENCY, BATCH_SIZE and Map MaxConcurrency values on the small
 // full run, and other PART_CONCURRENCY values on the large full run, one at a time, against the
 // defaults. A MaxConcurrency point runs an edited copy of the backup definition
-// (bucketvault-local -definition).
+// (bucketvault backup --definition).
 func (b *bench) sweep(ctx context.Context, small, large *dataset) error {
 	points := []sweepPoint{{id: "sweep defaults"}}
 	for _, v := range b.cfg.sweepCopier {
@@ -324,7 +324,7 @@ func (b *bench) sweep(ctx context.Context, small, large *dataset) error {
 		if err != nil {
 			return err
 		}
-		points = append(points, sweepPoint{id: "sweep Map MaxConcurrency=" + strconv.Itoa(v), args: []string{"-definition", path}})
+		points = append(points, sweepPoint{id: "sweep Map MaxConcurrency=" + strconv.Itoa(v), args: []string{"--definition", path}})
 	}
 	if err := b.sweepSet(ctx, small, points, false); err != nil {
 		return err

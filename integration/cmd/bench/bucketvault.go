@@ -16,18 +16,18 @@ import (
 	"github.com/bucketvault/bucketvault/shared/report"
 )
 
-// buildLocal builds the bucketvault-local command once, into dir.
+// buildLocal builds the bucketvault command once, into dir.
 func buildLocal(ctx context.Context, dir string) (string, error) {
-	bin := filepath.Join(dir, "bucketvault-local")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./statemachine/cmd/bucketvault-local")
+	bin := filepath.Join(dir, "bucketvault")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./statemachine/cmd/bucketvault")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("build bucketvault-local (run from the module root): %w", err)
+		return "", fmt.Errorf("build bucketvault (run from the module root): %w", err)
 	}
 	return bin, nil
 }
 
-// localRun is one bucketvault-local process: its measurement and verified report.
+// localRun is one `bucketvault backup` process: its measurement and verified report.
 type localRun struct {
 	measurement
 	report report.Report
@@ -41,7 +41,7 @@ type want struct {
 // runLocal runs one backup of source into backup as a separate process with the given extra
 // environment and arguments, and checks its report against w.
 func (b *bench) runLocal(ctx context.Context, source, backup string, extra, args []string, w want) (*localRun, error) {
-	cmd := exec.CommandContext(ctx, b.localBin, args...)
+	cmd := exec.CommandContext(ctx, b.localBin, append([]string{"backup", "--json", "--log-format", "json", "--verbose"}, args...)...)
 	cmd.Env = append(os.Environ(), b.serverEnv...)
 	cmd.Env = append(cmd.Env, "SOURCE_BUCKET="+source, "BACKUP_BUCKET="+backup, "RUN_BUCKET="+runBucket)
 	cmd.Env = append(cmd.Env, b.cfg.env...)
@@ -64,14 +64,14 @@ func (b *bench) runLocal(ctx context.Context, source, backup string, extra, args
 	r := &localRun{measurement: sp.end(cmd.ProcessState)}
 	r.maxRSSKiB = hwm()
 	if err != nil {
-		return nil, fmt.Errorf("bucketvault-local %s → %s: %w\nreport: %s\nlog tail: %s", source, backup, err, stdout.Bytes(), tail(logPath, 2048))
+		return nil, fmt.Errorf("bucketvault backup %s → %s: %w\nreport: %s\nlog tail: %s", source, backup, err, stdout.Bytes(), tail(logPath, 2048))
 	}
 	if err := json.Unmarshal(stdout.Bytes(), &r.report); err != nil {
-		return nil, fmt.Errorf("bucketvault-local %s → %s: report is not JSON: %w: %.500s", source, backup, err, stdout.Bytes())
+		return nil, fmt.Errorf("bucketvault backup %s → %s: report is not JSON: %w: %.500s", source, backup, err, stdout.Bytes())
 	}
 	rep := r.report
 	if rep.Status != "SUCCEEDED" || rep.Failed != 0 || rep.Listed != w.listed || rep.Copied != w.copied || rep.Unchanged != w.unchanged || rep.BytesCopied != w.bytes {
-		return nil, fmt.Errorf("bucketvault-local %s → %s: status %s, listed %d, copied %d (%d bytes), unchanged %d, failed %d; want SUCCEEDED, listed %d, copied %d (%d bytes), unchanged %d, failed 0",
+		return nil, fmt.Errorf("bucketvault backup %s → %s: status %s, listed %d, copied %d (%d bytes), unchanged %d, failed %d; want SUCCEEDED, listed %d, copied %d (%d bytes), unchanged %d, failed 0",
 			source, backup, rep.Status, rep.Listed, rep.Copied, rep.BytesCopied, rep.Unchanged, rep.Failed, w.listed, w.copied, w.bytes, w.unchanged)
 	}
 	return r, nil

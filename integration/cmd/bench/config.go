@@ -28,7 +28,7 @@ type config struct {
 	sweepMap      []int
 	sweepPart     []int
 	sweepReps     int
-	env           []string // extra KEY=VALUE for every bucketvault-local run
+	env           []string // extra KEY=VALUE for every bucketvault run
 	out           string
 	dataDir       string
 	command       string // the exact command line, for the report
@@ -56,7 +56,7 @@ func parseFlags(args []string) (*config, error) {
 	sm := fs.String("sweep-map", "4,16", "Map MaxConcurrency values tried on the small full run besides the definition's; empty skips")
 	sp := fs.String("sweep-part", "2,4", "PART_CONCURRENCY values tried on the large full run besides the default; empty skips")
 	fs.IntVar(&c.sweepReps, "sweep-reps", 2, "repetitions of each sweep point")
-	env := fs.String("env", "", "extra environment for every bucketvault-local run, comma-separated KEY=VALUE")
+	env := fs.String("env", "", "extra environment for every bucketvault run, comma-separated KEY=VALUE")
 	fs.StringVar(&c.out, "out", ".cache/bench/bench-results.json", "raw timings (JSON)")
 	fs.StringVar(&c.dataDir, "data-dir", "", "parent directory of MinIO's data (default: the system's temporary directory); /dev/shm makes the server CPU-bound instead of disk-bound")
 	if err := fs.Parse(args); err != nil {

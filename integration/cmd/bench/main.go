@@ -1,6 +1,6 @@
 // Command bench measures bucketvault's local backup against a private MinIO: the server's own
 // CopyObject ceiling, the time to list both buckets, bucketvault's full, idle and 1%-changed runs
-// (the bucketvault-local binary as a separate process, its report verified), rclone and aws s3 sync
+// (the bucketvault binary as a separate process, its report verified), rclone and aws s3 sync
 // when present, and peak memory at two object counts. It prints a Markdown table and writes the raw
 // timings as JSON. `make bench` runs it.
 package main

@@ -68,7 +68,7 @@ type series struct {
 	Bytes     int64     `json:"bytes"`
 	Seconds   []float64 `json:"seconds"`
 	MaxRSSKiB []int64   `json:"maxRssKiB,omitempty"`
-	// CPU seconds (user+system) of the client (bucketvault-local, a peer, or the benchmark's own
+	// CPU seconds (user+system) of the client (bucketvault, a peer, or the benchmark's own
 	// minimal client) and of MinIO during each repetition.
 	ClientCPU []float64 `json:"clientCpuSeconds"`
 	ServerCPU []float64 `json:"serverCpuSeconds"`
@@ -364,7 +364,7 @@ func printTable(w io.Writer, r *results) {
 		}
 		fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", s.Label, s.Objects, spread(s), rate(s.ObjPerSec, s.ID), mbRate(s), cpu(s.ClientCPU, s.ServerCPU), ratio(s), s.Target, met(s.Met))
 	}
-	fmt.Fprintln(w, "\nRatios (median over repetitions of the ratio within each repetition): full runs and peers to the ceiling's throughput; idle to the time to list both buckets; changed to listing both + copying the changed objects at the ceiling's rate. Peak RSS is VmHWM of the bucketvault-local process. CPU: medians of user+system seconds of the client process (the benchmark itself for the ceiling and the listings) and of MinIO. Every timed scenario starts after sync(2).")
+	fmt.Fprintln(w, "\nRatios (median over repetitions of the ratio within each repetition): full runs and peers to the ceiling's throughput; idle to the time to list both buckets; changed to listing both + copying the changed objects at the ceiling's rate. Peak RSS is VmHWM of the bucketvault process. CPU: medians of user+system seconds of the client process (the benchmark itself for the ceiling and the listings) and of MinIO. Every timed scenario starts after sync(2).")
 	for _, set := range r.Sets {
 		if v, ok := r.PerRepBest[set.Name]; ok {
 			fmt.Fprintf(w, "\nCeiling (%s): %s. Against the fastest concurrency of each repetition instead (the minimum of several noisy samples), bucketvault's full run would be %.2f×.\n", set.Name, r.find("ceiling-"+set.Name).Detail, v)
@@ -394,7 +394,7 @@ func printTable(w io.Writer, r *results) {
 	}
 	if mem := r.Memory; mem != nil {
 		big := r.find("bv-full-big")
-		fmt.Fprintf(w, "\nPeak memory (RSS of the bucketvault-local process, full run):\n\n| objects | peak RSS MiB | wall s | objects/s |\n|---:|---:|---:|---:|\n")
+		fmt.Fprintf(w, "\nPeak memory (RSS of the bucketvault process, full run):\n\n| objects | peak RSS MiB | wall s | objects/s |\n|---:|---:|---:|---:|\n")
 		fmt.Fprintf(w, "| %d | %.1f | %.2f | %.0f |\n", mem.SmallObjects, float64(mem.SmallKiB)/1024, r.find("bv-full-small").Median, r.find("bv-full-small").ObjPerSec)
 		fmt.Fprintf(w, "| %d | %.1f | %.2f | %.0f |\n", mem.BigObjects, float64(mem.BigKiB)/1024, big.Median, big.ObjPerSec)
 		fmt.Fprintf(w, "\nRatio %d/%d objects: %.2f× (target ≤ %.2f×, flat): %s\n", mem.BigObjects, mem.SmallObjects, mem.Ratio, targetRSSRatio, met(&mem.Met))

@@ -1,14 +1,15 @@
 // Command demo shows bucketvault with zero setup: it starts its own MinIO, backs up the recipe's
-// sample files, changes one file, deletes another and adds a third, backs up again (all three
-// changes in one run), runs once more with nothing changed, prints the backup's version listing,
-// restores the changed and the deleted file as they were at the first backup, and stops MinIO.
+// sample files with the bucketvault command, changes one file, deletes another and adds a third,
+// backs up again (all three changes in one run), lists the runs, the backup as it was after the
+// first run and now, a file's history, restores the first state into a new bucket, shows it next
+// to the primary bucket, and stops MinIO.
 package main
 
 import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
+	"io"
 	"os"
 	"os/signal"
 	"sort"
@@ -22,13 +23,14 @@ import (
 
 	"github.com/bucketvault/bucketvault/integration/minio"
 	"github.com/bucketvault/bucketvault/shared/s3client"
-	"github.com/bucketvault/bucketvault/statemachine/localrun"
+	"github.com/bucketvault/bucketvault/statemachine/cli"
 )
 
 const (
-	primary = "bucketvault-demo-primary"
-	backup  = "bucketvault-demo-backup"
-	runs    = "bucketvault-demo-runs"
+	primary  = "bucketvault-demo-primary"
+	backup   = "bucketvault-demo-backup"
+	runs     = "bucketvault-demo-runs"
+	restored = "bucketvault-demo-restored"
 )
 
 func main() {
@@ -68,18 +70,40 @@ func run() error {
 		return err
 	}
 	defer logFile.Close()
-	runner := &localrun.Runner{
-		S3:     client,
-		Env:    map[string]string{"SOURCE_BUCKET": primary, "BACKUP_BUCKET": backup, "RUN_BUCKET": runs, "RESTORE_TARGETS": primary},
-		Logger: slog.New(slog.NewJSONHandler(logFile, nil)),
-	}
 	fmt.Println("   function logs (JSON):", logFile.Name())
+	// The bucketvault command, in-process, configured as a person would with three variables.
+	env := map[string]string{"SOURCE_BUCKET": primary, "BACKUP_BUCKET": backup, "RUN_BUCKET": runs, "BUCKETVAULT_CONFIG": os.DevNull}
+	bucketvault := func(args ...string) (string, error) {
+		fmt.Printf("\n$ bucketvault %s\n", strings.Join(args, " "))
+		var out bytes.Buffer
+		cmd := cli.New("demo", func(k string) string {
+			if v, ok := env[k]; ok {
+				return v
+			}
+			return os.Getenv(k)
+		})
+		cmd.SetArgs(append(args, "--log-format", "json"))
+		cmd.SetOut(io.MultiWriter(os.Stdout, &out))
+		cmd.SetErr(logFile)
+		err := cmd.ExecuteContext(ctx)
+		return out.String(), err
+	}
+	runName := func(out string) string {
+		// The summary's first line: "backup <name>: SUCCEEDED in …".
+		f := strings.Fields(out)
+		if len(f) < 2 {
+			return ""
+		}
+		return strings.TrimSuffix(f[1], ":")
+	}
 
-	first, err := backupOnce(ctx, runner, "first backup: every object is new")
+	fmt.Println("\n== First backup: every object is new")
+	out, err := bucketvault("backup")
 	if err != nil {
 		return err
 	}
-	fmt.Println("== Changing sample-file-1.txt, deleting sample-file-2.txt and adding sample-file-4.txt in the primary bucket")
+	first := runName(out)
+	fmt.Println("\n== Changing sample-file-1.txt, deleting sample-file-2.txt and adding sample-file-4.txt in the primary bucket")
 	if err := put(ctx, client, "sample-file-1.txt", "This is an updated version of file 1 - "+time.Now().UTC().Format(time.RFC3339)+"\n", nil); err != nil {
 		return err
 	}
@@ -89,56 +113,60 @@ func run() error {
 	if err := put(ctx, client, "sample-file-4.txt", "This is sample file 4 - "+time.Now().UTC().Format(time.RFC3339)+"\n", nil); err != nil {
 		return err
 	}
-	if _, err := backupOnce(ctx, runner, "second backup: one changed, one deleted, one added, the rest untouched"); err != nil {
+	fmt.Println("\n== Second backup: one changed, one deleted, one added, the rest untouched")
+	if out, err = bucketvault("backup"); err != nil {
 		return err
 	}
-	if _, err := backupOnce(ctx, runner, "third backup: nothing changed, nothing copied"); err != nil {
+	second := runName(out)
+	fmt.Println("\n== What the backup holds: the runs, the bucket as it was after the first run and now, a file's history, what changed")
+	for _, args := range [][]string{{"runs"}, {"ls", "--at", first}, {"ls"}, {"versions", "sample-file-1.txt"}, {"diff", first, second}} {
+		if _, err := bucketvault(args...); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("\n== Restore the whole bucket as it was after the first run into a new bucket, %s\n", restored)
+	if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(restored)}); err != nil {
 		return err
 	}
-	if err := versions(ctx, client); err != nil {
+	if _, err := bucketvault("restore", "--at", first, "--to", restored); err != nil {
 		return err
 	}
-	return restore(ctx, client, runner, first)
+	return show(ctx, client)
 }
 
-// restore brings back the changed and the deleted file as they were at the first backup, under
-// restored/ in the primary bucket, and shows them next to what the primary holds now.
-func restore(ctx context.Context, client *s3.Client, runner *localrun.Runner, at string) error {
-	name := localrun.NewRestoreName(time.Now())
-	fmt.Printf("\n== Restore %s: sample-file-1.txt and sample-file-2.txt as they were at backup %s, into restored/ in %s\n", name, at, primary)
-	input := fmt.Sprintf(`{"at": %q, "keys": ["sample-file-1.txt", "sample-file-2.txt"], "targetPrefix": "restored/"}`, at)
-	fmt.Println("   input", input)
-	res, err := runner.Restore(ctx, name, []byte(input))
-	if err != nil {
-		return err
-	}
-	if res.Report == nil || !res.Succeeded() {
-		return fmt.Errorf("restore %s %s: %s %s", name, res.Execution.Status, res.Execution.Error, res.Execution.Cause)
-	}
-	fmt.Printf("   execution %s: copied %d, failed %d; report s3://%s/%s\n", res.Execution.Status, res.Report.Copied, res.Report.Failed, runs, res.Report.ReportKey)
-	for _, key := range []string{"sample-file-1.txt", "sample-file-2.txt"} {
-		now, err := read(ctx, client, key)
-		if err != nil {
-			now = "(deleted)"
-		}
-		restored, err := read(ctx, client, "restored/"+key)
+// show prints what the restored bucket holds next to the primary bucket now.
+func show(ctx context.Context, client *s3.Client) error {
+	fmt.Printf("\n== %s now, and %s as restored\n", primary, restored)
+	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "   KEY\tPRIMARY NOW\tRESTORED")
+	keys := map[string]bool{}
+	for _, b := range []string{primary, restored} {
+		out, err := client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(b)})
 		if err != nil {
 			return err
 		}
-		fmt.Printf("   %-18s now: %-60s restored: %s\n", key, strings.TrimSpace(now), strings.TrimSpace(restored))
+		for _, o := range out.Contents {
+			keys[aws.ToString(o.Key)] = true
+		}
 	}
-	return nil
+	sorted := make([]string, 0, len(keys))
+	for k := range keys {
+		sorted = append(sorted, k)
+	}
+	sort.Strings(sorted)
+	for _, k := range sorted {
+		now, _ := read(ctx, client, primary, k)
+		was, _ := read(ctx, client, restored, k)
+		fmt.Fprintf(tw, "   %s\t%s\t%s\n", k, orDash(now), orDash(was))
+	}
+	return tw.Flush()
 }
 
-func read(ctx context.Context, client *s3.Client, key string) (string, error) {
-	out, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(primary), Key: aws.String(key)})
-	if err != nil {
-		return "", err
+func orDash(s string) string {
+	if s = strings.TrimSpace(s); s == "" {
+		return "-"
 	}
-	defer out.Body.Close()
-	var b bytes.Buffer
-	_, err = b.ReadFrom(out.Body)
-	return b.String(), err
+	return s
 }
 
 func setup(ctx context.Context, client *s3.Client) error {
@@ -185,58 +213,13 @@ func put(ctx context.Context, client *s3.Client, key, body string, meta map[stri
 	return err
 }
 
-// backupOnce runs one backup and returns its execution name.
-func backupOnce(ctx context.Context, runner *localrun.Runner, what string) (string, error) {
-	name := localrun.NewExecutionName(time.Now())
-	fmt.Printf("\n== Backup %s (%s)\n", name, what)
-	res, err := runner.Backup(ctx, name, []byte(`{}`))
+func read(ctx context.Context, client *s3.Client, bucket, key string) (string, error) {
+	out, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 	if err != nil {
 		return "", err
 	}
-	if res.Report == nil {
-		return "", fmt.Errorf("execution %s %s without a report: %s %s", name, res.Execution.Status, res.Execution.Error, res.Execution.Cause)
-	}
-	r := res.Report
-	fmt.Printf("   execution %s: listed %d, new %d, changed %d, unchanged %d, copied %d (%d bytes), deleted %d, failed %d, deletions withheld %d\n",
-		res.Execution.Status, r.Listed, r.New, r.Changed, r.Unchanged, r.Copied, r.BytesCopied, r.Deleted, r.Failed, r.Withheld)
-	fmt.Printf("   report s3://%s/%s\n", runs, r.ReportKey)
-	if !res.Succeeded() {
-		return "", fmt.Errorf("execution %s %s: %s", name, res.Execution.Status, res.Execution.Error)
-	}
-	return name, nil
-}
-
-func versions(ctx context.Context, client *s3.Client) error {
-	fmt.Printf("\n== Versions in the backup bucket %s (newest first per key)\n", backup)
-	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "   KEY\tLAST MODIFIED\tLATEST\tSIZE\tKIND\tVERSION")
-	type row struct {
-		key, version, kind, size string
-		latest                   bool
-		at                       time.Time
-	}
-	var rows []row
-	p := s3.NewListObjectVersionsPaginator(client, &s3.ListObjectVersionsInput{Bucket: aws.String(backup)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return err
-		}
-		for _, v := range page.Versions {
-			rows = append(rows, row{aws.ToString(v.Key), aws.ToString(v.VersionId), "data", fmt.Sprint(aws.ToInt64(v.Size)), aws.ToBool(v.IsLatest), aws.ToTime(v.LastModified)})
-		}
-		for _, m := range page.DeleteMarkers {
-			rows = append(rows, row{aws.ToString(m.Key), aws.ToString(m.VersionId), "delete marker", "-", aws.ToBool(m.IsLatest), aws.ToTime(m.LastModified)})
-		}
-	}
-	sort.SliceStable(rows, func(i, j int) bool {
-		if rows[i].key != rows[j].key {
-			return rows[i].key < rows[j].key
-		}
-		return rows[i].at.After(rows[j].at)
-	})
-	for _, r := range rows {
-		fmt.Fprintf(tw, "   %s\t%s\t%v\t%s\t%s\t%s\n", r.key, r.at.UTC().Format("15:04:05.000"), r.latest, r.size, r.kind, r.version)
-	}
-	return tw.Flush()
+	defer out.Body.Close()
+	var b bytes.Buffer
+	_, err = b.ReadFrom(out.Body)
+	return b.String(), err
 }

@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestResolve(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	file := write("config.json", `{"source":"file-src","backup":"file-bak","run":"file-run","stack":"S"}`)
+	tests := []struct {
+		name    string
+		path    string
+		env     map[string]string
+		flags   Config
+		want    Config
+		wantErr string
+	}{
+		{name: "file", path: file, want: Config{Source: "file-src", Backup: "file-bak", Run: "file-run", Stack: "S"}},
+		{name: "environment over file", path: file, env: map[string]string{"SOURCE_BUCKET": "env-src", "RESTORE_TARGETS": "a,b"},
+			want: Config{Source: "env-src", Backup: "file-bak", Run: "file-run", Stack: "S", RestoreTargets: []string{"a", "b"}}},
+		{name: "flags over environment", path: file, env: map[string]string{"SOURCE_BUCKET": "env-src"}, flags: Config{Source: "flag-src", Endpoint: "http://x"},
+			want: Config{Source: "flag-src", Backup: "file-bak", Run: "file-run", Stack: "S", Endpoint: "http://x"}},
+		{name: "no file", path: filepath.Join(dir, "none.json"), env: map[string]string{"RUN_BUCKET": "r"}, want: Config{Run: "r"}},
+		{name: "empty file", path: write("empty.json", "\n"), want: Config{}},
+		{name: "unknown field", path: write("bad.json", `{"sourceBucket":"x"}`), wantErr: `unknown field "sourceBucket"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := resolve(tt.path, func(k string) string { return tt.env[k] }, tt.flags)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(got.RestoreTargets, ",") != strings.Join(tt.want.RestoreTargets, ",") {
+				t.Fatalf("restore targets %q, want %q", got.RestoreTargets, tt.want.RestoreTargets)
+			}
+			got.RestoreTargets, tt.want.RestoreTargets = nil, nil
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("config %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// A missing setting is named with every way to set it.
+func TestNeed(t *testing.T) {
+	err := Config{Backup: "b"}.need("/home/u/.config/bucketvault/config.json", "source", "backup", "run")
+	want := `no source bucket (--source, SOURCE_BUCKET or "source" in /home/u/.config/bucketvault/config.json), no run bucket (--run, RUN_BUCKET or "run" in /home/u/.config/bucketvault/config.json)`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %v, want it to contain %s", err, want)
+	}
+	if err := (Config{Source: "s", Backup: "b", Run: "r"}).need("f", "source", "backup", "run"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHumanBytes(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB", 5 << 30: "5.0 GiB"} {
+		if got := humanBytes(n); got != want {
+			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
