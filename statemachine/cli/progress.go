@@ -14,6 +14,7 @@ import (
 
 	"github.com/bucketvault/bucketvault/shared/batch"
 	"github.com/bucketvault/bucketvault/shared/report"
+	"github.com/bucketvault/bucketvault/shared/runlog"
 )
 
 // progressEvery is how often the progress line is refreshed.
@@ -30,7 +31,7 @@ type snapshot struct {
 // watcher reads a run's progress from the run bucket: the manifest says how many batches there
 // are, each outcome file what one batch did. Locally and on AWS alike, it only reads S3.
 type watcher struct {
-	client *s3.Client
+	client runlog.S3
 	bucket string
 	name   string
 	seen   map[string]report.Outcome
