@@ -53,9 +53,9 @@ Backups and restores run locally (the same state machine definitions through the
 against the S3 endpoint of AWS_ENDPOINT_URL_S3 or --endpoint) or, with --stack, on AWS. The read-only
 commands (runs, show, ls, versions, diff) read S3 directly in both places.
 
-Configuration, the first that sets a value wins: flags, the environment (SOURCE_BUCKET, BACKUP_BUCKET, RUN_BUCKET, RESTORE_TARGETS,
-AWS_ENDPOINT_URL_S3, BUCKETVAULT_STACK and the standard AWS variables), a JSON file
-($BUCKETVAULT_CONFIG or ~/.config/bucketvault/config.json):
+Configuration, the first that sets a value wins: flags; the environment (SOURCE_BUCKET,
+BACKUP_BUCKET, RUN_BUCKET, RESTORE_TARGETS, AWS_ENDPOINT_URL_S3, BUCKETVAULT_STACK and the standard AWS
+variables); a JSON file ($BUCKETVAULT_CONFIG or ~/.config/bucketvault/config.json):
   {"source": "my-data", "backup": "my-data-backup", "run": "my-data-runs", "stack": "BucketVault"}`,
 		Example: `  bucketvault backup
   bucketvault runs
