@@ -31,7 +31,7 @@ const Delimiter = "/"
 
 // DefaultFolderChecks is how many sub-folders Ls checks at once (see Ls); it also bounds how far
 // the listing runs ahead of the entries handed to fn.
-const DefaultFolderChecks = 16
+const DefaultFolderChecks = 64
 
 // DefaultCheckPage is how many entries the first request of a sub-folder's check asks for.
 const DefaultCheckPage = 10
@@ -163,6 +163,9 @@ func Ls(ctx context.Context, client S3, bucket, prefix string, at time.Time, fn 
 	g.Go(func() error {
 		defer close(items)
 		send := func(it *item) error {
+			if err := gctx.Err(); err != nil {
+				return err // a ready channel must not win over a cancellation
+			}
 			select {
 			case items <- it:
 				return nil
