@@ -56,7 +56,7 @@ type Outcome struct {
 }
 
 // Report is the contract of report.json and of the reporter's output, for backups and restores
-// alike (a restore sets RestoredAt, TargetBucket and TargetPrefix). Every key is always present.
+// alike (a restore sets RestoredAt, TargetBucket, TargetPrefix and, when its input names one, RequestedBy). Every key is always present.
 // report.json holds every failure, skip and note (its *Omitted counts are 0); the execution
 // output holds as many of the first ones as fit in DefaultOutputListBytes, with FailuresOmitted,
 // SkipsOmitted and NotesOmitted counting the rest (see Summary). Guards are a backup's
@@ -75,6 +75,7 @@ type Report struct {
 	RestoredAt      string    `json:"restoredAt"`
 	TargetBucket    string    `json:"targetBucket"`
 	TargetPrefix    string    `json:"targetPrefix"`
+	RequestedBy     string    `json:"requestedBy"` // a restore's requestedBy input: who asked for it
 	DryRun          bool      `json:"dryRun"`
 	Listed          int64     `json:"listed"`
 	New             int64     `json:"new"`

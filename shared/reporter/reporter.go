@@ -26,6 +26,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/fault"
 	"github.com/bucketvault/bucketvault/shared/guard"
 	"github.com/bucketvault/bucketvault/shared/report"
+	"github.com/bucketvault/bucketvault/shared/restoreinput"
 	"github.com/bucketvault/bucketvault/shared/strictjson"
 )
 
@@ -180,6 +181,7 @@ func (h *Handler) handle(ctx context.Context, req Request) (report.Report, error
 		Guards: d.guards, Failures: []report.Failure{}, Skips: []report.Skip{}, Notes: []report.Note{},
 	}
 	r.Prefix = prefixOf(req.Input)
+	r.RequestedBy = requestedByOf(req.Input)
 	if c := d.totals; c != nil {
 		r.Listed, r.New, r.Changed, r.Unchanged = c.Listed, c.New, c.Changed, c.Unchanged
 		r.ToDelete, r.Kept, r.Archived = c.ToDelete, c.Kept, c.Archived
@@ -628,6 +630,16 @@ func prefixOf(input json.RawMessage) string {
 		return strings.Join(in.Prefixes, ",")
 	}
 	return in.Detail.Prefix
+}
+
+// requestedByOf is the input's requestedBy (restore input; the planner has validated it), cut
+// to restoreinput.MaxRequestedByBytes should a run's input not have been.
+func requestedByOf(input json.RawMessage) string {
+	var in struct {
+		RequestedBy string `json:"requestedBy"`
+	}
+	_ = json.Unmarshal(input, &in)
+	return report.Shorten(in.RequestedBy, restoreinput.MaxRequestedByBytes)
 }
 
 // causeMessage extracts errorMessage from a Lambda error cause, which is the error payload as JSON.

@@ -231,10 +231,15 @@ func TestStateDecodedStrictly(t *testing.T) {
 	f, h := setup()
 	putManifest(t, f)
 	// A restore's state: the planner's own fields and position, and what the Map adds.
-	r := invoke(t, h, Request{Execution: "exec", State: json.RawMessage(`{"done":true,"thawPending":0,"restoredAt":"2030-01-01T00:00:00Z",` +
-		`"cursor":{"totals":{"listed":2,"unchanged":2},"position":{"after":"k","scope":1}},"copy":{"MapRunArn":"arn","ResultWriterDetails":{"Bucket":"run","Key":"m"},"Extra":1}}`)})
-	if r.Status != report.Succeeded || r.Listed != 2 || r.RestoredAt != "2030-01-01T00:00:00Z" || len(r.Guards) != 0 {
+	r := invoke(t, h, Request{Execution: "exec", Input: json.RawMessage(`{"at":"2030-01-01T00:00:00Z","requestedBy":"Ana <ana@example.com>"}`),
+		State: json.RawMessage(`{"done":true,"thawPending":0,"restoredAt":"2030-01-01T00:00:00Z",` +
+			`"cursor":{"totals":{"listed":2,"unchanged":2},"position":{"after":"k","scope":1}},"copy":{"MapRunArn":"arn","ResultWriterDetails":{"Bucket":"run","Key":"m"},"Extra":1}}`)})
+	if r.Status != report.Succeeded || r.Listed != 2 || r.RestoredAt != "2030-01-01T00:00:00Z" || len(r.Guards) != 0 || r.RequestedBy != "Ana <ana@example.com>" {
 		t.Fatalf("restore report %+v", r)
+	}
+	var stored report.Report
+	if err := json.Unmarshal(f.Versions("run", batch.ReportKey("exec"))[len(f.Versions("run", batch.ReportKey("exec")))-1].Body, &stored); err != nil || stored.RequestedBy != r.RequestedBy {
+		t.Fatalf("report.json requestedBy %q (%v), want %q", stored.RequestedBy, err, r.RequestedBy)
 	}
 }
 

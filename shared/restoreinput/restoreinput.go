@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/bucketvault/bucketvault/shared/fault"
@@ -27,6 +28,7 @@ const (
 	MinThawCheckSeconds = 60         // thawCheckSeconds, at least: no thaw completes sooner, and each check costs history events
 	MaxThawCheckSeconds = 86400      // thawCheckSeconds, at most
 	MaxKeyBytes         = 1024       // S3's limit on a key, and on a prefix
+	MaxRequestedByBytes = 256        // requestedBy, at most
 )
 
 // Options is a restore request.
@@ -55,6 +57,10 @@ type Options struct {
 	ThawTier         string `json:"thawTier"`
 	ThawDays         int    `json:"thawDays"`
 	ThawCheckSeconds *int   `json:"thawCheckSeconds"`
+	// RequestedBy names the person who asked for the restore (the console's signed-in user); it
+	// is carried into the report. Optional; UTF-8 without control characters, at most
+	// MaxRequestedByBytes.
+	RequestedBy string `json:"requestedBy"`
 }
 
 // Scopes returns the key ranges to walk, in key order: exact keys (exact=true) or prefixes.
@@ -94,7 +100,7 @@ func Parse(raw []byte) (Options, error) {
 	}
 	var o Options
 	if err := strictjson.Unmarshal(raw, &o); err != nil {
-		return Options{}, invalid("restore input: %v (fields: at, prefix, prefixes, keys, versionId, targetBucket, targetPrefix, overwrite, dryRun, thawTier, thawDays, thawCheckSeconds)", err)
+		return Options{}, invalid("restore input: %v (fields: at, prefix, prefixes, keys, versionId, targetBucket, targetPrefix, overwrite, dryRun, thawTier, thawDays, thawCheckSeconds, requestedBy)", err)
 	}
 	if o.At == "" && o.VersionID == "" {
 		return Options{}, invalid("restore input needs \"at\": an RFC 3339 time (2026-11-20T10:00:00Z) or a backup execution name")
@@ -125,6 +131,9 @@ func Parse(raw []byte) (Options, error) {
 		if p := prefixes[field]; len(p) > MaxKeyBytes || !utf8.ValidString(p) {
 			return Options{}, invalid("restore input: %s is not a valid key prefix (UTF-8, at most %d bytes)", field, MaxKeyBytes)
 		}
+	}
+	if len(o.RequestedBy) > MaxRequestedByBytes || !utf8.ValidString(o.RequestedBy) || strings.ContainsFunc(o.RequestedBy, unicode.IsControl) {
+		return Options{}, invalid("restore input: requestedBy must be UTF-8 text without control characters, at most %d bytes", MaxRequestedByBytes)
 	}
 	if o.ThawTier == "" {
 		o.ThawTier = DefaultThawTier

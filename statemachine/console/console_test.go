@@ -1,0 +1,577 @@
+package console
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/bucketvault/bucketvault/shared/batch"
+	"github.com/bucketvault/bucketvault/shared/report"
+	"github.com/bucketvault/bucketvault/shared/s3fake"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const (
+	xssKey     = "docs/<img src=x onerror=alert(1)>.txt"
+	backupRun  = "backup-20260101T000100Z-aaaaaaaa"
+	restoreRun = "restore-20260101T050000Z-bbbbbbbb"
+	runningRun = "restore-20260101T060000Z-cccccccc"
+	secretBody = "SECRET-CONTENT"
+)
+
+// env is a console over a fake backup: docs/a.txt in two versions (the first before backupRun
+// finished), the XSS key, a finished restore with a failure and a running one.
+type env struct {
+	t      *testing.T
+	f      *s3fake.S3
+	srv    *Server
+	h      http.Handler
+	mu     sync.Mutex
+	starts []started
+	dry    []started
+	v1, v2 string // docs/a.txt's versions
+	t1     time.Time
+}
+
+type started struct {
+	name  string
+	input map[string]any
+}
+
+func putJSON(t *testing.T, f *s3fake.S3, bucket, key string, v any) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Put(bucket, key, b)
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	f := s3fake.New()
+	for _, b := range []string{"source-bucket", "backup-bucket", "run-bucket", "other-bucket"} {
+		f.AddBucket(b, b == "backup-bucket")
+	}
+	e := &env{t: t, f: f}
+	f.Tick(time.Minute)
+	f.Put("backup-bucket", "docs/a.txt", []byte("first"))
+	f.Put("backup-bucket", "docs/sub/c.txt", []byte("c"))
+	f.Put("backup-bucket", xssKey, []byte(secretBody))
+	e.t1 = f.Tick(time.Minute)
+	f.Tick(time.Minute)
+	f.Put("backup-bucket", "docs/a.txt", []byte("second, longer"))
+	f.Put("backup-bucket", "docs/new.txt", []byte("new"))
+	vs := f.Versions("backup-bucket", "docs/a.txt")
+	e.v1, e.v2 = vs[0].VersionID, vs[1].VersionID
+	putJSON(t, f, "run-bucket", batch.ReportKey(backupRun), report.Report{Status: report.Succeeded, Execution: backupRun,
+		StartedAt: "2026-01-01T00:01:00Z", FinishedAt: e.t1.Format(time.RFC3339Nano), Copied: 3, BytesCopied: 20})
+	putJSON(t, f, "run-bucket", batch.ReportKey(restoreRun), report.Report{Status: report.Failed, Error: "BackupIncomplete", Cause: "1 objects were not restored",
+		Execution: restoreRun, StartedAt: "2026-01-01T05:00:00Z", FinishedAt: "2026-01-01T05:01:00Z", RestoredAt: "2026-01-01T00:02:00Z", TargetBucket: "source-bucket",
+		RequestedBy: "ana", Copied: 1, Failed: 1, Batches: 1, Failures: []report.Failure{{Key: xssKey, Op: "copy", Error: "AccessDenied"}}})
+	if err := batch.WriteManifest(context.Background(), f, "run-bucket", runningRun, 2); err != nil {
+		t.Fatal(err)
+	}
+	okey, _ := batch.OutcomeKey(batch.Key(runningRun, 0))
+	putJSON(t, f, "run-bucket", okey, report.Outcome{Copied: 3, BytesCopied: 30})
+	srv, err := New(Options{S3: fakeS3{f}, Source: "source-bucket", Backup: "backup-bucket", Run: "run-bucket", RestoreTargets: []string{"other-bucket"},
+		StartRestore: func(_ context.Context, name string, input []byte) error {
+			e.record(&e.starts, name, input)
+			return nil
+		},
+		DryRun: func(_ context.Context, name string, input []byte) (*report.Report, error) {
+			e.record(&e.dry, name, input)
+			return &report.Report{Status: report.Succeeded, Execution: name, RestoredAt: e.t1.Format(time.RFC3339Nano), New: 2, Changed: 1, Unchanged: 4, Archived: 1, BytesToCopy: 2048}, nil
+		},
+		Now: func() time.Time { return time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv, e.h = srv, srv.Handler()
+	return e
+}
+
+func (e *env) record(list *[]started, name string, input []byte) {
+	var m map[string]any
+	if err := json.Unmarshal(input, &m); err != nil {
+		e.t.Errorf("input %s: %v", input, err)
+	}
+	e.mu.Lock()
+	*list = append(*list, started{name, m})
+	e.mu.Unlock()
+}
+
+// do sends a request with the given cookie (none when empty), form (a POST when non-nil) and
+// extra headers.
+func (e *env) do(method, target, cookie string, form url.Values, hdr map[string]string) *http.Response {
+	e.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req := httptest.NewRequest(method, target, body)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	if cookie != "" {
+		req.AddCookie(&http.Cookie{Name: SessionCookie, Value: cookie})
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, req)
+	return rec.Result()
+}
+
+func readBody(t *testing.T, r *http.Response) string {
+	t.Helper()
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// login signs in and returns the session cookie's value.
+func (e *env) login() string {
+	e.t.Helper()
+	r := e.do("GET", e.srv.LoginPath(), "", nil, nil)
+	for _, c := range r.Cookies() {
+		if c.Name == SessionCookie {
+			return c.Value
+		}
+	}
+	e.t.Fatalf("login: %d, no session cookie", r.StatusCode)
+	return ""
+}
+
+// csrf is the session's CSRF token, read from the restore form.
+func (e *env) csrf(cookie string) string {
+	e.t.Helper()
+	body := readBody(e.t, e.do("GET", "/restore?at="+backupRun+"&key=docs/a.txt", cookie, nil, nil))
+	_, rest, ok := strings.Cut(body, `name="csrf" value="`)
+	if !ok {
+		e.t.Fatalf("no csrf field in the restore form:\n%s", body)
+	}
+	tok, _, _ := strings.Cut(rest, `"`)
+	return tok
+}
+
+// routes is every route with a request that would show data with a session.
+var routes = []struct{ method, target string }{
+	{"GET", "/"},
+	{"GET", "/runs"},
+	{"GET", "/runs/" + restoreRun},
+	{"GET", "/browse?prefix=docs/"},
+	{"GET", "/browse?at=" + backupRun + "&q=a"},
+	{"GET", "/history?key=docs/a.txt"},
+	{"GET", "/download?key=" + url.QueryEscape(xssKey) + "&versionId=x"},
+	{"GET", "/diff?from=" + backupRun},
+	{"GET", "/restore?at=" + backupRun + "&key=docs/a.txt"},
+	{"POST", "/restore/preview"},
+	{"POST", "/restore"},
+	{"GET", "/restores/" + restoreRun},
+	{"GET", "/api/runs/" + restoreRun},
+	{"GET", "/no/such/page"},
+}
+
+func TestNoSessionNoData(t *testing.T) {
+	e := newEnv(t)
+	e.login() // another browser's session exists
+	for _, rt := range routes {
+		for _, cookie := range []string{"", "forged-session-id"} {
+			var form url.Values
+			if rt.method == "POST" {
+				form = url.Values{"at": {backupRun}, "key": {"docs/a.txt"}, "to": {"source-bucket"}, "csrf": {"x"}}
+			}
+			r := e.do(rt.method, rt.target, cookie, form, nil)
+			body := readBody(t, r)
+			if r.StatusCode != http.StatusUnauthorized {
+				t.Errorf("%s %s (cookie %q): status %d, want 401", rt.method, rt.target, cookie, r.StatusCode)
+			}
+			for _, secret := range []string{"docs/", "a.txt", secretBody, backupRun, restoreRun, "AccessDenied", "source-bucket", "backup-bucket"} {
+				if strings.Contains(body, secret) {
+					t.Errorf("%s %s: the 401 body holds %q", rt.method, rt.target, secret)
+				}
+			}
+		}
+	}
+	if len(e.starts)+len(e.dry) != 0 {
+		t.Fatalf("a request without a session started %d restores and %d previews", len(e.starts), len(e.dry))
+	}
+}
+
+func TestLoginTokenOnce(t *testing.T) {
+	e := newEnv(t)
+	path := e.srv.LoginPath()
+	r := e.do("GET", path, "", nil, nil)
+	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/runs" {
+		t.Fatalf("first login: %d → %q", r.StatusCode, r.Header.Get("Location"))
+	}
+	var c *http.Cookie
+	for _, x := range r.Cookies() {
+		if x.Name == SessionCookie {
+			c = x
+		}
+	}
+	if c == nil || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/" || c.Secure || len(c.Value) != 64 {
+		t.Fatalf("session cookie %+v: want HttpOnly, SameSite=Strict, Path=/, 32 random bytes", c)
+	}
+	if got := e.do("GET", "/runs", c.Value, nil, nil); got.StatusCode != http.StatusOK {
+		t.Fatalf("with the session: %d", got.StatusCode)
+	}
+	for name, p := range map[string]string{"used twice": path, "unknown": "/login?token=00", "empty": "/login"} {
+		r := e.do("GET", p, "", nil, nil)
+		if r.StatusCode != http.StatusUnauthorized || len(r.Cookies()) != 0 {
+			t.Errorf("%s token: %d with %d cookies, want 401 and none", name, r.StatusCode, len(r.Cookies()))
+		}
+	}
+	// Over TLS the cookie is Secure.
+	req := httptest.NewRequest("GET", e.srv.LoginPath(), nil)
+	req.TLS = &tls.ConnectionState{}
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, req)
+	if cs := rec.Result().Cookies(); len(cs) != 1 || !cs[0].Secure {
+		t.Fatalf("TLS login cookies %+v, want one Secure cookie", cs)
+	}
+}
+
+func TestSecurityHeadersEverywhere(t *testing.T) {
+	e := newEnv(t)
+	cookie := e.login()
+	targets := []string{"/static/app.js", "/static/app.css", "/login?token=bad", "/static/none.js"}
+	for _, rt := range routes {
+		if rt.method == "GET" {
+			targets = append(targets, rt.target)
+		}
+	}
+	for _, target := range targets {
+		for _, c := range []string{"", cookie} {
+			r := e.do("GET", target, c, nil, nil)
+			h := r.Header
+			if h.Get("Content-Security-Policy") != ContentSecurityPolicy || h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Referrer-Policy") != "no-referrer" {
+				t.Errorf("GET %s (session %v): headers %v", target, c != "", h)
+			}
+			if body := readBody(t, r); strings.Contains(body, "<script>") || strings.Contains(body, " style=") || strings.Contains(body, "<style") {
+				t.Errorf("GET %s: inline script or style", target)
+			}
+		}
+	}
+	r := e.do("GET", "/static/app.js", "", nil, nil)
+	if r.StatusCode != 200 || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/javascript") {
+		t.Fatalf("app.js: %d %s", r.StatusCode, r.Header.Get("Content-Type"))
+	}
+}
+
+func TestPostNeedsCSRFAndOrigin(t *testing.T) {
+	e := newEnv(t)
+	cookie := e.login()
+	token := e.csrf(cookie)
+	other := e.login()
+	form := func(csrf string) url.Values {
+		v := url.Values{"at": {backupRun}, "key": {"docs/a.txt", xssKey}, "to": {"other-bucket"}, "toPrefix": {"restored/2026-02-03/"}, "overwrite": {"true"}}
+		if csrf != "" {
+			v.Set("csrf", csrf)
+		}
+		return v
+	}
+	tests := []struct {
+		name   string
+		cookie string
+		form   url.Values
+		hdr    map[string]string
+		want   int
+	}{
+		{"no csrf", cookie, form(""), nil, http.StatusForbidden},
+		{"wrong csrf", cookie, form(token[:63] + "0"), nil, http.StatusForbidden},
+		{"another session's csrf", other, form(token), nil, http.StatusForbidden},
+		{"foreign origin", cookie, form(token), map[string]string{"Origin": "http://evil.example"}, http.StatusForbidden},
+		{"null origin", cookie, form(token), map[string]string{"Origin": "null"}, http.StatusForbidden},
+		{"csrf in the query only", cookie, form(""), nil, http.StatusForbidden},
+		{"right csrf and origin", cookie, form(token), map[string]string{"Origin": "http://example.com"}, http.StatusSeeOther},
+		{"right csrf, no origin", cookie, form(token), nil, http.StatusSeeOther},
+	}
+	for _, tt := range tests {
+		for _, path := range []string{"/restore", "/restore/preview"} {
+			target := path
+			if tt.name == "csrf in the query only" {
+				target += "?csrf=" + token
+			}
+			r := e.do("POST", target, tt.cookie, tt.form, tt.hdr)
+			want := tt.want
+			if want == http.StatusSeeOther && path == "/restore/preview" {
+				want = http.StatusOK
+			}
+			if r.StatusCode != want {
+				t.Errorf("%s, POST %s: %d, want %d", tt.name, path, r.StatusCode, want)
+			}
+		}
+	}
+	if len(e.starts) != 2 || len(e.dry) != 2 {
+		t.Fatalf("%d restores started and %d previews, want 2 each (the accepted POSTs)", len(e.starts), len(e.dry))
+	}
+	want := map[string]any{"at": backupRun, "keys": []any{"docs/a.txt", xssKey}, "targetBucket": "other-bucket", "targetPrefix": "restored/2026-02-03/",
+		"overwrite": true, "requestedBy": DefaultUser}
+	for _, s := range append(e.starts, e.dry...) {
+		got := map[string]any{}
+		for k := range want {
+			got[k] = s.input[k]
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("input %v, want %v", s.input, want)
+		}
+		if !strings.HasPrefix(s.name, "restore-20260203T040506Z-") || len(s.name) != len("restore-20260203T040506Z-")+8 {
+			t.Errorf("run name %q", s.name)
+		}
+	}
+	if e.starts[0].input["dryRun"] != false || e.dry[0].input["dryRun"] != true {
+		t.Errorf("dryRun: restore %v, preview %v", e.starts[0].input["dryRun"], e.dry[0].input["dryRun"])
+	}
+	r := e.do("POST", "/restore", cookie, form(token), nil)
+	if loc := r.Header.Get("Location"); loc != "/restores/"+e.starts[2].name {
+		t.Fatalf("redirect to %q, want the new run's progress page", loc)
+	}
+	if r := e.do("GET", r.Header.Get("Location"), cookie, nil, nil); r.StatusCode != 200 || !strings.Contains(readBody(t, r), "Starting") {
+		t.Fatalf("progress page of a run just started: %d", r.StatusCode)
+	}
+}
+
+func TestRestoreInput(t *testing.T) {
+	e := newEnv(t)
+	cookie := e.login()
+	token := e.csrf(cookie)
+	tests := []struct {
+		name     string
+		form     url.Values
+		want     map[string]any // fields of the input
+		wantCode int
+	}{
+		{"folders only", url.Values{"at": {backupRun}, "prefix": {"docs/sub/"}, "to": {"source-bucket"}},
+			map[string]any{"prefixes": []any{"docs/sub/"}, "keys": nil, "overwrite": false, "targetBucket": "source-bucket"}, http.StatusSeeOther},
+		{"whole bucket", url.Values{"at": {backupRun}, "to": {"source-bucket"}},
+			map[string]any{"prefixes": nil, "keys": nil}, http.StatusSeeOther},
+		{"files and a folder: the folder's files at the moment", url.Values{"at": {backupRun}, "select": {"docs/a.txt", "docs/sub/"}, "to": {"source-bucket"}},
+			map[string]any{"keys": []any{"docs/a.txt", "docs/sub/c.txt"}, "prefixes": nil}, http.StatusSeeOther},
+		{"one version", url.Values{"versionId": {"v9"}, "key": {"docs/a.txt"}, "to": {"source-bucket"}},
+			map[string]any{"versionId": "v9", "keys": []any{"docs/a.txt"}, "at": ""}, http.StatusSeeOther},
+		{"a bucket not allowed", url.Values{"at": {backupRun}, "to": {"backup-bucket"}}, nil, http.StatusBadRequest},
+		{"a date picker time", url.Values{"at": {"2026-01-01T00:02"}, "to": {"source-bucket"}}, map[string]any{"at": "2026-01-01T00:02:00Z"}, http.StatusSeeOther},
+	}
+	for _, tt := range tests {
+		tt.form.Set("csrf", token)
+		n := len(e.starts)
+		r := e.do("POST", "/restore", cookie, tt.form, nil)
+		if r.StatusCode != tt.wantCode {
+			t.Errorf("%s: %d, want %d: %s", tt.name, r.StatusCode, tt.wantCode, readBody(t, r))
+			continue
+		}
+		if tt.want == nil {
+			if len(e.starts) != n {
+				t.Errorf("%s: a restore started", tt.name)
+			}
+			continue
+		}
+		in := e.starts[len(e.starts)-1].input
+		for k, v := range tt.want {
+			if !reflect.DeepEqual(in[k], v) {
+				t.Errorf("%s: input %s = %v, want %v (input %v)", tt.name, k, in[k], v, in)
+			}
+		}
+	}
+}
+
+func TestXSSKeyEscaped(t *testing.T) {
+	e := newEnv(t)
+	cookie := e.login()
+	for _, target := range []string{
+		"/browse?prefix=docs/",
+		"/browse?at=" + backupRun + "&prefix=docs/",
+		"/browse?q=onerror",
+		"/history?key=" + url.QueryEscape(xssKey),
+		"/runs/" + restoreRun,
+		"/restores/" + restoreRun,
+		"/diff?from=2026-01-01T00:00:00Z&to=" + backupRun,
+		"/restore?at=" + backupRun + "&key=" + url.QueryEscape(xssKey),
+	} {
+		r := e.do("GET", target, cookie, nil, nil)
+		body := readBody(t, r)
+		if r.StatusCode != 200 {
+			t.Errorf("GET %s: %d\n%s", target, r.StatusCode, body)
+			continue
+		}
+		if strings.Contains(body, "<img") {
+			t.Errorf("GET %s: the key reached the page as markup", target)
+		}
+		if !strings.Contains(body, "&lt;img src=x onerror=alert(1)&gt;.txt") {
+			t.Errorf("GET %s: the key is not shown as text", target)
+		}
+	}
+}
+
+func TestBrowse(t *testing.T) {
+	e := newEnv(t)
+	cookie := e.login()
+	tests := []struct {
+		name, target string
+		want         []string // data-key of every entry, in order
+		wantCode     int
+		wantText     string
+	}{
+		{"now", "/browse?prefix=docs/", []string{xssKey, "docs/a.txt", "docs/new.txt", "docs/sub/"}, 200, ""},
+		{"at the backup", "/browse?at=" + backupRun + "&prefix=docs/", []string{xssKey, "docs/a.txt", "docs/sub/"}, 200, ""},
+		{"picker time and an empty list choice", "/browse?at=" + url.QueryEscape(e.t1.Format("2006-01-02T15:04:05")) + "&at=&prefix=docs/", []string{xssKey, "docs/a.txt", "docs/sub/"}, 200, ""},
+		{"search recursive", "/browse?q=C.TXT", []string{"docs/sub/c.txt"}, 200, "1 found"},
+		{"bad at", "/browse?at=2026-13-01T00:00:00Z", nil, http.StatusBadRequest, "is not an RFC 3339 time"},
+		{"unknown run", "/browse?at=backup-nope", nil, http.StatusBadRequest, "no backup execution named"},
+		{"a restore as the moment", "/browse?at=" + restoreRun, nil, http.StatusBadRequest, "is a restore, not a backup"},
+	}
+	for _, tt := range tests {
+		r := e.do("GET", tt.target, cookie, nil, nil)
+		body := readBody(t, r)
+		if r.StatusCode != tt.wantCode || !strings.Contains(body, tt.wantText) {
+			t.Errorf("%s: %d, want %d with %q:\n%s", tt.name, r.StatusCode, tt.wantCode, tt.wantText, body)
+			continue
+		}
+		if got := attrs(body, `data-testid="entry" data-key="`); !reflect.DeepEqual(got, escapeAll(tt.want)) {
+			t.Errorf("%s: entries %q, want %q", tt.name, got, tt.want)
+		}
+	}
+	body := readBody(t, e.do("GET", "/browse?at="+backupRun+"&prefix=docs/", cookie, nil, nil))
+	for _, want := range []string{`data-testid="restore-folder" href="/restore?at=` + backupRun + `&amp;prefix=docs%2f"`, `data-testid="crumb"`,
+		`<option value="` + backupRun + `" selected>`, `data-testid="restore-selected"`, `data-testid="restore-all"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("browse page lacks %s", want)
+		}
+	}
+}
+
+// attrs returns the value following every occurrence of marker, up to the next quote.
+func attrs(body, marker string) []string {
+	var out []string
+	for _, part := range strings.Split(body, marker)[1:] {
+		v, _, _ := strings.Cut(part, `"`)
+		out = append(out, v)
+	}
+	return out
+}
+
+func escapeAll(in []string) []string {
+	var out []string
+	for _, s := range in {
+		out = append(out, strings.NewReplacer("<", "&lt;", ">", "&gt;").Replace(s))
+	}
+	return out
+}
+
+func TestHistoryAndDownload(t *testing.T) {
+	e := newEnv(t)
+	cookie := e.login()
+	body := readBody(t, e.do("GET", "/history?key=docs/a.txt", cookie, nil, nil))
+	if got := attrs(body, `data-testid="version-row" data-version="`); !reflect.DeepEqual(got, []string{e.v2, e.v1}) {
+		t.Fatalf("versions %v, want newest first %v", got, []string{e.v2, e.v1})
+	}
+	if !strings.Contains(body, `href="/runs/`+backupRun+`"`) {
+		t.Errorf("the first version is not attributed to %s", backupRun)
+	}
+	tests := []struct {
+		key, version string
+		want         int
+		body         string
+	}{
+		{"docs/a.txt", e.v1, 200, "first"},
+		{"docs/a.txt", e.v2, 200, "second, longer"},
+		{xssKey, e.f.Versions("backup-bucket", xssKey)[0].VersionID, 200, secretBody},
+		{"docs/a.txt", "nope", 404, ""},
+		{"docs/a.txt", "", 400, ""},
+	}
+	for _, tt := range tests {
+		r := e.do("GET", "/download?key="+url.QueryEscape(tt.key)+"&versionId="+url.QueryEscape(tt.version), cookie, nil, nil)
+		got := readBody(t, r)
+		if r.StatusCode != tt.want || (tt.want == 200 && got != tt.body) {
+			t.Errorf("download %s@%s: %d %q, want %d %q", tt.key, tt.version, r.StatusCode, got, tt.want, tt.body)
+		}
+		if tt.want == 200 {
+			cd := r.Header.Get("Content-Disposition")
+			name, _, _ := strings.Cut(strings.TrimPrefix(cd, `attachment; filename="`), `"`)
+			if !strings.HasPrefix(cd, "attachment; ") || strings.ContainsAny(name, `<>"/\ `) || name == "" {
+				t.Errorf("Content-Disposition %q", cd)
+			}
+		}
+	}
+}
+
+func TestAPIRun(t *testing.T) {
+	e := newEnv(t)
+	cookie := e.login()
+	tests := []struct {
+		name string
+		want runState
+		code int
+	}{
+		{restoreRun, runState{Status: report.Failed, Batches: 1, Done: 1, Objects: 2, Finished: true}, 200},
+		{runningRun, runState{Status: StatusRunning, Batches: 2, Done: 1, Objects: 3, Bytes: 30}, 200},
+		{"restore-nope", runState{}, 404},
+	}
+	for _, tt := range tests {
+		r := e.do("GET", "/api/runs/"+tt.name, cookie, nil, nil)
+		var got runState
+		if err := json.NewDecoder(r.Body).Decode(&got); err != nil || r.StatusCode != tt.code {
+			t.Fatalf("%s: %d, %v", tt.name, r.StatusCode, err)
+		}
+		if tt.code != 200 {
+			continue
+		}
+		rep := got.Report
+		got.Report = nil
+		if got != tt.want {
+			t.Errorf("%s: %+v, want %+v", tt.name, got, tt.want)
+		}
+		if tt.want.Finished != (rep != nil) || (rep != nil && (rep.RequestedBy != "ana" || len(rep.Failures) != 1)) {
+			t.Errorf("%s: report %+v", tt.name, rep)
+		}
+	}
+	body := readBody(t, e.do("GET", "/restores/"+restoreRun, cookie, nil, nil))
+	for _, want := range []string{`data-testid="status">FAILED<`, `data-testid="failure-row"`, `data-finished="true"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("progress page of a finished restore lacks %s", want)
+		}
+	}
+}
+
+func TestRunsAndPreview(t *testing.T) {
+	e := newEnv(t)
+	cookie := e.login()
+	body := readBody(t, e.do("GET", "/runs", cookie, nil, nil))
+	if got := attrs(body, `data-testid="run-row" data-run="`); !reflect.DeepEqual(got, []string{runningRun, restoreRun, backupRun}) {
+		t.Fatalf("runs %v", got)
+	}
+	body = readBody(t, e.do("GET", "/runs/"+restoreRun, cookie, nil, nil))
+	if n := strings.Count(body, `data-testid="failure-row"`); n != 1 || !strings.Contains(body, "AccessDenied") || !strings.Contains(body, "ana") {
+		t.Fatalf("run page: %d failure rows", n)
+	}
+	if r := e.do("GET", "/runs/no-such-run", cookie, nil, nil); r.StatusCode != 404 {
+		t.Fatalf("unknown run: %d", r.StatusCode)
+	}
+	form := url.Values{"at": {backupRun}, "prefix": {"docs/"}, "to": {"source-bucket"}, "csrf": {e.csrf(cookie)}}
+	body = readBody(t, e.do("POST", "/restore/preview", cookie, form, nil))
+	for _, want := range []string{`data-testid="preview-summary"`, `data-testid="preview-objects">3<`, `data-testid="preview-bytes">2.0 KiB<`,
+		`data-testid="preview-archived">1<`, `data-testid="confirm"`, `name="prefix" value="docs/"`, `name="csrf" value="` + form.Get("csrf") + `"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("preview lacks %s:\n%s", want, body)
+		}
+	}
+}
