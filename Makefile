@@ -80,5 +80,8 @@ clean:
 # Throughput benchmark against the S3 server's own ceiling (make bench).
 -include integration/bench.mk
 
+# Screenshots of the restore console from its browser tests (make console-screenshots).
+-include integration/console.mk
+
 # AWS deployment (CDK): synth, deploy, destroy, and the checks make test runs on the definition.
 -include infra/infra.mk

@@ -297,7 +297,7 @@ func TestPostNeedsCSRFAndOrigin(t *testing.T) {
 		want   int
 	}{
 		{"no csrf", cookie, form(""), nil, http.StatusForbidden},
-		{"wrong csrf", cookie, form(token[:63] + "0"), nil, http.StatusForbidden},
+		{"wrong csrf", cookie, form(wrongToken(token)), nil, http.StatusForbidden},
 		{"another session's csrf", other, form(token), nil, http.StatusForbidden},
 		{"foreign origin", cookie, form(token), map[string]string{"Origin": "http://evil.example"}, http.StatusForbidden},
 		{"null origin", cookie, form(token), map[string]string{"Origin": "null"}, http.StatusForbidden},
@@ -574,4 +574,13 @@ func TestRunsAndPreview(t *testing.T) {
 			t.Errorf("preview lacks %s:\n%s", want, body)
 		}
 	}
+}
+
+// wrongToken differs from token in its last character, always.
+func wrongToken(token string) string {
+	last := "0"
+	if strings.HasSuffix(token, "0") {
+		last = "1"
+	}
+	return token[:len(token)-1] + last
 }
