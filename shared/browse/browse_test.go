@@ -13,7 +13,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"go.uber.org/goleak"
 
 	"github.com/bucketvault/bucketvault/shared/fault"
@@ -22,109 +21,31 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// fakeDelim gives s3fake's ListObjectVersions, which ignores Delimiter, S3's Delimiter: keys
-// holding it after the prefix roll up into CommonPrefixes, each counted once against the page
-// size; a page that ends on one has it as NextKeyMarker and no NextVersionIdMarker. It records
-// the Prefix of every request.
-type fakeDelim struct {
+// recording is the fake (or s3fake.Coarse over it) with a page size, recording the Prefix of
+// every request.
+type recording struct {
 	inner    S3 // the fake, or s3fake.Coarse over it
-	fake     *s3fake.S3
 	pageSize int
 
 	mu       sync.Mutex
 	prefixes []string
 }
 
-func (d *fakeDelim) requests() []string {
+func (d *recording) requests() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return slices.Clone(d.prefixes)
 }
 
-func (d *fakeDelim) ListObjectVersions(ctx context.Context, in *s3.ListObjectVersionsInput, opts ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error) {
+func (d *recording) ListObjectVersions(ctx context.Context, in *s3.ListObjectVersionsInput, opts ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error) {
 	d.mu.Lock()
 	d.prefixes = append(d.prefixes, aws.ToString(in.Prefix))
 	d.mu.Unlock()
-	prefix, delim := aws.ToString(in.Prefix), aws.ToString(in.Delimiter)
-	type entry struct {
-		name, id string // key (or common prefix) and version id
-		v        *types.ObjectVersion
-		m        *types.DeleteMarkerEntry
+	page := *in
+	if d.pageSize > 0 && (page.MaxKeys == nil || *page.MaxKeys > int32(d.pageSize)) {
+		page.MaxKeys = aws.Int32(int32(d.pageSize))
 	}
-	// Every entry under prefix, in key order, newest first per key.
-	byID := map[string]entry{}
-	var keys []string
-	var marker, idMarker *string
-	for {
-		out, err := d.inner.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: in.Bucket, Prefix: in.Prefix, KeyMarker: marker, VersionIdMarker: idMarker}, opts...)
-		if err != nil {
-			return nil, err
-		}
-		for i, v := range out.Versions {
-			byID[aws.ToString(v.Key)+"\x00"+aws.ToString(v.VersionId)] = entry{name: aws.ToString(v.Key), id: aws.ToString(v.VersionId), v: &out.Versions[i]}
-			keys = append(keys, aws.ToString(v.Key))
-		}
-		for i, m := range out.DeleteMarkers {
-			byID[aws.ToString(m.Key)+"\x00"+aws.ToString(m.VersionId)] = entry{name: aws.ToString(m.Key), id: aws.ToString(m.VersionId), m: &out.DeleteMarkers[i]}
-			keys = append(keys, aws.ToString(m.Key))
-		}
-		if !aws.ToBool(out.IsTruncated) {
-			break
-		}
-		marker, idMarker = out.NextKeyMarker, out.NextVersionIdMarker
-	}
-	slices.Sort(keys)
-	keys = slices.Compact(keys)
-	var all []entry
-	for _, k := range keys {
-		if rest := strings.TrimPrefix(k, prefix); delim != "" && strings.Contains(rest, delim) {
-			cp := prefix + rest[:strings.Index(rest, delim)+len(delim)]
-			if len(all) == 0 || all[len(all)-1].name != cp {
-				all = append(all, entry{name: cp})
-			}
-			continue
-		}
-		vs := d.fake.Versions(aws.ToString(in.Bucket), k)
-		for i := len(vs) - 1; i >= 0; i-- {
-			all = append(all, byID[k+"\x00"+vs[i].VersionID])
-		}
-	}
-	start := 0
-	switch {
-	case in.VersionIdMarker != nil:
-		for start < len(all) && !(all[start].name == aws.ToString(in.KeyMarker) && all[start].id == *in.VersionIdMarker) {
-			start++
-		}
-		start++
-	case in.KeyMarker != nil:
-		for start < len(all) && all[start].name <= *in.KeyMarker {
-			start++
-		}
-	}
-	limit := int(aws.ToInt32(in.MaxKeys))
-	if limit == 0 || (d.pageSize > 0 && d.pageSize < limit) {
-		limit = d.pageSize
-	}
-	out := &s3.ListObjectVersionsOutput{}
-	for i := start; i < len(all); i++ {
-		if i-start == limit {
-			last := all[i-1]
-			out.IsTruncated, out.NextKeyMarker = aws.Bool(true), aws.String(last.name)
-			if last.id != "" {
-				out.NextVersionIdMarker = aws.String(last.id)
-			}
-			break
-		}
-		switch e := all[i]; {
-		case e.v != nil:
-			out.Versions = append(out.Versions, *e.v)
-		case e.m != nil:
-			out.DeleteMarkers = append(out.DeleteMarkers, *e.m)
-		default:
-			out.CommonPrefixes = append(out.CommonPrefixes, types.CommonPrefix{Prefix: aws.String(e.name)})
-		}
-	}
-	return out, nil
+	return d.inner.ListObjectVersions(ctx, &page, opts...)
 }
 
 func del(t *testing.T, f *s3fake.S3, bucket, key string) {
@@ -164,8 +85,8 @@ func newHistory(t *testing.T) history {
 	return h
 }
 
-func (h history) client(pageSize int) *fakeDelim {
-	return &fakeDelim{inner: h.f, fake: h.f, pageSize: pageSize}
+func (h history) client(pageSize int) *recording {
+	return &recording{inner: h.f, pageSize: pageSize}
 }
 
 func ls(t *testing.T, c S3, prefix string, at time.Time) []string {
@@ -314,7 +235,7 @@ func TestVersionsSameSecond(t *testing.T) {
 	f.Put("bak", "k", []byte("1"))
 	f.Put("bak", "k", []byte("22"))
 	del(t, f, "bak", "k")
-	c := &fakeDelim{inner: s3fake.Coarse{S3: f, Precision: time.Hour}, fake: f}
+	c := &recording{inner: s3fake.Coarse{S3: f, Precision: time.Hour}}
 	got, err := Versions(context.Background(), c, "bak", "k")
 	if err != nil {
 		t.Fatal(err)

@@ -11,9 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"go.uber.org/goleak"
 
 	"github.com/bucketvault/bucketvault/shared/fault"
@@ -22,69 +19,6 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// delimited gives s3fake's ListObjectsV2, which ignores Delimiter, S3's Delimiter "/": keys
-// holding "/" after the prefix roll up into CommonPrefixes, each counted once against the page
-// size, and the continuation token is the last entry returned.
-type delimited struct{ *s3fake.S3 }
-
-func (d delimited) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, opts ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
-	if aws.ToString(in.Delimiter) == "" {
-		return d.S3.ListObjectsV2(ctx, in, opts...)
-	}
-	prefix, delim := aws.ToString(in.Prefix), aws.ToString(in.Delimiter)
-	type entry struct {
-		name string
-		obj  *types.Object
-	}
-	var all []entry
-	p := s3.NewListObjectsV2Paginator(d.S3, &s3.ListObjectsV2Input{Bucket: in.Bucket, Prefix: in.Prefix})
-	for p.HasMorePages() {
-		out, err := p.NextPage(ctx, opts...)
-		if err != nil {
-			return nil, err
-		}
-		for i, o := range out.Contents {
-			rest := strings.TrimPrefix(aws.ToString(o.Key), prefix)
-			if j := strings.Index(rest, delim); j >= 0 {
-				cp := prefix + rest[:j+len(delim)]
-				if len(all) == 0 || all[len(all)-1].name != cp {
-					all = append(all, entry{name: cp})
-				}
-				continue
-			}
-			all = append(all, entry{name: aws.ToString(o.Key), obj: &out.Contents[i]})
-		}
-	}
-	after := aws.ToString(in.StartAfter)
-	if in.ContinuationToken != nil {
-		after = *in.ContinuationToken
-	}
-	limit := 1000
-	if d.PageSize > 0 {
-		limit = d.PageSize
-	}
-	out := &s3.ListObjectsV2Output{}
-	n := 0
-	for _, e := range all {
-		if e.name <= after {
-			continue
-		}
-		if n == limit {
-			out.IsTruncated = aws.Bool(true)
-			out.NextContinuationToken = aws.String(after)
-			break
-		}
-		n++
-		after = e.name
-		if e.obj == nil {
-			out.CommonPrefixes = append(out.CommonPrefixes, types.CommonPrefix{Prefix: aws.String(e.name)})
-		} else {
-			out.Contents = append(out.Contents, *e.obj)
-		}
-	}
-	return out, nil
-}
 
 func putReport(t *testing.T, f *s3fake.S3, r report.Report) {
 	t.Helper()
@@ -132,7 +66,7 @@ func TestList(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(fmt.Sprintf("page %d limit %d", page, tt.limit), func(t *testing.T) {
 				f := setup(t, page)
-				runs, err := List(context.Background(), delimited{f}, "runs", tt.limit)
+				runs, err := List(context.Background(), f, "runs", tt.limit)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -174,7 +108,7 @@ func TestList(t *testing.T) {
 // Kind and the report survive the JSON a CLI prints: the report's fields at the top level.
 func TestRunJSON(t *testing.T) {
 	f := setup(t, 0)
-	r, err := Get(context.Background(), delimited{f}, "runs", "restore-20261202T000000Z-bbbb")
+	r, err := Get(context.Background(), f, "runs", "restore-20261202T000000Z-bbbb")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +140,7 @@ func TestGet(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := setup(t, 0)
-			r, err := Get(context.Background(), delimited{f}, "runs", tt.name)
+			r, err := Get(context.Background(), f, "runs", tt.name)
 			if tt.err == nil {
 				if err != nil || r.Status != tt.status || r.Execution != tt.name {
 					t.Fatalf("Get = %+v, %v; want status %q", r, err, tt.status)
@@ -240,7 +174,7 @@ func TestMoment(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.at, func(t *testing.T) {
 			f := setup(t, 0)
-			got, err := Moment(context.Background(), delimited{f}, "runs", tt.at)
+			got, err := Moment(context.Background(), f, "runs", tt.at)
 			if tt.err == "" {
 				if err != nil || !got.Equal(mustTime(t, tt.want)) {
 					t.Fatalf("Moment = %v, %v; want %s", got, err, tt.want)
@@ -268,13 +202,13 @@ func mustTime(t *testing.T, s string) time.Time {
 func TestMissingBucket(t *testing.T) {
 	f := setup(t, 0)
 	calls := map[string]func() error{
-		"List": func() error { _, err := List(context.Background(), delimited{f}, "nope", 0); return err },
+		"List": func() error { _, err := List(context.Background(), f, "nope", 0); return err },
 		"Get": func() error {
-			_, err := Get(context.Background(), delimited{f}, "nope", "backup-20261201T000000Z-aaaa")
+			_, err := Get(context.Background(), f, "nope", "backup-20261201T000000Z-aaaa")
 			return err
 		},
 		"Moment": func() error {
-			_, err := Moment(context.Background(), delimited{f}, "nope", "backup-20261201T000000Z-aaaa")
+			_, err := Moment(context.Background(), f, "nope", "backup-20261201T000000Z-aaaa")
 			return err
 		},
 	}
@@ -296,13 +230,13 @@ func TestMissingBucket(t *testing.T) {
 // than it needs; an empty bucket has none.
 func TestFirstBackup(t *testing.T) {
 	f := setup(t, 2)
-	first, found, err := FirstBackup(context.Background(), delimited{f}, "runs")
+	first, found, err := FirstBackup(context.Background(), f, "runs")
 	if err != nil || !found || !first.Equal(time.Date(2026, 12, 1, 0, 5, 0, 0, time.UTC)) {
 		t.Fatalf("first backup finished %v (found %v, %v), want 2026-12-01T00:05:00Z", first, found, err)
 	}
 	empty := s3fake.New()
 	empty.AddBucket("runs", false)
-	if _, found, err := FirstBackup(context.Background(), delimited{empty}, "runs"); found || err != nil {
+	if _, found, err := FirstBackup(context.Background(), empty, "runs"); found || err != nil {
 		t.Fatalf("empty run bucket: found %v, %v", found, err)
 	}
 }
@@ -311,7 +245,7 @@ func TestFirstBackup(t *testing.T) {
 // backups, before the first, or during a restore, none.
 func TestAttributor(t *testing.T) {
 	f := setup(t, 1000)
-	a, err := NewAttributor(context.Background(), delimited{f}, "runs")
+	a, err := NewAttributor(context.Background(), f, "runs")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,11 +274,11 @@ func TestSameSecondBackups(t *testing.T) {
 	f.AddBucket("runs", false)
 	putReport(t, f, report.Report{Status: report.Succeeded, Execution: "backup-20261206T000000Z-zzzz", StartedAt: "2026-12-06T00:00:00.1Z", FinishedAt: "2026-12-06T00:00:00.3Z"})
 	putReport(t, f, report.Report{Status: report.Succeeded, Execution: "backup-20261206T000000Z-aaaa", StartedAt: "2026-12-06T00:00:00.5Z", FinishedAt: "2026-12-06T00:00:00.7Z"})
-	first, found, err := FirstBackup(context.Background(), delimited{f}, "runs")
+	first, found, err := FirstBackup(context.Background(), f, "runs")
 	if err != nil || !found || !first.Equal(time.Date(2026, 12, 6, 0, 0, 0, 300e6, time.UTC)) {
 		t.Fatalf("first backup finished %v (found %v, %v)", first, found, err)
 	}
-	a, err := NewAttributor(context.Background(), delimited{f}, "runs")
+	a, err := NewAttributor(context.Background(), f, "runs")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -287,26 +287,52 @@ func (f *S3) ListObjectsV2(_ context.Context, in *s3.ListObjectsV2Input, _ ...fu
 	if in.ContinuationToken != nil {
 		after = *in.ContinuationToken
 	}
-	maxKeys := f.pageSize(int(aws.ToInt32(in.MaxKeys)))
+	prefix, delim := aws.ToString(in.Prefix), aws.ToString(in.Delimiter)
 	var keys []string
 	for k := range b.objects {
-		if strings.HasPrefix(k, aws.ToString(in.Prefix)) && k > after && current(b, k) != nil {
+		if strings.HasPrefix(k, prefix) && current(b, k) != nil {
 			keys = append(keys, k)
 		}
 	}
 	sort.Strings(keys)
+	maxKeys := f.pageSize(int(aws.ToInt32(in.MaxKeys)))
 	out := &s3.ListObjectsV2Output{}
-	if len(keys) > maxKeys {
-		keys = keys[:maxKeys]
-		out.IsTruncated = aws.Bool(true)
-		out.NextContinuationToken = aws.String(keys[len(keys)-1])
-	}
+	n, last := 0, ""
 	for _, k := range keys {
+		name, cp := rollUp(k, prefix, delim)
+		if name <= after || (cp && name == last) {
+			continue
+		}
+		if n == maxKeys {
+			out.IsTruncated = aws.Bool(true)
+			out.NextContinuationToken = aws.String(last)
+			break
+		}
+		n, last = n+1, name
+		if cp {
+			out.CommonPrefixes = append(out.CommonPrefixes, types.CommonPrefix{Prefix: aws.String(name)})
+			continue
+		}
 		o := current(b, k)
 		out.Contents = append(out.Contents, types.Object{Key: aws.String(k), Size: aws.Int64(int64(len(o.Body))), ETag: aws.String(o.ETag), LastModified: aws.Time(o.LastModified),
 			StorageClass: types.ObjectStorageClass(storageClass(o))})
 	}
 	return out, nil
+}
+
+// rollUp is what a listing with Delimiter delim shows for key under prefix: the key itself, or
+// (cp true) the common prefix it rolls up into — prefix and the rest of the key up to and
+// including the first delim after prefix.
+func rollUp(key, prefix, delim string) (name string, cp bool) {
+	if delim == "" {
+		return key, false
+	}
+	rest := strings.TrimPrefix(key, prefix)
+	j := strings.Index(rest, delim)
+	if j < 0 {
+		return key, false
+	}
+	return prefix + rest[:j+len(delim)], true
 }
 
 func (f *S3) pageSize(asked int) int {
@@ -321,7 +347,8 @@ func (f *S3) pageSize(asked int) int {
 }
 
 // ListObjectVersions lists every version and delete marker in key order, newest first per key,
-// with KeyMarker/VersionIdMarker pagination.
+// with KeyMarker/VersionIdMarker pagination, and with a Delimiter the common prefixes as S3 does:
+// each counts once against the page, and a page that ends on one has it as NextKeyMarker.
 func (f *S3) ListObjectVersions(_ context.Context, in *s3.ListObjectVersionsInput, _ ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -329,9 +356,10 @@ func (f *S3) ListObjectVersions(_ context.Context, in *s3.ListObjectVersionsInpu
 	if err != nil {
 		return nil, err
 	}
+	prefix, delim, marker := aws.ToString(in.Prefix), aws.ToString(in.Delimiter), aws.ToString(in.KeyMarker)
 	var keys []string
 	for k := range b.objects {
-		if strings.HasPrefix(k, aws.ToString(in.Prefix)) && k >= aws.ToString(in.KeyMarker) {
+		if strings.HasPrefix(k, prefix) {
 			keys = append(keys, k)
 		}
 	}
@@ -341,24 +369,43 @@ func (f *S3) ListObjectVersions(_ context.Context, in *s3.ListObjectVersionsInpu
 	n := 0
 	started := in.VersionIdMarker == nil
 	var lastKey, lastVersion string
+	lastCP := false
+	full := func() bool {
+		if n < limit {
+			return false
+		}
+		out.IsTruncated, out.NextKeyMarker = aws.Bool(true), aws.String(lastKey)
+		if !lastCP {
+			out.NextVersionIdMarker = aws.String(lastVersion)
+		}
+		return true
+	}
 	for _, k := range keys {
-		vs := b.objects[k]
-		if k == aws.ToString(in.KeyMarker) && in.VersionIdMarker == nil {
+		if name, cp := rollUp(k, prefix, delim); cp {
+			if name <= marker || (lastCP && name == lastKey) {
+				continue
+			}
+			if full() {
+				return out, nil
+			}
+			n, lastKey, lastCP = n+1, name, true
+			out.CommonPrefixes = append(out.CommonPrefixes, types.CommonPrefix{Prefix: aws.String(name)})
+			continue
+		}
+		if k < marker || (k == marker && in.VersionIdMarker == nil) {
 			continue // KeyMarker alone: keys after it
 		}
+		vs := b.objects[k]
 		for i := len(vs) - 1; i >= 0; i-- {
 			o := vs[i]
 			if !started {
-				started = k == aws.ToString(in.KeyMarker) && o.VersionID == aws.ToString(in.VersionIdMarker)
+				started = k == marker && o.VersionID == aws.ToString(in.VersionIdMarker)
 				continue
 			}
-			if n == limit {
-				out.IsTruncated = aws.Bool(true)
-				out.NextKeyMarker, out.NextVersionIdMarker = aws.String(lastKey), aws.String(lastVersion)
+			if full() {
 				return out, nil
 			}
-			n++
-			lastKey, lastVersion = k, o.VersionID
+			n, lastKey, lastVersion, lastCP = n+1, k, o.VersionID, false
 			latest := i == len(vs)-1
 			if o.DeleteMarker {
 				out.DeleteMarkers = append(out.DeleteMarkers, types.DeleteMarkerEntry{Key: aws.String(k), VersionId: aws.String(o.VersionID), IsLatest: aws.Bool(latest), LastModified: aws.Time(o.LastModified)})
@@ -426,6 +473,17 @@ func (f *S3) GetObject(_ context.Context, in *s3.GetObjectInput, _ ...func(*s3.O
 	b, err := f.begin("GetObject", aws.ToString(in.Bucket), aws.ToString(in.Key))
 	if err != nil {
 		return nil, err
+	}
+	if in.VersionId != nil {
+		// A version asked for by id, as S3 reads it: a delete marker cannot be read.
+		o := version(b, aws.ToString(in.Key), *in.VersionId)
+		switch {
+		case o == nil:
+			return nil, APIError("NoSuchVersion")
+		case o.DeleteMarker:
+			return nil, APIError("MethodNotAllowed")
+		}
+		return &s3.GetObjectOutput{Body: io.NopCloser(bytes.NewReader(o.Body)), ETag: aws.String(o.ETag), ContentLength: aws.Int64(int64(len(o.Body))), VersionId: in.VersionId}, nil
 	}
 	o := current(b, aws.ToString(in.Key))
 	if o == nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/browse"
 	"github.com/bucketvault/bucketvault/shared/fault"
 	"github.com/bucketvault/bucketvault/shared/runlog"
+	"github.com/bucketvault/bucketvault/shared/units"
 )
 
 func (a *app) runsCmd() *cobra.Command {
@@ -45,7 +46,7 @@ func (a *app) runsCmd() *cobra.Command {
 				if r.Error != "" {
 					status += " " + r.Error
 				}
-				t.row(r.StartedAt, r.Kind, r.Execution, status, r.Copied, r.Deleted, r.Failed, humanBytes(r.BytesCopied), duration(r.StartedAt, r.FinishedAt))
+				t.row(r.StartedAt, r.Kind, r.Execution, status, r.Copied, r.Deleted, r.Failed, units.Bytes(r.BytesCopied), duration(r.StartedAt, r.FinishedAt))
 			}
 			t.flush()
 			return nil

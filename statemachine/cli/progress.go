@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/bucketvault/bucketvault/shared/progress"
+	"github.com/bucketvault/bucketvault/shared/units"
 )
 
 // progressEvery is how often the progress line is refreshed.
@@ -22,7 +23,7 @@ func line(s progress.Snapshot, elapsed time.Duration) string {
 	if s.Done > 0 && s.Batches > s.Done {
 		eta = (time.Duration(float64(elapsed) / float64(s.Done) * float64(s.Batches-s.Done))).Round(time.Second).String()
 	}
-	return fmt.Sprintf("batches %d/%d, %d objects, %s copied, %s/s, ETA %s", s.Done, s.Batches, s.Objects, humanBytes(s.Bytes), humanBytes(int64(rate)), eta)
+	return fmt.Sprintf("batches %d/%d, %d objects, %s copied, %s/s, ETA %s", s.Done, s.Batches, s.Objects, units.Bytes(s.Bytes), units.Bytes(int64(rate)), eta)
 }
 
 // showProgress refreshes a progress line on stderr while a run runs, when stderr is a terminal

@@ -15,6 +15,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/report"
 	"github.com/bucketvault/bucketvault/shared/restoreinput"
 	"github.com/bucketvault/bucketvault/shared/s3client"
+	"github.com/bucketvault/bucketvault/shared/units"
 	"github.com/bucketvault/bucketvault/statemachine/localrun"
 )
 
@@ -253,7 +254,7 @@ func (a *app) printSummary(kind, name, status, errName, cause string, r *report.
 	if r.Withheld > 0 || r.Kept > 0 || r.Archived > 0 {
 		tw.row("  deletions withheld", r.Withheld, "kept", r.Kept, "archived", r.Archived, "", "")
 	}
-	tw.row("  bytes copied", humanBytes(r.BytesCopied), "retries", r.Retries, "batches", r.Batches, "", "")
+	tw.row("  bytes copied", units.Bytes(r.BytesCopied), "retries", r.Retries, "batches", r.Batches, "", "")
 	tw.flush()
 	if r.Cause != "" {
 		fmt.Fprintln(a.out, "  "+r.Cause)

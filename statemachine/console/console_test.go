@@ -86,7 +86,7 @@ func newEnv(t *testing.T) *env {
 	}
 	okey, _ := batch.OutcomeKey(batch.Key(runningRun, 0))
 	putJSON(t, f, "run-bucket", okey, report.Outcome{Copied: 3, BytesCopied: 30})
-	srv, err := New(Options{S3: fakeS3{f}, Source: "source-bucket", Backup: "backup-bucket", Run: "run-bucket", RestoreTargets: []string{"other-bucket"},
+	srv, err := New(Options{S3: f, Source: "source-bucket", Backup: "backup-bucket", Run: "run-bucket", RestoreTargets: []string{"other-bucket"},
 		StartRestore: func(_ context.Context, name string, input []byte) error {
 			e.record(&e.starts, name, input)
 			return nil

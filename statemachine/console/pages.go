@@ -25,10 +25,11 @@ import (
 	"github.com/bucketvault/bucketvault/shared/report"
 	"github.com/bucketvault/bucketvault/shared/restoreinput"
 	"github.com/bucketvault/bucketvault/shared/runlog"
+	"github.com/bucketvault/bucketvault/shared/units"
 )
 
 var funcs = template.FuncMap{
-	"bytes": humanBytes,
+	"bytes": units.Bytes,
 	"when": func(t time.Time) string {
 		if t.IsZero() {
 			return "–"
@@ -52,20 +53,6 @@ var funcs = template.FuncMap{
 	},
 	"archived": func(class string) bool { return class == "GLACIER" || class == "DEEP_ARCHIVE" },
 	"base":     func(key, prefix string) string { return strings.TrimPrefix(key, prefix) },
-}
-
-// humanBytes is n in B, KiB, MiB, …
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // render writes page with data; a template error becomes a 500 with one line.
