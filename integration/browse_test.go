@@ -5,7 +5,13 @@ package integration
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"reflect"
 	"testing"
@@ -16,7 +22,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bucketvault/bucketvault/shared/browse"
+	"github.com/bucketvault/bucketvault/shared/report"
 	"github.com/bucketvault/bucketvault/shared/runlog"
+	"github.com/bucketvault/bucketvault/statemachine/console"
 )
 
 func (e *env) ls(prefix string, at time.Time) []string {
@@ -145,4 +153,38 @@ func TestBrowseBig(t *testing.T) {
 	measure("data/f0500/", time.Time{})
 	measure("data/f0500/", time.Now())
 	measure("data/", time.Time{})
+
+	// The same folders opened in the restore console: the whole page, as a browser gets it.
+	noRestore := errors.New("no restore in this measurement")
+	srv, err := console.New(console.Options{S3: e.s3, Source: e.source, Backup: e.backup, Run: e.run,
+		StartRestore: func(context.Context, string, []byte) error { return noRestore },
+		DryRun:       func(context.Context, string, []byte) (*report.Report, error) { return nil, noRestore },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar}
+	if resp, err := client.Get(ts.URL + srv.LoginPath()); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("login: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	for _, prefix := range []string{"data/f0500/", "data/"} {
+		for range 3 {
+			start := time.Now()
+			resp, err := client.Get(ts.URL + "/browse?prefix=" + url.QueryEscape(prefix))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("console /browse?prefix=%s: %d", prefix, resp.StatusCode)
+			}
+			t.Logf("console /browse?prefix=%s: %d bytes, %d entries, in %v", prefix, len(body), bytes.Count(body, []byte(`data-testid="entry"`)), time.Since(start).Round(time.Microsecond))
+		}
+	}
 }
