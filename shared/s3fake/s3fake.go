@@ -540,23 +540,9 @@ func (f *S3) CopyObject(_ context.Context, in *s3.CopyObjectInput, _ ...func(*s3
 	if err != nil {
 		return nil, err
 	}
-	srcBucket, srcKey, srcVersion, err := parseCopySource(aws.ToString(in.CopySource))
+	src, err := f.copySource(aws.ToString(in.CopySource), in.CopySourceIfMatch)
 	if err != nil {
 		return nil, err
-	}
-	sb := f.buckets[srcBucket]
-	if sb == nil {
-		return nil, APIError("NoSuchBucket")
-	}
-	src := version(sb, srcKey, srcVersion)
-	if src == nil || src.DeleteMarker {
-		return nil, APIError("NoSuchKey")
-	}
-	if !readable(src) {
-		return nil, APIError("InvalidObjectState")
-	}
-	if in.CopySourceIfMatch != nil && *in.CopySourceIfMatch != src.ETag {
-		return nil, APIError("PreconditionFailed")
 	}
 	o := &Object{Body: src.Body, ETag: src.ETag, ContentType: src.ContentType, Metadata: src.Metadata, Tags: src.Tags, PartSizes: src.PartSizes}
 	f.store(b, aws.ToString(in.Key), o)
@@ -681,22 +667,9 @@ func (f *S3) UploadPartCopy(_ context.Context, in *s3.UploadPartCopyInput, _ ...
 	if err != nil {
 		return nil, err
 	}
-	srcBucket, srcKey, srcVersion, err := parseCopySource(aws.ToString(in.CopySource))
+	src, err := f.copySource(aws.ToString(in.CopySource), in.CopySourceIfMatch)
 	if err != nil {
 		return nil, err
-	}
-	sb := f.buckets[srcBucket]
-	if sb == nil {
-		return nil, APIError("NoSuchBucket")
-	}
-	src := version(sb, srcKey, srcVersion)
-	switch {
-	case src == nil || src.DeleteMarker:
-		return nil, APIError("NoSuchKey")
-	case !readable(src):
-		return nil, APIError("InvalidObjectState")
-	case in.CopySourceIfMatch != nil && *in.CopySourceIfMatch != src.ETag:
-		return nil, APIError("PreconditionFailed")
 	}
 	body := src.Body
 	if r := aws.ToString(in.CopySourceRange); r != "" {
@@ -829,6 +802,29 @@ func optionalString(s string) *string {
 		return nil
 	}
 	return aws.String(s)
+}
+
+// copySource is the version an x-amz-copy-source names, readable and (with ifMatch) of that
+// ETag, or S3's error: NoSuchBucket, NoSuchKey, InvalidObjectState, PreconditionFailed.
+func (f *S3) copySource(copySource string, ifMatch *string) (*Object, error) {
+	srcBucket, srcKey, srcVersion, err := parseCopySource(copySource)
+	if err != nil {
+		return nil, err
+	}
+	sb := f.buckets[srcBucket]
+	if sb == nil {
+		return nil, APIError("NoSuchBucket")
+	}
+	src := version(sb, srcKey, srcVersion)
+	switch {
+	case src == nil || src.DeleteMarker:
+		return nil, APIError("NoSuchKey")
+	case !readable(src):
+		return nil, APIError("InvalidObjectState")
+	case ifMatch != nil && *ifMatch != src.ETag:
+		return nil, APIError("PreconditionFailed")
+	}
+	return src, nil
 }
 
 func parseCopySource(s string) (bucketName, key, versionID string, err error) {
