@@ -99,6 +99,11 @@ func present(history []listing.Version, t time.Time) *listing.Version {
 	return v
 }
 
+// entry is the listing line of key's version v.
+func entry(key string, v *listing.Version) Entry {
+	return Entry{Key: key, Size: v.Size, LastModified: v.LastModified, VersionID: v.VersionID, StorageClass: v.StorageClass, ETag: v.ETag}
+}
+
 func version(v *listing.Version) Version {
 	return Version{Key: v.Key, VersionID: v.VersionID, LastModified: v.LastModified, Size: v.Size, IsLatest: v.IsLatest,
 		DeleteMarker: v.DeleteMarker, StorageClass: v.StorageClass, ETag: v.ETag}
@@ -201,8 +206,7 @@ func Ls(ctx context.Context, client S3, bucket, prefix string, at time.Time, fn 
 				return nil
 			}
 			if v := present(history, at); v != nil {
-				e := Entry{Key: key, Size: v.Size, LastModified: v.LastModified, VersionID: v.VersionID, StorageClass: v.StorageClass, ETag: v.ETag}
-				if err := send(&item{entry: e, show: true}); err != nil {
+				if err := send(&item{entry: entry(key, v), show: true}); err != nil {
 					return err
 				}
 			}
@@ -298,6 +302,28 @@ func Versions(ctx context.Context, client S3, bucket, key string) ([]Version, er
 		return 0
 	})
 	return out, nil
+}
+
+// Walk calls fn, in key order, with every key under prefix (at any depth) that had a version
+// current at `at` (the zero time: now), picked as Ls picks it. It is one listing of the history
+// under prefix, a page at a time, without Ls's request per sub-folder: requests grow with the
+// versions under prefix, memory holds a page and one key's history.
+func Walk(ctx context.Context, client S3, bucket, prefix string, at time.Time, fn func(Entry) error) error {
+	versions := listing.NewVersions(client, bucket, prefix, "")
+	for {
+		key, history, ok, err := versions.Next(ctx)
+		if err != nil {
+			return listError(err, bucket, prefix)
+		}
+		if !ok {
+			return nil
+		}
+		if v := present(history, at); v != nil {
+			if err := fn(entry(key, v)); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // Diff calls fn, in key order, with every key under prefix (at any depth) whose state differs

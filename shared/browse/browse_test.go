@@ -313,3 +313,40 @@ func TestMissingBucket(t *testing.T) {
 		}
 	}
 }
+
+// Walk: every key under a prefix, at any depth, as Ls would show it at the moment, in key order,
+// with one listing (no request per sub-folder).
+func TestWalk(t *testing.T) {
+	h := newHistory(t)
+	tests := []struct {
+		name   string
+		prefix string
+		at     time.Time
+		want   []string
+	}{
+		{"docs at T1", "docs/", h.t1, []string{"docs/a.txt=2", "docs/b.txt=2", "docs/old/d.txt=2", "docs/r.txt=1", "docs/sub/c.txt=2"}},
+		{"docs now", "docs/", time.Time{}, []string{"docs/a.txt=10", "docs/new/e.txt=2", "docs/r.txt=1", "docs/sub/c.txt=2"}},
+		{"everything before the first backup", "", h.before, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := h.client(2)
+			var got []string
+			err := Walk(context.Background(), c, "bak", tt.prefix, tt.at, func(e Entry) error {
+				if e.Dir || e.VersionID == "" {
+					t.Errorf("entry %+v: want a key's version", e)
+				}
+				got = append(got, fmt.Sprintf("%s=%d", e.Key, e.Size))
+				return nil
+			})
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("Walk(%q) = %q, %v; want %q", tt.prefix, got, err, tt.want)
+			}
+			for _, p := range c.requests() {
+				if p != tt.prefix {
+					t.Fatalf("Walk(%q) listed %q: want one listing of the prefix", tt.prefix, p)
+				}
+			}
+		})
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bucketvault/bucketvault/shared/batch"
@@ -58,8 +59,18 @@ const (
 	workPrefix = "work/"
 )
 
-// nameTime matches the names localrun gives executions: kind-20261204T214005Z-bafaa825.
+// nameTime matches the names NewName gives executions: kind-20261204T214005Z-bafaa825.
 var nameTime = regexp.MustCompile(`^(backup|restore)-(\d{8}T\d{6}Z)-`)
+
+// nameTimeLayout is the start time's layout in a name.
+const nameTimeLayout = "20060102T150405Z"
+
+// NewName is a new execution name of kind (Backup or Restore) started at now: the kind, the time
+// to the second and 8 random hex digits, so that names sort by time and List can order runs
+// without reading their reports.
+func NewName(kind string, now time.Time) string {
+	return kind + "-" + now.UTC().Format(nameTimeLayout) + "-" + strings.Split(uuid.NewString(), "-")[0]
+}
 
 // timeOf is the start time written in a run's name; zero when the name has none (executions
 // started in the AWS console or by EventBridge Scheduler have names of their own).
@@ -68,7 +79,7 @@ func timeOf(name string) time.Time {
 	if m == nil {
 		return time.Time{}
 	}
-	t, err := time.Parse("20060102T150405Z", m[2])
+	t, err := time.Parse(nameTimeLayout, m[2])
 	if err != nil {
 		return time.Time{}
 	}

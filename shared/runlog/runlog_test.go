@@ -289,3 +289,20 @@ func TestSameSecondBackups(t *testing.T) {
 		}
 	}
 }
+
+// A name NewName gives carries its kind and its start time to the second, which List reads back.
+func TestNewName(t *testing.T) {
+	now := time.Date(2026, 12, 4, 21, 40, 5, 999e6, time.FixedZone("CET", 3600))
+	for _, kind := range []string{Backup, Restore} {
+		name := NewName(kind, now)
+		if !strings.HasPrefix(name, kind+"-20261204T204005Z-") || len(name) != len(kind)+26 {
+			t.Errorf("NewName(%s) = %q", kind, name)
+		}
+		if got := timeOf(name); !got.Equal(now.Truncate(time.Second)) || kindOf(name, nil) != kind {
+			t.Errorf("%q: time %v kind %q", name, got, kindOf(name, nil))
+		}
+	}
+	if NewName(Backup, now) == NewName(Backup, now) {
+		t.Error("two names of the same second are equal")
+	}
+}

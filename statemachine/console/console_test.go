@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -583,4 +584,20 @@ func wrongToken(token string) string {
 		last = "1"
 	}
 	return token[:len(token)-1] + last
+}
+
+func TestFolders(t *testing.T) {
+	for _, tt := range []struct {
+		prefix, key string
+		want        []string
+	}{
+		{"", "top.txt", nil},
+		{"a/", "a/b/c/d.txt", []string{"a/b/", "a/b/c/"}},
+		{"", "a/b.txt", []string{"a/"}},
+		{"do", "docs/x/y.txt", []string{"docs/", "docs/x/"}},
+	} {
+		if got := folders(tt.prefix, tt.key); !slices.Equal(got, tt.want) {
+			t.Errorf("folders(%q, %q) = %q, want %q", tt.prefix, tt.key, got, tt.want)
+		}
+	}
 }

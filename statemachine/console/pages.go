@@ -167,6 +167,20 @@ func (s *Server) snapPoints(ctx context.Context) []snap {
 	return out
 }
 
+// folders are the folders between prefix and key, outermost first: for prefix "a/" and key
+// "a/b/c/d.txt", "a/b/" and "a/b/c/".
+func folders(prefix, key string) []string {
+	var dirs []string
+	for i := len(prefix); ; {
+		j := strings.Index(key[i:], "/")
+		if j < 0 {
+			return dirs
+		}
+		i += j + 1
+		dirs = append(dirs, key[:i])
+	}
+}
+
 type crumb struct{ Name, Prefix string }
 
 func crumbs(prefix string) []crumb {
@@ -196,7 +210,7 @@ func (s *Server) browse(w http.ResponseWriter, r *http.Request) {
 		restoreAt = s.opts.Now().UTC().Format(time.RFC3339)
 	}
 	var entries []browse.Entry
-	more, folders := false, 0
+	more := false
 	stop := errors.New("enough")
 	if search == "" {
 		err = browse.Ls(r.Context(), s.opts.S3, s.opts.Backup, prefix, t, func(e browse.Entry) error {
@@ -208,27 +222,34 @@ func (s *Server) browse(w http.ResponseWriter, r *http.Request) {
 			return nil
 		})
 	} else {
-		// Search: walk the folders under prefix, as they were at the moment, matching names.
+		// Search: every key under prefix as it was at the moment, in one listing, matching
+		// names; a folder (first met with its first key) matches by its own name.
 		needle := strings.ToLower(search)
-		queue := []string{prefix}
-		for len(queue) > 0 && err == nil && !more {
-			p := queue[0]
-			queue = queue[1:]
-			folders++
-			err = browse.Ls(r.Context(), s.opts.S3, s.opts.Backup, p, t, func(e browse.Entry) error {
-				if e.Dir {
-					queue = append(queue, e.Key)
-				}
-				if strings.Contains(strings.ToLower(path.Base(e.Key)), needle) {
-					if len(entries) == DefaultSearchMatches {
-						more = true
-						return stop
-					}
-					entries = append(entries, e)
-				}
+		match := func(e browse.Entry) error {
+			if !strings.Contains(strings.ToLower(path.Base(e.Key)), needle) {
 				return nil
-			})
+			}
+			if len(entries) == DefaultSearchMatches {
+				more = true
+				return stop
+			}
+			entries = append(entries, e)
+			return nil
 		}
+		var open []string // the folders of the previous key, outermost first
+		err = browse.Walk(r.Context(), s.opts.S3, s.opts.Backup, prefix, t, func(e browse.Entry) error {
+			dirs := folders(prefix, e.Key)
+			for i, d := range dirs {
+				if i < len(open) && open[i] == d {
+					continue // keys come in order: a folder's keys are together
+				}
+				if err := match(browse.Entry{Key: d, Dir: true}); err != nil {
+					return err
+				}
+			}
+			open = dirs
+			return match(e)
+		})
 	}
 	if err != nil && !errors.Is(err, stop) {
 		s.failErr(w, r, err)
@@ -240,7 +261,7 @@ func (s *Server) browse(w http.ResponseWriter, r *http.Request) {
 	}
 	s.render(w, r, http.StatusOK, "browse", map[string]any{
 		"At": at, "AtLocal": atLocal, "Moment": t, "RestoreAt": restoreAt, "Prefix": prefix, "Q": search,
-		"Crumbs": crumbs(prefix), "Entries": entries, "More": more, "Folders": folders,
+		"Crumbs": crumbs(prefix), "Entries": entries, "More": more,
 		"Limit": DefaultFolderEntries, "SearchLimit": DefaultSearchMatches, "Snaps": s.snapPoints(r.Context()),
 	})
 }
@@ -442,20 +463,15 @@ func (s *Server) expand(ctx context.Context, sel selection) ([]string, error) {
 	}
 	keys := slices.Clone(sel.Keys)
 	tooMany := &fault.InvalidInput{Msg: fmt.Sprintf("the selected folders hold more than %d files: restore the folders and the single files in two restores", DefaultMaxSelected)}
-	queue := slices.Clone(sel.Prefixes)
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		err := browse.Ls(ctx, s.opts.S3, s.opts.Backup, p, t, func(e browse.Entry) error {
-			switch {
-			case e.Dir:
-				queue = append(queue, e.Key)
-			case !slices.Contains(keys, e.Key):
-				if len(keys) == DefaultMaxSelected {
-					return tooMany
-				}
-				keys = append(keys, e.Key)
+	for _, p := range sel.Prefixes {
+		err := browse.Walk(ctx, s.opts.S3, s.opts.Backup, p, t, func(e browse.Entry) error {
+			if slices.Contains(keys, e.Key) {
+				return nil
 			}
+			if len(keys) == DefaultMaxSelected {
+				return tooMany
+			}
+			keys = append(keys, e.Key)
 			return nil
 		})
 		if err != nil {
@@ -467,7 +483,7 @@ func (s *Server) expand(ctx context.Context, sel selection) ([]string, error) {
 
 // runName is a new restore execution's name, in the form localrun gives and runlog reads.
 func (s *Server) runName() string {
-	return "restore-" + s.opts.Now().UTC().Format("20060102T150405Z") + "-" + randomHex(4)
+	return runlog.NewName(runlog.Restore, s.opts.Now())
 }
 
 func (s *Server) preview(w http.ResponseWriter, r *http.Request) {

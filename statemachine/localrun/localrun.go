@@ -11,12 +11,10 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/google/uuid"
 
 	"github.com/bucketvault/bucketvault/shared/batch"
 	"github.com/bucketvault/bucketvault/shared/copier"
@@ -26,6 +24,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/planner"
 	"github.com/bucketvault/bucketvault/shared/report"
 	"github.com/bucketvault/bucketvault/shared/reporter"
+	"github.com/bucketvault/bucketvault/shared/runlog"
 	"github.com/bucketvault/bucketvault/statemachine"
 	"github.com/bucketvault/bucketvault/statemachine/local"
 )
@@ -108,15 +107,11 @@ type Result struct {
 // Succeeded reports whether the execution succeeded.
 func (r *Result) Succeeded() bool { return r.Execution.Status == "SUCCEEDED" }
 
-// NewExecutionName returns a backup execution name, sortable by time.
-func NewExecutionName(now time.Time) string { return newName("backup", now) }
+// NewExecutionName returns a backup execution name, sortable by time (runlog.NewName).
+func NewExecutionName(now time.Time) string { return runlog.NewName(runlog.Backup, now) }
 
-// NewRestoreName returns a restore execution name, sortable by time.
-func NewRestoreName(now time.Time) string { return newName("restore", now) }
-
-func newName(kind string, now time.Time) string {
-	return kind + "-" + now.UTC().Format("20060102T150405Z") + "-" + strings.Split(uuid.NewString(), "-")[0]
-}
+// NewRestoreName returns a restore execution name, sortable by time (runlog.NewName).
+func NewRestoreName(now time.Time) string { return runlog.NewName(runlog.Restore, now) }
 
 // Backup runs one backup execution named name with the given execution input. Once the
 // execution has run, the Result is returned even when storing its history or reading its report
