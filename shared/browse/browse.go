@@ -7,9 +7,12 @@ package browse
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -121,9 +124,16 @@ func listError(err error, bucket, prefix string) error {
 // delimited asks for the listing with Delimiter and keeps the CommonPrefixes of the pages read, in
 // order; shared/listing sees the versions and delete markers of the keys directly under the
 // prefix only.
+//
+// A truncated page of sub-folders only ends the listing early, with resume set to S3's
+// NextKeyMarker: shared/listing reads on until it meets a key, and a folder of many sub-folders
+// would otherwise have all of them listed before the first could be shown. Such a page also
+// ends the history of any key before it (keys come in order), so Ls hands out what it holds and
+// lists again from resume, the continuation S3 documents for the key-marker parameter.
 type delimited struct {
 	client   S3
 	prefixes []string // sub-folders of the pages read, not yet merged into the listing
+	resume   string   // where to list on after a page of sub-folders only; "" when done
 }
 
 func (d *delimited) ListObjectVersions(ctx context.Context, in *s3.ListObjectVersionsInput, opts ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error) {
@@ -135,6 +145,12 @@ func (d *delimited) ListObjectVersions(ctx context.Context, in *s3.ListObjectVer
 	}
 	for _, p := range out.CommonPrefixes {
 		d.prefixes = append(d.prefixes, aws.ToString(p.Prefix))
+	}
+	if len(out.Versions) == 0 && len(out.DeleteMarkers) == 0 && aws.ToBool(out.IsTruncated) && aws.ToString(out.NextKeyMarker) != "" {
+		page := *out
+		page.IsTruncated = aws.Bool(false)
+		d.resume = aws.ToString(out.NextKeyMarker)
+		return &page, nil
 	}
 	return out, nil
 }
@@ -161,6 +177,40 @@ type item struct {
 // sub-folder's history key by key until a key qualifies — one request usually, the whole
 // sub-folder's history when none does (all its keys deleted by then, or created after).
 func Ls(ctx context.Context, client S3, bucket, prefix string, at time.Time, fn func(Entry) error) error {
+	return LsAfter(ctx, client, bucket, prefix, "", at, fn)
+}
+
+// CheckAfter checks a continuation of a folder's listing that came from outside (a link): after
+// must name an entry directly under prefix, as Entry.Key does — a key, or a sub-folder ending in
+// Delimiter — of at most MaxKeyBytes bytes of UTF-8. Anything else is a *fault.InvalidInput.
+func CheckAfter(prefix, after string) error {
+	if after == "" {
+		return nil
+	}
+	name, ok := strings.CutPrefix(after, prefix)
+	switch {
+	case len(after) > MaxKeyBytes || !utf8.ValidString(after):
+		return &fault.InvalidInput{Msg: "the page link is not valid: its starting point is not a file name"}
+	case !ok || name == "" || name == Delimiter:
+		return &fault.InvalidInput{Msg: "the page link is not valid: its starting point is not in this folder"}
+	case strings.Contains(strings.TrimSuffix(name, Delimiter), Delimiter):
+		return &fault.InvalidInput{Msg: "the page link is not valid: its starting point is deeper than this folder"}
+	}
+	return nil
+}
+
+// MaxKeyBytes is S3's limit on a key's length.
+const MaxKeyBytes = 1024
+
+// LsAfter is Ls from the entry after `after` (an Entry.Key an earlier Ls gave, checked by
+// CheckAfter; "" starts at the beginning): the next page of a folder. It lists with after as
+// S3's key marker, so a page costs what its own entries cost, not what the entries before it
+// do. Entries are picked at `at` each time, so pages of one moment neither drop nor repeat an
+// entry: each page starts right after the last entry shown.
+func LsAfter(ctx context.Context, client S3, bucket, prefix, after string, at time.Time, fn func(Entry) error) error {
+	if err := CheckAfter(prefix, after); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
@@ -188,7 +238,7 @@ func Ls(ctx context.Context, client S3, bucket, prefix string, at time.Time, fn 
 			return send(it)
 		}
 		d := &delimited{client: client}
-		versions := listing.NewVersions(d, bucket, prefix, "")
+		versions := listing.NewVersions(d, bucket, prefix, after)
 		for {
 			key, history, ok, err := versions.Next(gctx)
 			if err != nil {
@@ -197,13 +247,24 @@ func Ls(ctx context.Context, client S3, bucket, prefix string, at time.Time, fn 
 			// Sub-folders listed so far that sort before this key come first. Those of the page
 			// after a key that spans pages sort after it, so they wait.
 			for len(d.prefixes) > 0 && (!ok || d.prefixes[0] < key) {
-				if err := folder(d.prefixes[0]); err != nil {
+				p := d.prefixes[0]
+				d.prefixes = d.prefixes[1:]
+				if p <= after {
+					continue // the sub-folder named by after, should a server list it again
+				}
+				if err := folder(p); err != nil {
 					return err
 				}
-				d.prefixes = d.prefixes[1:]
 			}
 			if !ok {
-				return nil
+				if d.resume == "" {
+					return nil
+				}
+				versions, d.resume = listing.NewVersions(d, bucket, prefix, d.resume), ""
+				continue
+			}
+			if key <= after {
+				continue
 			}
 			if v := present(history, at); v != nil {
 				if err := send(&item{entry: entry(key, v), show: true}); err != nil {
@@ -235,6 +296,32 @@ func Ls(ctx context.Context, client S3, bucket, prefix string, at time.Time, fn 
 		err = werr
 	}
 	return err
+}
+
+// Page returns at most n entries of the folder prefix after `after`, as LsAfter gives them, and
+// next: the after of the following page, "" when there is none. It reads one entry past the
+// page to know whether there is one, and stops there: a page costs its own entries' requests.
+func Page(ctx context.Context, client S3, bucket, prefix, after string, at time.Time, n int) (entries []Entry, next string, err error) {
+	if n < 1 {
+		return nil, "", &fault.InvalidInput{Msg: fmt.Sprintf("page size %d: want 1 or more", n)}
+	}
+	errFull := errors.New("page full")
+	more := false
+	err = LsAfter(ctx, client, bucket, prefix, after, at, func(e Entry) error {
+		if len(entries) == n {
+			more = true
+			return errFull
+		}
+		entries = append(entries, e)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errFull) {
+		return nil, "", err
+	}
+	if more {
+		next = entries[len(entries)-1].Key
+	}
+	return entries, next, nil
 }
 
 // existed reports whether a key under prefix had a version current at t (the zero t: now).

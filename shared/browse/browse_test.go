@@ -350,3 +350,191 @@ func TestWalk(t *testing.T) {
 		})
 	}
 }
+
+// bigFolder is a folder "big/" of files, files deleted at the moment, sub-folders (one emptied
+// before the moment, one created after it), and a sub-folder named like a file beside it; at is
+// the moment, want what Ls shows then.
+func bigFolder(t *testing.T) (f *s3fake.S3, at time.Time, want []string) {
+	f = s3fake.New()
+	f.AddBucket("bak", true)
+	f.Tick(time.Minute)
+	for i := range 40 {
+		key := fmt.Sprintf("big/f%03d.txt", i)
+		f.Put("bak", key, []byte("v1"))
+		switch {
+		case i%7 == 3: // deleted before the moment: hidden
+			f.Tick(time.Second)
+			del(t, f, "bak", key)
+		case i%5 == 0: // a sub-folder named like it, with a key that exists at the moment
+			f.Put("bak", fmt.Sprintf("big/f%03d.txt/inner", i), []byte("x"))
+			want = append(want, key+"=2", key+"/")
+		default:
+			want = append(want, key+"=2")
+		}
+	}
+	f.Put("bak", "big/gone/x", []byte("x"))
+	f.Tick(time.Second)
+	del(t, f, "bak", "big/gone/x") // emptied before the moment: hidden
+	f.Put("bak", "big/kept/x", []byte("x"))
+	want = append(want, "big/kept/")
+	at = f.Tick(time.Hour)
+	f.Put("bak", "big/later/x", []byte("x")) // after the moment: hidden
+	f.Put("bak", "big/f001.txt", []byte("v2, longer"))
+	del(t, f, "bak", "big/f002.txt")
+	f.Tick(time.Hour)
+	return f, at, want // in key order: "big/f000.txt" before "big/f000.txt/"
+}
+
+func label(e Entry) string {
+	if e.Dir {
+		return e.Key
+	}
+	return fmt.Sprintf("%s=%d", e.Key, e.Size)
+}
+
+// Paging a folder at a moment: the pages, each started after the previous page's last entry,
+// hold every entry Ls shows exactly once, in order, whatever the page and S3 page sizes; no
+// page lists past its own entries.
+func TestPage(t *testing.T) {
+	f, at, want := bigFolder(t)
+	for _, s3page := range []int{1, 2, 3, 1000} {
+		for _, n := range []int{1, 2, 7, len(want) - 1, len(want), 1000} {
+			t.Run(fmt.Sprintf("S3 pages of %d, pages of %d", s3page, n), func(t *testing.T) {
+				c := &recording{inner: f, pageSize: s3page}
+				var got []string
+				after, pages := "", 0
+				for {
+					entries, next, err := Page(context.Background(), c, "bak", "big/", after, at, n)
+					if err != nil {
+						t.Fatal(err)
+					}
+					pages++
+					if len(entries) > n || (next != "" && len(entries) != n) {
+						t.Fatalf("page %d: %d entries, next %q; want %d, or fewer on the last page", pages, len(entries), next, n)
+					}
+					for _, e := range entries {
+						got = append(got, label(e))
+					}
+					if next == "" {
+						break
+					}
+					if next != entries[len(entries)-1].Key {
+						t.Fatalf("next = %q, want the page's last entry %q", next, entries[len(entries)-1].Key)
+					}
+					after = next
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("pages together = %v\nwant %v", got, want)
+				}
+				if wantPages := (len(want) + n - 1) / n; pages != wantPages {
+					t.Fatalf("%d pages, want %d", pages, wantPages)
+				}
+			})
+		}
+	}
+	if got := ls(t, &recording{inner: f}, "big/", at); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Ls = %v, want %v", got, want)
+	}
+}
+
+// relisting is a server that lists the key marker's own sub-folder again (and the keys between
+// the marker less its last byte and the marker): LsAfter still starts after the marker.
+type relisting struct{ inner S3 }
+
+func (r relisting) ListObjectVersions(ctx context.Context, in *s3.ListObjectVersionsInput, opts ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error) {
+	req := *in
+	if m := aws.ToString(in.KeyMarker); strings.HasSuffix(m, Delimiter) {
+		req.KeyMarker = aws.String(strings.TrimSuffix(m, Delimiter))
+	}
+	return r.inner.ListObjectVersions(ctx, &req, opts...)
+}
+
+func TestPageAfterFolderListedAgain(t *testing.T) {
+	f, at, want := bigFolder(t)
+	i := slices.Index(want, "big/f005.txt/")
+	entries, _, err := Page(context.Background(), relisting{f}, "bak", "big/", "big/f005.txt/", at, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, label(e))
+	}
+	if !reflect.DeepEqual(got, want[i+1:i+4]) {
+		t.Fatalf("page after big/f005.txt/ = %v, want %v", got, want[i+1:i+4])
+	}
+}
+
+// A folder of sub-folders only: S3's pages hold no key, and a page of the console must not list
+// the whole folder before it shows its first entries.
+func TestPageOfManySubFolders(t *testing.T) {
+	f := s3fake.New()
+	f.AddBucket("bak", true)
+	const folders = 2500
+	for i := range folders {
+		f.Put("bak", fmt.Sprintf("many/%04d/x", i), []byte("x"))
+	}
+	c := &recording{inner: f}
+	entries, next, err := Page(context.Background(), c, "bak", "many/", "", time.Time{}, 10)
+	if err != nil || len(entries) != 10 || entries[9].Key != "many/0009/" || next != "many/0009/" {
+		t.Fatalf("Page = %d entries, next %q, %v; want 10 ending at many/0009/", len(entries), next, err)
+	}
+	n := 0
+	for _, p := range c.requests() {
+		if p == "many/" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("the folder's own listing took %d requests, want 1 (a page of %d sub-folders)", n, 1000)
+	}
+	// Across S3's pages of sub-folders: Ls resumes from the page's last sub-folder.
+	c = &recording{inner: f, pageSize: 1000}
+	var got int
+	last := ""
+	err = Ls(context.Background(), c, "bak", "many/", time.Time{}, func(e Entry) error {
+		if !e.Dir || e.Key <= last {
+			t.Fatalf("entry %q after %q", e.Key, last)
+		}
+		last = e.Key
+		got++
+		return nil
+	})
+	if err != nil || got != folders {
+		t.Fatalf("Ls = %d sub-folders, %v; want %d", got, err, folders)
+	}
+}
+
+// A continuation from a link is checked before anything is listed.
+func TestCheckAfter(t *testing.T) {
+	tests := []struct {
+		prefix, after string
+		ok            bool
+	}{
+		{"docs/", "", true},
+		{"docs/", "docs/a.txt", true},
+		{"docs/", "docs/sub/", true},
+		{"", "top.txt", true},
+		{"", "docs/", true},
+		{"docs/", "other/a.txt", false},
+		{"docs/", "docs/", false},
+		{"docs/", "docs//", false},
+		{"docs/", "docs/sub/c.txt", false},
+		{"docs/", "docs/" + strings.Repeat("x", 1020), false},
+		{"docs/", "docs/\xff", false},
+	}
+	for _, tt := range tests {
+		err := CheckAfter(tt.prefix, tt.after)
+		var inv *fault.InvalidInput
+		if tt.ok != (err == nil) || (err != nil && !errors.As(err, &inv)) {
+			t.Errorf("CheckAfter(%q, %q) = %v, want ok %v", tt.prefix, tt.after, err, tt.ok)
+		}
+		if !tt.ok {
+			called := false
+			err := LsAfter(context.Background(), s3fake.New(), "bak", tt.prefix, tt.after, time.Time{}, func(Entry) error { called = true; return nil })
+			if !errors.As(err, &inv) || called {
+				t.Errorf("LsAfter(%q, %q) = %v, want the InvalidInput before listing", tt.prefix, tt.after, err)
+			}
+		}
+	}
+}

@@ -91,6 +91,14 @@ func (r *Reader) OneOf(name, def string, allowed ...string) string {
 	return v
 }
 
+// String returns the variable's value, or def when it is unset or empty.
+func (r *Reader) String(name, def string) string {
+	if v, ok := r.lookup(name); ok && strings.TrimSpace(v) != "" {
+		return strings.TrimSpace(v)
+	}
+	return def
+}
+
 // Bytes returns a size such as 5368709120, 8MiB or 5GiB, within [min, max], or def when unset.
 func (r *Reader) Bytes(name string, def, min, max int64) int64 {
 	v, ok := r.lookup(name)

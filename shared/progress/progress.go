@@ -1,6 +1,7 @@
 // Package progress reads how far a running backup or restore has got from its files in the run
 // bucket: the batch manifest says how many batches there are, each outcome file what one batch
-// did. It only reads S3, so it works the same locally and on AWS.
+// did and (its time) how fast, a restore's thaw files how many archived versions it waits for.
+// It only reads S3, so it works the same locally and on AWS.
 package progress
 
 import (
@@ -8,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -34,6 +36,24 @@ type Snapshot struct {
 	Objects         int64 `json:"objects"` // objects copied, deleted, failed or skipped so far
 	Bytes           int64 `json:"bytes"`   // bytes copied so far
 	Failed          int64 `json:"failed"`  // objects failed so far
+	// LastOutcome is when the newest outcome file read was written (the run bucket's clock):
+	// the end of the stretch a rate is measured over. Zero before any.
+	LastOutcome time.Time `json:"lastOutcome"`
+	// Thawing counts the archived versions a restore asked S3 to thaw (its thaw files, read
+	// once the manifest is written: the planner writes them all before it), ThawSince when the
+	// first thaw file was written. Copying waits until all of them are readable.
+	Thawing   int64     `json:"thawing"`
+	ThawSince time.Time `json:"thawSince"`
+}
+
+// Rate is objects and bytes per second over the stretch from start to end; zero when the
+// stretch is empty.
+func Rate(objects, bytes int64, start, end time.Time) (objectsPerSecond, bytesPerSecond float64) {
+	d := end.Sub(start).Seconds()
+	if start.IsZero() || end.IsZero() || d <= 0 {
+		return 0, 0
+	}
+	return float64(objects) / d, float64(bytes) / d
 }
 
 // Watcher reads one run's progress. Each outcome file is read once: a Poll reads only the
@@ -47,6 +67,10 @@ type Watcher struct {
 	manifest bool
 	total    int
 	seen     map[string]report.Outcome
+	last     time.Time // LastOutcome
+	thawRead bool      // the thaw files are read (they are complete once the manifest is)
+	thawing  int64
+	since    time.Time
 }
 
 // NewWatcher watches execution's files in runBucket.
@@ -74,6 +98,11 @@ func (w *Watcher) Poll(ctx context.Context) (Snapshot, error) {
 			return Snapshot{}, fmt.Errorf("read s3://%s/%s: %w", w.bucket, key, err)
 		}
 	}
+	if w.manifest && !w.thawRead {
+		if err := w.readThaw(ctx); err != nil {
+			return Snapshot{}, err
+		}
+	}
 	prefix := batch.WorkPrefix(w.execution) + "outcomes/"
 	p := s3.NewListObjectsV2Paginator(w.client, &s3.ListObjectsV2Input{Bucket: aws.String(w.bucket), Prefix: aws.String(prefix)})
 	for p.HasMorePages() {
@@ -95,10 +124,13 @@ func (w *Watcher) Poll(ctx context.Context) (Snapshot, error) {
 			out.Body.Close()
 			if err == nil {
 				w.seen[key] = oc
+				if t := aws.ToTime(o.LastModified); t.After(w.last) {
+					w.last = t
+				}
 			}
 		}
 	}
-	s := Snapshot{ManifestWritten: w.manifest, Batches: w.total}
+	s := Snapshot{ManifestWritten: w.manifest, Batches: w.total, LastOutcome: w.last, Thawing: w.thawing, ThawSince: w.since}
 	for _, oc := range w.seen {
 		s.Done++
 		s.Objects += int64(oc.Copied + oc.Deleted + oc.Failed + oc.Skipped)
@@ -106,4 +138,40 @@ func (w *Watcher) Poll(ctx context.Context) (Snapshot, error) {
 		s.Failed += int64(oc.Failed)
 	}
 	return s, nil
+}
+
+// ThawPrefix is where a restore's planner writes the archived versions it asked to thaw: one
+// batch file (shared/batch) per ThawPrefix/<n>.jsonl, as the run bucket layout documents.
+func ThawPrefix(execution string) string { return batch.WorkPrefix(execution) + "thaw/" }
+
+// readThaw counts the items of the run's thaw files and notes when the first was written. It
+// runs once the manifest is there, and reads each file once: a file not readable yet leaves
+// the count for a later Poll.
+func (w *Watcher) readThaw(ctx context.Context) error {
+	prefix := ThawPrefix(w.execution)
+	var n int64
+	var since time.Time
+	p := s3.NewListObjectsV2Paginator(w.client, &s3.ListObjectsV2Input{Bucket: aws.String(w.bucket), Prefix: aws.String(prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("list s3://%s/%s: %w", w.bucket, prefix, err)
+		}
+		for _, o := range page.Contents {
+			out, err := w.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(w.bucket), Key: o.Key})
+			if err != nil {
+				return nil // not readable yet: a later Poll counts again
+			}
+			_, err = batch.Read(out.Body, func(batch.Item) error { n++; return nil })
+			out.Body.Close()
+			if err != nil {
+				return fmt.Errorf("read s3://%s/%s: %w", w.bucket, aws.ToString(o.Key), err)
+			}
+			if t := aws.ToTime(o.LastModified); since.IsZero() || t.Before(since) {
+				since = t
+			}
+		}
+	}
+	w.thawRead, w.thawing, w.since = true, n, since
+	return nil
 }

@@ -7,7 +7,6 @@ package console
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"embed"
 	"encoding/hex"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -64,10 +64,14 @@ type Options struct {
 	StartRestore func(ctx context.Context, name string, input []byte) error
 	// DryRun runs a restore with dryRun=true to completion and returns its report (the preview).
 	DryRun func(ctx context.Context, name string, input []byte) (*report.Report, error)
-	Logger *slog.Logger
-	Now    func() time.Time // nil: time.Now
-	// User is who restores are recorded as requested by (the restore input's requestedBy);
-	// empty: DefaultUser. Deployments with real sign-in set it per session (see Server.NewSession).
+	// Presign, when set, gives a short-lived URL from which the browser downloads a version
+	// (bucket, key, versionID) as filename; without it the console streams the download itself.
+	Presign func(ctx context.Context, bucket, key, versionID, filename string) (string, error)
+	Logger  *slog.Logger
+	Now     func() time.Time // nil: time.Now
+	// Auth signs people in; nil: a TokenAuth (one-time links from LoginPath) signing everyone in
+	// as User (empty: DefaultUser). Deployments with real sign-in give their own (oidcauth).
+	Auth Auth
 	User string
 }
 
@@ -77,22 +81,14 @@ var templateFS embed.FS
 //go:embed static/app.css static/app.js
 var staticFS embed.FS
 
-// session is one signed-in browser.
-type session struct {
-	csrf    string
-	user    string
-	expires time.Time
-}
-
 // Server is a console.
 type Server struct {
 	opts    Options
 	pages   map[string]*template.Template
 	static  map[string][]byte
+	auth    Auth
 	mu      sync.Mutex
-	tokens  map[string]bool     // unused one-time login tokens
-	session map[string]*session // session ID → session
-	started map[string]bool     // restores this console started
+	started map[string]bool // restores this console started
 	watch   map[string]*progress.Watcher
 }
 
@@ -112,11 +108,12 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.User == "" {
-		opts.User = DefaultUser
+	auth := opts.Auth
+	if auth == nil {
+		auth = NewTokenAuth(opts.User, opts.Now)
 	}
-	s := &Server{opts: opts, pages: map[string]*template.Template{}, static: map[string][]byte{},
-		tokens: map[string]bool{}, session: map[string]*session{}, started: map[string]bool{}, watch: map[string]*progress.Watcher{}}
+	s := &Server{opts: opts, auth: auth, pages: map[string]*template.Template{}, static: map[string][]byte{},
+		started: map[string]bool{}, watch: map[string]*progress.Watcher{}}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, err
@@ -148,58 +145,21 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// LoginPath returns a fresh one-time login path "/login?token=<random>"; GET it once to get the
-// session cookie. A used or unknown token is refused (401).
+// LoginPath returns a fresh one-time login path of the local sign-in (TokenAuth), or the
+// sign-in page of another Auth.
 func (s *Server) LoginPath() string {
-	tok := randomHex(32)
-	s.mu.Lock()
-	s.tokens[tok] = true
-	s.mu.Unlock()
-	return "/login?token=" + tok
-}
-
-// newSession stores a session for user and returns its ID.
-func (s *Server) newSession(user string) string {
-	id := randomHex(32)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.opts.Now()
-	for k, v := range s.session { // drop expired sessions
-		if now.After(v.expires) {
-			delete(s.session, k)
-		}
+	if t, ok := s.auth.(*TokenAuth); ok {
+		return t.LoginPath()
 	}
-	s.session[id] = &session{csrf: randomHex(32), user: user, expires: now.Add(DefaultSessionTTL)}
-	return id
+	return s.auth.SignInPath()
 }
 
-// sessionOf is the request's session, nil without a valid one.
-func (s *Server) sessionOf(r *http.Request) *session {
-	c, err := r.Cookie(SessionCookie)
-	if err != nil || c.Value == "" {
-		return nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sess := s.session[c.Value]
-	if sess == nil || s.opts.Now().After(sess.expires) {
-		return nil
-	}
-	return sess
-}
-
-type ctxKey struct{}
-
-func sessionFrom(r *http.Request) *session {
-	sess, _ := r.Context().Value(ctxKey{}).(*session)
-	return sess
-}
-
-// Handler returns the console's routes, each behind the security headers, and all but /login and
-// /static/ behind the session (and every POST behind the CSRF and Origin checks).
+// Handler returns the console's routes, each behind the security headers, and all but the
+// Auth's own and /static/ behind the session (and every POST behind the CSRF and Origin checks;
+// the restore routes behind Identity.CanRestore).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /login", s.login)
+	s.auth.Register(mux, s.render)
 	mux.HandleFunc("GET /static/{file}", s.asset)
 	authed := map[string]http.HandlerFunc{
 		"GET /{$}":              func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/runs", http.StatusSeeOther) },
@@ -215,7 +175,13 @@ func (s *Server) Handler() http.Handler {
 		"GET /restores/{name}":  s.restoreProgress,
 		"GET /api/runs/{name}":  s.apiRun,
 	}
+	if so, ok := s.auth.(SignOuter); ok {
+		authed["POST /auth/signout"] = so.SignOut
+	}
 	for pattern, h := range authed {
+		if restoring[pattern] {
+			h = s.requireRestorer(h)
+		}
 		mux.Handle(pattern, s.requireSession(h))
 	}
 	// Anything else: without a session 401 (never whether a route exists), with one 404.
@@ -223,6 +189,20 @@ func (s *Server) Handler() http.Handler {
 		s.fail(w, r, http.StatusNotFound, "There is no such page.")
 	}))
 	return securityHeaders(mux)
+}
+
+// restoring are the routes only people who may restore reach.
+var restoring = map[string]bool{"GET /restore": true, "POST /restore/preview": true, "POST /restore": true}
+
+// requireRestorer answers 403 to a person who may not restore.
+func (s *Server) requireRestorer(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !identityFrom(r).CanRestore {
+			s.fail(w, r, http.StatusForbidden, "You may browse and download, but not restore. Ask for a restore, or to be added to the group of people who may.")
+			return
+		}
+		next(w, r)
+	}
 }
 
 // securityHeaders sets the headers every response carries.
@@ -242,9 +222,13 @@ func securityHeaders(next http.Handler) http.Handler {
 // token or from another origin.
 func (s *Server) requireSession(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sess := s.sessionOf(r)
-		if sess == nil {
-			s.render(w, r, http.StatusUnauthorized, "unauthorized", nil)
+		id := s.auth.Identify(r)
+		if id == nil {
+			signIn := s.auth.SignInPath()
+			if signIn != "" && r.Method == http.MethodGet {
+				signIn += "?next=" + url.QueryEscape(r.URL.RequestURI())
+			}
+			s.render(w, r, http.StatusUnauthorized, "unauthorized", map[string]any{"SignIn": signIn})
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -256,32 +240,17 @@ func (s *Server) requireSession(next http.HandlerFunc) http.Handler {
 				return
 			}
 			r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
-			if subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(sess.csrf)) != 1 {
+			if !sameToken(r.PostFormValue("csrf"), id.CSRF) {
 				s.fail(w, r, http.StatusForbidden, "This form has expired or did not come from this console. Go back, reload the page and try again.")
 				return
 			}
 		}
-		next(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, sess)))
+		next(w, withIdentity(r, id))
 	})
 }
 
 // crossOrigin refuses a state-changing request from another origin.
 var crossOrigin = http.NewCrossOriginProtection()
-
-func (s *Server) login(w http.ResponseWriter, r *http.Request) {
-	tok := r.URL.Query().Get("token")
-	s.mu.Lock()
-	ok := tok != "" && s.tokens[tok]
-	delete(s.tokens, tok)
-	s.mu.Unlock()
-	if !ok {
-		s.render(w, r, http.StatusUnauthorized, "unauthorized", map[string]any{"Used": tok != ""})
-		return
-	}
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: s.newSession(s.opts.User), Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: int(DefaultSessionTTL / time.Second)})
-	http.Redirect(w, r, "/runs", http.StatusSeeOther)
-}
 
 func (s *Server) asset(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("file")

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"go.uber.org/goleak"
 
 	"github.com/bucketvault/bucketvault/shared/batch"
@@ -523,8 +527,11 @@ func TestAPIRun(t *testing.T) {
 		want runState
 		code int
 	}{
-		{restoreRun, runState{Status: report.Failed, Batches: 1, Done: 1, Objects: 2, Finished: true}, 200},
-		{runningRun, runState{Status: StatusRunning, Batches: 2, Done: 1, Objects: 3, Bytes: 30}, 200},
+		// 2 objects from startedAt to finishedAt, a minute apart.
+		{restoreRun, runState{Status: report.Failed, Batches: 1, Done: 1, Objects: 2, Finished: true, StartedAt: "2026-01-01T05:00:00Z",
+			ObjectsPerSecond: 2.0 / 60, RateText: "About 2.0 files and 0 B per minute since the run started."}, 200},
+		// Its outcome was written before the time in its name: no rate yet.
+		{runningRun, runState{Status: StatusRunning, Batches: 2, Done: 1, Objects: 3, Bytes: 30, StartedAt: "2026-01-01T06:00:00Z"}, 200},
 		{"restore-nope", runState{}, 404},
 	}
 	for _, tt := range tests {
@@ -599,5 +606,150 @@ func TestFolders(t *testing.T) {
 		if got := folders(tt.prefix, tt.key); !slices.Equal(got, tt.want) {
 			t.Errorf("folders(%q, %q) = %q, want %q", tt.prefix, tt.key, got, tt.want)
 		}
+	}
+}
+
+// A folder of 2,500 files (and one deleted before the backup's moment) pages by Next page links,
+// 1,000 entries a page, each entry on exactly one page; the page says which entries it shows in
+// plain numbers, links back to the first page, and keeps the folder's restore link; a forged
+// continuation is refused.
+func TestBrowsePages(t *testing.T) {
+	e := newEnv(t)
+	cookie := e.login()
+	const files = 2500
+	for i := range files {
+		e.f.Put("backup-bucket", fmt.Sprintf("big/%05d.txt", i), []byte("x"))
+	}
+	e.f.Put("backup-bucket", "big/01500.txt/inner.txt", []byte("a sub-folder named like a file"))
+	del := &s3.DeleteObjectInput{Bucket: aws.String("backup-bucket"), Key: aws.String("big/00999.txt")}
+	if _, err := e.f.DeleteObject(context.Background(), del); err != nil {
+		t.Fatal(err)
+	}
+	const want = files // 2,500 files, one deleted, one sub-folder
+	seen := map[string]int{}
+	var ranges []string
+	target := "/browse?prefix=big/"
+	for page := 1; target != ""; page++ {
+		r := e.do("GET", target, cookie, nil, nil)
+		body := readBody(t, r)
+		if r.StatusCode != http.StatusOK {
+			t.Fatalf("page %d (%s): %d\n%s", page, target, r.StatusCode, body)
+		}
+		for _, k := range attrs(body, `data-testid="entry" data-key="`) {
+			seen[k]++
+		}
+		rng, _, _ := strings.Cut(attrs(body, `data-testid="page-range">`)[0], "<")
+		ranges = append(ranges, rng)
+		if !strings.Contains(body, `data-testid="restore-folder" href="/restore?at=2026-02-03T04%3a05%3a06Z&amp;prefix=big%2f"`) {
+			t.Errorf("page %d lacks the folder's restore link", page)
+		}
+		if hasFirst := strings.Contains(body, `data-testid="first-page" href="/browse?at=&amp;prefix=big%2f"`); hasFirst != (page > 1) {
+			t.Errorf("page %d: first-page link %v", page, hasFirst)
+		}
+		target = ""
+		if next := attrs(body, `data-testid="next-page" href="`); len(next) > 0 {
+			target = html.UnescapeString(next[0])
+		}
+	}
+	wantRanges := []string{
+		"Showing 1–1,000 of the files and folders in this folder (there are more).",
+		"Showing 1,001–2,000 of the files and folders in this folder (there are more).",
+		"Showing 2,001–2,500 of the files and folders in this folder.",
+	}
+	if !reflect.DeepEqual(ranges, wantRanges) {
+		t.Errorf("pages say %q, want %q", ranges, wantRanges)
+	}
+	if len(seen) != want {
+		t.Errorf("%d entries over the pages, want %d", len(seen), want)
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Errorf("%s shown %d times", k, n)
+		}
+	}
+	if seen["big/00999.txt"] != 0 || seen["big/01500.txt/"] != 1 || seen["big/01500.txt"] != 1 {
+		t.Errorf("deleted file or sub-folder wrong: %v %v %v", seen["big/00999.txt"], seen["big/01500.txt/"], seen["big/01500.txt"])
+	}
+	// A folder that fits on one page has no pager.
+	if body := readBody(t, e.do("GET", "/browse?prefix=docs/", cookie, nil, nil)); strings.Contains(body, "page-range") {
+		t.Errorf("a small folder shows a pager")
+	}
+
+	for _, bad := range []string{
+		"/browse?prefix=big/&after=other/x.txt&from=1001",                        // not in the folder
+		"/browse?prefix=big/&after=big/a/b.txt&from=1001",                        // deeper than the folder
+		"/browse?prefix=big/&after=big/00010.txt&from=one",                       // not a number
+		"/browse?prefix=big/&after=big/00010.txt&from=0",                         // before the first page
+		"/browse?prefix=big/&after=big/%FF&from=1001",                            // not UTF-8
+		"/browse?prefix=big/&after=big/" + strings.Repeat("x", 1100) + "&from=2", // longer than a key
+	} {
+		r := e.do("GET", bad, cookie, nil, nil)
+		if body := readBody(t, r); r.StatusCode != http.StatusBadRequest || !strings.Contains(body, "page link is not valid") {
+			t.Errorf("GET %s: %d, want 400 naming the page link:\n%.300s", bad, r.StatusCode, body)
+		}
+	}
+}
+
+// A restore waiting for thaws: the progress page and /api/runs say how many archived files, since
+// when, and when S3's documented wait (planner.ThawTime, Standard) ends, in plain words; and
+// once it copies, the rate since it started, by the run bucket's clock.
+func TestProgressThawAndRate(t *testing.T) {
+	e := newEnv(t)
+	cookie := e.login()
+	const name = "restore-20260101T000000Z-dddddddd"
+	ctx := context.Background()
+	items := make([]batch.Item, 1500)
+	for i := range items {
+		items[i] = batch.Item{Op: batch.OpCopy, Key: fmt.Sprintf("k%d", i), VersionID: "v"}
+	}
+	hdr := batch.Header{Version: batch.Version, Source: "backup-bucket", Destination: "source-bucket"}
+	e.f.Tick(time.Hour)
+	for seq, part := range [][]batch.Item{items[:1000], items[1000:]} {
+		if err := batch.Write(ctx, e.f, "run-bucket", fmt.Sprintf("work/%s/thaw/%06d.jsonl", name, seq), hdr, part); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vs := e.f.Versions("run-bucket", "work/"+name+"/thaw/000000.jsonl")
+	since := vs[0].LastModified.UTC()
+	if err := batch.WriteManifest(ctx, e.f, "run-bucket", name, 2); err != nil {
+		t.Fatal(err)
+	}
+	api := func() runState {
+		t.Helper()
+		r := e.do("GET", "/api/runs/"+name, cookie, nil, nil)
+		var st runState
+		if err := json.NewDecoder(r.Body).Decode(&st); err != nil || r.StatusCode != 200 {
+			t.Fatalf("api: %d, %v", r.StatusCode, err)
+		}
+		return st
+	}
+	st := api()
+	wantSince, wantBy, wantDeep := since.Format(time.RFC3339), since.Add(5*time.Hour).Format(time.RFC3339), since.Add(12*time.Hour).Format(time.RFC3339)
+	if st.Thawing != 1500 || st.ThawSince != wantSince || st.ThawReadyBy != wantBy || st.ThawDeepBy != wantDeep || st.ThawExpected != "5h0m0s" {
+		t.Fatalf("thaw state %+v; want 1500 since %s, ready by %s (deep %s)", st, wantSince, wantBy, wantDeep)
+	}
+	wantText := "Waiting for 1,500 archived files to be brought back from the archive, asked for at " + since.Format("2006-01-02 15:04 UTC") +
+		". Amazon S3 says this takes up to 5 hours (up to 12 hours for files in Deep Archive), so they should be ready by about " +
+		since.Add(5*time.Hour).Format("2006-01-02 15:04 UTC") + " (" + since.Add(12*time.Hour).Format("2006-01-02 15:04 UTC") + " for Deep Archive)."
+	if !strings.HasPrefix(st.ThawText, wantText) {
+		t.Fatalf("thaw text %q\nwant it to start %q", st.ThawText, wantText)
+	}
+	body := readBody(t, e.do("GET", "/restores/"+name, cookie, nil, nil))
+	for _, want := range []string{`data-testid="thaw" class="thaw">` + html.EscapeString(st.ThawText) + "<", "Waiting for archived files to thaw; then 2 batches will be copied.", `data-testid="rate" hidden>`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("progress page lacks %q:\n%s", want, body)
+		}
+	}
+
+	// Copying: the thaws are done; 600 files and 6,000 bytes, by the fake clock an hour and
+	// some after the time in the run's name.
+	e.f.Tick(time.Minute)
+	okey, _ := batch.OutcomeKey(batch.Key(name, 0))
+	putJSON(t, e.f, "run-bucket", okey, report.Outcome{Copied: 600, BytesCopied: 6000})
+	ov := e.f.Versions("run-bucket", okey)
+	secs := ov[0].LastModified.Sub(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)).Seconds()
+	st = api()
+	if st.Thawing != 0 || st.ThawText != "" || st.ObjectsPerSecond != 600/secs || st.BytesPerSecond != 6000/secs || !strings.HasPrefix(st.RateText, "About ") {
+		t.Fatalf("copying: %+v; want no thaw and %v files/s", st, 600/secs)
 	}
 }

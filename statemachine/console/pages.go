@@ -13,14 +13,17 @@ import (
 	"path"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/bucketvault/bucketvault/shared/browse"
 	"github.com/bucketvault/bucketvault/shared/fault"
+	"github.com/bucketvault/bucketvault/shared/planner"
 	"github.com/bucketvault/bucketvault/shared/progress"
 	"github.com/bucketvault/bucketvault/shared/report"
 	"github.com/bucketvault/bucketvault/shared/restoreinput"
@@ -60,9 +63,11 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page
 	if data == nil {
 		data = map[string]any{}
 	}
-	if sess := sessionFrom(r); sess != nil {
-		data["CSRF"] = sess.csrf
-		data["User"] = sess.user
+	if id := identityFrom(r); id != nil {
+		data["CSRF"] = id.CSRF
+		data["User"] = id.User
+		data["CanRestore"] = id.CanRestore
+		_, data["SignOut"] = s.auth.(SignOuter)
 	}
 	var buf bytes.Buffer
 	if err := s.pages[page].Execute(&buf, data); err != nil {
@@ -212,15 +217,19 @@ func (s *Server) browse(w http.ResponseWriter, r *http.Request) {
 	var entries []browse.Entry
 	more := false
 	stop := errors.New("enough")
+	pg := folderPage{From: 1}
 	if search == "" {
-		err = browse.Ls(r.Context(), s.opts.S3, s.opts.Backup, prefix, t, func(e browse.Entry) error {
-			if len(entries) == DefaultFolderEntries {
-				more = true
-				return stop
+		// One page of the folder per request: after (the last entry of the page before, from
+		// the link) is checked by browse.LsAfter; from only numbers the entries shown.
+		after := q.Get("after")
+		if after != "" {
+			if pg.From, err = pageFrom(q.Get("from")); err != nil {
+				s.failErr(w, r, err)
+				return
 			}
-			entries = append(entries, e)
-			return nil
-		})
+		}
+		entries, pg.Next, err = browse.Page(r.Context(), s.opts.S3, s.opts.Backup, prefix, after, t, DefaultFolderEntries)
+		pg.Paged, pg.To, pg.NextFrom = after != "" || pg.Next != "", pg.From+len(entries)-1, pg.From+len(entries)
 	} else {
 		// Search: every key under prefix as it was at the moment, in one listing, matching
 		// names; a folder (first met with its first key) matches by its own name.
@@ -261,9 +270,47 @@ func (s *Server) browse(w http.ResponseWriter, r *http.Request) {
 	}
 	s.render(w, r, http.StatusOK, "browse", map[string]any{
 		"At": at, "AtLocal": atLocal, "Moment": t, "RestoreAt": restoreAt, "Prefix": prefix, "Q": search,
-		"Crumbs": crumbs(prefix), "Entries": entries, "More": more,
+		"Crumbs": crumbs(prefix), "Entries": entries, "More": more, "Page": pg,
 		"Limit": DefaultFolderEntries, "SearchLimit": DefaultSearchMatches, "Snaps": s.snapPoints(r.Context()),
 	})
+}
+
+// folderPage is where a page of a folder stands: entries From to To (counted from 1) of the
+// folder, Next the continuation of the following page ("" on the last), NextFrom its first
+// number; Paged when the folder has more than one page.
+type folderPage struct {
+	From, To, NextFrom int
+	Next               string
+	Paged              bool
+}
+
+// FromText and ToText are the page's numbers as people write them ("1,001").
+func (p folderPage) FromText() string { return thousands(p.From) }
+func (p folderPage) ToText() string   { return thousands(p.To) }
+
+// maxPageFrom bounds the entry number a page link may carry.
+const maxPageFrom = 1 << 40
+
+// pageFrom reads the number of a page's first entry from a link: 2 or more (the first page
+// has no continuation).
+func pageFrom(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 2 || n > maxPageFrom {
+		return 0, &fault.InvalidInput{Msg: "The page link is not valid: open the folder again and use Next page."}
+	}
+	return n, nil
+}
+
+// thousands writes n with commas between groups of three digits: 12,345.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	if n < 0 {
+		return "-" + thousands(-n)
+	}
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 // versionRow is a version with the backup run that wrote it.
@@ -316,6 +363,15 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 	key, versionID := q.Get("key"), q.Get("versionId")
 	if key == "" || versionID == "" {
 		s.fail(w, r, http.StatusBadRequest, "Which version? The link needs a key and a versionId.")
+		return
+	}
+	if s.opts.Presign != nil {
+		u, err := s.opts.Presign(r.Context(), s.opts.Backup, key, versionID, safeFilename(key))
+		if err != nil {
+			s.failErr(w, r, err)
+			return
+		}
+		http.Redirect(w, r, u, http.StatusSeeOther)
 		return
 	}
 	out, err := s.opts.S3.GetObject(r.Context(), &s3.GetObjectInput{Bucket: aws.String(s.opts.Backup), Key: aws.String(key), VersionId: aws.String(versionID)})
@@ -492,7 +548,7 @@ func (s *Server) preview(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sel := readSelection(r.PostForm)
-	in, err := s.input(r.Context(), sel, true, sessionFrom(r).user)
+	in, err := s.input(r.Context(), sel, true, identityFrom(r).User)
 	if err != nil {
 		s.failErr(w, r, err)
 		return
@@ -519,7 +575,7 @@ func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sel := readSelection(r.PostForm)
-	in, err := s.input(r.Context(), sel, false, sessionFrom(r).user)
+	in, err := s.input(r.Context(), sel, false, identityFrom(r).User)
 	if err != nil {
 		s.failErr(w, r, err)
 		return
@@ -532,7 +588,7 @@ func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.started[name] = true
 	s.mu.Unlock()
-	s.opts.Logger.InfoContext(r.Context(), "restore started", "execution", name, "requestedBy", sessionFrom(r).user)
+	s.opts.Logger.InfoContext(r.Context(), "restore started", "execution", name, "requestedBy", identityFrom(r).User)
 	http.Redirect(w, r, "/restores/"+url.PathEscape(name), http.StatusSeeOther)
 }
 
@@ -545,6 +601,70 @@ type runState struct {
 	Bytes    int64          `json:"bytes"`
 	Finished bool           `json:"finished"`
 	Report   *report.Report `json:"report,omitempty"`
+	// The rate since the run started, as the run bucket's clock shows it: to its report's
+	// finishedAt, or to its newest outcome file while it runs; RateText says it in words.
+	StartedAt        string  `json:"startedAt,omitempty"`
+	ObjectsPerSecond float64 `json:"objectsPerSecond"`
+	BytesPerSecond   float64 `json:"bytesPerSecond"`
+	RateText         string  `json:"rateText,omitempty"`
+	// A restore waiting for archived versions to thaw: how many, since when, the documented
+	// wait (planner.ThawTime) and when that ends; ThawText says it in words.
+	Thawing      int64  `json:"thawing,omitempty"`
+	ThawSince    string `json:"thawSince,omitempty"`
+	ThawExpected string `json:"thawExpected,omitempty"`
+	ThawReadyBy  string `json:"thawReadyBy,omitempty"`
+	ThawDeepBy   string `json:"thawDeepReadyBy,omitempty"`
+	ThawText     string `json:"thawText,omitempty"`
+}
+
+// withRate sets the rate of objects and bytes from start to end.
+func (st *runState) withRate(start, end time.Time) {
+	st.ObjectsPerSecond, st.BytesPerSecond = progress.Rate(st.Objects, st.Bytes, start, end)
+	if !start.IsZero() {
+		st.StartedAt = start.UTC().Format(time.RFC3339)
+	}
+	if st.ObjectsPerSecond > 0 || st.BytesPerSecond > 0 {
+		// Slow runs read better per minute than as "0.0 files per second".
+		per, objs, byts := "second", st.ObjectsPerSecond, st.BytesPerSecond
+		if objs < 1 {
+			per, objs, byts = "minute", objs*60, byts*60
+		}
+		st.RateText = fmt.Sprintf("About %s files and %s per %s since the run started.",
+			strconv.FormatFloat(objs, 'f', 1, 64), units.Bytes(int64(byts)), per)
+	}
+}
+
+// withThaw describes the wait for n archived versions asked to thaw at since. The run bucket
+// does not record the retrieval tier: the expected wait is the documented time of the tier a
+// restore asks for unless told otherwise (restoreinput.DefaultThawTier), the one this console
+// uses, for Glacier Flexible Retrieval and, as the latest, for Deep Archive.
+func (st *runState) withThaw(n int64, since time.Time) {
+	tier := restoreinput.DefaultThawTier
+	usual := planner.ThawTime(tier, string(types.StorageClassGlacier))
+	deep := planner.ThawTime(tier, string(types.StorageClassDeepArchive))
+	at := func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
+	st.Thawing, st.ThawExpected = n, usual.String()
+	files := "archived files"
+	if n == 1 {
+		files = "archived file"
+	}
+	if since.IsZero() {
+		st.ThawText = fmt.Sprintf("Waiting for %s %s to be brought back from the archive. Copying starts when all of them are ready.", thousands(int(n)), files)
+		return
+	}
+	st.ThawSince, st.ThawReadyBy, st.ThawDeepBy = since.UTC().Format(time.RFC3339), since.Add(usual).UTC().Format(time.RFC3339), since.Add(deep).UTC().Format(time.RFC3339)
+	st.ThawText = fmt.Sprintf("Waiting for %s %s to be brought back from the archive, asked for at %s. "+
+		"Amazon S3 says this takes up to %s (up to %s for files in Deep Archive), so they should be ready by about %s (%s for Deep Archive). "+
+		"Copying starts when all of them are ready; you can close this page and come back.",
+		thousands(int(n)), files, at(since), hours(usual), hours(deep), at(since.Add(usual)), at(since.Add(deep)))
+}
+
+// hours writes a documented wait in words: "5 hours", "5 minutes".
+func hours(d time.Duration) string {
+	if d < time.Hour {
+		return fmt.Sprintf("%d minutes", int(d/time.Minute))
+	}
+	return fmt.Sprintf("%d hours", int(d/time.Hour))
 }
 
 // Statuses of a run without a report.
@@ -574,8 +694,10 @@ func (s *Server) state(ctx context.Context, name string) (st runState, found boo
 		delete(s.watch, name)
 		s.mu.Unlock()
 		rep := run.Report
-		return runState{Status: rep.Status, Batches: int(rep.Batches), Done: int(rep.Batches - rep.FailedBatches),
-			Objects: rep.Copied + rep.Deleted + rep.Failed + rep.Skipped, Bytes: rep.BytesCopied, Finished: true, Report: &rep}, true, nil
+		st := runState{Status: rep.Status, Batches: int(rep.Batches), Done: int(rep.Batches - rep.FailedBatches),
+			Objects: rep.Copied + rep.Deleted + rep.Failed + rep.Skipped, Bytes: rep.BytesCopied, Finished: true, Report: &rep}
+		st.withRate(reportTime(rep.StartedAt), reportTime(rep.FinishedAt))
+		return st, true, nil
 	}
 	s.mu.Lock()
 	wt := s.watch[name]
@@ -588,7 +710,18 @@ func (s *Server) state(ctx context.Context, name string) (st runState, found boo
 	if err != nil {
 		return st, false, err
 	}
-	return runState{Status: StatusRunning, Batches: snap.Batches, Done: snap.Done, Objects: snap.Objects, Bytes: snap.Bytes}, true, nil
+	st = runState{Status: StatusRunning, Batches: snap.Batches, Done: snap.Done, Objects: snap.Objects, Bytes: snap.Bytes}
+	st.withRate(reportTime(run.StartedAt), snap.LastOutcome)
+	if snap.Thawing > 0 && snap.Done == 0 {
+		st.withThaw(snap.Thawing, snap.ThawSince)
+	}
+	return st, true, nil
+}
+
+// reportTime reads a report's RFC 3339 time; zero when there is none.
+func reportTime(s string) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t
 }
 
 func (s *Server) restoreProgress(w http.ResponseWriter, r *http.Request) {

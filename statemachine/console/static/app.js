@@ -81,7 +81,13 @@
           if (s.finished) { window.location.reload(); return; }
           if (s.status === "STARTING") { progress.textContent = "Starting…"; }
           else if (!s.batches) { progress.textContent = "Working out what to restore…"; }
+          else if (s.thawing) { progress.textContent = "Waiting for archived files to thaw; then " + s.batches + " batches will be copied."; }
           else { progress.textContent = s.done + " of " + s.batches + " batches done, " + s.objects + " files, " + size(s.bytes) + " copied."; }
+          // The rate and the thaw wait, in the server's words.
+          [["rate", s.rateText], ["thaw", s.thawText]].forEach(function (p) {
+            var el = document.querySelector("[data-testid=" + p[0] + "]");
+            if (el) { el.textContent = p[1] || ""; el.hidden = !p[1]; }
+          });
           window.setTimeout(tick, 1000);
         })
         .catch(function () { window.setTimeout(tick, 1000); });

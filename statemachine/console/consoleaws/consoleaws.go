@@ -1,0 +1,145 @@
+// Package consoleaws runs the restore console as a Lambda function behind an API Gateway HTTP
+// API: people sign in through the stack's Cognito user pool (oidcauth), restores start as
+// executions of the restore state machine (and run under its roles, not the console's), and
+// downloads are short-lived presigned URLs (a Lambda response is at most 6 MB).
+package consoleaws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
+
+	"github.com/bucketvault/bucketvault/shared/awsrun"
+	"github.com/bucketvault/bucketvault/shared/envconf"
+	"github.com/bucketvault/bucketvault/shared/report"
+	"github.com/bucketvault/bucketvault/shared/runlog"
+	"github.com/bucketvault/bucketvault/statemachine/console"
+	"github.com/bucketvault/bucketvault/statemachine/console/oidcauth"
+)
+
+// Defaults of the console on AWS.
+const (
+	DefaultPreviewWait = 25 * time.Second // a preview (dry run) is followed this long: API Gateway ends a request at 30 s
+	DefaultPreviewPoll = time.Second
+	DefaultURLLifetime = 5 * time.Minute // a download link works this long
+)
+
+// Config is the console function's configuration, from its environment.
+type Config struct {
+	Source, Backup, Run    string
+	RestoreTargets         []string
+	RestoreStateMachineArn string
+	// URL is the console's address (the HTTP API's endpoint); Issuer, ClientID, RestoreGroup
+	// and LogoutURL configure the sign-in (oidcauth.Config).
+	URL, Issuer, ClientID, RestoreGroup, LogoutURL string
+	// ClientSecret is for a provider whose client has one; the stack's Cognito client is
+	// public (PKCE) and has none.
+	ClientSecret string
+}
+
+// ConfigFromEnv reads SOURCE_BUCKET, BACKUP_BUCKET, RUN_BUCKET, RESTORE_STATE_MACHINE_ARN,
+// CONSOLE_URL, OIDC_ISSUER, OIDC_CLIENT_ID (required), RESTORE_TARGETS (comma-separated),
+// RESTORE_GROUP (oidcauth.DefaultRestoreGroup), LOGOUT_URL and OIDC_CLIENT_SECRET.
+func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
+	r := envconf.NewReader(lookup)
+	c := Config{
+		Source: r.Required("SOURCE_BUCKET"), Backup: r.Required("BACKUP_BUCKET"), Run: r.Required("RUN_BUCKET"),
+		RestoreTargets:         r.List("RESTORE_TARGETS"),
+		RestoreStateMachineArn: r.Required("RESTORE_STATE_MACHINE_ARN"),
+		URL:                    strings.TrimSuffix(r.Required("CONSOLE_URL"), "/"),
+		Issuer:                 r.Required("OIDC_ISSUER"), ClientID: r.Required("OIDC_CLIENT_ID"),
+		RestoreGroup: r.String("RESTORE_GROUP", oidcauth.DefaultRestoreGroup),
+		LogoutURL:    r.String("LOGOUT_URL", ""),
+		ClientSecret: r.String("OIDC_CLIENT_SECRET", ""),
+	}
+	return c, r.Err()
+}
+
+// SFN is what the console needs of Step Functions: exactly the console role's grants on the
+// restore state machine.
+type SFN interface {
+	StartExecution(ctx context.Context, in *sfn.StartExecutionInput, optFns ...func(*sfn.Options)) (*sfn.StartExecutionOutput, error)
+	DescribeExecution(ctx context.Context, in *sfn.DescribeExecutionInput, optFns ...func(*sfn.Options)) (*sfn.DescribeExecutionOutput, error)
+}
+
+// S3 is what the console reads the buckets with.
+type S3 interface {
+	console.ConsoleS3
+	runlog.S3
+}
+
+// New builds the console: it reads with client, signs download links with presign, and starts
+// restores through sf.
+func New(cfg Config, client S3, presign *s3.PresignClient, sf SFN, auth console.Auth, logger *slog.Logger) (*console.Server, error) {
+	return console.New(console.Options{
+		S3: client, Source: cfg.Source, Backup: cfg.Backup, Run: cfg.Run, RestoreTargets: cfg.RestoreTargets,
+		Auth: auth, Logger: logger,
+		StartRestore: func(ctx context.Context, name string, input []byte) error {
+			return start(ctx, sf, cfg.RestoreStateMachineArn, name, input)
+		},
+		DryRun: func(ctx context.Context, name string, input []byte) (*report.Report, error) {
+			return dryRun(ctx, sf, client, cfg, name, input)
+		},
+		Presign: func(ctx context.Context, bucket, key, versionID, filename string) (string, error) {
+			req, err := presign.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), VersionId: aws.String(versionID),
+				ResponseContentDisposition: aws.String(fmt.Sprintf("attachment; filename=%q", filename))},
+				s3.WithPresignExpires(DefaultURLLifetime))
+			if err != nil {
+				return "", err
+			}
+			return req.URL, nil
+		},
+	})
+}
+
+// start starts a restore execution and returns at once.
+func start(ctx context.Context, sf SFN, arn, name string, input []byte) error {
+	_, err := sf.StartExecution(ctx, &sfn.StartExecutionInput{StateMachineArn: aws.String(arn), Name: aws.String(name), Input: aws.String(string(input))})
+	var exists *sfntypes.ExecutionAlreadyExists
+	if errors.As(err, &exists) {
+		return &awsrun.ExecutionAlreadyExists{Name: name, Err: err}
+	}
+	if err != nil {
+		return fmt.Errorf("start restore %s: %w", name, err)
+	}
+	return nil
+}
+
+// dryRun runs a preview to its end (within DefaultPreviewWait) and reads its report.
+func dryRun(ctx context.Context, sf SFN, client runlog.S3, cfg Config, name string, input []byte) (*report.Report, error) {
+	ctx, cancel := context.WithTimeout(ctx, DefaultPreviewWait)
+	defer cancel()
+	x, err := awsrun.Run(ctx, describeOnly{sf}, cfg.RestoreStateMachineArn, name, input, DefaultPreviewPoll, nil)
+	if err != nil {
+		return nil, fmt.Errorf("the preview %s did not finish in %s (it goes on; see it under Backups and restores): %w", name, DefaultPreviewWait, err)
+	}
+	run, err := runlog.Get(ctx, client, cfg.Run, name)
+	if err != nil || run.Status == runlog.NoReport {
+		return nil, fmt.Errorf("preview %s %s: %s %s", name, x.Status, x.Error, x.Cause)
+	}
+	return &run.Report, nil
+}
+
+// describeOnly is an SFN for awsrun.Run without progress (it never lists Map Runs).
+type describeOnly struct{ SFN }
+
+func (describeOnly) ListMapRuns(context.Context, *sfn.ListMapRunsInput, ...func(*sfn.Options)) (*sfn.ListMapRunsOutput, error) {
+	return nil, errors.New("consoleaws: no Map Run listing")
+}
+func (describeOnly) DescribeMapRun(context.Context, *sfn.DescribeMapRunInput, ...func(*sfn.Options)) (*sfn.DescribeMapRunOutput, error) {
+	return nil, errors.New("consoleaws: no Map Run listing")
+}
+
+// Auth is the sign-in through cfg's provider.
+func Auth(ctx context.Context, cfg Config) (console.Auth, error) {
+	return oidcauth.New(ctx, oidcauth.Config{Issuer: cfg.Issuer, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, BaseURL: cfg.URL,
+		RestoreGroup: cfg.RestoreGroup, LogoutURL: cfg.LogoutURL})
+}
