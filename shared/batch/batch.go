@@ -39,7 +39,7 @@ type Op string
 // The operations.
 const (
 	OpCopy   Op = "copy"   // copy the source object into the destination
-	OpDelete Op = "delete" // put a delete marker on the destination key
+	OpDelete Op = "delete" // put a delete marker on the destination key (a backup's deletion, an exact restore's removal)
 	OpKeep   Op = "keep"   // leave the destination alone and report why (restore with overwrite false)
 )
 
@@ -246,8 +246,29 @@ func DeleteKey(execution string, seq int) string {
 	return fmt.Sprintf("%sdelete-%06d.jsonl", Prefix(execution), seq)
 }
 
+// PreviewManifestKey names the list of the batches a dry run wrote to show what the real run would
+// do that its counts alone do not tell (an exact restore's removals, which the report names). No
+// Map reads it: a dry run copies and removes nothing.
+func PreviewManifestKey(execution string) string {
+	return WorkPrefix(execution) + "preview-manifest.jsonl"
+}
+
+// WritePreviewManifest stores the preview manifest of batches 0 … n-1 of a dry run, in the format
+// of the manifest (ReadManifest reads it).
+func WritePreviewManifest(ctx context.Context, client Putter, bucket, execution string, n int, opts ...func(*s3.Options)) error {
+	keys := make([]string, n)
+	for seq := range n {
+		keys[seq] = Key(execution, seq)
+	}
+	return writeManifest(ctx, client, bucket, execution, PreviewManifestKey(execution), keys, opts...)
+}
+
 // WriteManifestKeys stores the manifest of exactly the given batch keys of an execution, in order.
 func WriteManifestKeys(ctx context.Context, client Putter, bucket, execution string, keys []string, opts ...func(*s3.Options)) error {
+	return writeManifest(ctx, client, bucket, execution, ManifestKey(execution), keys, opts...)
+}
+
+func writeManifest(ctx context.Context, client Putter, bucket, execution, key string, keys []string, opts ...func(*s3.Options)) error {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -259,7 +280,6 @@ func WriteManifestKeys(ctx context.Context, client Putter, bucket, execution str
 			return err
 		}
 	}
-	key := ManifestKey(execution)
 	if _, err := client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(buf.Bytes()), ContentType: aws.String("application/x-ndjson"),
 	}, opts...); err != nil {

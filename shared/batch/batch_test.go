@@ -155,3 +155,21 @@ func TestReadManifestRejects(t *testing.T) {
 		t.Errorf("empty manifest: %v, %v", keys, err)
 	}
 }
+
+// A dry run's preview manifest is apart from the manifest the Map reads, and reads back as its batches.
+func TestPreviewManifest(t *testing.T) {
+	p := &recordingPutter{}
+	if err := WritePreviewManifest(context.Background(), p, "run", "exec-1", 2); err != nil {
+		t.Fatal(err)
+	}
+	if p.key != "work/exec-1/preview-manifest.jsonl" || p.key == ManifestKey("exec-1") {
+		t.Errorf("key %q", p.key)
+	}
+	got, err := ReadManifest(strings.NewReader(p.body), "exec-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{Key("exec-1", 0), Key("exec-1", 1)}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("read %q, want %q", got, want)
+	}
+}

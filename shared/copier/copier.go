@@ -1,10 +1,11 @@
-// Package copier is the copier function: it runs one work batch — copies into the backup and
-// delete markers — with bounded concurrency, records every object's outcome in the run bucket
-// (and, for a backup into an SSE-KMS bucket, the ETag each copy got, in the ETag index), and
-// returns counts. One object's failure is recorded and the batch goes on; a batch that cannot run
-// at all fails with a named error. A copy in parts is recorded in the run bucket
-// (UploadsPrefix) before its first part, so that a retry of a batch interrupted by its deadline
-// or by Lambda continues it instead of copying its finished parts again.
+// Package copier is the copier function: it runs one work batch — copies into the backup or a
+// restore target, and delete markers (a backup's deletions, an exact restore's removals) — with
+// bounded concurrency, records every object's outcome in the run bucket (and, for a backup into
+// an SSE-KMS bucket, the ETag each copy got, in the ETag index), and returns counts. One object's
+// failure is recorded and the batch goes on; a batch that cannot run at all fails with a named
+// error. A copy in parts is recorded in the run bucket (UploadsPrefix) before its first part, so
+// that a retry of a batch interrupted by its deadline or by Lambda continues it instead of
+// copying its finished parts again.
 package copier
 
 import (
@@ -375,15 +376,24 @@ func (h *Handler) do(ctx context.Context, cp *s3copy.Copier, hd batch.Header, it
 		}
 		return rec
 	case batch.OpDelete:
-		outcome, err := cp.Delete(ctx, s3copy.DeleteRequest{
-			SourceBucket: hd.Source, DestBucket: hd.Destination, Key: it.Key,
+		req := s3copy.DeleteRequest{
+			SourceBucket: hd.Source, DestBucket: hd.Destination, Key: it.Key, DestKey: it.DestKey,
 			Verify: verify, Retries: counter,
-		})
+		}
+		if !h.backup(hd) {
+			// An exact restore's removal: the target object as planned, removed only while the
+			// target still holds it.
+			req.Expect = &change.Object{Key: it.Destination(), Size: it.Size, ETag: it.ETag, LastModified: it.LastModified}
+		}
+		outcome, err := cp.Delete(ctx, req)
 		if err != nil {
 			return fail(err)
 		}
-		if outcome == s3copy.Reappeared {
+		switch outcome {
+		case s3copy.Reappeared:
 			return record{skip: &report.Skip{Key: it.Key, Reason: "reappeared: the key exists in the source again; not marked deleted, the next run backs it up"}}
+		case s3copy.DestChanged:
+			return record{skip: &report.Skip{Key: it.Destination(), Reason: "changed in the target since the restore was planned: not removed"}}
 		}
 		return record{deleted: true, alreadyPresent: outcome == s3copy.AlreadyDeleted}
 	case batch.OpKeep:

@@ -407,3 +407,63 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatalf("config %+v, want %+v", cfg, want)
 	}
 }
+
+// An exact restore's removals put a delete marker on the target object as planned, even when the
+// backup holds the key now (it was backed up after the moment); a target object written since the
+// plan is left alone and named; one already gone counts as removed; a retried batch adds no
+// second marker.
+func TestExactRestoreRemovals(t *testing.T) {
+	f, h := setup()
+	f.AddBucket("vt", true)
+	h.Config.RestoreTargets = []string{"vt"}
+	ctx := context.Background()
+	f.Put("bak", "note.txt", []byte("pay us")) // backed up after the moment restored
+	planned := func(key string) batch.Item {
+		out, err := f.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("vt"), Key: aws.String(key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return batch.Item{Op: batch.OpDelete, Key: strings.TrimPrefix(key, "r/"), Change: "removed", Size: aws.ToInt64(out.ContentLength),
+			ETag: aws.ToString(out.ETag), LastModified: aws.ToTime(out.LastModified), Reason: "not in the backup"}
+	}
+	for _, k := range []string{"note.txt", "rewritten.txt", "gone.txt", "r/x.locked"} {
+		f.Put("vt", k, []byte("ransom "+k))
+	}
+	items := []batch.Item{planned("note.txt"), planned("rewritten.txt"), planned("gone.txt"), planned("r/x.locked")}
+	items[3].DestKey = "r/x.locked"
+	f.Put("vt", "rewritten.txt", []byte("written by a person after the plan"))
+	if _, err := f.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("vt"), Key: aws.String("gone.txt")}); err != nil {
+		t.Fatal(err)
+	}
+	body, _ := batch.Encode(batch.Header{Version: 1, Source: "bak", Destination: "vt"}, items)
+	key := batch.Key("exec", 0)
+	f.Put("run", key, body)
+
+	for attempt := range 2 {
+		resp, err := invoke(t, h, Request{Execution: "exec", BatchKey: key, RetryCount: attempt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Deleted != 3 || resp.Skipped != 1 || resp.Failed != 0 || resp.Copied != 0 {
+			t.Fatalf("attempt %d: %+v", attempt, resp)
+		}
+		out := outcome(t, f, resp.OutcomeKey)
+		if len(out.Skips) != 1 || out.Skips[0].Key != "rewritten.txt" || !strings.Contains(out.Skips[0].Reason, "changed in the target") {
+			t.Errorf("attempt %d: skips %+v", attempt, out.Skips)
+		}
+	}
+	for k, want := range map[string][]bool{ // delete marker? per version, oldest first
+		"note.txt": {false, true}, "gone.txt": {false, true}, "r/x.locked": {false, true}, "rewritten.txt": {false, false},
+	} {
+		var got []bool
+		for _, v := range f.Versions("vt", k) {
+			got = append(got, v.DeleteMarker)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: versions (delete marker?) %v, want %v", k, got, want)
+		}
+	}
+	if v := f.Versions("bak", "note.txt"); len(v) != 1 || v[0].DeleteMarker {
+		t.Errorf("the backup was touched: %+v", v)
+	}
+}

@@ -116,6 +116,30 @@ func (e *ThawIncomplete) Error() string   { return message(e.Msg, e.Err) }
 func (e *ThawIncomplete) Unwrap() error   { return e.Err }
 func (e *ThawIncomplete) retryable() bool { return false }
 
+// TargetNotVersioned means an exact restore (one that removes objects) was asked for a target
+// bucket without versioning enabled: there a removal would destroy data instead of leaving a
+// delete marker over it, so nothing runs.
+type TargetNotVersioned struct {
+	Msg string
+	Err error
+}
+
+func (e *TargetNotVersioned) Error() string   { return message(e.Msg, e.Err) }
+func (e *TargetNotVersioned) Unwrap() error   { return e.Err }
+func (e *TargetNotVersioned) retryable() bool { return false }
+
+// RemovalsUnconfirmed means an exact restore planned a number of removals other than the one its
+// input confirmed (confirmRemovals, from a dry run): the target changed since the preview, or the
+// count is wrong. Nothing was copied or removed.
+type RemovalsUnconfirmed struct {
+	Msg string
+	Err error
+}
+
+func (e *RemovalsUnconfirmed) Error() string   { return message(e.Msg, e.Err) }
+func (e *RemovalsUnconfirmed) Unwrap() error   { return e.Err }
+func (e *RemovalsUnconfirmed) retryable() bool { return false }
+
 // BatchInProgress means a copier stopped a batch before its deadline with work left (objects not
 // started, or a copy in parts that resumes from its finished parts): the Map retries it many more
 // times than a TransientError, since each attempt makes progress. Nothing retries it in-process:
@@ -186,6 +210,10 @@ func Boundary(err error) error {
 		return &BackupAlreadyRunning{Msg: msg, Err: err}
 	case is[*ThawIncomplete](err):
 		return &ThawIncomplete{Msg: msg, Err: err}
+	case is[*TargetNotVersioned](err):
+		return &TargetNotVersioned{Msg: msg, Err: err}
+	case is[*RemovalsUnconfirmed](err):
+		return &RemovalsUnconfirmed{Msg: msg, Err: err}
 	case is[*BatchInProgress](err):
 		return &BatchInProgress{Msg: msg, Err: err}
 	case is[*BatchUnreadable](err):

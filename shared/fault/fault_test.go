@@ -57,6 +57,8 @@ func TestBoundary(t *testing.T) {
 		{"MassChangeDetected", &MassChangeDetected{Msg: "mass change", Err: cause}, "MassChangeDetected", cause},
 		{"BackupAlreadyRunning", &BackupAlreadyRunning{Msg: "running", Err: cause}, "BackupAlreadyRunning", cause},
 		{"ThawIncomplete", &ThawIncomplete{Msg: "thawing", Err: cause}, "ThawIncomplete", cause},
+		{"TargetNotVersioned", &TargetNotVersioned{Msg: "unversioned target", Err: cause}, "TargetNotVersioned", cause},
+		{"RemovalsUnconfirmed", &RemovalsUnconfirmed{Msg: "unconfirmed", Err: cause}, "RemovalsUnconfirmed", cause},
 		{"BatchInProgress", &BatchInProgress{Msg: "in progress", Err: cause}, "BatchInProgress", cause},
 		{"BatchUnreadable", &BatchUnreadable{Msg: "unreadable", Err: cause}, "BatchUnreadable", cause},
 		{"TransientError", &TransientError{Msg: "later", Err: cause}, "TransientError", cause},

@@ -1,7 +1,10 @@
 // Package planner is the restore planner: it walks the versioned backup bucket's history in key
 // order and, for each selected key, picks the version that was current at the requested moment;
 // it compares that version with the restore target and writes work batches for the copier
-// (missing or differing objects; differing ones only when overwriting is allowed). Versions in
+// (missing or differing objects; differing ones only when overwriting is allowed). An exact
+// restore, where the deployment allows it and into a versioned target only, also removes every
+// target object in the selection that the backup did not hold at the moment, once the count of
+// removals equals the one its input confirms: it refuses before anything runs otherwise. Versions in
 // archive storage classes are thawed first with RestoreObject, and a second mode counts how
 // many are still thawing. Like the lister, it returns a small cursor so that any bucket size
 // takes several short invocations, and so does a thaw check of many archived versions. The
@@ -16,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -45,6 +49,7 @@ type S3 interface {
 	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
 	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
 	RestoreObject(ctx context.Context, in *s3.RestoreObjectInput, opts ...func(*s3.Options)) (*s3.RestoreObjectOutput, error)
+	GetBucketVersioning(ctx context.Context, in *s3.GetBucketVersioningInput, opts ...func(*s3.Options)) (*s3.GetBucketVersioningOutput, error)
 }
 
 var _ S3 = (*s3.Client)(nil)
@@ -60,6 +65,10 @@ const (
 	// DefaultThawCheckMaxItems (THAW_CHECK_MAX_ITEMS) bounds the archived versions one
 	// thaw-check invocation looks at, besides its time budget; 0 means only the time budget.
 	DefaultThawCheckMaxItems = 100000
+	// DefaultAllowExactRollback (ALLOW_EXACT_ROLLBACK, true or false) is whether restores may be
+	// exact (restoreinput.Options.Exact): remove what the target holds in the selection that the
+	// backup did not hold at the moment. Off unless the deployment turns it on.
+	DefaultAllowExactRollback = false
 	// ThawCheckConcurrency is how many HeadObject requests a thaw check has in flight.
 	ThawCheckConcurrency = 16
 	// ThawBoundFactor times the tier's documented retrieval time (ThawTime), and at least
@@ -114,12 +123,13 @@ type Config struct {
 	MaxKeysPerInvocation                  int64
 	ThawCheckSeconds                      int
 	ThawCheckMaxItems                     int64
+	AllowExactRollback                    bool
 }
 
 // ConfigFromEnv reads SOURCE_BUCKET (the default target), BACKUP_BUCKET, RUN_BUCKET (required),
 // RESTORE_TARGETS (buckets a restore may write, comma-separated), BATCH_SIZE, BATCH_BYTES
 // (batch.DefaultSize, batch.DefaultBytes), PLANNER_MAX_KEYS, THAW_CHECK_SECONDS and
-// THAW_CHECK_MAX_ITEMS (the Default constants above).
+// THAW_CHECK_MAX_ITEMS and ALLOW_EXACT_ROLLBACK (the Default constants above).
 func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 	r := envconf.NewReader(lookup)
 	c := Config{
@@ -132,6 +142,7 @@ func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 		MaxKeysPerInvocation: r.Int("PLANNER_MAX_KEYS", DefaultMaxKeysPerInvocation, 0, 1<<40),
 		ThawCheckSeconds:     int(r.Int("THAW_CHECK_SECONDS", DefaultThawCheckSeconds, restoreinput.MinThawCheckSeconds, restoreinput.MaxThawCheckSeconds)),
 		ThawCheckMaxItems:    r.Int("THAW_CHECK_MAX_ITEMS", DefaultThawCheckMaxItems, 0, 1<<40),
+		AllowExactRollback:   r.OneOf("ALLOW_EXACT_ROLLBACK", strconv.FormatBool(DefaultAllowExactRollback), "true", "false") == "true",
 	}
 	return c, r.Err()
 }
@@ -224,6 +235,9 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	if err != nil {
 		return Response{}, err
 	}
+	if opts.Exact && !h.Config.AllowExactRollback {
+		return Response{}, &fault.InvalidInput{Msg: "restore input: exact is not enabled in this deployment (ALLOW_EXACT_ROLLBACK is not true): an exact restore removes objects from the target; nothing was restored"}
+	}
 	target := opts.TargetBucket
 	if target == "" {
 		target = h.Config.SourceBucket
@@ -275,6 +289,11 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 		if err := h.check(ctx, target); err != nil {
 			return Response{}, err
 		}
+		if opts.Exact {
+			if err := h.checkVersioned(ctx, target); err != nil {
+				return Response{}, err
+			}
+		}
 		at, err := h.moment(ctx, opts)
 		if err != nil {
 			return Response{}, err
@@ -297,10 +316,21 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	t := cur.Totals
 	h.Logger.InfoContext(ctx, "planned", "execution", req.Execution, "invocation", t.Invocations, "done", done,
 		"restoredAt", cur.Position.RestoredAt, "listed", t.Listed, "new", t.New, "changed", t.Changed,
-		"unchanged", t.Unchanged, "kept", t.Kept, "archived", t.Archived, "ambiguous", t.Ambiguous, "batches", t.Batches)
+		"unchanged", t.Unchanged, "kept", t.Kept, "toDelete", t.ToDelete, "archived", t.Archived, "ambiguous", t.Ambiguous, "batches", t.Batches)
 	if done {
 		if err := nothingToRestore(cur, h.Config.BackupBucket); err != nil {
 			return Response{}, err
+		}
+		if opts.Exact && !opts.DryRun && t.ToDelete != *opts.ConfirmRemovals {
+			// Before the manifest: no batch of this plan ever runs, and nothing was thawed yet.
+			return Response{}, &fault.RemovalsUnconfirmed{Msg: fmt.Sprintf("this exact restore would remove %d objects from s3://%s/%s, but confirmRemovals is %d: the target changed since the preview, or the count is wrong; nothing was copied or removed. Preview it again (dryRun) and confirm %d",
+				t.ToDelete, target, opts.TargetPrefix, *opts.ConfirmRemovals, t.ToDelete)}
+		}
+		if opts.DryRun && t.Batches > 0 {
+			// A dry run's batches hold only an exact restore's removals: the report names them.
+			if err := batch.WritePreviewManifest(ctx, h.S3, h.Config.RunBucket, req.Execution, t.Batches); err != nil {
+				return Response{}, err
+			}
 		}
 		if !opts.DryRun {
 			// Exactly the batches of this plan: a file a failed attempt left past them is never run.
@@ -311,7 +341,7 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 		}
 		resp.ThawPending, resp.ThawChecked = cur.Position.ThawRequested, true
 		if cur.Position.ThawRequested > 0 && !opts.DryRun {
-			if opts.ThawTier == string(types.TierExpedited) {
+			if deferThaw(opts) {
 				// Nothing was asked to thaw yet (see writer.key): the first check, right away, asks.
 				resp.ThawWaitSeconds = 0
 				cur.Position.ThawEvents += ThawWaitEvents
@@ -336,6 +366,24 @@ func (h *Handler) check(ctx context.Context, target string) error {
 		listing.Bucket{Role: "backup", Name: h.Config.BackupBucket}, listing.Bucket{Role: "run", Name: h.Config.RunBucket}, listing.Bucket{Role: "target", Name: target})
 }
 
+// checkVersioned refuses an exact restore into a target without versioning enabled: there a
+// DeleteObject destroys the object (suspended: its null version) instead of putting a delete
+// marker over it.
+func (h *Handler) checkVersioned(ctx context.Context, target string) error {
+	v, err := h.S3.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: aws.String(target)})
+	if err != nil {
+		return fmt.Errorf("read versioning of restore target %q: %w", target, err)
+	}
+	if v.Status != types.BucketVersioningStatusEnabled {
+		status := string(v.Status)
+		if status == "" {
+			status = "never enabled"
+		}
+		return &fault.TargetNotVersioned{Msg: fmt.Sprintf("an exact restore removes objects, so its target must have versioning enabled (a removal is then a delete marker, itself recoverable); bucket %q is %s; nothing was restored", target, status)}
+	}
+	return nil
+}
+
 // moment resolves "at": a timestamp, a backup execution's finishedAt, or (for a single version)
 // that version's own time.
 func (h *Handler) moment(ctx context.Context, opts restoreinput.Options) (time.Time, error) {
@@ -353,14 +401,24 @@ func (h *Handler) moment(ctx context.Context, opts restoreinput.Options) (time.T
 }
 
 // walk plans keys until the selection is exhausted (done) or the invocation's budget is spent.
+// It reads the backup's history and the target side by side, in key order; in an exact restore a
+// target object whose key the backup never had in the selection is removed.
 func (h *Handler) walk(ctx context.Context, w *writer, opts restoreinput.Options, at time.Time) (bool, error) {
 	if opts.VersionID != "" {
 		return true, h.single(ctx, w, opts)
 	}
-	scopes, exact := opts.Scopes()
+	scopes, keysOnly := opts.Scopes()
 	stopAt := lambdafn.StopAt(ctx)
 	var processed int64
+	spent := func() bool {
+		// At least one key per invocation, so that the loop always moves on.
+		return processed > 0 && ((h.Config.MaxKeysPerInvocation > 0 && processed >= h.Config.MaxKeysPerInvocation) || (!stopAt.IsZero() && time.Now().After(stopAt)))
+	}
 	pos := &w.cur.Position
+	type backupKey struct {
+		key     string
+		history []listing.Version
+	}
 	for pos.Scope < len(scopes) {
 		scope := scopes[pos.Scope]
 		versions := listing.NewVersions(h.S3, h.Config.BackupBucket, scope, pos.After)
@@ -369,32 +427,84 @@ func (h *Handler) walk(ctx context.Context, w *writer, opts restoreinput.Options
 			startAfter = opts.TargetPrefix + pos.After
 		}
 		targets := listing.NewObjects(h.S3, w.target, opts.TargetPrefix+scope, startAfter)
+		var next *backupKey // the backup's next key, read and not planned yet
+		ended := false      // the backup has no more keys in this scope
 		for {
-			// At least one key per invocation, so that the loop always moves on.
-			if processed > 0 && ((h.Config.MaxKeysPerInvocation > 0 && processed >= h.Config.MaxKeysPerInvocation) || (!stopAt.IsZero() && time.Now().After(stopAt))) {
+			if spent() {
 				return false, nil
 			}
-			key, history, ok, err := versions.Next(ctx)
-			if err != nil {
-				return false, err
+			if next == nil && !ended {
+				key, history, ok, err := versions.Next(ctx)
+				if err != nil {
+					return false, err
+				}
+				if ok && (!keysOnly || key == scope) {
+					next = &backupKey{key, history}
+				} else {
+					ended = true
+				}
 			}
-			if !ok || (exact && key != scope) {
+			if opts.Exact {
+				nextKey := ""
+				if next != nil {
+					nextKey = next.key
+				}
+				t, err := unmatched(ctx, targets, opts.TargetPrefix, scope, keysOnly, ended, nextKey)
+				if err != nil {
+					return false, err
+				}
+				if t != nil {
+					key := strings.TrimPrefix(t.Key, opts.TargetPrefix)
+					if err := w.remove(key, *t, "not in the backup: never backed up"); err != nil {
+						return false, err
+					}
+					pos.After = key
+					processed++
+					continue
+				}
+			}
+			if ended {
 				break
 			}
-			tgt, err := targetFor(ctx, targets, opts.TargetPrefix+key)
+			tgt, err := targetFor(ctx, targets, opts.TargetPrefix+next.key)
 			if err != nil {
 				return false, err
 			}
-			if err := w.key(key, history, at, tgt); err != nil {
+			if err := w.key(next.key, next.history, at, tgt); err != nil {
 				return false, err
 			}
-			pos.After = key
+			pos.After = next.key
+			next = nil
 			processed++
 		}
 		pos.Scope++
 		pos.After = ""
 	}
 	return true, nil
+}
+
+// unmatched pops and returns the target's next object in the selection that comes before the
+// backup's next key (any, once the backup has no more keys in the scope): one that the backup
+// never had. Target objects outside the selection (with keysOnly, those that only start with the
+// key) are passed over; so is the object named by targetPrefix itself, the folder restored into.
+func unmatched(ctx context.Context, targets *listing.Objects, targetPrefix, scope string, keysOnly, ended bool, nextKey string) (*change.Object, error) {
+	for {
+		t, err := targets.Peek(ctx)
+		if err != nil || t == nil {
+			return nil, err
+		}
+		if keysOnly && t.Key != targetPrefix+scope {
+			return nil, nil // the listing's prefix is the key: only longer keys follow, none selected
+		}
+		if !ended && t.Key >= targetPrefix+nextKey {
+			return nil, nil
+		}
+		targets.Pop()
+		if t.Key == targetPrefix {
+			continue
+		}
+		return t, nil
+	}
 }
 
 // single plans the one version named by versionId.
@@ -470,7 +580,11 @@ func (w *writer) key(key string, history []listing.Version, at time.Time, tgt *c
 	}
 	v, ambiguity := listing.AsOf(history, at)
 	if v == nil {
-		return nil // the key did not exist yet at that moment
+		// The key did not exist yet at that moment.
+		if w.opts.Exact && tgt != nil {
+			return w.remove(key, *tgt, "not in the backup at the moment: backed up only later")
+		}
+		return nil
 	}
 	pos.Matched++
 	if ambiguity != "" {
@@ -478,7 +592,11 @@ func (w *writer) key(key string, history []listing.Version, at time.Time, tgt *c
 		w.h.Logger.WarnContext(w.ctx, "ambiguous moment", "execution", w.execution, "key", key, "note", ambiguity)
 	}
 	if v.DeleteMarker {
-		return nil // the key was deleted at that moment
+		// The key was deleted at that moment.
+		if w.opts.Exact && tgt != nil {
+			return w.remove(key, *tgt, "deleted as of the moment")
+		}
+		return nil
 	}
 	t.Listed++
 	it := batch.Item{Op: batch.OpCopy, Key: key, Size: v.Size, ETag: v.ETag, LastModified: v.LastModified, VersionID: v.VersionID, Note: ambiguity}
@@ -512,8 +630,9 @@ func (w *writer) key(key string, history []listing.Version, at time.Time, tgt *c
 		}
 		if !w.opts.DryRun {
 			// Expedited thaws wait for the end of planning, which refuses the restore if any
-			// version is in DEEP_ARCHIVE; the first thaw check asks for them.
-			if w.opts.ThawTier != string(types.TierExpedited) {
+			// version is in DEEP_ARCHIVE, and so do an exact restore's, which planning may refuse
+			// for its removals; the first thaw check asks for them.
+			if !deferThaw(w.opts) {
 				if err := w.h.thaw(w.ctx, it, w.opts); err != nil {
 					return err
 				}
@@ -528,8 +647,20 @@ func (w *writer) key(key string, history []listing.Version, at time.Time, tgt *c
 	return w.add(it)
 }
 
+// remove plans the removal of the target's object tgt, restored key key, in an exact restore.
+func (w *writer) remove(key string, tgt change.Object, why string) error {
+	w.cur.Totals.ToDelete++
+	it := batch.Item{Op: batch.OpDelete, Key: key, Change: "removed", Size: tgt.Size, ETag: tgt.ETag, LastModified: tgt.LastModified, Reason: why}
+	if w.opts.TargetPrefix != "" {
+		it.DestKey = tgt.Key
+	}
+	return w.add(it)
+}
+
+// add queues an item for the next batch file. A dry run writes only removals, which its report
+// names; everything else it only counts.
 func (w *writer) add(it batch.Item) error {
-	if w.opts.DryRun {
+	if w.opts.DryRun && it.Op != batch.OpDelete {
 		return nil
 	}
 	w.items = append(w.items, it)
@@ -559,6 +690,12 @@ func (w *writer) flush() error {
 		w.thaw = w.thaw[:0]
 	}
 	return nil
+}
+
+// deferThaw reports whether planning leaves the thaws for the first thaw check to ask for: an
+// Expedited restore, and an exact one, which its confirmation may still refuse.
+func deferThaw(opts restoreinput.Options) bool {
+	return opts.ThawTier == string(types.TierExpedited) || opts.Exact
 }
 
 func thawKey(execution string, seq int) string {

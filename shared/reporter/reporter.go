@@ -201,6 +201,11 @@ func (h *Handler) handle(ctx context.Context, req Request) (report.Report, error
 			return report.Report{}, err
 		}
 	}
+	if st.Done && st.DryRun && st.RestoredAt != "" {
+		if err := h.preview(ctx, req.Execution, ls); err != nil {
+			return report.Report{}, err
+		}
+	}
 	h.decide(st, &r, copyPhase)
 	r.FinishedAt = h.now().UTC().Format("2006-01-02T15:04:05.000Z") // as $$.Execution.StartTime
 	if err := h.write(ctx, r, ls); err != nil {
@@ -420,9 +425,39 @@ func (h *Handler) failBatch(ctx context.Context, r *report.Report, ls *lists, ke
 	return nil
 }
 
+// preview names, as notes, what a dry run's batches hold (listed in its preview manifest, which
+// only an exact restore's dry run writes): the objects the real run would remove.
+func (h *Handler) preview(ctx context.Context, execution string, ls *lists) error {
+	keys, err := h.manifestAt(ctx, execution, batch.PreviewManifestKey(execution))
+	if err != nil {
+		return err
+	}
+	for _, key := range keys {
+		obj, err := h.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(h.Config.RunBucket), Key: aws.String(key)})
+		if err != nil {
+			return fmt.Errorf("read batch %s: %w", key, err)
+		}
+		_, err = batch.Read(obj.Body, func(it batch.Item) error {
+			if it.Op != batch.OpDelete {
+				return nil
+			}
+			return ls.notes.add(report.Note{Key: it.Destination(), Note: "would be removed (exact restore): " + it.Reason})
+		})
+		obj.Body.Close()
+		if err != nil {
+			return fmt.Errorf("read batch %s: %w", key, err)
+		}
+	}
+	return nil
+}
+
 // manifest reads the keys of the batches the run executes (nil when there is no manifest).
 func (h *Handler) manifest(ctx context.Context, execution string) ([]string, error) {
-	key := batch.ManifestKey(execution)
+	return h.manifestAt(ctx, execution, batch.ManifestKey(execution))
+}
+
+// manifestAt reads the batch keys a manifest at key lists (nil when there is none).
+func (h *Handler) manifestAt(ctx context.Context, execution, key string) ([]string, error) {
 	obj, err := h.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(h.Config.RunBucket), Key: aws.String(key)})
 	if fault.IsNotFound(err) {
 		return nil, nil

@@ -345,3 +345,38 @@ func mustJSON(v any) json.RawMessage {
 	}
 	return b
 }
+
+// An exact restore's dry run names, as notes, the objects its real run would remove: the removal
+// items of the batches in its preview manifest; a dry run without one (any other) names nothing.
+func TestDryRunNamesRemovals(t *testing.T) {
+	for _, withPreview := range []bool{true, false} {
+		f, h := setup()
+		items := []batch.Item{
+			{Op: batch.OpDelete, Key: "docs/note.txt", Change: "removed", Size: 6, Reason: "not in the backup: never backed up"},
+			{Op: batch.OpDelete, Key: "docs/a.txt.locked", DestKey: "r/docs/a.txt.locked", Change: "removed", Size: 9, Reason: "not in the backup: never backed up"},
+		}
+		body, _ := batch.Encode(batch.Header{Version: 1, Source: "bak", Destination: "vt"}, items)
+		f.Put("run", batch.Key("exec", 0), body)
+		if withPreview {
+			if err := batch.WritePreviewManifest(context.Background(), f, "run", "exec", 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st := map[string]any{"cursor": cursor(report.Totals{Listed: 2, Unchanged: 2, ToDelete: 2, Batches: 1}), "done": true, "dryRun": true,
+			"restoredAt": "2026-11-20T10:00:00Z", "targetBucket": "vt"}
+		r := invoke(t, h, Request{Execution: "exec", State: mustJSON(st)})
+		var want []report.Note
+		if withPreview {
+			want = []report.Note{
+				{Key: "docs/note.txt", Note: "would be removed (exact restore): not in the backup: never backed up"},
+				{Key: "r/docs/a.txt.locked", Note: "would be removed (exact restore): not in the backup: never backed up"},
+			}
+		}
+		if r.Status != report.Succeeded || r.ToDelete != 2 || r.Deleted != 0 || len(r.Notes) != len(want) || (len(want) > 0 && !reflect.DeepEqual(r.Notes, want)) {
+			t.Errorf("preview %v: status %s, toDelete %d, deleted %d, notes %+v", withPreview, r.Status, r.ToDelete, r.Deleted, r.Notes)
+		}
+		if s := stored(t, f); !reflect.DeepEqual(s.Notes, r.Notes) && len(s.Notes)+len(r.Notes) > 0 {
+			t.Errorf("report.json notes %+v, output %+v", s.Notes, r.Notes)
+		}
+	}
+}

@@ -57,15 +57,27 @@ type Options struct {
 	ThawTier         string `json:"thawTier"`
 	ThawDays         int    `json:"thawDays"`
 	ThawCheckSeconds *int   `json:"thawCheckSeconds"`
+	// Exact makes the selection in the target exactly what it was at the moment: besides copying
+	// what differs, every object in the target under the selection (each prefix, or each key,
+	// with TargetPrefix in front) whose key did not exist in the backup at the moment — never
+	// backed up, or deleted as of then — is removed with a DeleteObject without a version id, a
+	// delete marker over its versions. Only where the deployment allows it (the planner's
+	// ALLOW_EXACT_ROLLBACK), only into a target with versioning enabled, and, unless DryRun,
+	// only with ConfirmRemovals.
+	Exact bool `json:"exact"`
+	// ConfirmRemovals is the number of removals the caller accepts, from a dry run's toDelete: an
+	// exact restore that plans any other number refuses before it copies or removes anything.
+	// Required by an exact restore that is not a dry run; not allowed without exact.
+	ConfirmRemovals *int64 `json:"confirmRemovals"`
 	// RequestedBy names the person who asked for the restore (the console's signed-in user); it
 	// is carried into the report. Optional; UTF-8 without control characters, at most
 	// MaxRequestedByBytes.
 	RequestedBy string `json:"requestedBy"`
 }
 
-// Scopes returns the key ranges to walk, in key order: exact keys (exact=true) or prefixes.
+// Scopes returns the key ranges to walk, in key order: exact keys (keysOnly=true) or prefixes.
 // Prefixes contained in another prefix are dropped.
-func (o Options) Scopes() (scopes []string, exact bool) {
+func (o Options) Scopes() (scopes []string, keysOnly bool) {
 	if len(o.Keys) > 0 {
 		keys := slices.Clone(o.Keys)
 		slices.Sort(keys)
@@ -100,7 +112,7 @@ func Parse(raw []byte) (Options, error) {
 	}
 	var o Options
 	if err := strictjson.Unmarshal(raw, &o); err != nil {
-		return Options{}, invalid("restore input: %v (fields: at, prefix, prefixes, keys, versionId, targetBucket, targetPrefix, overwrite, dryRun, thawTier, thawDays, thawCheckSeconds, requestedBy)", err)
+		return Options{}, invalid("restore input: %v (fields: at, prefix, prefixes, keys, versionId, targetBucket, targetPrefix, overwrite, dryRun, thawTier, thawDays, thawCheckSeconds, exact, confirmRemovals, requestedBy)", err)
 	}
 	if o.At == "" && o.VersionID == "" {
 		return Options{}, invalid("restore input needs \"at\": an RFC 3339 time (2026-11-20T10:00:00Z) or a backup execution name")
@@ -132,6 +144,9 @@ func Parse(raw []byte) (Options, error) {
 			return Options{}, invalid("restore input: %s is not a valid key prefix (UTF-8, at most %d bytes)", field, MaxKeyBytes)
 		}
 	}
+	if err := o.checkExact(); err != nil {
+		return Options{}, err
+	}
 	if len(o.RequestedBy) > MaxRequestedByBytes || !utf8.ValidString(o.RequestedBy) || strings.ContainsFunc(o.RequestedBy, unicode.IsControl) {
 		return Options{}, invalid("restore input: requestedBy must be UTF-8 text without control characters, at most %d bytes", MaxRequestedByBytes)
 	}
@@ -152,6 +167,25 @@ func Parse(raw []byte) (Options, error) {
 			*o.ThawCheckSeconds, MinThawCheckSeconds, MaxThawCheckSeconds)
 	}
 	return o, nil
+}
+
+// checkExact refuses the combinations an exact restore cannot honour.
+func (o Options) checkExact() error {
+	switch {
+	case o.ConfirmRemovals != nil && !o.Exact:
+		return invalid("restore input: confirmRemovals is only for an exact restore (exact: true)")
+	case o.ConfirmRemovals != nil && *o.ConfirmRemovals < 0:
+		return invalid("restore input: confirmRemovals %d must be 0 or more", *o.ConfirmRemovals)
+	case !o.Exact:
+		return nil
+	case o.VersionID != "":
+		return invalid("restore input: exact cannot be combined with versionId: a single version restores one key, it does not make a selection as it was at a moment")
+	case !o.OverwriteAllowed():
+		return invalid("restore input: exact cannot be combined with overwrite false: an exact restore replaces every object that differs")
+	case !o.DryRun && o.ConfirmRemovals == nil:
+		return invalid("restore input: exact needs confirmRemovals, the number of objects a dry run (dryRun: true) says it would remove")
+	}
+	return nil
 }
 
 // ParseMoment reads At when it is a timestamp; ok is false when it is an execution name

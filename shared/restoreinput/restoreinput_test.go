@@ -41,7 +41,20 @@ func TestParse(t *testing.T) {
 			want: Options{At: "x", RequestedBy: "Ana <ana@example.com>", ThawTier: DefaultThawTier, ThawDays: DefaultThawDays}},
 		{name: "requestedBy at its bound", in: `{"at": "x", "requestedBy": "` + strings.Repeat("é", MaxRequestedByBytes/2) + `"}`,
 			want: Options{At: "x", RequestedBy: strings.Repeat("é", MaxRequestedByBytes/2), ThawTier: DefaultThawTier, ThawDays: DefaultThawDays}},
+		{name: "exact dry run needs no confirmation", in: `{"at": "x", "prefix": "docs/", "exact": true, "dryRun": true}`,
+			want: Options{At: "x", Prefix: "docs/", Exact: true, DryRun: true, ThawTier: DefaultThawTier, ThawDays: DefaultThawDays}},
+		{name: "exact with its confirmation, overwrite true and a target prefix", in: `{"at": "x", "prefix": "docs/", "exact": true, "confirmRemovals": 2, "overwrite": true, "targetPrefix": "r/"}`,
+			want: Options{At: "x", Prefix: "docs/", Exact: true, ConfirmRemovals: ptr64(2), Overwrite: &yes, TargetPrefix: "r/", ThawTier: DefaultThawTier, ThawDays: DefaultThawDays}},
+		{name: "exact confirming no removals", in: `{"at": "x", "keys": ["a"], "exact": true, "confirmRemovals": 0}`,
+			want: Options{At: "x", Keys: []string{"a"}, Exact: true, ConfirmRemovals: ptr64(0), ThawTier: DefaultThawTier, ThawDays: DefaultThawDays}},
 		// Every error.
+		{name: "exact without confirmRemovals", in: `{"at": "x", "exact": true}`, wantErr: "exact needs confirmRemovals"},
+		{name: "exact with versionId", in: `{"keys": ["a"], "versionId": "v1", "exact": true, "dryRun": true}`, wantErr: "exact cannot be combined with versionId"},
+		{name: "exact with overwrite false", in: `{"at": "x", "exact": true, "overwrite": false, "confirmRemovals": 1}`, wantErr: "exact cannot be combined with overwrite false"},
+		{name: "confirmRemovals without exact", in: `{"at": "x", "confirmRemovals": 1}`, wantErr: "confirmRemovals is only for an exact restore"},
+		{name: "negative confirmRemovals", in: `{"at": "x", "exact": true, "confirmRemovals": -1}`, wantErr: "confirmRemovals -1 must be 0 or more"},
+		{name: "confirmRemovals not a number", in: `{"at": "x", "exact": true, "confirmRemovals": "2"}`, wantErr: "confirmRemovals"},
+		{name: "exact not a boolean", in: `{"at": "x", "exact": "yes"}`, wantErr: "exact"},
 		{name: "requestedBy too long", in: `{"at": "x", "requestedBy": "` + strings.Repeat("u", MaxRequestedByBytes+1) + `"}`, wantErr: "requestedBy must be"},
 		{name: "requestedBy with a newline", in: `{"at": "x", "requestedBy": "ana\nFAKE LOG LINE"}`, wantErr: "requestedBy must be"},
 		{name: "requestedBy not a string", in: `{"at": "x", "requestedBy": 7}`, wantErr: "requestedBy"},
@@ -96,6 +109,8 @@ func TestParse(t *testing.T) {
 }
 
 func ptr(n int) *int { return &n }
+
+func ptr64(n int64) *int64 { return &n }
 
 func TestOverwriteAllowed(t *testing.T) {
 	yes, no := true, false

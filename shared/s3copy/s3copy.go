@@ -177,6 +177,9 @@ const (
 	Deleted        Outcome = "deleted"
 	AlreadyDeleted Outcome = "already-deleted"
 	Reappeared     Outcome = "reappeared" // the source key exists again: not marked deleted
+	// DestChanged: a removal's destination no longer holds the object it was planned for (it
+	// was written since): not removed.
+	DestChanged Outcome = "dest-changed"
 )
 
 // Result describes a successful Copy.
@@ -696,36 +699,62 @@ func evenParts(size, partSize int64) []int64 {
 // DeleteRequest marks one destination key deleted.
 type DeleteRequest struct {
 	SourceBucket, DestBucket, Key string
-	Verify                        bool
-	Retries                       *s3client.RetryCounter
+	// DestKey, when set, is the destination key (Key otherwise).
+	DestKey string
+	// Expect, when set, is the destination's current object as planned (a restore's removal):
+	// the source is not looked at; the destination is removed only while it still holds this
+	// object (change.Same), and is DestChanged otherwise.
+	Expect  *change.Object
+	Verify  bool
+	Retries *s3client.RetryCounter
 }
 
 // Delete puts a delete marker on the destination key, keeping its data as a noncurrent version,
-// unless the key exists in the source again. A DeleteObject that failed is never repeated before
-// a look has shown that it did not land (each one adds a marker); when that cannot be known, the
-// error is an *OutcomeUnknownError (ErrOutcomeUnknown).
+// unless the key exists in the source again (or, with Expect, unless the destination no longer
+// holds the expected object). A DeleteObject that failed is never repeated before a look has shown
+// that it did not land (each one adds a marker); when that cannot be known, the error is an
+// *OutcomeUnknownError (ErrOutcomeUnknown).
 func (c *Copier) Delete(ctx context.Context, req DeleteRequest) (Outcome, error) {
 	counter := req.Retries
 	if counter == nil {
 		counter = &s3client.RetryCounter{}
 	}
-	if req.Verify {
-		if _, err := c.head(ctx, req.DestBucket, req.Key, "", counter); fault.IsNotFound(err) {
-			return AlreadyDeleted, nil
-		} else if err != nil {
-			return "", err
-		}
+	dest := req.DestKey
+	if dest == "" {
+		dest = req.Key
 	}
-	if _, err := c.head(ctx, req.SourceBucket, req.Key, "", counter); err == nil {
-		return Reappeared, nil
-	} else if !fault.IsNotFound(err) {
-		return "", fmt.Errorf("check source: %w", err)
+	switch {
+	case req.Expect != nil:
+		// A look before the removal: one written since the plan is never removed.
+		out, err := c.headOutput(ctx, req.DestBucket, dest, "", counter)
+		if fault.IsNotFound(err) {
+			return AlreadyDeleted, nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("check destination: %w", err)
+		}
+		if !change.Same(*req.Expect, object(dest, out)) {
+			return DestChanged, nil
+		}
+	default:
+		if req.Verify {
+			if _, err := c.head(ctx, req.DestBucket, dest, "", counter); fault.IsNotFound(err) {
+				return AlreadyDeleted, nil
+			} else if err != nil {
+				return "", err
+			}
+		}
+		if _, err := c.head(ctx, req.SourceBucket, req.Key, "", counter); err == nil {
+			return Reappeared, nil
+		} else if !fault.IsNotFound(err) {
+			return "", fmt.Errorf("check source: %w", err)
+		}
 	}
 	var lastErr error
 	err := retry.Do(ctx, c.policy(counter), func(ctx context.Context, attempt int) error {
 		if attempt > 1 {
-			gone, err := c.settle(ctx, req.DestBucket, req.Key, lastErr, counter, func(ctx context.Context) (bool, error) {
-				_, err := c.head(ctx, req.DestBucket, req.Key, "", counter)
+			gone, err := c.settle(ctx, req.DestBucket, dest, lastErr, counter, func(ctx context.Context) (bool, error) {
+				_, err := c.head(ctx, req.DestBucket, dest, "", counter)
 				if fault.IsNotFound(err) {
 					return true, nil
 				}
@@ -738,7 +767,7 @@ func (c *Copier) Delete(ctx context.Context, req DeleteRequest) (Outcome, error)
 				return nil // the failed attempt had landed
 			}
 		}
-		_, err := c.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(req.DestBucket), Key: aws.String(req.Key)},
+		_, err := c.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(req.DestBucket), Key: aws.String(dest)},
 			s3client.NoRetry()) // not retried by the SDK: retried here after a look
 		lastErr = err
 		return err

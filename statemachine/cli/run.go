@@ -84,17 +84,27 @@ func (a *app) restoreCmd() *cobra.Command {
 	var in restoreinput.Options
 	var noOverwrite bool
 	var thawSeconds int
+	var confirmRemovals int64
 	cmd := &cobra.Command{
-		Use:   "restore --at TIME|RUN [--prefix P]... [--key K]... [--to BUCKET] [--to-prefix P]",
+		Use:   "restore --at TIME|RUN [--prefix P]... [--key K]... [--to BUCKET] [--to-prefix P] [--exact --confirm-removals N]",
 		Short: "Restore files, folders or the whole bucket as they were at a moment",
 		Long: `Restore as of --at (an RFC 3339 time, or a backup run's name: the moment it finished) the keys under
 each --prefix, each --key, or the whole bucket, into --to (default: the source bucket) under
 --to-prefix. By default an object that differs is replaced; --no-overwrite leaves existing objects
-alone. Archived versions are thawed first. A restore never deletes.`,
+alone. Archived versions are thawed first. A restore never deletes, except an exact one.
+
+--exact (where the deployment allows it: ALLOW_EXACT_ROLLBACK=true) makes the selection exactly
+what it was: it also removes every object in it that the backup did not hold at the moment (created
+since, or deleted by then), with a delete marker, so the target must have versioning enabled. Run
+it with --dry-run first: the preview counts and names the objects it would remove; then run it
+with --confirm-removals set to that count. A different count refuses the restore, and nothing is
+copied or removed.`,
 		Example: `  bucketvault restore --at 2026-11-17T09:00:00Z --key reports/q3.xlsx --to-prefix restored/
   bucketvault restore --at backup-20261117T020000Z-1a2b3c4d --prefix invoices/ --to scratch --no-overwrite
   bucketvault restore --key reports/q3.xlsx --version-id 3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY
-  bucketvault restore --at 2026-11-20T10:00:00Z --to primary-restored --dry-run`,
+  bucketvault restore --at 2026-11-20T10:00:00Z --to primary-restored --dry-run
+  bucketvault restore --at backup-20261117T020000Z-1a2b3c4d --prefix invoices/ --exact --dry-run
+  bucketvault restore --at backup-20261117T020000Z-1a2b3c4d --prefix invoices/ --exact --confirm-removals 2`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			input := o.input
@@ -104,6 +114,9 @@ alone. Archived versions are thawed first. A restore never deletes.`,
 				}
 				if cmd.Flags().Changed("thaw-check-seconds") {
 					in.ThawCheckSeconds = &thawSeconds
+				}
+				if cmd.Flags().Changed("confirm-removals") {
+					in.ConfirmRemovals = &confirmRemovals
 				}
 				b, err := json.Marshal(in)
 				if err != nil {
@@ -144,6 +157,8 @@ alone. Archived versions are thawed first. A restore never deletes.`,
 	f.StringVar(&in.ThawTier, "thaw-tier", "", "archived versions: Standard (default), Bulk or Expedited")
 	f.IntVar(&in.ThawDays, "thaw-days", 0, "archived versions: days a thawed copy stays readable")
 	f.IntVar(&thawSeconds, "thaw-check-seconds", 0, "archived versions: seconds between thaw checks (60-86400)")
+	f.BoolVar(&in.Exact, "exact", false, "also remove what the selection did not hold at the moment (versioned target; see above)")
+	f.Int64Var(&confirmRemovals, "confirm-removals", 0, "with --exact: the number of removals the --dry-run preview reported")
 	return cmd
 }
 
@@ -251,6 +266,9 @@ func (a *app) printSummary(kind, name, status, errName, cause string, r *report.
 	tw := newTable(a.out)
 	tw.row("  listed", r.Listed, "new", r.New, "changed", r.Changed, "unchanged", r.Unchanged)
 	tw.row("  copied", r.Copied, "deleted", r.Deleted, "failed", r.Failed, "skipped", r.Skipped)
+	if r.RestoredAt != "" && r.ToDelete > 0 {
+		tw.row("  to remove (exact)", r.ToDelete, "", "", "", "", "", "")
+	}
 	if r.Withheld > 0 || r.Kept > 0 || r.Archived > 0 {
 		tw.row("  deletions withheld", r.Withheld, "kept", r.Kept, "archived", r.Archived, "", "")
 	}
@@ -265,6 +283,16 @@ func (a *app) printSummary(kind, name, status, errName, cause string, r *report.
 			break
 		}
 		fmt.Fprintf(a.out, "  FAILED %s: %s\n", f.Key, f.Error)
+	}
+	if r.DryRun && r.ToDelete > 0 {
+		for i, n := range r.Notes {
+			if i == 10 {
+				fmt.Fprintf(a.out, "  … and %d more\n", int64(len(r.Notes)-10)+r.NotesOmitted)
+				break
+			}
+			fmt.Fprintf(a.out, "  %s: %s\n", n.Key, n.Note)
+		}
+		fmt.Fprintf(a.out, "  to run it: the same command without --dry-run, with --confirm-removals %d\n", r.ToDelete)
 	}
 	fmt.Fprintf(a.out, "  report: s3://%s/%s\n", a.cfg.Run, r.ReportKey)
 }
