@@ -54,6 +54,7 @@ func TestLeastPrivilege(t *testing.T) {
 		localrun.PlannerName:             stack.RoleID(stack.Planner),
 		localrun.RestoreCopierName:       stack.RoleID(stack.RestoreCopier),
 		localrun.RestoreStateMachineName: stack.RestoreStateMachineRoleID,
+		stack.Console:                    stack.RoleID(stack.Console),
 	}
 	clients := map[string]*s3.Client{}
 	suffix := strings.TrimPrefix(e.source, "src-")
@@ -216,6 +217,8 @@ func TestLeastPrivilege(t *testing.T) {
 			t.Errorf("%s: got %v, want AccessDenied", tc.name, err)
 		}
 	}
+	consoleUnderItsRole(t, e, clients[stack.Console], clients[localrun.RestoreStateMachineName], first)
+
 	// The history is intact: the version the copier tried to delete is still there.
 	if v := e.versions(e.backup)["img/c.bin"]; v == nil || v.data != 1 {
 		t.Errorf("img/c.bin versions after the denied delete: %+v", v)

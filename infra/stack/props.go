@@ -14,6 +14,7 @@ import (
 
 	"github.com/bucketvault/bucketvault/shared/guard"
 	"github.com/bucketvault/bucketvault/shared/lister"
+	"github.com/bucketvault/bucketvault/statemachine/console/oidcauth"
 )
 
 // Props configures a BackupStack. The zero value of a field means its default (see Defaults);
@@ -45,6 +46,11 @@ type Props struct {
 	// RestoreTargets are the buckets the restore state machine may write; empty means the
 	// source bucket. Only the restore copier's role can write to them.
 	RestoreTargets []string
+	// AllowExactRollback lets a restore be exact ("exact": true): it also removes, with a delete
+	// marker, every object in the selection that the backup did not hold at the moment. Only
+	// then does the restore copier's role get s3:DeleteObject on the restore targets (and the
+	// planner's s3:GetBucketVersioning: an exact restore needs a versioned target).
+	AllowExactRollback bool
 
 	// Schedule is an EventBridge Scheduler expression, evaluated in ScheduleTimeZone (an IANA
 	// name). ScheduleDisabled creates the schedule disabled.
@@ -67,8 +73,17 @@ type Props struct {
 	// ArchivedSources is what a backup does with a new or changed source object in GLACIER or
 	// DEEP_ARCHIVE: "skip" (name it in the report and go on) or "fail" (a named failure).
 	ArchivedSources string
+	// The restore console is deployed unless ConsoleDisabled (infra/README.md "The restore console"): an API
+	// Gateway HTTP API in front of a Lambda function, signing people in through a Cognito user
+	// pool the stack creates (no self sign-up: an administrator adds people). Members of
+	// ConsoleRestoreGroup may restore; every other signed-in person may browse and download.
+	// ConsoleDomainPrefix is the Cognito sign-in domain's prefix (<prefix>.auth.<region>.
+	// amazoncognito.com; unique in the Region; empty: <NamePrefix>-<account>). ConsoleAdminEmail,
+	// when set, creates that user in the restore group (Cognito e-mails a temporary password).
+	ConsoleDisabled                                             bool
+	ConsoleDomainPrefix, ConsoleRestoreGroup, ConsoleAdminEmail string
 	// Memory of each function in MB (the restore copier is sized as the copier).
-	ListerMemoryMB, CopierMemoryMB, ReporterMemoryMB, PlannerMemoryMB int
+	ListerMemoryMB, CopierMemoryMB, ReporterMemoryMB, PlannerMemoryMB, ConsoleMemoryMB int
 
 	// AssetDir holds <function>.zip for each function, as `make build` writes them
 	// (<repo>/build). Empty means DefaultAssetDir().
@@ -98,13 +113,14 @@ const (
 	Reporter      = "reporter"
 	Planner       = "restore-planner"
 	RestoreCopier = "restore-copier"
+	Console       = "console"
 	// BackupStateMachine and RestoreStateMachine are the state machines' names relative to NamePrefix.
 	BackupStateMachine  = "backup"
 	RestoreStateMachine = "restore"
 )
 
 // Functions are the functions the stack deploys, in order.
-var Functions = []string{Lister, Copier, Reporter, Planner, RestoreCopier}
+var Functions = []string{Lister, Copier, Reporter, Planner, RestoreCopier, Console}
 
 // Asset is the make build zip a function runs: the restore copier runs the copier's code.
 func Asset(function string) string {
@@ -145,6 +161,8 @@ func Defaults(p Props) Props {
 	def(&p.CopierMemoryMB, 1024)
 	def(&p.ReporterMemoryMB, 512)
 	def(&p.PlannerMemoryMB, 512)
+	def(&p.ConsoleMemoryMB, 512)
+	defs(&p.ConsoleRestoreGroup, oidcauth.DefaultRestoreGroup)
 	if len(p.RestoreTargets) == 0 && p.SourceBucketName != "" {
 		p.RestoreTargets = []string{p.SourceBucketName}
 	}
@@ -170,6 +188,11 @@ func DefaultLifecycle() Lifecycle {
 var (
 	namePrefixRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
 	bucketNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	// Cognito's rules for a domain prefix, a group name and (loosely) an e-mail address.
+	domainPrefixRe   = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$`)
+	reservedInPrefix = regexp.MustCompile(`aws|amazon|cognito`)
+	groupNameRe      = regexp.MustCompile(`^[\p{L}\p{M}\p{S}\p{N}\p{P}]{1,128}$`)
+	emailRe          = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
 )
 
 // Validate reports every setting that cannot work, each naming its context key and the rule it breaks.
@@ -223,10 +246,22 @@ func (p Props) Validate() error {
 			bad("restoreTargets", "%q is not a valid restore target (a bucket name other than the backup and run buckets)", t)
 		}
 	}
-	for key, mb := range map[string]int{"listerMemoryMB": p.ListerMemoryMB, "copierMemoryMB": p.CopierMemoryMB, "reporterMemoryMB": p.ReporterMemoryMB, "plannerMemoryMB": p.PlannerMemoryMB} {
+	for key, mb := range map[string]int{"listerMemoryMB": p.ListerMemoryMB, "copierMemoryMB": p.CopierMemoryMB, "reporterMemoryMB": p.ReporterMemoryMB, "plannerMemoryMB": p.PlannerMemoryMB, "consoleMemoryMB": p.ConsoleMemoryMB} {
 		if mb < 128 || mb > 10240 {
 			bad(key, "%d: want 128–10240", mb)
 		}
+	}
+	if p.ConsoleDomainPrefix != "" && (!domainPrefixRe.MatchString(p.ConsoleDomainPrefix) || reservedInPrefix.MatchString(p.ConsoleDomainPrefix)) {
+		bad("consoleDomainPrefix", "%q: want lower-case letters, digits and '-', 1–63, not starting or ending with '-', without aws, amazon or cognito", p.ConsoleDomainPrefix)
+	}
+	if !groupNameRe.MatchString(p.ConsoleRestoreGroup) {
+		bad("consoleRestoreGroup", "%q: want 1–128 letters, digits and _+=,.@-", p.ConsoleRestoreGroup)
+	}
+	if p.ConsoleAdminEmail != "" && !emailRe.MatchString(p.ConsoleAdminEmail) {
+		bad("consoleAdminEmail", "%q is not an e-mail address", p.ConsoleAdminEmail)
+	}
+	if p.ConsoleDisabled && (p.ConsoleDomainPrefix != "" || p.ConsoleAdminEmail != "") {
+		bad("console", "false, but consoleDomainPrefix or consoleAdminEmail is set: they configure the console")
 	}
 	if p.RunResultsExpiryDays < 1 || p.RunRecordsExpiryDays < p.RunResultsExpiryDays {
 		bad("runRecordsExpiryDays", "want runResultsExpiryDays ≥ 1 and runRecordsExpiryDays ≥ runResultsExpiryDays, got %d and %d", p.RunResultsExpiryDays, p.RunRecordsExpiryDays)
@@ -338,6 +373,7 @@ var contextKeys = []string{
 	"abortMultipartDays", "transitionDefaultMinimumObjectSize", "runResultsExpiryDays", "runRecordsExpiryDays",
 	"schedule", "scheduleTimeZone", "scheduleEnabled", "alarmEmail", "logRetentionDays", "stateMachineLogLevel",
 	"maxDeletePercent", "deleteGuardFloor", "maxChangePercent", "changeGuardFloor", "archivedSources", "listerMemoryMB", "copierMemoryMB", "reporterMemoryMB", "plannerMemoryMB", "restoreTargets", "assetDir",
+	"console", "consoleDomainPrefix", "consoleRestoreGroup", "consoleAdminEmail", "consoleMemoryMB", "allowExactRollback",
 }
 
 // ContextKeys returns the settings PropsFromContext reads.
@@ -384,6 +420,12 @@ func PropsFromContext(node constructs.Node) (Props, error) {
 	c.intInto(&p.CopierMemoryMB, "copierMemoryMB")
 	c.intInto(&p.ReporterMemoryMB, "reporterMemoryMB")
 	c.intInto(&p.PlannerMemoryMB, "plannerMemoryMB")
+	c.intInto(&p.ConsoleMemoryMB, "consoleMemoryMB")
+	p.ConsoleDisabled = !c.boolean("console", true)
+	p.AllowExactRollback = c.boolean("allowExactRollback", false)
+	p.ConsoleDomainPrefix = c.str("consoleDomainPrefix")
+	p.ConsoleRestoreGroup = c.str("consoleRestoreGroup")
+	p.ConsoleAdminEmail = c.str("consoleAdminEmail")
 	for _, t := range strings.Split(c.str("restoreTargets"), ",") {
 		if t = strings.TrimSpace(t); t != "" {
 			p.RestoreTargets = append(p.RestoreTargets, t)

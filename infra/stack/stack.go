@@ -89,6 +89,8 @@ type BackupStack struct {
 	// RestoreStateMachine restores any selection as of any moment (statemachine/restore.asl.json).
 	RestoreStateMachine awsstepfunctions.StateMachine
 	AlarmTopic          awssns.Topic
+	// Console is the restore console; nil when Props.ConsoleDisabled.
+	Console *ConsoleResources
 }
 
 // NewBackupStack defines the stack. props must have passed Defaults and Validate
@@ -105,6 +107,9 @@ func NewBackupStack(scope constructs.Construct, id string, props Props) (*Backup
 		props.AssetDir = dir
 	}
 	for _, fn := range Functions {
+		if fn == Console && props.ConsoleDisabled {
+			continue
+		}
 		if err := checkAsset(filepath.Join(props.AssetDir, Asset(fn)+".zip")); err != nil {
 			return nil, err
 		}
@@ -125,6 +130,9 @@ func NewBackupStack(scope constructs.Construct, id string, props Props) (*Backup
 		return nil, err
 	}
 	s.alarmsAndSchedule()
+	if !props.ConsoleDisabled {
+		s.console()
+	}
 	s.outputs()
 	return s, nil
 }
@@ -303,6 +311,7 @@ type functionSpec struct {
 	name        string
 	description string
 	memoryMB    int
+	timeout     int // seconds; 0: 900
 	env         map[string]string
 	statements  []awsiam.PolicyStatement
 }
@@ -429,7 +438,7 @@ func (s *BackupStack) restoreSpecs(env func(map[string]string) map[string]string
 		arn := fmt.Sprintf("arn:%s:s3:::%s", *awscdk.Aws_PARTITION(), t)
 		targets, targetObjects = append(targets, arn), append(targetObjects, arn+"/*")
 	}
-	restoreEnv := env(map[string]string{"RESTORE_TARGETS": strings.Join(p.RestoreTargets, ",")})
+	restoreEnv := env(map[string]string{"RESTORE_TARGETS": joinTargets(p.RestoreTargets), "ALLOW_EXACT_ROLLBACK": fmt.Sprint(p.AllowExactRollback)})
 	copier := []awsiam.PolicyStatement{
 		allow("ReadBatches", []string{"s3:GetObject"}, run+"/work/*/batches/*"),
 		allow("WriteOutcomes", []string{"s3:PutObject"}, run+"/work/*/outcomes/*"),
@@ -438,8 +447,16 @@ func (s *BackupStack) restoreSpecs(env func(map[string]string) map[string]string
 		// HeadObject, CopyObject and UploadPartCopy of a version, and that version's tags.
 		allow("ReadBackupVersions", []string{"s3:GetObjectVersion", "s3:GetObjectVersionTagging"}, bak+"/*"),
 		// Copy targets, HeadObject to verify, ListParts of a resumed copy, AbortMultipartUpload.
-		// A restore never deletes.
 		allow("WriteRestoreTargets", []string{"s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"}, targetObjects...),
+	}
+	plannerTargets := []awsiam.PolicyStatement{}
+	if p.AllowExactRollback {
+		// An exact restore removes what the backup did not hold with DeleteObject without a
+		// version id: a delete marker, never s3:DeleteObjectVersion. Without the setting a
+		// restore never deletes.
+		copier = append(copier, allow("ExactRollbackRemovals", []string{"s3:DeleteObject"}, targetObjects...))
+		// It runs only into a target whose versioning is Enabled.
+		plannerTargets = append(plannerTargets, allow("CheckTargetVersioning", []string{"s3:GetBucketVersioning"}, targets...))
 	}
 	if s.BackupKey != nil {
 		copier = append(copier, allow("UseBackupKey", []string{"kms:Decrypt"}, *s.BackupKey.KeyArn()))
@@ -450,7 +467,7 @@ func (s *BackupStack) restoreSpecs(env func(map[string]string) map[string]string
 			description: "bucketvault restore planner: picks the versions current at a moment and writes work batches",
 			memoryMB:    p.PlannerMemoryMB,
 			env:         restoreEnv,
-			statements: []awsiam.PolicyStatement{
+			statements: append([]awsiam.PolicyStatement{
 				// HeadBucket of the backup, run and target buckets; ListObjectsV2 of the target.
 				allow("ListBuckets", []string{"s3:ListBucket"}, append([]string{bak, run}, targets...)...),
 				allow("ListBackupVersions", []string{"s3:ListBucketVersions"}, bak),
@@ -458,9 +475,11 @@ func (s *BackupStack) restoreSpecs(env func(map[string]string) map[string]string
 				allow("ReadAndThawVersions", []string{"s3:GetObjectVersion", "s3:RestoreObject"}, bak+"/*"),
 				// The moment of a backup execution named by "at" is its report's finishedAt.
 				allow("ReadReports", []string{"s3:GetObject"}, run+"/runs/*/report.json"),
-				allow("WriteWork", []string{"s3:PutObject"}, run+"/work/*/batches/*", run+"/work/*/thaw/*", run+"/work/*/manifest.jsonl"),
+				// The batches, the thaw lists, the manifest of the batches the Map runs, and a dry
+				// run's list of the removals it would make (an exact restore's preview).
+				allow("WriteWork", []string{"s3:PutObject"}, run+"/work/*/batches/*", run+"/work/*/thaw/*", run+"/work/*/manifest.jsonl", run+"/work/*/preview-manifest.jsonl"),
 				allow("ReadThawLists", []string{"s3:GetObject"}, run+"/work/*/thaw/*"),
-			},
+			}, plannerTargets...),
 		},
 		{
 			name:        RestoreCopier,
@@ -471,6 +490,8 @@ func (s *BackupStack) restoreSpecs(env func(map[string]string) map[string]string
 		},
 	}
 }
+
+func joinTargets(targets []string) string { return strings.Join(targets, ",") }
 
 // function creates one function with its log group and its own role.
 func (s *BackupStack) function(spec functionSpec) awslambda.Function {
@@ -487,6 +508,10 @@ func (s *BackupStack) function(spec functionSpec) awslambda.Function {
 		},
 	})
 	overrideID(role, RoleID(spec.name))
+	timeout := spec.timeout
+	if timeout == 0 {
+		timeout = 900
+	}
 	env := map[string]*string{}
 	for k, v := range spec.env {
 		env[k] = jsii.String(v)
@@ -501,7 +526,7 @@ func (s *BackupStack) function(spec functionSpec) awslambda.Function {
 		MemorySize:   jsii.Number(float64(spec.memoryMB)),
 		// Each function watches its own deadline (the lister stops when a tenth is left); the
 		// longest timeout gives the most work per invocation.
-		Timeout:     awscdk.Duration_Seconds(jsii.Number(900)),
+		Timeout:     awscdk.Duration_Seconds(jsii.Number(float64(timeout))),
 		Environment: &env,
 		Role:        role,
 		LogGroup:    logs,

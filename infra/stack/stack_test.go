@@ -290,6 +290,9 @@ func TestBackupStack(t *testing.T) {
 		local := map[string]string{Lister: localrun.ListerName, Copier: localrun.CopierName, Reporter: localrun.ReporterName,
 			Planner: localrun.PlannerName, RestoreCopier: localrun.RestoreCopierName}
 		for _, fn := range Functions {
+			if fn == Console {
+				continue // TestConsoleStack
+			}
 			env := obj("SOURCE_BUCKET", testSource, "BACKUP_BUCKET", ref(BackupBucketID), "RUN_BUCKET", ref(RunBucketID))
 			switch fn {
 			case Lister:
@@ -300,6 +303,7 @@ func TestBackupStack(t *testing.T) {
 				env["ARCHIVED_SOURCES"] = lister.DefaultArchivedSources
 			case Planner, RestoreCopier:
 				env["RESTORE_TARGETS"] = testSource // default: restore into the source
+				env["ALLOW_EXACT_ROLLBACK"] = "false"
 			}
 			has(t, tpl, "AWS::Lambda::Function", obj(
 				"FunctionName", local[fn], // the names the local runner uses
@@ -496,6 +500,7 @@ func TestBackupStack(t *testing.T) {
 				"Allow s3:PutObject " + run + "/work/*/batches/*",
 				"Allow s3:PutObject " + run + "/work/*/thaw/*",
 				"Allow s3:PutObject " + run + "/work/*/manifest.jsonl",
+				"Allow s3:PutObject " + run + "/work/*/preview-manifest.jsonl",
 				"Allow s3:GetObject " + run + "/work/*/thaw/*",
 			},
 			RoleID(RestoreCopier): {
@@ -513,6 +518,16 @@ func TestBackupStack(t *testing.T) {
 				"Allow s3:GetObject " + src + "/*",
 				"Allow s3:ListMultipartUploadParts " + src + "/*",
 				"Allow s3:AbortMultipartUpload " + src + "/*",
+			},
+			// The console reads the backup and the run bucket; it writes nowhere.
+			RoleID(Console): {
+				"Allow s3:ListBucket " + bak,
+				"Allow s3:ListBucket " + run,
+				"Allow s3:ListBucketVersions " + bak,
+				"Allow s3:GetObject " + bak + "/*",
+				"Allow s3:GetObjectVersion " + bak + "/*",
+				"Allow s3:GetObject " + run + "/runs/*",
+				"Allow s3:GetObject " + run + "/work/*",
 			},
 			RestoreStateMachineRoleID: {
 				"Allow s3:GetObject " + run + "/work/*/manifest.jsonl",
@@ -533,10 +548,15 @@ func TestBackupStack(t *testing.T) {
 			equalLines(t, role+" S3 grants", grants(s.statements(t, role), isS3), lines)
 		}
 		for _, fn := range Functions {
-			equalLines(t, fn+" non-S3 grants", grants(s.statements(t, RoleID(fn)), func(a string) bool { return !isS3(a) }), []string{
+			want := []string{
 				"Allow logs:CreateLogStream arn:test:" + LogGroupID(fn) + ".Arn",
 				"Allow logs:PutLogEvents arn:test:" + LogGroupID(fn) + ".Arn",
-			})
+			}
+			if fn == Console { // restores and previews: executions of the restore state machine only
+				want = append(want, "Allow states:StartExecution ref:"+RestoreStateMachineID,
+					"Allow states:DescribeExecution arn:aws:states:us-east-1:123456789012:execution:"+localrun.RestoreStateMachineName+":*")
+			}
+			equalLines(t, fn+" non-S3 grants", grants(s.statements(t, RoleID(fn)), func(a string) bool { return !isS3(a) }), want)
 		}
 		sm := s.statements(t, StateMachineRoleID)
 		var invoke []string
@@ -738,8 +758,25 @@ func TestBackupStackSettings(t *testing.T) {
 		"changeGuardFloor":                   "1",
 		"archivedSources":                    "fail",
 		"copierMemoryMB":                     "768",
+		"allowExactRollback":                 "true",
+		"restoreTargets":                     testSource + ",restore-scratch",
 	})
 	tpl := s.template
+
+	t.Run("ExactRollback", func(t *testing.T) {
+		// Only with allowExactRollback may the restore copier delete in its targets (a delete
+		// marker: never s3:DeleteObjectVersion), and the planner check their versioning.
+		del := grants(s.statements(t, RoleID(RestoreCopier)), func(a string) bool { return a == "s3:DeleteObject" || a == "s3:DeleteObjectVersion" })
+		equalLines(t, "restore copier deletions", del, []string{"Allow s3:DeleteObject arn:aws:s3:::" + testSource + "/*", "Allow s3:DeleteObject arn:aws:s3:::restore-scratch/*"})
+		ver := grants(s.statements(t, RoleID(Planner)), func(a string) bool { return a == "s3:GetBucketVersioning" })
+		equalLines(t, "planner versioning checks", ver, []string{"Allow s3:GetBucketVersioning arn:aws:s3:::" + testSource, "Allow s3:GetBucketVersioning arn:aws:s3:::restore-scratch"})
+		for _, fn := range []string{Planner, RestoreCopier, Console} {
+			env := s.resource(t, FunctionID(fn))["Properties"].(map[string]any)["Environment"].(map[string]any)["Variables"].(map[string]any)
+			if env["ALLOW_EXACT_ROLLBACK"] != "true" {
+				t.Errorf("%s: ALLOW_EXACT_ROLLBACK=%v", fn, env["ALLOW_EXACT_ROLLBACK"])
+			}
+		}
+	})
 
 	t.Run("KMS", func(t *testing.T) {
 		has(t, tpl, "AWS::S3::Bucket", obj(
@@ -833,6 +870,83 @@ func TestBackupStackSettings(t *testing.T) {
 	})
 }
 
+// TestConsoleStack: the console is behind Cognito sign-in (no self sign-up, a public client
+// with the authorization code flow only, its callback the API's own address); every route of
+// its API goes to the console function, which checks the session on each; the function's
+// settings name the user pool and the restore state machine.
+func TestConsoleStack(t *testing.T) {
+	s := synth(t, map[string]any{"sourceBucketName": testSource, "consoleAdminEmail": "admin@example.com", "consoleRestoreGroup": "restorers"})
+	tpl := s.template
+	has(t, tpl, "AWS::Cognito::UserPool", obj("AdminCreateUserConfig", obj("AllowAdminCreateUserOnly", true), "UsernameAttributes", []any{"email"}))
+	clients := s.resourcesOfType("AWS::Cognito::UserPoolClient")
+	if len(clients) != 1 {
+		t.Fatalf("%d user pool clients, want 1", len(clients))
+	}
+	for _, c := range clients {
+		p := c["Properties"].(map[string]any)
+		js, _ := json.Marshal(p)
+		if p["GenerateSecret"] != false || fmt.Sprint(p["AllowedOAuthFlows"]) != "[code]" || p["AllowedOAuthFlowsUserPoolClient"] != true ||
+			fmt.Sprint(p["SupportedIdentityProviders"]) != "[COGNITO]" || fmt.Sprint(p["AllowedOAuthScopes"]) != "[openid email profile]" {
+			t.Errorf("console client: %s", js)
+		}
+		if !strings.Contains(string(js), `"CallbackURLs":[{"Fn::Join":["",[{"Fn::GetAtt":["ConsoleApi","ApiEndpoint"]},"/auth/callback"]]}]`) {
+			t.Errorf("console client's callback is not the API's /auth/callback: %s", js)
+		}
+	}
+	has(t, tpl, "AWS::Cognito::UserPoolGroup", obj("GroupName", "restorers"))
+	has(t, tpl, "AWS::Cognito::UserPoolUser", obj("Username", "admin@example.com", "DesiredDeliveryMediums", []any{"EMAIL"}))
+	has(t, tpl, "AWS::Cognito::UserPoolUserToGroupAttachment", obj("GroupName", ref(ConsoleRestoreGroupID), "Username", ref(ConsoleAdminID)))
+
+	// Every route of the API goes to the console function, and there is no other integration.
+	integrations := s.resourcesOfType("AWS::ApiGatewayV2::Integration")
+	for id, in := range integrations {
+		p := in["Properties"].(map[string]any)
+		if p["IntegrationType"] != "AWS_PROXY" || fmt.Sprint(p["IntegrationUri"]) != fmt.Sprint(getAtt(FunctionID(Console), "Arn")) || p["PayloadFormatVersion"] != "2.0" {
+			t.Errorf("integration %s: %v", id, p)
+		}
+	}
+	var routes []string
+	for _, r := range s.resourcesOfType("AWS::ApiGatewayV2::Route") {
+		p := r["Properties"].(map[string]any)
+		if p["AuthorizationType"] != nil && p["AuthorizationType"] != "NONE" {
+			t.Errorf("route %v has an API Gateway authorizer; the console checks sessions itself", p["RouteKey"])
+		}
+		target := fmt.Sprint(p["Target"])
+		found := false
+		for id := range integrations {
+			found = found || strings.Contains(target, id)
+		}
+		if !found {
+			t.Errorf("route %v targets %s, not the console's integration", p["RouteKey"], target)
+		}
+		routes = append(routes, fmt.Sprint(p["RouteKey"]))
+	}
+	slices.Sort(routes)
+	if want := []string{"GET /", "GET /{proxy+}", "POST /{proxy+}"}; !slices.Equal(routes, want) {
+		t.Errorf("routes %v, want %v", routes, want)
+	}
+
+	fn := s.resource(t, FunctionID(Console))["Properties"].(map[string]any)
+	env := fn["Environment"].(map[string]any)["Variables"].(map[string]any)
+	if fn["Timeout"] != float64(ConsoleTimeoutSeconds) || fmt.Sprint(env["RESTORE_STATE_MACHINE_ARN"]) != fmt.Sprint(ref(RestoreStateMachineID)) ||
+		env["RESTORE_GROUP"] != "restorers" || fmt.Sprint(env["OIDC_ISSUER"]) != fmt.Sprint(getAtt(ConsoleUserPoolID, "ProviderURL")) || env["OIDC_CLIENT_ID"] == nil || env["CONSOLE_URL"] == nil {
+		t.Errorf("console function: timeout %v, environment %v", fn["Timeout"], env)
+	}
+	// The console's role is checked grant by grant in TestBackupStack/LeastPrivilege; a
+	// restore it starts runs under the restore state machine's roles.
+	hasOutput(t, tpl, "ConsoleUrl", obj("Value", obj("Fn::Join", []any{"", []any{getAtt(ConsoleAPIID, "ApiEndpoint"), "/"}})))
+
+	off := synth(t, map[string]any{"sourceBucketName": testSource, "console": "false"})
+	for _, typ := range []string{"AWS::Cognito::UserPool", "AWS::ApiGatewayV2::Api"} {
+		if n := len(off.resourcesOfType(typ)); n != 0 {
+			t.Errorf("console=false: %d %s", n, typ)
+		}
+	}
+	if off.stack.Functions[Console] != nil {
+		t.Error("console=false: a console function")
+	}
+}
+
 func TestPropsFromContextErrors(t *testing.T) {
 	for _, tc := range []struct {
 		ctx  map[string]any
@@ -856,6 +970,12 @@ func TestPropsFromContextErrors(t *testing.T) {
 		{map[string]any{"sourceBucketName": "ok-bucket", "deleteGuardFloor": "-1"}, "deleteGuardFloor: -1"},
 		{map[string]any{"sourceBucketName": "ok-bucket", "changeGuardFloor": "many"}, "changeGuardFloor"},
 		{map[string]any{"sourceBucketName": "ok-bucket", "archivedSources": "thaw"}, `archivedSources: "thaw": want skip or fail`},
+		{map[string]any{"sourceBucketName": "ok-bucket", "consoleDomainPrefix": "my-aws-backups"}, `consoleDomainPrefix: "my-aws-backups"`},
+		{map[string]any{"sourceBucketName": "ok-bucket", "consoleDomainPrefix": "-x"}, `consoleDomainPrefix: "-x"`},
+		{map[string]any{"sourceBucketName": "ok-bucket", "consoleRestoreGroup": "has space"}, `consoleRestoreGroup: "has space"`},
+		{map[string]any{"sourceBucketName": "ok-bucket", "consoleAdminEmail": "nobody"}, `consoleAdminEmail: "nobody" is not an e-mail address`},
+		{map[string]any{"sourceBucketName": "ok-bucket", "console": "false", "consoleAdminEmail": "a@example.com"}, "console: false, but"},
+		{map[string]any{"sourceBucketName": "ok-bucket", "console": "perhaps"}, "console"},
 	} {
 		app := awscdk.NewApp(&awscdk.AppProps{Context: &tc.ctx})
 		_, err := PropsFromContext(app.Node())

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"time"
 
@@ -47,7 +48,9 @@ type Config struct {
 
 // ConfigFromEnv reads SOURCE_BUCKET, BACKUP_BUCKET, RUN_BUCKET, RESTORE_STATE_MACHINE_ARN,
 // CONSOLE_URL, OIDC_ISSUER, OIDC_CLIENT_ID (required), RESTORE_TARGETS (comma-separated),
-// RESTORE_GROUP (oidcauth.DefaultRestoreGroup), LOGOUT_URL and OIDC_CLIENT_SECRET.
+// RESTORE_GROUP (oidcauth.DefaultRestoreGroup), COGNITO_DOMAIN (the hosted sign-in's
+// https://<prefix>.auth.<region>.amazoncognito.com: signing out ends its session too) and
+// OIDC_CLIENT_SECRET.
 func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 	r := envconf.NewReader(lookup)
 	c := Config{
@@ -57,8 +60,11 @@ func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 		URL:                    strings.TrimSuffix(r.Required("CONSOLE_URL"), "/"),
 		Issuer:                 r.Required("OIDC_ISSUER"), ClientID: r.Required("OIDC_CLIENT_ID"),
 		RestoreGroup: r.String("RESTORE_GROUP", oidcauth.DefaultRestoreGroup),
-		LogoutURL:    r.String("LOGOUT_URL", ""),
 		ClientSecret: r.String("OIDC_CLIENT_SECRET", ""),
+	}
+	if d := strings.TrimSuffix(r.String("COGNITO_DOMAIN", ""), "/"); d != "" {
+		// Cognito's logout endpoint: logout_uri must be one of the client's sign-out URLs.
+		c.LogoutURL = d + "/logout?" + url.Values{"client_id": {c.ClientID}, "logout_uri": {c.URL + "/"}}.Encode()
 	}
 	return c, r.Err()
 }

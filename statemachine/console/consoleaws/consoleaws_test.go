@@ -30,9 +30,10 @@ import (
 func TestConfigFromEnv(t *testing.T) {
 	full := map[string]string{"SOURCE_BUCKET": "src", "BACKUP_BUCKET": "bak", "RUN_BUCKET": "run", "RESTORE_STATE_MACHINE_ARN": "arn:aws:states:eu-west-1:1:stateMachine:r",
 		"CONSOLE_URL": "https://abc.execute-api.eu-west-1.amazonaws.com/", "OIDC_ISSUER": "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_x", "OIDC_CLIENT_ID": "cid",
-		"RESTORE_TARGETS": "a,b"}
+		"RESTORE_TARGETS": "a,b", "COGNITO_DOMAIN": "https://bv-1.auth.eu-west-1.amazoncognito.com"}
 	c, err := ConfigFromEnv(envconf.Map(full))
-	if err != nil || c.URL != "https://abc.execute-api.eu-west-1.amazonaws.com" || c.RestoreGroup != "bucketvault-restore" || len(c.RestoreTargets) != 2 || c.ClientID != "cid" {
+	if err != nil || c.URL != "https://abc.execute-api.eu-west-1.amazonaws.com" || c.RestoreGroup != "bucketvault-restore" || len(c.RestoreTargets) != 2 || c.ClientID != "cid" ||
+		c.LogoutURL != "https://bv-1.auth.eu-west-1.amazoncognito.com/logout?client_id=cid&logout_uri=https%3A%2F%2Fabc.execute-api.eu-west-1.amazonaws.com%2F" {
 		t.Fatalf("%+v %v", c, err)
 	}
 	for _, missing := range []string{"SOURCE_BUCKET", "RESTORE_STATE_MACHINE_ARN", "CONSOLE_URL", "OIDC_ISSUER", "OIDC_CLIENT_ID"} {
