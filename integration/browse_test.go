@@ -22,7 +22,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bucketvault/bucketvault/shared/browse"
-	"github.com/bucketvault/bucketvault/shared/report"
 	"github.com/bucketvault/bucketvault/shared/runlog"
 	"github.com/bucketvault/bucketvault/statemachine/console"
 )
@@ -203,7 +202,7 @@ func TestBrowseBig(t *testing.T) {
 	noRestore := errors.New("no restore in this measurement")
 	srv, err := console.New(console.Options{S3: e.s3, Source: e.source, Backup: e.backup, Run: e.run,
 		StartRestore: func(context.Context, string, []byte) error { return noRestore },
-		DryRun:       func(context.Context, string, []byte) (*report.Report, error) { return nil, noRestore },
+		Execution:    func(context.Context, string) (console.Execution, error) { return console.Execution{}, console.ErrNoSuchExecution },
 	})
 	if err != nil {
 		t.Fatal(err)

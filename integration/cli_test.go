@@ -310,6 +310,7 @@ func TestCLIOnAWS(t *testing.T) {
 		"StateMachineArn": machine, "RestoreStateMachineArn": machine + "-restore",
 		"SourceBucketName": e.source, "BackupBucketName": e.backup, "RunBucketName": e.run,
 		"AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:alarms", "ExecutionsConsoleUrl": "https://console.aws.amazon.com/states",
+		"ConsoleUrl": "https://abc123.execute-api.us-east-1.amazonaws.com/",
 	}}
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
@@ -337,4 +338,11 @@ func TestCLIOnAWS(t *testing.T) {
 	if !strings.HasPrefix(fake.requests[len(fake.requests)-1], "DescribeExecution") {
 		t.Fatalf("the run was not followed to its end: %q", fake.requests)
 	}
+	fake.mu.Unlock()
+	// The console on AWS is deployed with the stack: the command says where.
+	out, errs, code = c.run(awsEnv, "console", "--stack", "BucketVault")
+	if code != 0 || !strings.Contains(out, "https://abc123.execute-api.us-east-1.amazonaws.com/") {
+		t.Errorf("console --stack: exit %d\n%s%s", code, out, errs)
+	}
+	fake.mu.Lock()
 }

@@ -57,6 +57,7 @@ type consoleFixture struct {
 	started  []startedRestore
 	dryRuns  []*report.Report
 	nDryRuns atomic.Int32
+	execs    map[string]*console.Execution
 }
 
 type startedRestore struct {
@@ -71,7 +72,7 @@ type startedRestore struct {
 func newConsoleFixture(t *testing.T) *consoleFixture {
 	t.Helper()
 	e := newEnv(t, envOptions{})
-	f := &consoleFixture{e: e}
+	f := &consoleFixture{e: e, execs: map[string]*console.Execution{}}
 	for k, v := range map[string]string{
 		"a.txt": "alpha v1\n", "a.txt.bak": "alpha backup copy\n", "b.txt": "bravo\n", "docs/c.txt": "charlie\n",
 		"photos/2024/e.jpg": "echo jpeg bytes\x00\x01\x02", "photos/2024/f.jpg": "foxtrot jpeg\n", "photos/g.png": "golf png\n",
@@ -90,7 +91,7 @@ func newConsoleFixture(t *testing.T) *consoleFixture {
 		S3: e.s3, Source: e.source, Backup: e.backup, Run: e.run,
 		RestoreTargets: []string{f.target},
 		StartRestore:   f.startRestore,
-		DryRun:         f.dryRun,
+		Execution:      f.execution,
 		Logger:         slog.New(slog.NewJSONHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
@@ -103,22 +104,55 @@ func newConsoleFixture(t *testing.T) *consoleFixture {
 	return f
 }
 
-// startRestore runs the restore in the background, as StartExecution would, and records it.
+// startRestore runs the restore (or the preview: dryRun set) in the background, as
+// StartExecution would, and records it.
 func (f *consoleFixture) startRestore(_ context.Context, name string, input []byte) error {
 	var in map[string]any
 	if err := json.Unmarshal(input, &in); err != nil {
 		return fmt.Errorf("restore input is not a JSON object: %w", err)
 	}
+	dry := in["dryRun"] == true
+	x := &console.Execution{Input: input, Status: console.Running}
+	f.mu.Lock()
+	f.execs[name] = x
+	f.mu.Unlock()
+	if dry {
+		f.nDryRuns.Add(1)
+	}
 	f.restores.Go(func() {
 		res, err := f.e.runner.Restore(f.e.ctx, name, input)
 		f.mu.Lock()
 		defer f.mu.Unlock()
+		switch {
+		case err != nil:
+			x.Status, x.Error, x.Cause = "FAILED", "States.Runtime", err.Error()
+		default:
+			x.Status, x.Error, x.Cause = res.Execution.Status, res.Execution.Error, res.Execution.Cause
+		}
+		if dry {
+			if err == nil && res.Report != nil {
+				f.dryRuns = append(f.dryRuns, res.Report)
+			}
+			return
+		}
 		f.started = append(f.started, startedRestore{name: name, input: in, res: res, err: err})
 	})
+	if !dry {
+		f.mu.Lock()
+		f.started = append(f.started, startedRestore{name: name, input: in})
+		f.mu.Unlock()
+	}
+	return nil
+}
+
+// execution is what the console asks of a restore execution it started.
+func (f *consoleFixture) execution(_ context.Context, name string) (console.Execution, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.started = append(f.started, startedRestore{name: name, input: in})
-	return nil
+	if x, ok := f.execs[name]; ok {
+		return *x, nil
+	}
+	return console.Execution{}, console.ErrNoSuchExecution
 }
 
 // startedCount is how many restores the console asked for.
@@ -144,28 +178,6 @@ func (f *consoleFixture) finished(name string) (startedRestore, bool) {
 		}
 	}
 	return startedRestore{}, false
-}
-
-// dryRun runs the restore with dryRun set and returns its report.
-func (f *consoleFixture) dryRun(ctx context.Context, name string, input []byte) (*report.Report, error) {
-	f.nDryRuns.Add(1)
-	var in map[string]any
-	if err := json.Unmarshal(input, &in); err != nil {
-		return nil, fmt.Errorf("restore input is not a JSON object: %w", err)
-	}
-	in["dryRun"] = true
-	raw, _ := json.Marshal(in)
-	res, err := f.e.runner.Restore(ctx, name, raw)
-	if err != nil {
-		return nil, err
-	}
-	if !res.Succeeded() || res.Report == nil {
-		return nil, fmt.Errorf("dry run %s: %s %s: %s", name, res.Execution.Status, res.Execution.Error, res.Execution.Cause)
-	}
-	f.mu.Lock()
-	f.dryRuns = append(f.dryRuns, res.Report)
-	f.mu.Unlock()
-	return res.Report, nil
 }
 
 // chromium finds Debian's chromium; missing, it fails the test where servers are required and
@@ -724,7 +736,7 @@ func TestConsole(t *testing.T) {
 		// The same request from the console's own origin is accepted: the refusals above were
 		// the origin's and the token's doing.
 		code, _, body := f.fetch(t, "POST", "/restore/preview", cookie, map[string]string{"Origin": f.ts.URL}, form(csrf))
-		if code != http.StatusOK || f.nDryRuns.Load() != dryBefore+1 {
+		if code != http.StatusSeeOther || f.nDryRuns.Load() != dryBefore+1 {
 			t.Fatalf("POST /restore/preview from the console's origin: %d (dry runs %d)\n%s", code, f.nDryRuns.Load()-dryBefore, body)
 		}
 	})

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -37,21 +36,23 @@ func consoleUnderItsRole(t *testing.T, e *env, client, restoreSM *s3.Client, fir
 		return e.runner.Restore(ctx, name, input)
 	}
 	var restored []string
+	execs := map[string]console.Execution{}
 	srv, err := console.New(console.Options{S3: client, Source: e.source, Backup: e.backup, Run: e.run,
+		// Each execution runs to its end before StartRestore returns.
 		StartRestore: func(ctx context.Context, name string, input []byte) error {
 			res, err := restore(ctx, name, input)
-			if err == nil && !res.Succeeded() {
-				err = fmt.Errorf("%s %s: %s", res.Execution.Status, res.Execution.Error, res.Execution.Cause)
+			if err != nil {
+				return err
 			}
+			execs[name] = console.Execution{Input: input, Status: res.Execution.Status, Error: res.Execution.Error, Cause: res.Execution.Cause}
 			restored = append(restored, name)
-			return err
+			return nil
 		},
-		DryRun: func(ctx context.Context, name string, input []byte) (*report.Report, error) {
-			res, err := restore(ctx, name, input)
-			if err != nil || res.Report == nil {
-				return nil, fmt.Errorf("preview: %v %+v", err, res)
+		Execution: func(_ context.Context, name string) (console.Execution, error) {
+			if x, ok := execs[name]; ok {
+				return x, nil
 			}
-			return res.Report, nil
+			return console.Execution{}, console.ErrNoSuchExecution
 		},
 	})
 	if err != nil {
@@ -127,19 +128,26 @@ func consoleUnderItsRole(t *testing.T, e *env, client, restoreSM *s3.Client, fir
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	if code, body := post("/restore/preview"); code != http.StatusOK {
+	if code, body := post("/restore/preview"); code != http.StatusSeeOther {
 		t.Fatalf("preview from the console: %d\n%.800s", code, body)
 	}
+	if len(restored) != 1 {
+		t.Fatalf("executions from the console: %v", restored)
+	}
+	if code, body := get("/previews/" + restored[0]); code != http.StatusOK || !strings.Contains(body, `data-testid="preview-objects">1<`) {
+		t.Fatalf("the preview's page under the console role: %d\n%.800s", code, body)
+	}
+	form = url.Values{"preview": {restored[0]}, "csrf": {csrf}}
 	if code, body := post("/restore"); code != http.StatusSeeOther {
 		t.Fatalf("restore from the console: %d\n%.800s", code, body)
 	}
 	if got := string(e.get(e.source, "from-console/docs/b.txt")); got != "bravo" {
 		t.Errorf("restored from the console: %q, want bravo", got)
 	}
-	if len(restored) != 1 {
+	if len(restored) != 2 {
 		t.Fatalf("executions from the console: %v", restored)
 	}
-	code, body := get("/api/runs/" + restored[0])
+	code, body := get("/api/runs/" + restored[1])
 	var st struct {
 		Status string         `json:"status"`
 		Report *report.Report `json:"report"`

@@ -29,11 +29,14 @@ const (
 	OutputBackupBucket           = "BackupBucketName"
 	OutputRunBucket              = "RunBucketName"
 	OutputConsoleURL             = "ExecutionsConsoleUrl"
+	OutputRestoreConsoleURL      = "ConsoleUrl" // the restore console; absent when the stack has none
 )
 
 // Stack is what the CLI needs of a deployed stack.
 type Stack struct {
 	Name, StateMachineArn, RestoreStateMachineArn, SourceBucket, BackupBucket, RunBucket, ConsoleURL string
+	// RestoreConsoleURL is the deployed restore console ("" when the stack has none).
+	RestoreConsoleURL string
 }
 
 // CFN is the part of the CloudFormation client that LoadStack uses.
@@ -122,6 +125,7 @@ func LoadStack(ctx context.Context, cfn CFN, name string) (Stack, error) {
 		BackupBucket:           values[OutputBackupBucket],
 		RunBucket:              values[OutputRunBucket],
 		ConsoleURL:             values[OutputConsoleURL],
+		RestoreConsoleURL:      values[OutputRestoreConsoleURL],
 	}
 	var missing []string
 	for _, key := range []string{OutputStateMachineArn, OutputRestoreStateMachineArn, OutputSourceBucket, OutputBackupBucket, OutputRunBucket} {

@@ -9,11 +9,14 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/spf13/cobra"
 
-	"github.com/bucketvault/bucketvault/shared/report"
+	"github.com/bucketvault/bucketvault/shared/awsrun"
 	"github.com/bucketvault/bucketvault/shared/s3client"
 	"github.com/bucketvault/bucketvault/statemachine/console"
 	"github.com/bucketvault/bucketvault/statemachine/localrun"
@@ -35,7 +38,7 @@ state machine, as bucketvault restore does. It refuses to listen beyond loopback
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if a.cfg.Stack != "" {
-				return fmt.Errorf("the console runs locally; on AWS it is deployed with the stack (not yet available)")
+				return a.deployedConsole(cmd.Context())
 			}
 			if err := a.cfg.need(a.configPath, "source", "backup", "run"); err != nil {
 				return err
@@ -82,27 +85,46 @@ func (a *app) serveConsole(ctx context.Context, listen string, remote bool) erro
 		}
 		return in.TargetBucket
 	}
+	// The executions this console started, by name: their inputs (a preview's page reads its
+	// selection back from it).
+	var mu sync.Mutex
+	started := map[string]*console.Execution{}
 	srv, err := console.New(console.Options{
 		S3: client, Source: a.cfg.Source, Backup: a.cfg.Backup, Run: a.cfg.Run, RestoreTargets: a.cfg.RestoreTargets,
 		StartRestore: func(_ context.Context, name string, input []byte) error {
+			x := &console.Execution{Input: input, Status: console.Running}
+			mu.Lock()
+			started[name] = x
+			mu.Unlock()
 			go func() {
-				if _, err := runner(targetOf(input)).Restore(ctx, name, input); err != nil {
+				res, err := runner(targetOf(input)).Restore(ctx, name, input)
+				mu.Lock()
+				switch {
+				case err != nil:
+					x.Status, x.Error, x.Cause = "FAILED", "States.Runtime", err.Error()
+				default:
+					x.Status, x.Error, x.Cause = res.Execution.Status, res.Execution.Error, res.Execution.Cause
+				}
+				mu.Unlock()
+				switch {
+				case err != nil:
 					a.logger.Error("restore from the console did not start", "execution", name, "error", err)
+				case res.Report == nil:
+					a.logger.Error("restore from the console ended without a report", "execution", name, "status", res.Execution.Status, "error", res.Execution.Error, "cause", res.Execution.Cause)
 				}
 			}()
 			return nil
 		},
-		DryRun: func(rctx context.Context, name string, input []byte) (*report.Report, error) {
-			res, err := runner(targetOf(input)).Restore(rctx, name, input)
-			if res == nil {
-				return nil, err
+		Execution: func(_ context.Context, name string) (console.Execution, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if x, ok := started[name]; ok {
+				return *x, nil
 			}
-			if res.Report == nil {
-				return nil, fmt.Errorf("preview %s %s: %s %s", name, res.Execution.Status, res.Execution.Error, res.Execution.Cause)
-			}
-			return res.Report, nil
+			return console.Execution{}, console.ErrNoSuchExecution
 		},
-		Logger: a.logger,
+		AllowExact: env["ALLOW_EXACT_ROLLBACK"] == "true",
+		Logger:     a.logger,
 	})
 	if err != nil {
 		return err
@@ -130,4 +152,22 @@ func (a *app) serveConsole(ctx context.Context, listen string, remote bool) erro
 		}
 		return nil
 	}
+}
+
+// deployedConsole prints the address of the stack's restore console: on AWS it is deployed with
+// the stack, behind its Cognito sign-in.
+func (a *app) deployedConsole(ctx context.Context) error {
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return err
+	}
+	stack, err := awsrun.LoadStack(ctx, cloudformation.NewFromConfig(awsCfg), a.cfg.Stack)
+	if err != nil {
+		return err
+	}
+	if stack.RestoreConsoleURL == "" {
+		return fmt.Errorf("stack %s has no restore console (deployed with -c console=false?)", a.cfg.Stack)
+	}
+	fmt.Fprintf(a.out, "the restore console of stack %s (sign in with a user of its Cognito user pool; members of its restore group may restore):\n  %s\n", a.cfg.Stack, stack.RestoreConsoleURL)
+	return nil
 }

@@ -24,7 +24,6 @@ import (
 
 	"github.com/bucketvault/bucketvault/shared/fault"
 	"github.com/bucketvault/bucketvault/shared/progress"
-	"github.com/bucketvault/bucketvault/shared/report"
 )
 
 // ConsoleS3 is what the console needs of an S3 client.
@@ -60,10 +59,14 @@ type Options struct {
 	Source, Backup, Run string   // buckets
 	RestoreTargets      []string // buckets a restore may write besides Source
 	// StartRestore starts a restore execution named name with this input (restoreinput JSON) and
-	// returns at once; the run proceeds in the background.
+	// returns at once; the run proceeds in the background. A preview is such an execution with
+	// dryRun set.
 	StartRestore func(ctx context.Context, name string, input []byte) error
-	// DryRun runs a restore with dryRun=true to completion and returns its report (the preview).
-	DryRun func(ctx context.Context, name string, input []byte) (*report.Report, error)
+	// Execution describes the restore execution named name, or returns ErrNoSuchExecution.
+	Execution func(ctx context.Context, name string) (Execution, error)
+	// AllowExact offers exact rollback (the restore planner must allow it too:
+	// ALLOW_EXACT_ROLLBACK).
+	AllowExact bool
 	// Presign, when set, gives a short-lived URL from which the browser downloads a version
 	// (bucket, key, versionID) as filename; without it the console streams the download itself.
 	Presign func(ctx context.Context, bucket, key, versionID, filename string) (string, error)
@@ -83,13 +86,12 @@ var staticFS embed.FS
 
 // Server is a console.
 type Server struct {
-	opts    Options
-	pages   map[string]*template.Template
-	static  map[string][]byte
-	auth    Auth
-	mu      sync.Mutex
-	started map[string]bool // restores this console started
-	watch   map[string]*progress.Watcher
+	opts   Options
+	pages  map[string]*template.Template
+	static map[string][]byte
+	auth   Auth
+	mu     sync.Mutex
+	watch  map[string]*progress.Watcher
 }
 
 // New checks opts and parses the pages.
@@ -99,8 +101,8 @@ func New(opts Options) (*Server, error) {
 		return nil, &fault.InvalidInput{Msg: "console: no S3 client"}
 	case opts.Source == "" || opts.Backup == "" || opts.Run == "":
 		return nil, &fault.InvalidInput{Msg: "console: the source, backup and run buckets are all needed"}
-	case opts.StartRestore == nil || opts.DryRun == nil:
-		return nil, &fault.InvalidInput{Msg: "console: StartRestore and DryRun are needed"}
+	case opts.StartRestore == nil || opts.Execution == nil:
+		return nil, &fault.InvalidInput{Msg: "console: StartRestore and Execution are needed"}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -113,7 +115,7 @@ func New(opts Options) (*Server, error) {
 		auth = NewTokenAuth(opts.User, opts.Now)
 	}
 	s := &Server{opts: opts, auth: auth, pages: map[string]*template.Template{}, static: map[string][]byte{},
-		started: map[string]bool{}, watch: map[string]*progress.Watcher{}}
+		watch: map[string]*progress.Watcher{}}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, err
@@ -172,6 +174,7 @@ func (s *Server) Handler() http.Handler {
 		"GET /restore":          s.restoreForm,
 		"POST /restore/preview": s.preview,
 		"POST /restore":         s.startRestore,
+		"GET /previews/{name}":  s.previewPage,
 		"GET /restores/{name}":  s.restoreProgress,
 		"GET /api/runs/{name}":  s.apiRun,
 	}
@@ -192,7 +195,7 @@ func (s *Server) Handler() http.Handler {
 }
 
 // restoring are the routes only people who may restore reach.
-var restoring = map[string]bool{"GET /restore": true, "POST /restore/preview": true, "POST /restore": true}
+var restoring = map[string]bool{"GET /restore": true, "POST /restore/preview": true, "POST /restore": true, "GET /previews/{name}": true}
 
 // requireRestorer answers 403 to a person who may not restore.
 func (s *Server) requireRestorer(next http.HandlerFunc) http.HandlerFunc {

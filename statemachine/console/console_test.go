@@ -46,8 +46,11 @@ type env struct {
 	mu     sync.Mutex
 	starts []started
 	dry    []started
-	v1, v2 string // docs/a.txt's versions
-	t1     time.Time
+	execs  map[string]Execution
+	// holdPreviews keeps previews running until finishPreview.
+	holdPreviews bool
+	v1, v2       string // docs/a.txt's versions
+	t1           time.Time
 }
 
 type started struct {
@@ -70,7 +73,7 @@ func newEnv(t *testing.T) *env {
 	for _, b := range []string{"source-bucket", "backup-bucket", "run-bucket", "other-bucket"} {
 		f.AddBucket(b, b == "backup-bucket")
 	}
-	e := &env{t: t, f: f}
+	e := &env{t: t, f: f, execs: map[string]Execution{}}
 	f.Tick(time.Minute)
 	f.Put("backup-bucket", "docs/a.txt", []byte("first"))
 	f.Put("backup-bucket", "docs/sub/c.txt", []byte("c"))
@@ -92,21 +95,62 @@ func newEnv(t *testing.T) *env {
 	okey, _ := batch.OutcomeKey(batch.Key(runningRun, 0))
 	putJSON(t, f, "run-bucket", okey, report.Outcome{Copied: 3, BytesCopied: 30})
 	srv, err := New(Options{S3: f, Source: "source-bucket", Backup: "backup-bucket", Run: "run-bucket", RestoreTargets: []string{"other-bucket"},
+		// A preview (dryRun) "runs" at once unless holdPreviews: its report is in the run bucket
+		// when StartRestore returns.
 		StartRestore: func(_ context.Context, name string, input []byte) error {
-			e.record(&e.starts, name, input)
+			var in map[string]any
+			_ = json.Unmarshal(input, &in)
+			if in["dryRun"] != true {
+				e.record(&e.starts, name, input)
+				e.setExecution(name, Execution{Input: input, Status: Running})
+				return nil
+			}
+			e.record(&e.dry, name, input)
+			e.setExecution(name, Execution{Input: input, Status: Running})
+			if !e.holdPreviews {
+				e.finishPreview(name)
+			}
 			return nil
 		},
-		DryRun: func(_ context.Context, name string, input []byte) (*report.Report, error) {
-			e.record(&e.dry, name, input)
-			return &report.Report{Status: report.Succeeded, Execution: name, RestoredAt: e.t1.Format(time.RFC3339Nano), New: 2, Changed: 1, Unchanged: 4, Archived: 1, BytesToCopy: 2048}, nil
+		Execution: func(_ context.Context, name string) (Execution, error) {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			if x, ok := e.execs[name]; ok {
+				return x, nil
+			}
+			return Execution{}, ErrNoSuchExecution
 		},
-		Now: func() time.Time { return time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC) },
+		AllowExact: true,
+		Now:        func() time.Time { return time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC) },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.srv, e.h = srv, srv.Handler()
 	return e
+}
+
+func (e *env) setExecution(name string, x Execution) {
+	e.mu.Lock()
+	e.execs[name] = x
+	e.mu.Unlock()
+}
+
+// finishPreview writes the report of the preview name, as a dry run's reporter would; an exact
+// preview would remove two objects.
+func (e *env) finishPreview(name string) {
+	e.mu.Lock()
+	x := e.execs[name]
+	e.mu.Unlock()
+	rep := report.Report{Status: report.Succeeded, Execution: name, DryRun: true, RestoredAt: e.t1.Format(time.RFC3339Nano),
+		New: 2, Changed: 1, Unchanged: 4, Archived: 1, BytesToCopy: 2048}
+	if strings.Contains(string(x.Input), `"exact":true`) {
+		rep.ToDelete = 2
+		rep.Notes = []report.Note{{Key: "docs/ransom.txt", Note: "would be removed (exact restore): not in the backup"}, {Key: "docs/a.txt.locked", Note: "would be removed (exact restore): not in the backup"}}
+	}
+	putJSON(e.t, e.f, "run-bucket", batch.ReportKey(name), rep)
+	x.Status = "SUCCEEDED"
+	e.setExecution(name, x)
 }
 
 func (e *env) record(list *[]started, name string, input []byte) {
@@ -190,6 +234,7 @@ var routes = []struct{ method, target string }{
 	{"POST", "/restore/preview"},
 	{"POST", "/restore"},
 	{"GET", "/restores/" + restoreRun},
+	{"GET", "/previews/" + restoreRun},
 	{"GET", "/api/runs/" + restoreRun},
 	{"GET", "/no/such/page"},
 }
@@ -318,9 +363,6 @@ func TestPostNeedsCSRFAndOrigin(t *testing.T) {
 			}
 			r := e.do("POST", target, tt.cookie, tt.form, tt.hdr)
 			want := tt.want
-			if want == http.StatusSeeOther && path == "/restore/preview" {
-				want = http.StatusOK
-			}
 			if r.StatusCode != want {
 				t.Errorf("%s, POST %s: %d, want %d", tt.name, path, r.StatusCode, want)
 			}
@@ -575,12 +617,86 @@ func TestRunsAndPreview(t *testing.T) {
 		t.Fatalf("unknown run: %d", r.StatusCode)
 	}
 	form := url.Values{"at": {backupRun}, "prefix": {"docs/"}, "to": {"source-bucket"}, "csrf": {e.csrf(cookie)}}
-	body = readBody(t, e.do("POST", "/restore/preview", cookie, form, nil))
+	// The preview is a dry run: its page says "working" (and reloads itself) until the run's
+	// report exists, then shows what the restore would do and the button that starts exactly it.
+	e.holdPreviews = true
+	r := e.do("POST", "/restore/preview", cookie, form, nil)
+	page := r.Header.Get("Location")
+	if r.StatusCode != http.StatusSeeOther || len(e.dry) != 1 || page != "/previews/"+e.dry[0].name {
+		t.Fatalf("POST /restore/preview: %d to %q, previews %v", r.StatusCode, page, e.dry)
+	}
+	body = readBody(t, e.do("GET", page, cookie, nil, nil))
+	if !strings.Contains(body, `data-testid="preview-pending"`) || !strings.Contains(body, `<meta http-equiv="refresh" content="2">`) || strings.Contains(body, `data-testid="confirm"`) {
+		t.Fatalf("a running preview's page:\n%s", body)
+	}
+	e.finishPreview(e.dry[0].name)
+	body = readBody(t, e.do("GET", page, cookie, nil, nil))
 	for _, want := range []string{`data-testid="preview-summary"`, `data-testid="preview-objects">3<`, `data-testid="preview-bytes">2.0 KiB<`,
-		`data-testid="preview-archived">1<`, `data-testid="confirm"`, `name="prefix" value="docs/"`, `name="csrf" value="` + form.Get("csrf") + `"`} {
+		`data-testid="preview-archived">1<`, `data-testid="confirm"`, `name="preview" value="` + e.dry[0].name + `"`, `name="csrf" value="` + form.Get("csrf") + `"`, "everything in <span class=\"key\">docs/</span>"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("preview lacks %s:\n%s", want, body)
 		}
+	}
+	if strings.Contains(body, "http-equiv") {
+		t.Error("a finished preview still reloads itself")
+	}
+	// Confirming starts the previewed restore, as whoever confirms it.
+	r = e.do("POST", "/restore", cookie, url.Values{"preview": {e.dry[0].name}, "csrf": form["csrf"]}, nil)
+	if r.StatusCode != http.StatusSeeOther || len(e.starts) != 1 {
+		t.Fatalf("confirm: %d, %d restores", r.StatusCode, len(e.starts))
+	}
+	got := e.starts[0].input
+	if got["dryRun"] != false || got["prefixes"] == nil || fmt.Sprint(got["prefixes"]) != "[docs/]" || got["at"] != backupRun || got["targetBucket"] != "source-bucket" || got["requestedBy"] != DefaultUser {
+		t.Errorf("the restore a preview started: %v", got)
+	}
+	for _, bad := range []string{"no-such-preview", e.starts[0].name} {
+		if r := e.do("GET", "/previews/"+bad, cookie, nil, nil); r.StatusCode != http.StatusBadRequest {
+			t.Errorf("GET /previews/%s: %d", bad, r.StatusCode)
+		}
+		if r := e.do("POST", "/restore", cookie, url.Values{"preview": {bad}, "csrf": form["csrf"]}, nil); r.StatusCode != http.StatusBadRequest {
+			t.Errorf("POST /restore from preview %s: %d", bad, r.StatusCode)
+		}
+	}
+}
+
+// TestExactRollbackPreview: an exact rollback shows how many files it would remove and which,
+// and starts only with the box ticked, sending that count for the planner to check.
+func TestExactRollbackPreview(t *testing.T) {
+	e := newEnv(t)
+	cookie := e.login()
+	csrf := e.csrf(cookie)
+	if body := readBody(t, e.do("GET", "/restore?at="+backupRun+"&prefix=docs/", cookie, nil, nil)); !strings.Contains(body, `data-testid="exact"`) {
+		t.Fatal("the restore form does not offer exact rollback where it is allowed")
+	}
+	form := url.Values{"at": {backupRun}, "prefix": {"docs/"}, "to": {"source-bucket"}, "exact": {"true"}, "csrf": {csrf}}
+	r := e.do("POST", "/restore/preview", cookie, form, nil)
+	if r.StatusCode != http.StatusSeeOther || len(e.dry) != 1 || e.dry[0].input["exact"] != true || e.dry[0].input["overwrite"] != true {
+		t.Fatalf("exact preview: %d %v", r.StatusCode, e.dry)
+	}
+	body := readBody(t, e.do("GET", r.Header.Get("Location"), cookie, nil, nil))
+	for _, want := range []string{`data-testid="preview-removals">2<`, "docs/ransom.txt", "docs/a.txt.locked", `name="confirmRemovals" value="2"`, `data-testid="confirm-removals"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("exact preview lacks %s:\n%s", want, body)
+		}
+	}
+	confirm := url.Values{"preview": {e.dry[0].name}, "csrf": {csrf}, "confirmRemovals": {"2"}}
+	if r := e.do("POST", "/restore", cookie, confirm, nil); r.StatusCode != http.StatusBadRequest || len(e.starts) != 0 {
+		t.Fatalf("confirm without ticking the box: %d, %d started", r.StatusCode, len(e.starts))
+	}
+	confirm.Set("confirmed", "true")
+	if r := e.do("POST", "/restore", cookie, confirm, nil); r.StatusCode != http.StatusSeeOther || len(e.starts) != 1 {
+		t.Fatalf("confirm: %d, %d started", r.StatusCode, len(e.starts))
+	}
+	if in := e.starts[0].input; in["exact"] != true || in["confirmRemovals"] != float64(2) || in["dryRun"] != false {
+		t.Errorf("exact restore input %v", in)
+	}
+	// Where the deployment does not allow it, the form does not offer it and the server refuses it.
+	e.srv.opts.AllowExact = false
+	if body := readBody(t, e.do("GET", "/restore?at="+backupRun+"&prefix=docs/", cookie, nil, nil)); strings.Contains(body, `data-testid="exact"`) {
+		t.Error("exact rollback offered where it is not allowed")
+	}
+	if r := e.do("POST", "/restore/preview", cookie, form, nil); r.StatusCode != http.StatusBadRequest || len(e.dry) != 1 {
+		t.Errorf("exact preview where not allowed: %d", r.StatusCode)
 	}
 }
 

@@ -441,13 +441,16 @@ type selection struct {
 	Keys, Prefixes  []string
 	To, ToPrefix    string
 	Overwrite       bool
+	Exact           bool   // an exact rollback: also remove what did not exist at the moment
+	ConfirmRemovals *int64 // the removals a person confirmed on an exact rollback's preview
 	DefaultToPrefix string
 }
 
 // readSelection reads the selection from a query or a form: key and prefix (repeated), and
 // select (the browse page's check boxes: a value ending in "/" is a folder).
 func readSelection(v url.Values) selection {
-	sel := selection{At: atParam(v, "at"), VersionID: v.Get("versionId"), To: v.Get("to"), ToPrefix: v.Get("toPrefix"), Overwrite: v.Get("overwrite") != ""}
+	sel := selection{At: atParam(v, "at"), VersionID: v.Get("versionId"), To: v.Get("to"), ToPrefix: v.Get("toPrefix"),
+		Overwrite: v.Get("overwrite") != "", Exact: v.Get("exact") != ""}
 	add := func(list *[]string, x string) {
 		if x != "" && !slices.Contains(*list, x) {
 			*list = append(*list, x)
@@ -476,7 +479,7 @@ func (s *Server) restoreForm(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, "Pick a moment first: open Browse, choose “As it was at”, then Restore….")
 		return
 	}
-	s.render(w, r, http.StatusOK, "restore", map[string]any{"Sel": sel, "Targets": s.allowedTargets(), "Source": s.opts.Source})
+	s.render(w, r, http.StatusOK, "restore", map[string]any{"Sel": sel, "Targets": s.allowedTargets(), "Source": s.opts.Source, "AllowExact": s.opts.AllowExact})
 }
 
 // input builds the restore input of a posted form. A selection of files and folders together is
@@ -486,9 +489,12 @@ func (s *Server) input(ctx context.Context, sel selection, dryRun bool, user str
 	if !slices.Contains(s.allowedTargets(), sel.To) {
 		return nil, &fault.InvalidInput{Msg: fmt.Sprintf("%q is not a bucket this console may restore into", sel.To)}
 	}
-	overwrite := sel.Overwrite
+	if sel.Exact && !s.opts.AllowExact {
+		return nil, &fault.InvalidInput{Msg: "exact rollback is not enabled in this deployment"}
+	}
+	overwrite := sel.Overwrite || sel.Exact // exact replaces what differs
 	in := restoreinput.Options{At: sel.At, VersionID: sel.VersionID, TargetBucket: sel.To, TargetPrefix: sel.ToPrefix,
-		Overwrite: &overwrite, DryRun: dryRun, RequestedBy: user}
+		Overwrite: &overwrite, DryRun: dryRun, RequestedBy: user, Exact: sel.Exact, ConfirmRemovals: sel.ConfirmRemovals}
 	switch {
 	case len(sel.Keys) > 0 && len(sel.Prefixes) > 0:
 		keys, err := s.expand(ctx, sel)
@@ -540,56 +546,6 @@ func (s *Server) expand(ctx context.Context, sel selection) ([]string, error) {
 // runName is a new restore execution's name, in the form localrun gives and runlog reads.
 func (s *Server) runName() string {
 	return runlog.NewName(runlog.Restore, s.opts.Now())
-}
-
-func (s *Server) preview(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		s.fail(w, r, http.StatusBadRequest, "The form could not be read.")
-		return
-	}
-	sel := readSelection(r.PostForm)
-	in, err := s.input(r.Context(), sel, true, identityFrom(r).User)
-	if err != nil {
-		s.failErr(w, r, err)
-		return
-	}
-	rep, err := s.opts.DryRun(r.Context(), s.runName(), in)
-	if err != nil {
-		s.failErr(w, r, err)
-		return
-	}
-	if rep.Status != report.Succeeded {
-		msg := rep.Cause
-		if msg == "" {
-			msg = rep.Error
-		}
-		s.fail(w, r, http.StatusUnprocessableEntity, "The preview found a problem: "+msg)
-		return
-	}
-	s.render(w, r, http.StatusOK, "preview", map[string]any{"Sel": sel, "Report": rep, "Objects": rep.New + rep.Changed})
-}
-
-func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		s.fail(w, r, http.StatusBadRequest, "The form could not be read.")
-		return
-	}
-	sel := readSelection(r.PostForm)
-	in, err := s.input(r.Context(), sel, false, identityFrom(r).User)
-	if err != nil {
-		s.failErr(w, r, err)
-		return
-	}
-	name := s.runName()
-	if err := s.opts.StartRestore(r.Context(), name, in); err != nil {
-		s.failErr(w, r, err)
-		return
-	}
-	s.mu.Lock()
-	s.started[name] = true
-	s.mu.Unlock()
-	s.opts.Logger.InfoContext(r.Context(), "restore started", "execution", name, "requestedBy", identityFrom(r).User)
-	http.Redirect(w, r, "/restores/"+url.PathEscape(name), http.StatusSeeOther)
 }
 
 // runState is what /api/runs/<name> answers.
@@ -669,22 +625,26 @@ func hours(d time.Duration) string {
 
 // Statuses of a run without a report.
 const (
-	StatusStarting = "STARTING" // started by this console, no file written yet
+	StatusStarting = "STARTING" // started, no file written yet
 	StatusRunning  = "RUNNING"
 )
 
 // state reads a run's report, or its progress while it has none; found is false when no such
 // run exists (and this console did not just start it).
 func (s *Server) state(ctx context.Context, name string) (st runState, found bool, err error) {
-	s.mu.Lock()
-	started := s.started[name]
-	s.mu.Unlock()
 	run, err := runlog.Get(ctx, s.opts.S3, s.opts.Run, name)
 	var inv *fault.InvalidInput
 	switch {
-	case errors.As(err, &inv) && started:
-		return runState{Status: StatusStarting}, true, nil
 	case errors.As(err, &inv):
+		// No file yet: a restore just started, or no such run.
+		if x, xerr := s.opts.Execution(ctx, name); xerr == nil {
+			if x.Status != Running {
+				return runState{Status: x.Status, Finished: true, Report: &report.Report{Status: report.Failed, Execution: name, Error: x.Error, Cause: x.Cause}}, true, nil
+			}
+			return runState{Status: StatusStarting}, true, nil
+		} else if !errors.Is(xerr, ErrNoSuchExecution) {
+			return st, false, xerr
+		}
 		return st, false, nil
 	case err != nil:
 		return st, false, err

@@ -20,7 +20,6 @@ import (
 
 	"github.com/bucketvault/bucketvault/shared/awsrun"
 	"github.com/bucketvault/bucketvault/shared/envconf"
-	"github.com/bucketvault/bucketvault/shared/report"
 	"github.com/bucketvault/bucketvault/shared/runlog"
 	"github.com/bucketvault/bucketvault/statemachine/console"
 	"github.com/bucketvault/bucketvault/statemachine/console/oidcauth"
@@ -28,8 +27,6 @@ import (
 
 // Defaults of the console on AWS.
 const (
-	DefaultPreviewWait = 25 * time.Second // a preview (dry run) is followed this long: API Gateway ends a request at 30 s
-	DefaultPreviewPoll = time.Second
 	DefaultURLLifetime = 5 * time.Minute // a download link works this long
 )
 
@@ -41,6 +38,8 @@ type Config struct {
 	// URL is the console's address (the HTTP API's endpoint); Issuer, ClientID, RestoreGroup
 	// and LogoutURL configure the sign-in (oidcauth.Config).
 	URL, Issuer, ClientID, RestoreGroup, LogoutURL string
+	// AllowExact offers exact rollback (ALLOW_EXACT_ROLLBACK, as the restore planner's).
+	AllowExact bool
 	// ClientSecret is for a provider whose client has one; the stack's Cognito client is
 	// public (PKCE) and has none.
 	ClientSecret string
@@ -48,7 +47,7 @@ type Config struct {
 
 // ConfigFromEnv reads SOURCE_BUCKET, BACKUP_BUCKET, RUN_BUCKET, RESTORE_STATE_MACHINE_ARN,
 // CONSOLE_URL, OIDC_ISSUER, OIDC_CLIENT_ID (required), RESTORE_TARGETS (comma-separated),
-// RESTORE_GROUP (oidcauth.DefaultRestoreGroup), COGNITO_DOMAIN (the hosted sign-in's
+// RESTORE_GROUP (oidcauth.DefaultRestoreGroup), ALLOW_EXACT_ROLLBACK (false), COGNITO_DOMAIN (the hosted sign-in's
 // https://<prefix>.auth.<region>.amazoncognito.com: signing out ends its session too) and
 // OIDC_CLIENT_SECRET.
 func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
@@ -61,6 +60,7 @@ func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 		Issuer:                 r.Required("OIDC_ISSUER"), ClientID: r.Required("OIDC_CLIENT_ID"),
 		RestoreGroup: r.String("RESTORE_GROUP", oidcauth.DefaultRestoreGroup),
 		ClientSecret: r.String("OIDC_CLIENT_SECRET", ""),
+		AllowExact:   r.OneOf("ALLOW_EXACT_ROLLBACK", "false", "true", "false") == "true",
 	}
 	if d := strings.TrimSuffix(r.String("COGNITO_DOMAIN", ""), "/"); d != "" {
 		// Cognito's logout endpoint: logout_uri must be one of the client's sign-out URLs.
@@ -70,7 +70,7 @@ func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 }
 
 // SFN is what the console needs of Step Functions: exactly the console role's grants on the
-// restore state machine.
+// restore state machine (a preview is a restore execution with dryRun set).
 type SFN interface {
 	StartExecution(ctx context.Context, in *sfn.StartExecutionInput, optFns ...func(*sfn.Options)) (*sfn.StartExecutionOutput, error)
 	DescribeExecution(ctx context.Context, in *sfn.DescribeExecutionInput, optFns ...func(*sfn.Options)) (*sfn.DescribeExecutionOutput, error)
@@ -91,9 +91,10 @@ func New(cfg Config, client S3, presign *s3.PresignClient, sf SFN, auth console.
 		StartRestore: func(ctx context.Context, name string, input []byte) error {
 			return start(ctx, sf, cfg.RestoreStateMachineArn, name, input)
 		},
-		DryRun: func(ctx context.Context, name string, input []byte) (*report.Report, error) {
-			return dryRun(ctx, sf, client, cfg, name, input)
+		Execution: func(ctx context.Context, name string) (console.Execution, error) {
+			return describe(ctx, sf, cfg.RestoreStateMachineArn, name)
 		},
+		AllowExact: cfg.AllowExact,
 		Presign: func(ctx context.Context, bucket, key, versionID, filename string) (string, error) {
 			req, err := presign.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), VersionId: aws.String(versionID),
 				ResponseContentDisposition: aws.String(fmt.Sprintf("attachment; filename=%q", filename))},
@@ -119,29 +120,19 @@ func start(ctx context.Context, sf SFN, arn, name string, input []byte) error {
 	return nil
 }
 
-// dryRun runs a preview to its end (within DefaultPreviewWait) and reads its report.
-func dryRun(ctx context.Context, sf SFN, client runlog.S3, cfg Config, name string, input []byte) (*report.Report, error) {
-	ctx, cancel := context.WithTimeout(ctx, DefaultPreviewWait)
-	defer cancel()
-	x, err := awsrun.Run(ctx, describeOnly{sf}, cfg.RestoreStateMachineArn, name, input, DefaultPreviewPoll, nil)
+// describe is what DescribeExecution says of the restore execution name.
+func describe(ctx context.Context, sf SFN, stateMachineArn, name string) (console.Execution, error) {
+	// arn:aws:states:<region>:<account>:stateMachine:<machine> → …:execution:<machine>:<name>
+	arn := strings.Replace(stateMachineArn, ":stateMachine:", ":execution:", 1) + ":" + name
+	d, err := sf.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(arn)})
+	var missing *sfntypes.ExecutionDoesNotExist
+	if errors.As(err, &missing) {
+		return console.Execution{}, console.ErrNoSuchExecution
+	}
 	if err != nil {
-		return nil, fmt.Errorf("the preview %s did not finish in %s (it goes on; see it under Backups and restores): %w", name, DefaultPreviewWait, err)
+		return console.Execution{}, fmt.Errorf("describe restore %s: %w", name, err)
 	}
-	run, err := runlog.Get(ctx, client, cfg.Run, name)
-	if err != nil || run.Status == runlog.NoReport {
-		return nil, fmt.Errorf("preview %s %s: %s %s", name, x.Status, x.Error, x.Cause)
-	}
-	return &run.Report, nil
-}
-
-// describeOnly is an SFN for awsrun.Run without progress (it never lists Map Runs).
-type describeOnly struct{ SFN }
-
-func (describeOnly) ListMapRuns(context.Context, *sfn.ListMapRunsInput, ...func(*sfn.Options)) (*sfn.ListMapRunsOutput, error) {
-	return nil, errors.New("consoleaws: no Map Run listing")
-}
-func (describeOnly) DescribeMapRun(context.Context, *sfn.DescribeMapRunInput, ...func(*sfn.Options)) (*sfn.DescribeMapRunOutput, error) {
-	return nil, errors.New("consoleaws: no Map Run listing")
+	return console.Execution{Input: []byte(aws.ToString(d.Input)), Status: string(d.Status), Error: aws.ToString(d.Error), Cause: aws.ToString(d.Cause)}, nil
 }
 
 // Auth is the sign-in through cfg's provider.

@@ -54,6 +54,7 @@ type fakeSFN struct {
 	f      *s3fake.S3
 	mu     sync.Mutex
 	inputs map[string]map[string]any
+	raw    map[string]string
 }
 
 func (s *fakeSFN) StartExecution(_ context.Context, in *sfn.StartExecutionInput, _ ...func(*sfn.Options)) (*sfn.StartExecutionOutput, error) {
@@ -65,6 +66,7 @@ func (s *fakeSFN) StartExecution(_ context.Context, in *sfn.StartExecutionInput,
 		return nil, err
 	}
 	s.inputs[name] = m
+	s.raw[name] = aws.ToString(in.Input)
 	b, _ := json.Marshal(report.Report{Status: report.Succeeded, Execution: name, DryRun: m["dryRun"] == true, New: 1, BytesToCopy: 5,
 		RestoredAt: "2026-01-01T00:02:00Z", TargetBucket: "src"})
 	s.f.Put("run", batch.ReportKey(name), b)
@@ -74,7 +76,14 @@ func (s *fakeSFN) StartExecution(_ context.Context, in *sfn.StartExecutionInput,
 
 func (s *fakeSFN) DescribeExecution(_ context.Context, in *sfn.DescribeExecutionInput, _ ...func(*sfn.Options)) (*sfn.DescribeExecutionOutput, error) {
 	arn := aws.ToString(in.ExecutionArn)
-	return &sfn.DescribeExecutionOutput{ExecutionArn: &arn, Name: aws.String(arn[strings.LastIndex(arn, ":")+1:]), Status: sfntypes.ExecutionStatusSucceeded,
+	name, ok := strings.CutPrefix(arn, "arn:aws:states:eu-west-1:1:execution:r:")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	input, found := s.raw[name]
+	if !ok || !found {
+		return nil, &sfntypes.ExecutionDoesNotExist{Message: aws.String("Execution Does Not Exist: '" + arn + "'")}
+	}
+	return &sfn.DescribeExecutionOutput{ExecutionArn: &arn, Name: &name, Status: sfntypes.ExecutionStatusSucceeded, Input: &input,
 		StartDate: aws.Time(time.Now()), StopDate: aws.Time(time.Now())}, nil
 }
 
@@ -120,7 +129,7 @@ func newLambdaEnv(t *testing.T) *lambdaEnv {
 	f.Put("bak", "docs/a.txt", []byte("hello"))
 	b, _ := json.Marshal(report.Report{Status: report.Succeeded, Execution: "backup-20260101T000100Z-aaaa", StartedAt: "2026-01-01T00:01:00Z", FinishedAt: "2026-01-01T00:02:00Z", Copied: 1})
 	f.Put("run", batch.ReportKey("backup-20260101T000100Z-aaaa"), b)
-	sf := &fakeSFN{f: f, inputs: map[string]map[string]any{}}
+	sf := &fakeSFN{f: f, inputs: map[string]map[string]any{}, raw: map[string]string{}}
 	cfg := Config{Source: "src", Backup: "bak", Run: "run", RestoreStateMachineArn: "arn:aws:states:eu-west-1:1:stateMachine:r",
 		URL: consoleURL, Issuer: idp.Issuer(), ClientID: idp.ClientID, ClientSecret: idp.ClientSecret, RestoreGroup: "restorers"}
 	auth, err := Auth(context.Background(), cfg)
@@ -251,10 +260,19 @@ func TestConsoleOnLambda(t *testing.T) {
 	if r := e.send("POST", "/restore", []string{restorer}, url.Values{"at": form["at"], "key": form["key"], "to": form["to"], "csrf": {csrf}}, nil); r.StatusCode != http.StatusForbidden {
 		t.Errorf("a POST with another session's CSRF token: %d", r.StatusCode)
 	}
-	if r := e.send("POST", "/restore/preview", []string{restorer}, form, nil); r.StatusCode != http.StatusOK {
-		t.Fatalf("preview: %d\n%s", r.StatusCode, r.Body)
+	r = e.send("POST", "/restore/preview", []string{restorer}, form, nil)
+	if r.StatusCode != http.StatusSeeOther || !strings.HasPrefix(r.Headers["Location"], "/previews/restore-") {
+		t.Fatalf("preview: %d %v\n%s", r.StatusCode, r.Headers, r.Body)
 	}
-	if r := e.send("POST", "/restore", []string{restorer}, form, nil); r.StatusCode != http.StatusSeeOther || !strings.HasPrefix(r.Headers["Location"], "/restores/restore-") {
+	preview := strings.TrimPrefix(r.Headers["Location"], "/previews/")
+	if r := e.send("GET", "/previews/"+preview, []string{restorer}, nil, nil); r.StatusCode != http.StatusOK || !strings.Contains(r.Body, `data-testid="preview-summary"`) {
+		t.Fatalf("the preview's page (its input read back with DescribeExecution): %d\n%s", r.StatusCode, r.Body)
+	}
+	if r := e.send("GET", "/previews/restore-20990101T000000Z-00000000", []string{restorer}, nil, nil); r.StatusCode != http.StatusBadRequest {
+		t.Errorf("an unknown preview: %d", r.StatusCode)
+	}
+	confirm := url.Values{"preview": {preview}, "csrf": form["csrf"]}
+	if r := e.send("POST", "/restore", []string{restorer}, confirm, nil); r.StatusCode != http.StatusSeeOther || !strings.HasPrefix(r.Headers["Location"], "/restores/restore-") {
 		t.Fatalf("restore: %d %v\n%s", r.StatusCode, r.Headers, r.Body)
 	}
 	var dry, real int

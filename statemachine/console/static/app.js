@@ -25,7 +25,7 @@
     return [];
   }
   function save(at, items) { sessionStorage.setItem(storeKey, JSON.stringify({ at: at, items: items })); }
-  if (form) {
+  if (form && form.querySelector("[data-testid=selected-count]")) { // absent for people who may not restore
     var at = form.getAttribute("data-at") || "";
     var items = load(at);
     var count = form.querySelector("[data-testid=selected-count]");
