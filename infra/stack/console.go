@@ -49,6 +49,9 @@ func (s *BackupStack) console() {
 		AccountRecovery:   awscognito.AccountRecovery_EMAIL_ONLY,
 		PasswordPolicy: &awscognito.PasswordPolicy{MinLength: jsii.Number(12), RequireDigits: jsii.Bool(true), RequireLowercase: jsii.Bool(true),
 			RequireUppercase: jsii.Bool(true), RequireSymbols: jsii.Bool(false), TempPasswordValidity: days(7)},
+		// Lite: the classic hosted sign-in page and TOTP MFA are all the console needs; free for
+		// the first 10,000 monthly active users (aws.amazon.com/cognito/pricing).
+		FeaturePlan:   awscognito.FeaturePlan_LITE,
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN, // the people, like the backups, outlive the stack
 	})
 	overrideID(pool, ConsoleUserPoolID)

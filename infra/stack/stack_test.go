@@ -877,7 +877,7 @@ func TestBackupStackSettings(t *testing.T) {
 func TestConsoleStack(t *testing.T) {
 	s := synth(t, map[string]any{"sourceBucketName": testSource, "consoleAdminEmail": "admin@example.com", "consoleRestoreGroup": "restorers"})
 	tpl := s.template
-	has(t, tpl, "AWS::Cognito::UserPool", obj("AdminCreateUserConfig", obj("AllowAdminCreateUserOnly", true), "UsernameAttributes", []any{"email"}))
+	has(t, tpl, "AWS::Cognito::UserPool", obj("AdminCreateUserConfig", obj("AllowAdminCreateUserOnly", true), "UsernameAttributes", []any{"email"}, "UserPoolTier", "LITE"))
 	clients := s.resourcesOfType("AWS::Cognito::UserPoolClient")
 	if len(clients) != 1 {
 		t.Fatalf("%d user pool clients, want 1", len(clients))
