@@ -202,7 +202,9 @@ func TestBrowseBig(t *testing.T) {
 	noRestore := errors.New("no restore in this measurement")
 	srv, err := console.New(console.Options{S3: e.s3, Source: e.source, Backup: e.backup, Run: e.run,
 		StartRestore: func(context.Context, string, []byte) error { return noRestore },
-		Execution:    func(context.Context, string) (console.Execution, error) { return console.Execution{}, console.ErrNoSuchExecution },
+		Execution: func(context.Context, string) (console.Execution, error) {
+			return console.Execution{}, console.ErrNoSuchExecution
+		},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -27,8 +27,10 @@ type cognitoUser struct {
 	groups []string
 }
 
-func (u cognitoUser) ID() string                        { return u.email }
-func (u cognitoUser) Userinfo([]string) ([]byte, error) { return json.Marshal(map[string]string{"email": u.email}) }
+func (u cognitoUser) ID() string { return u.email }
+func (u cognitoUser) Userinfo([]string) ([]byte, error) {
+	return json.Marshal(map[string]string{"email": u.email})
+}
 func (u cognitoUser) Claims(_ []string, base *mockoidc.IDTokenClaims) (jwt.Claims, error) {
 	return &struct {
 		*mockoidc.IDTokenClaims
@@ -89,7 +91,9 @@ func TestConsoleSignIn(t *testing.T) {
 	}
 	srv, err := console.New(console.Options{S3: e.s3, Source: e.source, Backup: e.backup, Run: e.run, Auth: auth,
 		StartRestore: func(context.Context, string, []byte) error { t.Error("a restore started"); return nil },
-		Execution:    func(context.Context, string) (console.Execution, error) { return console.Execution{}, console.ErrNoSuchExecution },
+		Execution: func(context.Context, string) (console.Execution, error) {
+			return console.Execution{}, console.ErrNoSuchExecution
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -145,4 +149,3 @@ func TestConsoleSignIn(t *testing.T) {
 		}
 	})
 }
-
