@@ -77,6 +77,9 @@ build:
 clean:
 	rm -rf $(BUILD)
 
+# goaws, the local SNS server the notification test publishes to (make goaws).
+include integration/goaws.mk
+
 # Throughput benchmark against the S3 server's own ceiling (make bench).
 -include integration/bench.mk
 

@@ -106,7 +106,70 @@ type Report struct {
 	SkipsOmitted    int64     `json:"skipsOmitted"`
 	Notes           []Note    `json:"notes"`
 	NotesOmitted    int64     `json:"notesOmitted"`
+	// Cost is the run's estimated cost at list prices (package shared/runcost says how).
+	Cost Cost `json:"cost"`
+	// Notifications is what became of each notification target (package shared/notify).
+	Notifications []Notification `json:"notifications"`
 }
+
+// Cost is a run's estimated cost: the requests it made by kind, the Lambda compute, the state
+// transitions, and their price at the list prices of Region (PriceTable, in US dollars).
+type Cost struct {
+	Region           string     `json:"region"`
+	Requests         Requests   `json:"requests"`
+	LambdaGBSeconds  float64    `json:"lambdaGBSeconds"`
+	LambdaRequests   int64      `json:"lambdaRequests"`
+	StateTransitions int64      `json:"stateTransitions"`
+	USD              float64    `json:"usd"`
+	Breakdown        CostItems  `json:"breakdown"`
+	Prices           PriceTable `json:"prices"`
+	Basis            string     `json:"basis"` // how the figures were estimated
+}
+
+// Requests counts S3 requests by kind (each kind is billed at its own price).
+type Requests struct {
+	List   int64 `json:"list"`
+	Put    int64 `json:"put"` // PUT, COPY and POST (CopyObject, UploadPartCopy, batch and outcome files)
+	Get    int64 `json:"get"`
+	Head   int64 `json:"head"`
+	Delete int64 `json:"delete"`
+}
+
+// CostItems is the US-dollar figure of each part of Cost.USD.
+type CostItems struct {
+	S3Requests       float64 `json:"s3Requests"`
+	LambdaCompute    float64 `json:"lambdaCompute"`
+	LambdaRequests   float64 `json:"lambdaRequests"`
+	StateTransitions float64 `json:"stateTransitions"`
+}
+
+// PriceTable holds list prices in US dollars.
+type PriceTable struct {
+	PutPer1000        float64 `json:"putPer1000"`        // S3 PUT, COPY, POST, LIST
+	ListPer1000       float64 `json:"listPer1000"`       // S3 LIST
+	GetPer1000        float64 `json:"getPer1000"`        // S3 GET and HEAD (and all other requests)
+	DeletePer1000     float64 `json:"deletePer1000"`     // S3 DELETE (free)
+	LambdaGBSecond    float64 `json:"lambdaGBSecond"`    // Lambda on arm64
+	LambdaPerMillion  float64 `json:"lambdaPerMillion"`  // Lambda requests
+	TransitionPer1000 float64 `json:"transitionPer1000"` // Step Functions Standard
+}
+
+// Notification is what became of one notification target: Status "sent" or "error" (with the
+// error), after Attempts attempts. Target names it with its secrets removed (no user
+// information, path or query: a webhook token never reaches a report).
+type Notification struct {
+	Target   string `json:"target"`
+	Kind     string `json:"kind"` // "webhook", "chat" (a shoutrrr URL), "heartbeat" or "sns"
+	Status   string `json:"status"`
+	Error    string `json:"error,omitempty"`
+	Attempts int    `json:"attempts"`
+}
+
+// Notification statuses.
+const (
+	NotificationSent  = "sent"
+	NotificationError = "error"
+)
 
 // Guard is one backup guard's verdict on a run: it trips when the run touches more than
 // MaxPercent of the backup's current objects and more than Floor objects. A tripped guard ends the

@@ -1,9 +1,11 @@
 // Package reporter is the reporter function: it always runs last, reads the outcome of every
 // batch the run's manifest lists (and the Map's failed child executions), names every object that
 // was not backed up with its error, checks that the counts add up, weighs the backup guards'
-// verdicts, writes runs/<execution>/report.json, and tells the state machine whether the run
-// succeeded. Its memory does not grow with the number of failures: they go to compressed spill
-// files on local disk and are streamed from there into report.json.
+// verdicts, estimates the run's cost, sends its summary to the notification targets (package
+// shared/notify), writes runs/<execution>/report.json, writes the run's figures as an Embedded
+// Metric Format line, and tells the state machine whether the run succeeded. Its memory does not
+// grow with the number of failures: they go to compressed spill files on local disk and are
+// streamed from there into report.json.
 package reporter
 
 import (
@@ -18,15 +20,22 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/bucketvault/bucketvault/shared/batch"
+	"github.com/bucketvault/bucketvault/shared/emf"
 	"github.com/bucketvault/bucketvault/shared/envconf"
 	"github.com/bucketvault/bucketvault/shared/fault"
 	"github.com/bucketvault/bucketvault/shared/guard"
+	"github.com/bucketvault/bucketvault/shared/notify"
 	"github.com/bucketvault/bucketvault/shared/report"
 	"github.com/bucketvault/bucketvault/shared/restoreinput"
+	"github.com/bucketvault/bucketvault/shared/runcost"
 	"github.com/bucketvault/bucketvault/shared/strictjson"
 )
 
@@ -42,11 +51,18 @@ const (
 	// DefaultMapResultsPrefix is where the Copy Map's ResultWriter writes in the run bucket
 	// (its Prefix in backup.asl.json and restore.asl.json, and a slash).
 	DefaultMapResultsPrefix = "map-results/"
+	// DefaultReportReserve is the time kept for writing report.json after the notifications,
+	// before the invocation's deadline.
+	DefaultReportReserve = 30 * time.Second
 	// DefaultReadAhead is how many batch outcomes are read at once, ahead of the one being added.
 	DefaultReadAhead = 16
 	// maxReasonBytes caps a failed batch's error as its objects carry it (a Lambda error's cause
 	// may be 32 KiB).
 	maxReasonBytes = 2 << 10
+	// DefaultNamePrefix names the state machines (<prefix>-backup, <prefix>-restore) when
+	// NAME_PREFIX is not set, as the stack and statemachine/localrun name them by default: the
+	// execution's console link and the metrics' StateMachine dimension.
+	DefaultNamePrefix = "bucketvault"
 )
 
 var _ S3 = (*s3.Client)(nil)
@@ -54,12 +70,28 @@ var _ S3 = (*s3.Client)(nil)
 // Config is the reporter's configuration, from its environment.
 type Config struct {
 	SourceBucket, BackupBucket, RunBucket string
+	// Notify says where summaries go; NotifyErr is what was wrong with its variables (recorded
+	// in the report as a failed notification: a notification setting never fails a run).
+	Notify    notify.Config
+	NotifyErr error
+	// Cost is the cost estimate's prices and memory sizes.
+	Cost runcost.Config
+	// NamePrefix is the deployment's NAME_PREFIX (DefaultNamePrefix).
+	NamePrefix string
+	// OnLambda is set when running as a Lambda function (AWS_LAMBDA_FUNCTION_NAME): the summary
+	// then links to the AWS consoles.
+	OnLambda bool
 }
 
-// ConfigFromEnv reads SOURCE_BUCKET, BACKUP_BUCKET and RUN_BUCKET.
+// ConfigFromEnv reads SOURCE_BUCKET, BACKUP_BUCKET and RUN_BUCKET, NAME_PREFIX, the notification
+// settings (notify.Variables) and the cost estimate's (runcost.Variables).
 func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 	r := envconf.NewReader(lookup)
 	c := Config{SourceBucket: r.Required("SOURCE_BUCKET"), BackupBucket: r.Required("BACKUP_BUCKET"), RunBucket: r.Required("RUN_BUCKET")}
+	c.Notify, c.NotifyErr = notify.ConfigFromEnv(lookup)
+	c.Cost = runcost.ConfigFromEnv(lookup)
+	c.NamePrefix = r.String("NAME_PREFIX", DefaultNamePrefix)
+	_, c.OnLambda = lookup("AWS_LAMBDA_FUNCTION_NAME")
 	return c, r.Err()
 }
 
@@ -152,6 +184,12 @@ type Handler struct {
 	TempDir string
 	// MapResultsPrefix is DefaultMapResultsPrefix unless set.
 	MapResultsPrefix string
+	// Notifier sends the summary; nil builds one from Config.Notify (SNS through the standard AWS
+	// environment, AWS_ENDPOINT_URL_SNS included).
+	Notifier *notify.Notifier
+	// Metrics receives the Embedded Metric Format line: default os.Stdout on Lambda, which sends
+	// it to CloudWatch Logs, and nowhere off Lambda (the local executor's stdout is the command's).
+	Metrics io.Writer
 }
 
 // Handle builds, stores and returns the report. Its error (only when the report cannot be
@@ -169,6 +207,7 @@ func (h *Handler) handle(ctx context.Context, req Request) (report.Report, error
 	if req.Execution == "" {
 		return report.Report{}, &fault.InvalidInput{Msg: "reporter request has no execution name"}
 	}
+	began := h.now()
 	st, d, err := decodeState(req.State)
 	if err != nil {
 		return report.Report{}, err
@@ -179,6 +218,7 @@ func (h *Handler) handle(ctx context.Context, req Request) (report.Report, error
 		RestoredAt: st.RestoredAt, TargetBucket: st.TargetBucket, TargetPrefix: st.TargetPrefix,
 		DryRun: st.DryRun, ReportKey: batch.ReportKey(req.Execution),
 		Guards: d.guards, Failures: []report.Failure{}, Skips: []report.Skip{}, Notes: []report.Note{},
+		Notifications: []report.Notification{},
 	}
 	r.Prefix = prefixOf(req.Input)
 	r.RequestedBy = requestedByOf(req.Input)
@@ -207,10 +247,15 @@ func (h *Handler) handle(ctx context.Context, req Request) (report.Report, error
 		}
 	}
 	h.decide(st, &r, copyPhase)
-	r.FinishedAt = h.now().UTC().Format("2006-01-02T15:04:05.000Z") // as $$.Execution.StartTime
+	finished := h.now()
+	r.FinishedAt = finished.UTC().Format("2006-01-02T15:04:05.000Z") // as $$.Execution.StartTime
+	r.Cost = runcost.Estimate(r, h.Config.Cost, finished.Sub(began))
+	summary := notify.Build(r, ls.failures.head, h.place(ctx, r))
+	r.Notifications = h.notify(ctx, summary)
 	if err := h.write(ctx, r, ls); err != nil {
 		return report.Report{}, err
 	}
+	h.metrics(r, summary, finished)
 	h.Logger.InfoContext(ctx, "report", "execution", r.Execution, "status", r.Status, "error", r.Error,
 		"listed", r.Listed, "copied", r.Copied, "deleted", r.Deleted, "failed", r.Failed, "skipped", r.Skipped,
 		"deletionsWithheld", r.Withheld, "batches", r.Batches, "failedBatches", r.FailedBatches, "report", r.ReportKey)
@@ -219,6 +264,80 @@ func (h *Handler) handle(ctx context.Context, req Request) (report.Report, error
 	out.Skips, out.SkipsOmitted = ls.skips.head, ls.skips.n-int64(len(ls.skips.head))
 	out.Notes, out.NotesOmitted = ls.notes.head, ls.notes.n-int64(len(ls.notes.head))
 	return out.Summary(), nil
+}
+
+// stateMachine is the name of the state machine that ran r.
+func (h *Handler) stateMachine(r report.Report) (name, kind string) {
+	prefix := h.Config.NamePrefix
+	if prefix == "" {
+		prefix = DefaultNamePrefix
+	}
+	if r.RestoredAt != "" {
+		return prefix + "-restore", "restore"
+	}
+	return prefix + "-backup", "backup"
+}
+
+// place is where the run ran, for the summary's links: the Region and account of the function's
+// ARN on Lambda (none locally, where the ARN is the executor's stand-in).
+func (h *Handler) place(ctx context.Context, r report.Report) notify.Place {
+	name, _ := h.stateMachine(r)
+	p := notify.Place{StateMachine: name, RunBucket: h.Config.RunBucket, ConsoleURL: h.Config.Notify.ConsoleURL}
+	if lc, ok := lambdacontext.FromContext(ctx); ok && h.Config.OnLambda {
+		if a, err := arn.Parse(lc.InvokedFunctionArn); err == nil {
+			p.Region, p.Account = a.Region, a.AccountID
+		}
+	}
+	return p
+}
+
+// notify sends the summary and returns each target's outcome; a bad setting is one outcome too.
+func (h *Handler) notify(ctx context.Context, s notify.Summary) []report.Notification {
+	out := []report.Notification{}
+	if err := h.Config.NotifyErr; err != nil {
+		out = append(out, report.Notification{Target: "configuration", Status: report.NotificationError, Error: err.Error()})
+	}
+	n := h.Notifier
+	if n == nil {
+		n = &notify.Notifier{Config: h.Config.Notify, NewSNS: func(ctx context.Context) (notify.SNS, error) {
+			cfg, err := config.LoadDefaultConfig(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return sns.NewFromConfig(cfg), nil
+		}}
+	}
+	if !n.Config.Enabled() {
+		return out
+	}
+	// The sends get their budget, but never the time the report needs to be written.
+	sendCtx := ctx
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		sendCtx, cancel = context.WithDeadline(ctx, dl.Add(-DefaultReportReserve))
+		defer cancel()
+	}
+	out = append(out, n.Send(sendCtx, s)...)
+	for _, o := range out {
+		if o.Status != report.NotificationSent {
+			h.Logger.WarnContext(ctx, "notification not sent", "target", o.Target, "kind", o.Kind, "error", o.Error)
+		}
+	}
+	return out
+}
+
+// metrics writes the run's Embedded Metric Format line.
+func (h *Handler) metrics(r report.Report, s notify.Summary, at time.Time) {
+	w := h.Metrics
+	if w == nil && h.Config.OnLambda {
+		w = os.Stdout
+	}
+	if w == nil {
+		return
+	}
+	name, kind := h.stateMachine(r)
+	line := emf.Line(r, name, kind, s.DurationSeconds, at)
+	_, _ = w.Write(append(line, '\n'))
 }
 
 // write streams report.json into a local file from the spill files, then uploads that file: a
