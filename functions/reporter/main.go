@@ -4,9 +4,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/bucketvault/bucketvault/shared/envconf"
 	"github.com/bucketvault/bucketvault/shared/lambdafn"
@@ -17,7 +20,16 @@ import (
 func main() { lambdafn.Main(build) }
 
 func build(ctx context.Context, logger *slog.Logger) (lambda.Handler, error) {
-	cfg, cfgErr := reporter.ConfigFromEnv(envconf.Env())
+	lookup, secretErr := envconf.Lookup(envconf.Env()), error(nil)
+	if v, _ := lookup(reporter.SecretURLsVariable); v != "" {
+		awsCfg, err := config.LoadDefaultConfig(ctx)
+		if err != nil {
+			return nil, err
+		}
+		lookup, secretErr = reporter.WithSecretURLs(ctx, secretsmanager.NewFromConfig(awsCfg), lookup)
+	}
+	cfg, cfgErr := reporter.ConfigFromEnv(lookup)
+	cfg.NotifyErr = errors.Join(cfg.NotifyErr, secretErr) // recorded in every report, never failing a run
 	client, err := s3client.New(ctx, s3client.Options{MaxConns: 32})
 	if err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/bucketvault/bucketvault/shared/guard"
 	"github.com/bucketvault/bucketvault/shared/lister"
+	"github.com/bucketvault/bucketvault/shared/notify"
 	"github.com/bucketvault/bucketvault/statemachine/console/oidcauth"
 )
 
@@ -59,6 +60,15 @@ type Props struct {
 	ScheduleDisabled bool
 	// AlarmEmail, when set, subscribes an address to the alarm topic.
 	AlarmEmail string
+	// Notifications (infra/README.md "Notifications"): every run's summary goes to the notify
+	// topic (NotifyEmail subscribes an address), to NotifyURLs (webhooks and chat URLs; ones
+	// with credentials belong in the Secrets Manager secret NotifyURLsSecret instead, read at
+	// run time) and to the HeartbeatURL dead-man's switch. NotifyOn is always, failure or change.
+	NotifyOn, NotifyEmail, NotifyURLs, NotifyURLsSecret, HeartbeatURL string
+	// SilenceHours raises the "no successful backup" alarm when no backup of the whole bucket
+	// has succeeded for this many hours (missing data counts as breaching): 26 for a daily
+	// schedule; 1–168.
+	SilenceHours int
 	// LogRetentionDays applies to the functions' and the state machine's log groups. It must
 	// be a value CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, …).
 	LogRetentionDays int
@@ -162,6 +172,8 @@ func Defaults(p Props) Props {
 	def(&p.ReporterMemoryMB, 512)
 	def(&p.PlannerMemoryMB, 512)
 	def(&p.ConsoleMemoryMB, 512)
+	def(&p.SilenceHours, DefaultSilenceHours)
+	defs(&p.NotifyOn, notify.OnAlways)
 	defs(&p.ConsoleRestoreGroup, oidcauth.DefaultRestoreGroup)
 	if len(p.RestoreTargets) == 0 && p.SourceBucketName != "" {
 		p.RestoreTargets = []string{p.SourceBucketName}
@@ -250,6 +262,24 @@ func (p Props) Validate() error {
 		if mb < 128 || mb > 10240 {
 			bad(key, "%d: want 128–10240", mb)
 		}
+	}
+	if p.NotifyOn != notify.OnAlways && p.NotifyOn != notify.OnFailure && p.NotifyOn != notify.OnChange {
+		bad("notifyOn", "%q: want %s, %s or %s", p.NotifyOn, notify.OnAlways, notify.OnFailure, notify.OnChange)
+	}
+	if p.SilenceHours < 1 || p.SilenceHours > MaxSilenceHours {
+		bad("silenceHours", "%d: want 1–%d (an hourly alarm period, and CloudWatch evaluates at most 7 days)", p.SilenceHours, MaxSilenceHours)
+	}
+	if p.NotifyEmail != "" && !emailRe.MatchString(p.NotifyEmail) {
+		bad("notifyEmail", "%q is not an e-mail address", p.NotifyEmail)
+	}
+	// The URLs are not repeated in the messages: they may hold credentials.
+	for i, u := range strings.Split(p.NotifyURLs, ",") {
+		if u = strings.TrimSpace(u); u != "" && !strings.Contains(u, "://") {
+			bad("notifyUrls", "entry %d is not a URL (scheme://…)", i+1)
+		}
+	}
+	if p.HeartbeatURL != "" && !strings.HasPrefix(p.HeartbeatURL, "https://") && !strings.HasPrefix(p.HeartbeatURL, "http://") {
+		bad("heartbeatUrl", "want an http(s) URL")
 	}
 	if p.ConsoleDomainPrefix != "" && (!domainPrefixRe.MatchString(p.ConsoleDomainPrefix) || reservedInPrefix.MatchString(p.ConsoleDomainPrefix)) {
 		bad("consoleDomainPrefix", "%q: want lower-case letters, digits and '-', 1–63, not starting or ending with '-', without aws, amazon or cognito", p.ConsoleDomainPrefix)
@@ -374,6 +404,7 @@ var contextKeys = []string{
 	"schedule", "scheduleTimeZone", "scheduleEnabled", "alarmEmail", "logRetentionDays", "stateMachineLogLevel",
 	"maxDeletePercent", "deleteGuardFloor", "maxChangePercent", "changeGuardFloor", "archivedSources", "listerMemoryMB", "copierMemoryMB", "reporterMemoryMB", "plannerMemoryMB", "restoreTargets", "assetDir",
 	"console", "consoleDomainPrefix", "consoleRestoreGroup", "consoleAdminEmail", "consoleMemoryMB", "allowExactRollback",
+	"notifyOn", "notifyEmail", "notifyUrls", "notifyUrlsSecret", "heartbeatUrl", "silenceHours",
 }
 
 // ContextKeys returns the settings PropsFromContext reads.
@@ -409,6 +440,12 @@ func PropsFromContext(node constructs.Node) (Props, error) {
 	p.ScheduleTimeZone = c.str("scheduleTimeZone")
 	p.ScheduleDisabled = !c.boolean("scheduleEnabled", true)
 	p.AlarmEmail = c.str("alarmEmail")
+	p.NotifyOn = c.str("notifyOn")
+	p.NotifyEmail = c.str("notifyEmail")
+	p.NotifyURLs = c.str("notifyUrls")
+	p.NotifyURLsSecret = c.str("notifyUrlsSecret")
+	p.HeartbeatURL = c.str("heartbeatUrl")
+	c.intInto(&p.SilenceHours, "silenceHours")
 	c.intInto(&p.LogRetentionDays, "logRetentionDays")
 	p.StateMachineLogLevel = c.str("stateMachineLogLevel")
 	c.intInto(&p.MaxDeletePercent, "maxDeletePercent")

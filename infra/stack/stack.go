@@ -91,6 +91,9 @@ type BackupStack struct {
 	AlarmTopic          awssns.Topic
 	// Console is the restore console; nil when Props.ConsoleDisabled.
 	Console *ConsoleResources
+	// NotifyTopic receives every run's summary; SilenceAlarm fires when backups stop succeeding.
+	NotifyTopic  awssns.Topic
+	SilenceAlarm awscloudwatch.Alarm
 }
 
 // NewBackupStack defines the stack. props must have passed Defaults and Validate
@@ -130,8 +133,11 @@ func NewBackupStack(scope constructs.Construct, id string, props Props) (*Backup
 		return nil, err
 	}
 	s.alarmsAndSchedule()
+	s.notifications()
 	if !props.ConsoleDisabled {
 		s.console()
+		// The summaries link to the run's page in the console.
+		s.Functions[Reporter].AddEnvironment(jsii.String("CONSOLE_URL"), s.Console.API.ApiEndpoint(), nil)
 	}
 	s.outputs()
 	return s, nil
@@ -749,6 +755,7 @@ func (s *BackupStack) outputs() {
 	out("BackupBucketName", "The versioned backup bucket (retained when the stack is deleted)", s.BackupBucket.BucketName())
 	out("RunBucketName", "Batches, Map results and reports (retained when the stack is deleted)", s.RunBucket.BucketName())
 	out("AlarmTopicArn", "Alarm notifications", s.AlarmTopic.TopicArn())
+	out("NotifyTopicArn", "Every run's summary (subscribe; filter on the status, error and kind attributes)", s.NotifyTopic.TopicArn())
 	out("ExecutionsConsoleUrl", "The executions list in the Step Functions console", jsii.String(
 		"https://"+region+".console.aws.amazon.com/states/home?region="+region+"#/statemachines/view/"+*s.StateMachine.StateMachineArn()))
 }

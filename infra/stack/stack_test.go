@@ -304,6 +304,10 @@ func TestBackupStack(t *testing.T) {
 			case Planner, RestoreCopier:
 				env["RESTORE_TARGETS"] = testSource // default: restore into the source
 				env["ALLOW_EXACT_ROLLBACK"] = "false"
+			case Reporter: // TestNotifications
+				env["NOTIFY_TOPIC_ARN"], env["NOTIFY_ON"], env["NAME_PREFIX"] = ref(NotifyTopicID), "always", "bucketvault"
+				env["LISTER_MEMORY_MB"], env["COPIER_MEMORY_MB"], env["PLANNER_MEMORY_MB"], env["REPORTER_MEMORY_MB"] = "256", "1024", "512", "512"
+				env["CONSOLE_URL"] = getAtt(ConsoleAPIID, "ApiEndpoint")
 			}
 			has(t, tpl, "AWS::Lambda::Function", obj(
 				"FunctionName", local[fn], // the names the local runner uses
@@ -426,7 +430,7 @@ func TestBackupStack(t *testing.T) {
 			"Dimensions", []any{obj("Name", "ScheduleGroup", "Value", "bucketvault")},
 			"AlarmActions", []any{ref(AlarmTopicID)},
 		))
-		tpl.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(7))
+		tpl.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(8)) // and the silence alarm: TestNotifications
 		tpl.ResourceCountIs(jsii.String("AWS::SNS::Subscription"), jsii.Number(0))
 	})
 
@@ -552,6 +556,9 @@ func TestBackupStack(t *testing.T) {
 				"Allow logs:CreateLogStream arn:test:" + LogGroupID(fn) + ".Arn",
 				"Allow logs:PutLogEvents arn:test:" + LogGroupID(fn) + ".Arn",
 			}
+			if fn == Reporter { // the run's summary: TestNotifications
+				want = append(want, "Allow sns:Publish ref:"+NotifyTopicID)
+			}
 			if fn == Console { // restores and previews: executions of the restore state machine only
 				want = append(want, "Allow states:StartExecution ref:"+RestoreStateMachineID,
 					"Allow states:DescribeExecution arn:aws:states:us-east-1:123456789012:execution:"+localrun.RestoreStateMachineName+":*")
@@ -624,6 +631,14 @@ func checkAlarmTopicPolicy(t *testing.T, s *synthesized, prefix string) {
 	var doc map[string]any
 	for id, res := range s.resourcesOfType("AWS::SNS::TopicPolicy") {
 		props := res["Properties"].(map[string]any)
+		if topics, _ := props["Topics"].([]any); len(topics) == 1 && fmt.Sprint(topics[0]) == fmt.Sprint(ref(NotifyTopicID)) {
+			// The summaries' topic: only the TLS-only Deny (the reporter publishes with its role).
+			js, _ := json.Marshal(props["PolicyDocument"])
+			if n := strings.Count(string(js), `"Effect":"Allow"`); n != 0 || !strings.Contains(string(js), `"aws:SecureTransport":"false"`) {
+				t.Errorf("notify topic policy %s: %s", id, js)
+			}
+			continue
+		}
 		if topics, _ := props["Topics"].([]any); len(topics) != 1 || fmt.Sprint(topics[0]) != fmt.Sprint(ref(AlarmTopicID)) {
 			t.Errorf("topic policy %s is for %v, want the alarm topic", id, props["Topics"])
 			continue
@@ -947,6 +962,67 @@ func TestConsoleStack(t *testing.T) {
 	}
 }
 
+// TestNotifications: the summaries' topic, which only the reporter may publish to; the
+// reporter's settings; the silence alarm (no successful backup of the whole bucket in N hours,
+// missing data breaching); the dashboard of the reporter's metrics.
+func TestNotifications(t *testing.T) {
+	s := synth(t, map[string]any{"sourceBucketName": testSource, "notifyOn": "failure", "notifyEmail": "team@example.com",
+		"notifyUrls": "https://hooks.example.com/bv", "notifyUrlsSecret": "bv/notify-urls", "heartbeatUrl": "https://hc-ping.com/0f0e", "silenceHours": "50"})
+	tpl := s.template
+	has(t, tpl, "AWS::SNS::Subscription", obj("Protocol", "email", "Endpoint", "team@example.com", "TopicArn", ref(NotifyTopicID)))
+	env := s.resource(t, FunctionID(Reporter))["Properties"].(map[string]any)["Environment"].(map[string]any)["Variables"].(map[string]any)
+	for k, want := range map[string]any{"NOTIFY_ON": "failure", "NOTIFY_URLS": "https://hooks.example.com/bv", "NOTIFY_URLS_SECRET_ARN": "bv/notify-urls",
+		"HEARTBEAT_URL": "https://hc-ping.com/0f0e", "NOTIFY_TOPIC_ARN": ref(NotifyTopicID)} {
+		if fmt.Sprint(env[k]) != fmt.Sprint(want) {
+			t.Errorf("reporter %s = %v, want %v", k, env[k], want)
+		}
+	}
+	// Who may publish: the reporter, to this topic only; it may read that one secret.
+	for roleID := range map[string]bool{RoleID(Lister): true, RoleID(Copier): true, RoleID(Planner): true, RoleID(RestoreCopier): true, RoleID(Console): true, StateMachineRoleID: true, RestoreStateMachineRoleID: true} {
+		if g := grants(s.statements(t, roleID), func(a string) bool { return strings.HasPrefix(a, "sns:") || strings.HasPrefix(a, "secretsmanager:") }); len(g) != 0 {
+			t.Errorf("%s may %v", roleID, g)
+		}
+	}
+	var got []string
+	for _, pol := range s.resourcesOfType("AWS::IAM::Policy") {
+		props := pol["Properties"].(map[string]any)
+		if fmt.Sprint(props["Roles"]) != fmt.Sprint([]any{ref(RoleID(Reporter))}) {
+			continue
+		}
+		for _, st := range props["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+			js, _ := json.Marshal(st)
+			got = append(got, string(js))
+		}
+	}
+	slices.Sort(got)
+	want := []string{
+		`{"Action":"secretsmanager:GetSecretValue","Effect":"Allow","Resource":"arn:aws:secretsmanager:us-east-1:123456789012:secret:bv/notify-urls-??????","Sid":"ReadNotifyURLsSecret"}`,
+		`{"Action":"sns:Publish","Effect":"Allow","Resource":{"Ref":"NotifyTopic"},"Sid":"PublishSummaries"}`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("reporter's notification grants:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	has(t, tpl, "AWS::CloudWatch::Alarm", obj(
+		"Namespace", "bucketvault", "MetricName", "Succeeded", "Statistic", "Sum", "Period", 3600,
+		"Dimensions", []any{obj("Name", "Kind", "Value", "backup"), obj("Name", "StateMachine", "Value", "bucketvault-backup")},
+		"Threshold", 1, "ComparisonOperator", "LessThanThreshold", "EvaluationPeriods", 50, "DatapointsToAlarm", 50,
+		"TreatMissingData", "breaching", "AlarmActions", []any{ref(AlarmTopicID)},
+	))
+	dash := s.resourcesOfType("AWS::CloudWatch::Dashboard")
+	if len(dash) != 1 {
+		t.Fatalf("%d dashboards", len(dash))
+	}
+	for _, d := range dash {
+		body, _ := json.Marshal(d["Properties"].(map[string]any)["DashboardBody"])
+		for _, m := range []string{"Copied", "Deleted", "Failed", "Bytes", "DurationSeconds", "Listed", "bucketvault-restore"} {
+			if !strings.Contains(string(body), `\"`+m+`\"`) {
+				t.Errorf("the dashboard does not show %s", m)
+			}
+		}
+	}
+	hasOutput(t, tpl, "NotifyTopicArn", obj("Value", ref(NotifyTopicID)))
+}
+
 func TestPropsFromContextErrors(t *testing.T) {
 	for _, tc := range []struct {
 		ctx  map[string]any
@@ -976,6 +1052,11 @@ func TestPropsFromContextErrors(t *testing.T) {
 		{map[string]any{"sourceBucketName": "ok-bucket", "consoleAdminEmail": "nobody"}, `consoleAdminEmail: "nobody" is not an e-mail address`},
 		{map[string]any{"sourceBucketName": "ok-bucket", "console": "false", "consoleAdminEmail": "a@example.com"}, "console: false, but"},
 		{map[string]any{"sourceBucketName": "ok-bucket", "console": "perhaps"}, "console"},
+		{map[string]any{"sourceBucketName": "ok-bucket", "notifyOn": "sometimes"}, `notifyOn: "sometimes": want always, failure or change`},
+		{map[string]any{"sourceBucketName": "ok-bucket", "silenceHours": "200"}, "silenceHours: 200: want 1–168"},
+		{map[string]any{"sourceBucketName": "ok-bucket", "notifyEmail": "team"}, `notifyEmail: "team" is not an e-mail address`},
+		{map[string]any{"sourceBucketName": "ok-bucket", "notifyUrls": "hooks.example.com"}, `notifyUrls: entry 1 is not a URL`},
+		{map[string]any{"sourceBucketName": "ok-bucket", "heartbeatUrl": "ntfy://x"}, `heartbeatUrl`},
 	} {
 		app := awscdk.NewApp(&awscdk.AppProps{Context: &tc.ctx})
 		_, err := PropsFromContext(app.Node())

@@ -21,7 +21,9 @@ const (
 	Bytes           = "Bytes"
 	DurationSeconds = "DurationSeconds"
 	Listed          = "Listed"
-	Succeeded       = "Succeeded" // 1 when the run succeeded, else 0: the silence alarm's metric
+	// Succeeded is 1 when a run of the whole bucket (no prefix, not a dry run) succeeded, else 0:
+	// the silence alarm's metric, so a dry run or a one-folder run does not hide missing backups.
+	Succeeded = "Succeeded"
 )
 
 type metric struct {
@@ -73,7 +75,7 @@ func Line(r report.Report, stateMachine, kind string, durationSeconds float64, a
 		Copied: r.Copied, Deleted: r.Deleted, Failed: r.Failed, Bytes: r.BytesCopied,
 		DurationSeconds: durationSeconds, Listed: r.Listed,
 	}
-	if r.Status == report.Succeeded {
+	if r.Status == report.Succeeded && !r.DryRun && r.Prefix == "" {
 		d.Succeeded = 1
 	}
 	b, _ := json.Marshal(d) // plain types: cannot fail
