@@ -85,6 +85,8 @@ type envOptions struct {
 	functionEndpoint string
 	// maxAttempts bounds the functions' SDK attempts per request (default 8).
 	maxAttempts int
+	// lock, when set, creates the backup bucket with Object Lock and this default retention.
+	lock *types.DefaultRetention
 }
 
 // clientFor returns a client of srv through endpoint (default: srv itself).
@@ -114,11 +116,26 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	id := strings.ToLower(randomHex(4))
 	e := &env{t: t, ctx: ctx, s3: client, srv: srv, endpoint: srv.Endpoint, source: "src-" + id, backup: "bak-" + id, run: "run-" + id}
 	for _, b := range []string{e.source, e.backup, e.run} {
-		if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
+		in := &s3.CreateBucketInput{Bucket: aws.String(b)}
+		if b == e.backup && opts.lock != nil {
+			in.ObjectLockEnabledForBucket = aws.Bool(true) // turns versioning on too
+		}
+		if _, err := client.CreateBucket(ctx, in); err != nil {
 			t.Fatalf("create bucket %s: %v", b, err)
 		}
 	}
 	e.versioning(e.backup)
+	if opts.lock != nil {
+		if _, err := client.PutObjectLockConfiguration(ctx, &s3.PutObjectLockConfigurationInput{
+			Bucket: aws.String(e.backup),
+			ObjectLockConfiguration: &types.ObjectLockConfiguration{
+				ObjectLockEnabled: types.ObjectLockEnabledEnabled,
+				Rule:              &types.ObjectLockRule{DefaultRetention: opts.lock},
+			},
+		}); err != nil {
+			t.Fatalf("object lock configuration of %s: %v", e.backup, err)
+		}
+	}
 	fnClient := client
 	if opts.wrapHTTP != nil || opts.functionEndpoint != "" || opts.maxAttempts != 0 {
 		fnClient = clientFor(t, srv, opts.functionEndpoint, opts.maxAttempts, opts.wrapHTTP)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/bucketvault/bucketvault/shared/guard"
 	"github.com/bucketvault/bucketvault/shared/lister"
+	"github.com/bucketvault/bucketvault/shared/lockcheck"
 	"github.com/bucketvault/bucketvault/shared/notify"
 	"github.com/bucketvault/bucketvault/statemachine/console/oidcauth"
 )
@@ -39,6 +40,11 @@ type Props struct {
 	BackupKMS bool
 	// Lifecycle is the backup bucket's lifecycle.
 	Lifecycle Lifecycle
+	// ObjectLockMode, when set (GOVERNANCE or COMPLIANCE), turns on S3 Object Lock for the backup
+	// bucket with a default retention of ObjectLockDays or ObjectLockYears (exactly one): every
+	// version written is locked for that long (infra/README.md "Immutable backups").
+	ObjectLockMode                  string
+	ObjectLockDays, ObjectLockYears int
 	// RunResultsExpiryDays expires the short-lived work files (work/: batches, outcomes, thaw
 	// lists) and the Distributed Map results (map-results/); RunRecordsExpiryDays the lasting
 	// records under runs/ (reports, histories).
@@ -299,7 +305,27 @@ func (p Props) Validate() error {
 	if err := p.Lifecycle.validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := p.validateLock(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// validateLock checks the Object Lock settings against each other and the lifecycle
+// (shared/lockcheck: a noncurrent-version expiry shorter than the retention, which S3 would not
+// honour, is refused).
+func (p Props) validateLock() error {
+	switch {
+	case p.ObjectLockMode == "" && (p.ObjectLockDays != 0 || p.ObjectLockYears != 0):
+		return errors.New("objectLockMode: not set, but objectLockDays or objectLockYears is: set GOVERNANCE or COMPLIANCE to turn Object Lock on")
+	case p.ObjectLockMode == "":
+		return nil
+	case (p.ObjectLockDays == 0) == (p.ObjectLockYears == 0):
+		return fmt.Errorf("objectLockDays, objectLockYears: exactly one is needed with objectLockMode %s (the default retention)", p.ObjectLockMode)
+	case p.ObjectLockYears != 0:
+		return lockcheck.ValidateLockYears(p.ObjectLockMode, p.ObjectLockYears, p.Lifecycle.NoncurrentExpireDays, p.Lifecycle.ExpireDays)
+	}
+	return lockcheck.ValidateLock(p.ObjectLockMode, p.ObjectLockDays, p.Lifecycle.NoncurrentExpireDays, p.Lifecycle.ExpireDays)
 }
 
 func (l Lifecycle) validate() error {
@@ -405,6 +431,7 @@ var contextKeys = []string{
 	"maxDeletePercent", "deleteGuardFloor", "maxChangePercent", "changeGuardFloor", "archivedSources", "listerMemoryMB", "copierMemoryMB", "reporterMemoryMB", "plannerMemoryMB", "restoreTargets", "assetDir",
 	"console", "consoleDomainPrefix", "consoleRestoreGroup", "consoleAdminEmail", "consoleMemoryMB", "allowExactRollback",
 	"notifyOn", "notifyEmail", "notifyUrls", "notifyUrlsSecret", "heartbeatUrl", "silenceHours",
+	"objectLockMode", "objectLockDays", "objectLockYears",
 }
 
 // ContextKeys returns the settings PropsFromContext reads.
@@ -434,6 +461,9 @@ func PropsFromContext(node constructs.Node) (Props, error) {
 		lifecycle.SmallObjects = v
 	}
 	p.Lifecycle = lifecycle
+	p.ObjectLockMode = c.str("objectLockMode")
+	c.intInto(&p.ObjectLockDays, "objectLockDays")
+	c.intInto(&p.ObjectLockYears, "objectLockYears")
 	c.intInto(&p.RunResultsExpiryDays, "runResultsExpiryDays")
 	c.intInto(&p.RunRecordsExpiryDays, "runRecordsExpiryDays")
 	p.Schedule = c.str("schedule")

@@ -161,6 +161,14 @@ func ptrIf(s string) *string {
 
 func strs(v ...string) *[]*string { return jsii.Strings(v...) }
 
+// numIf is nil for 0 (the property left out), else n.
+func numIf(n int) *float64 {
+	if n == 0 {
+		return nil
+	}
+	return jsii.Number(float64(n))
+}
+
 // buckets imports the source and creates the backup and run buckets.
 func (s *BackupStack) buckets() {
 	p := s.Props
@@ -240,8 +248,20 @@ func (s *BackupStack) buckets() {
 		backup.EncryptionKey = s.BackupKey
 		backup.BucketKeyEnabled = jsii.Bool(true)
 	}
+	if p.ObjectLockMode != "" {
+		// Every version a copier writes gets this default retention: bucketvault never sends
+		// lock headers of its own. Delete markers are not locked, so deletions still record.
+		backup.ObjectLockEnabled = jsii.Bool(true)
+	}
 	s.BackupBucket = awss3.NewBucket(s.Stack, jsii.String(BackupBucketID), backup)
 	overrideID(s.BackupBucket, BackupBucketID)
+	if p.ObjectLockMode != "" {
+		// CloudFormation's DefaultRetention takes Days or Years; the L2 construct writes days only.
+		s.BackupBucket.Node().DefaultChild().(awss3.CfnBucket).SetObjectLockConfiguration(&awss3.CfnBucket_ObjectLockConfigurationProperty{
+			ObjectLockEnabled: jsii.String("Enabled"),
+			Rule:              &awss3.CfnBucket_ObjectLockRuleProperty{DefaultRetention: &awss3.CfnBucket_DefaultRetentionProperty{Mode: jsii.String(p.ObjectLockMode), Days: numIf(p.ObjectLockDays), Years: numIf(p.ObjectLockYears)}},
+		})
+	}
 	retainPolicy(s.BackupBucket)
 
 	runRules := []*awss3.LifecycleRule{

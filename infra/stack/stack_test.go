@@ -1023,6 +1023,36 @@ func TestNotifications(t *testing.T) {
 	hasOutput(t, tpl, "NotifyTopicArn", obj("Value", ref(NotifyTopicID)))
 }
 
+// TestObjectLock: the backup bucket with Object Lock and a default retention in days or years;
+// none without the setting.
+func TestObjectLock(t *testing.T) {
+	for _, tc := range []struct {
+		ctx  map[string]any
+		want map[string]any // DefaultRetention; nil: no Object Lock
+	}{
+		{map[string]any{}, nil},
+		{map[string]any{"objectLockMode": "COMPLIANCE", "objectLockDays": "30"}, obj("Mode", "COMPLIANCE", "Days", 30)},
+		{map[string]any{"objectLockMode": "GOVERNANCE", "objectLockYears": "1", "noncurrentExpireDays": "400"}, obj("Mode", "GOVERNANCE", "Years", 1)},
+	} {
+		tc.ctx["sourceBucketName"] = testSource
+		s := synth(t, tc.ctx)
+		props := s.resource(t, BackupBucketID)["Properties"].(map[string]any)
+		if tc.want == nil {
+			if props["ObjectLockEnabled"] != nil || props["ObjectLockConfiguration"] != nil {
+				t.Errorf("%v: Object Lock without the setting: %v %v", tc.ctx, props["ObjectLockEnabled"], props["ObjectLockConfiguration"])
+			}
+			continue
+		}
+		want := obj("ObjectLockEnabled", "Enabled", "Rule", obj("DefaultRetention", tc.want))
+		if props["ObjectLockEnabled"] != true || fmt.Sprint(props["ObjectLockConfiguration"]) != fmt.Sprint(want) {
+			t.Errorf("%v: ObjectLockEnabled %v, ObjectLockConfiguration %v, want %v", tc.ctx, props["ObjectLockEnabled"], props["ObjectLockConfiguration"], want)
+		}
+		if props["VersioningConfiguration"] == nil {
+			t.Error("Object Lock without versioning")
+		}
+	}
+}
+
 func TestPropsFromContextErrors(t *testing.T) {
 	for _, tc := range []struct {
 		ctx  map[string]any
@@ -1052,6 +1082,12 @@ func TestPropsFromContextErrors(t *testing.T) {
 		{map[string]any{"sourceBucketName": "ok-bucket", "consoleAdminEmail": "nobody"}, `consoleAdminEmail: "nobody" is not an e-mail address`},
 		{map[string]any{"sourceBucketName": "ok-bucket", "console": "false", "consoleAdminEmail": "a@example.com"}, "console: false, but"},
 		{map[string]any{"sourceBucketName": "ok-bucket", "console": "perhaps"}, "console"},
+		{map[string]any{"sourceBucketName": "ok-bucket", "objectLockMode": "STRICT", "objectLockDays": "30"}, "objectLockMode"},
+		{map[string]any{"sourceBucketName": "ok-bucket", "objectLockDays": "30"}, "objectLockMode: not set, but objectLockDays"},
+		{map[string]any{"sourceBucketName": "ok-bucket", "objectLockMode": "COMPLIANCE"}, "exactly one is needed"},
+		{map[string]any{"sourceBucketName": "ok-bucket", "objectLockMode": "COMPLIANCE", "objectLockDays": "30", "objectLockYears": "1"}, "exactly one is needed"},
+		{map[string]any{"sourceBucketName": "ok-bucket", "objectLockMode": "COMPLIANCE", "objectLockDays": "400"}, "noncurrentExpireDays"},
+		{map[string]any{"sourceBucketName": "ok-bucket", "objectLockMode": "GOVERNANCE", "objectLockYears": "1"}, "noncurrentExpireDays"},
 		{map[string]any{"sourceBucketName": "ok-bucket", "notifyOn": "sometimes"}, `notifyOn: "sometimes": want always, failure or change`},
 		{map[string]any{"sourceBucketName": "ok-bucket", "silenceHours": "200"}, "silenceHours: 200: want 1–168"},
 		{map[string]any{"sourceBucketName": "ok-bucket", "notifyEmail": "team"}, `notifyEmail: "team" is not an e-mail address`},
