@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/constructs-go/constructs/v10"
 
+	"github.com/bucketvault/bucketvault/shared/filter"
 	"github.com/bucketvault/bucketvault/shared/guard"
 	"github.com/bucketvault/bucketvault/shared/lister"
 	"github.com/bucketvault/bucketvault/shared/lockcheck"
@@ -50,6 +52,9 @@ type Props struct {
 	// records under runs/ (reports, histories).
 	RunResultsExpiryDays int
 	RunRecordsExpiryDays int
+	// Filters are the deployment's backup filters (package shared/filter's JSON: include, exclude,
+	// deleteExcluded), the lister's FILTERS; an execution's "filters" replaces them for one run.
+	Filters string
 	// RestoreTargets are the buckets the restore state machine may write; empty means the
 	// source bucket. Only the restore copier's role can write to them.
 	RestoreTargets []string
@@ -305,6 +310,9 @@ func (p Props) Validate() error {
 	if err := p.Lifecycle.validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := filter.Parse([]byte(p.Filters)); err != nil {
+		bad("filters", "%v", err)
+	}
 	if err := p.validateLock(); err != nil {
 		errs = append(errs, err)
 	}
@@ -431,7 +439,7 @@ var contextKeys = []string{
 	"maxDeletePercent", "deleteGuardFloor", "maxChangePercent", "changeGuardFloor", "archivedSources", "listerMemoryMB", "copierMemoryMB", "reporterMemoryMB", "plannerMemoryMB", "restoreTargets", "assetDir",
 	"console", "consoleDomainPrefix", "consoleRestoreGroup", "consoleAdminEmail", "consoleMemoryMB", "allowExactRollback",
 	"notifyOn", "notifyEmail", "notifyUrls", "notifyUrlsSecret", "heartbeatUrl", "silenceHours",
-	"objectLockMode", "objectLockDays", "objectLockYears",
+	"objectLockMode", "objectLockDays", "objectLockYears", "filters",
 }
 
 // ContextKeys returns the settings PropsFromContext reads.
@@ -461,6 +469,7 @@ func PropsFromContext(node constructs.Node) (Props, error) {
 		lifecycle.SmallObjects = v
 	}
 	p.Lifecycle = lifecycle
+	p.Filters = c.json("filters")
 	p.ObjectLockMode = c.str("objectLockMode")
 	c.intInto(&p.ObjectLockDays, "objectLockDays")
 	c.intInto(&p.ObjectLockYears, "objectLockYears")
@@ -525,6 +534,24 @@ func (c *ctxReader) str(key string) string {
 	default:
 		c.errs = append(c.errs, fmt.Errorf("%s: want a string, got %v", key, v))
 		return ""
+	}
+}
+
+// json reads a JSON setting: a string holding JSON (-c key='{…}') or a value in cdk.json,
+// returned as compact JSON ("" when unset).
+func (c *ctxReader) json(key string) string {
+	switch v := c.raw(key).(type) {
+	case nil:
+		return ""
+	case string:
+		return strings.TrimSpace(v)
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			c.errs = append(c.errs, fmt.Errorf("%s: %v", key, err))
+			return ""
+		}
+		return string(b)
 	}
 }
 

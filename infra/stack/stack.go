@@ -404,10 +404,15 @@ func (s *BackupStack) functions() {
 				"MAX_CHANGE_PERCENT": fmt.Sprint(p.MaxChangePercent),
 				"CHANGE_GUARD_FLOOR": fmt.Sprint(p.ChangeGuardFloor),
 				"ARCHIVED_SOURCES":   p.ArchivedSources,
+				"FILTERS":            p.Filters,
 			}),
 			statements: []awsiam.PolicyStatement{
 				// HeadBucket (checked before anything is written) and ListObjectsV2.
 				allow("ListBuckets", []string{"s3:ListBucket"}, src, bak, run),
+				// GetObjectTagging of a new or changed source object that a filter's tag rule
+				// could decide (package shared/filter). Always granted: an execution's input may
+				// bring tag rules.
+				allow("ReadSourceTagsForFilters", []string{"s3:GetObjectTagging"}, src+"/*"),
 				allow("CheckBackupVersioning", []string{"s3:GetBucketVersioning"}, bak),
 				// The batches, and the manifest of those the Map runs.
 				allow("WriteBatches", []string{"s3:PutObject"}, run+"/work/*/batches/*", run+"/work/*/manifest.jsonl"),

@@ -301,6 +301,7 @@ func TestBackupStack(t *testing.T) {
 				env["MAX_CHANGE_PERCENT"] = fmt.Sprint(guard.DefaultMaxChangePercent)
 				env["CHANGE_GUARD_FLOOR"] = fmt.Sprint(guard.DefaultChangeFloor)
 				env["ARCHIVED_SOURCES"] = lister.DefaultArchivedSources
+				env["FILTERS"] = ""
 			case Planner, RestoreCopier:
 				env["RESTORE_TARGETS"] = testSource // default: restore into the source
 				env["ALLOW_EXACT_ROLLBACK"] = "false"
@@ -460,6 +461,7 @@ func TestBackupStack(t *testing.T) {
 				"Allow s3:ListBucket " + src,
 				"Allow s3:ListBucket " + bak,
 				"Allow s3:ListBucket " + run,
+				"Allow s3:GetObjectTagging " + src + "/*",
 				"Allow s3:GetBucketVersioning " + bak,
 				"Allow s3:PutObject " + run + "/work/*/batches/*",
 				"Allow s3:PutObject " + run + "/work/*/manifest.jsonl",
@@ -1023,6 +1025,18 @@ func TestNotifications(t *testing.T) {
 	hasOutput(t, tpl, "NotifyTopicArn", obj("Value", ref(NotifyTopicID)))
 }
 
+// TestFiltersSetting: the filters context, as a JSON string (-c) or a cdk.json object, reaches the
+// lister as FILTERS, compact.
+func TestFiltersSetting(t *testing.T) {
+	for _, v := range []any{`{"include":["prefix:data/"],"exclude":["glob:**/*.tmp"]}`, map[string]any{"include": []any{"prefix:data/"}, "exclude": []any{"glob:**/*.tmp"}}} {
+		s := synth(t, map[string]any{"sourceBucketName": testSource, "filters": v})
+		env := s.resource(t, FunctionID(Lister))["Properties"].(map[string]any)["Environment"].(map[string]any)["Variables"].(map[string]any)
+		if env["FILTERS"] != `{"exclude":["glob:**/*.tmp"],"include":["prefix:data/"]}` && env["FILTERS"] != `{"include":["prefix:data/"],"exclude":["glob:**/*.tmp"]}` {
+			t.Errorf("filters %v: lister FILTERS = %v", v, env["FILTERS"])
+		}
+	}
+}
+
 // TestObjectLock: the backup bucket with Object Lock and a default retention in days or years;
 // none without the setting.
 func TestObjectLock(t *testing.T) {
@@ -1088,6 +1102,8 @@ func TestPropsFromContextErrors(t *testing.T) {
 		{map[string]any{"sourceBucketName": "ok-bucket", "objectLockMode": "COMPLIANCE", "objectLockDays": "30", "objectLockYears": "1"}, "exactly one is needed"},
 		{map[string]any{"sourceBucketName": "ok-bucket", "objectLockMode": "COMPLIANCE", "objectLockDays": "400"}, "noncurrentExpireDays"},
 		{map[string]any{"sourceBucketName": "ok-bucket", "objectLockMode": "GOVERNANCE", "objectLockYears": "1"}, "noncurrentExpireDays"},
+		{map[string]any{"sourceBucketName": "ok-bucket", "filters": `{"exclude":["size>10MB"]}`}, `filters: filters: exclude[0] "size>10MB"`},
+		{map[string]any{"sourceBucketName": "ok-bucket", "filters": map[string]any{"include": []any{"nope:x"}}}, `filters: filters: include[0] "nope:x"`},
 		{map[string]any{"sourceBucketName": "ok-bucket", "notifyOn": "sometimes"}, `notifyOn: "sometimes": want always, failure or change`},
 		{map[string]any{"sourceBucketName": "ok-bucket", "silenceHours": "200"}, "silenceHours: 200: want 1–168"},
 		{map[string]any{"sourceBucketName": "ok-bucket", "notifyEmail": "team"}, `notifyEmail: "team" is not an e-mail address`},

@@ -50,6 +50,12 @@ type Header struct {
 	Destination string `json:"destination"`
 }
 
+// ChangeExcluded is the Change of a backup's deletion item whose key the source still has: a
+// filter excludes it and deleteExcluded marks it deleted (so the copier does not skip it as
+// reappeared in the source; it removes the backup's current object only while it is the one
+// listed).
+const ChangeExcluded = "excluded"
+
 // Item is one object to copy or mark deleted. ETag, Size and LastModified describe the source
 // object as listed (copy) or the destination's current version (delete). VersionID names the
 // source version to copy (restore); DestKey, when set, is the destination key (restore under a

@@ -380,9 +380,10 @@ func (h *Handler) do(ctx context.Context, cp *s3copy.Copier, hd batch.Header, it
 			SourceBucket: hd.Source, DestBucket: hd.Destination, Key: it.Key, DestKey: it.DestKey,
 			Verify: verify, Retries: counter,
 		}
-		if !h.backup(hd) {
-			// An exact restore's removal: the target object as planned, removed only while the
-			// target still holds it.
+		if !h.backup(hd) || it.Change == batch.ChangeExcluded {
+			// An exact restore's removal, or a backup's key a filter now excludes (deleteExcluded:
+			// the source still has it): the object as planned, removed only while the
+			// destination still holds it; the source is not looked at.
 			req.Expect = &change.Object{Key: it.Destination(), Size: it.Size, ETag: it.ETag, LastModified: it.LastModified}
 		}
 		outcome, err := cp.Delete(ctx, req)
@@ -393,6 +394,9 @@ func (h *Handler) do(ctx context.Context, cp *s3copy.Copier, hd batch.Header, it
 		case s3copy.Reappeared:
 			return record{skip: &report.Skip{Key: it.Key, Reason: "reappeared: the key exists in the source again; not marked deleted, the next run backs it up"}}
 		case s3copy.DestChanged:
+			if h.backup(hd) {
+				return record{skip: &report.Skip{Key: it.Key, Reason: "changed in the backup since it was listed: not marked deleted"}}
+			}
 			return record{skip: &report.Skip{Key: it.Destination(), Reason: "changed in the target since the restore was planned: not removed"}}
 		}
 		return record{deleted: true, alreadyPresent: outcome == s3copy.AlreadyDeleted}

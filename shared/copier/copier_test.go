@@ -119,6 +119,44 @@ func TestCopiesDeletesAndRecordsFailures(t *testing.T) {
 	}
 }
 
+// TestExcludedDeletion: a backup key a filter excludes (deleteExcluded) is marked deleted although
+// the source still has it, but only while the backup holds the object the lister saw.
+func TestExcludedDeletion(t *testing.T) {
+	f, h := setup()
+	for _, k := range []string{"logs/a", "logs/b"} {
+		f.Put("src", k, []byte("still here "+k))
+		f.Put("bak", k, []byte("backed up "+k))
+	}
+	var items []batch.Item
+	for _, k := range []string{"logs/a", "logs/b"} {
+		out, err := f.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String("bak"), Key: aws.String(k)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, batch.Item{Op: batch.OpDelete, Key: k, Change: batch.ChangeExcluded, Size: aws.ToInt64(out.ContentLength), ETag: aws.ToString(out.ETag), LastModified: aws.ToTime(out.LastModified)})
+	}
+	f.Put("bak", "logs/b", []byte("written to the backup since it was listed"))
+	body, _ := batch.Encode(batch.Header{Version: 1, Source: "src", Destination: "bak"}, items)
+	f.Put("run", batch.Key("exec", 0), body)
+	resp, err := invoke(t, h, Request{Execution: "exec", BatchKey: batch.Key("exec", 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Deleted != 1 || resp.Skipped != 1 || resp.Failed != 0 {
+		t.Fatalf("response %+v", resp)
+	}
+	if vs := f.Versions("bak", "logs/a"); len(vs) != 2 || !vs[1].DeleteMarker {
+		t.Errorf("logs/a (excluded, still in the source): versions %+v, want its data under a delete marker", vs)
+	}
+	if vs := f.Versions("bak", "logs/b"); len(vs) != 2 || vs[1].DeleteMarker {
+		t.Errorf("logs/b (changed in the backup since listing): versions %+v, want no delete marker", vs)
+	}
+	o := outcome(t, f, resp.OutcomeKey)
+	if len(o.Skips) != 1 || o.Skips[0].Key != "logs/b" || !strings.Contains(o.Skips[0].Reason, "changed in the backup") {
+		t.Errorf("skips %+v", o.Skips)
+	}
+}
+
 // A retried batch (RetryCount > 0) verifies first and adds no version for work already done.
 func TestRetryAddsNoVersion(t *testing.T) {
 	f, h := setup()

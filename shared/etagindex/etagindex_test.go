@@ -484,68 +484,90 @@ func TestCopiedEntryWins(t *testing.T) {
 	}
 }
 
-// The lister's walk: entries outside the run's prefix are carried, inside it only those Kept;
-// the new generation reads back as exactly that, also when the walk spans invocations.
+// The lister's walk: entries outside the listed prefixes are carried, inside them only those
+// Kept; the new generation reads back as exactly that, also when the walk spans invocations.
+// A filter lists several prefixes (filter.ListPrefixes): the index entries of the keys between
+// and around them (which it excludes) are carried, never dropped.
 func TestCarry(t *testing.T) {
 	ctx := context.Background()
 	index := entries("a/1", "p/1", "p/2", "p/3", "p/5", "q/1", "z/1")
 	listed := []string{"p/1", "p/2", "p/4", "p/5"} // p/3 is gone from both buckets
 	holds := map[string]bool{"p/1": true, "p/5": true}
-	want := []string{"a/1", "p/1", "p/5", "q/1", "z/1"}
+	cases := []struct {
+		name     string
+		prefixes []string
+		want     []string
+	}{
+		{"one prefix", []string{"p/"}, []string{"a/1", "p/1", "p/5", "q/1", "z/1"}},
+		{"several prefixes", []string{"p/", "q/"}, []string{"a/1", "p/1", "p/5", "z/1"}}, // q/ was listed and held nothing
+		{"a prefix around a listed one", []string{"a/", "p/2", "p/5"}, []string{"p/1", "p/3", "p/5", "q/1", "z/1"}},
+		{"the whole bucket", []string{""}, []string{"p/1", "p/5"}},
+		{"no prefixes: nothing dropped but what is looked up", nil, []string{"a/1", "p/1", "p/3", "p/5", "q/1", "z/1"}},
+	}
+	for _, tc := range cases {
+		for _, perInvocation := range []int{1, 2, 100} {
+			t.Run(fmt.Sprint(tc.name, ", ", perInvocation, " keys an invocation"), func(t *testing.T) {
+				testCarryWalk(t, ctx, index, listed, holds, tc.prefixes, tc.want, perInvocation)
+			})
+		}
+	}
+	testCarryDryRun(t, ctx, index)
+}
 
-	for _, perInvocation := range []int{1, 2, 100} {
-		t.Run(fmt.Sprint(perInvocation, " keys an invocation"), func(t *testing.T) {
-			f := newFake()
-			files := writeCarry(t, f, "ex1", index, 2, 100)
-			prev := Generation{Execution: "ex1", CarryFiles: files}
-			var pos Position
-			next := 0
-			i := 0
-			done := false
-			for invocations := 0; !done; invocations++ {
-				if invocations > 20 {
-					t.Fatal("the walk does not end")
+// testCarryWalk walks index beside listed, Keeping the entries of holds, perInvocation keys an
+// invocation, and checks the new generation holds exactly want.
+func testCarryWalk(t *testing.T, ctx context.Context, index []Entry, listed []string, holds map[string]bool, prefixes, want []string, perInvocation int) {
+	f := newFake()
+	files := writeCarry(t, f, "ex1", index, 2, 100)
+	prev := Generation{Execution: "ex1", CarryFiles: files}
+	var pos Position
+	next := 0
+	i := 0
+	done := false
+	for invocations := 0; !done; invocations++ {
+		if invocations > 20 {
+			t.Fatal("the walk does not end")
+		}
+		c := &Carry{Reader: NewReader(f, bucket, prev, pos), Writer: NewWriter(f, bucket, "ex2", next, 2), Prefixes: prefixes}
+		for n := 0; n < perInvocation && i < len(listed); n, i = n+1, i+1 {
+			e, err := c.Lookup(ctx, listed[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if holds[listed[i]] {
+				if e == nil || e.Key != listed[i] {
+					t.Fatalf("Lookup(%s) = %+v", listed[i], e)
 				}
-				c := &Carry{Reader: NewReader(f, bucket, prev, pos), Writer: NewWriter(f, bucket, "ex2", next, 2), Prefix: "p/"}
-				for n := 0; n < perInvocation && i < len(listed); n, i = n+1, i+1 {
-					e, err := c.Lookup(ctx, listed[i])
-					if err != nil {
-						t.Fatal(err)
-					}
-					if holds[listed[i]] {
-						if e == nil || e.Key != listed[i] {
-							t.Fatalf("Lookup(%s) = %+v", listed[i], e)
-						}
-						if err := c.Keep(ctx, *e); err != nil {
-							t.Fatal(err)
-						}
-					}
-				}
-				if i == len(listed) {
-					budget := perInvocation
-					var err error
-					done, err = c.Finish(ctx, func() bool { budget--; return budget < 0 })
-					if err != nil {
-						t.Fatal(err)
-					}
-				}
-				pos = c.Reader.Position()
-				var err error
-				if next, err = c.Writer.Flush(ctx); err != nil {
+				if err := c.Keep(ctx, *e); err != nil {
 					t.Fatal(err)
 				}
 			}
-			got, _ := readAll(t, NewReader(f, bucket, Generation{Execution: "ex2", CarryFiles: next}, Position{}))
-			if !reflect.DeepEqual(keysOf(got), want) {
-				t.Errorf("new generation %v, want %v", keysOf(got), want)
+		}
+		if i == len(listed) {
+			budget := perInvocation
+			var err error
+			done, err = c.Finish(ctx, func() bool { budget--; return budget < 0 })
+			if err != nil {
+				t.Fatal(err)
 			}
-		})
+		}
+		pos = c.Reader.Position()
+		var err error
+		if next, err = c.Writer.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
+	got, _ := readAll(t, NewReader(f, bucket, Generation{Execution: "ex2", CarryFiles: next}, Position{}))
+	if !reflect.DeepEqual(keysOf(got), want) {
+		t.Errorf("new generation %v, want %v", keysOf(got), want)
+	}
+}
 
-	// A dry run reads the index and writes nothing.
+// A dry run reads the index and writes nothing.
+func testCarryDryRun(t *testing.T, ctx context.Context, index []Entry) {
 	f := newFake()
 	files := writeCarry(t, f, "ex1", index, 10, 100)
-	c := &Carry{Reader: NewReader(f, bucket, Generation{Execution: "ex1", CarryFiles: files}, Position{}), Prefix: "p/"}
+	c := &Carry{Reader: NewReader(f, bucket, Generation{Execution: "ex1", CarryFiles: files}, Position{}), Prefixes: []string{"p/"}}
 	writes := f.Count("PutObject")
 	e, err := c.Lookup(ctx, "p/2")
 	if err != nil || e == nil || *e != entry("p/2") {

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/bucketvault/bucketvault/shared/filter"
 )
 
 // Writer writes an execution's carry files: entries in strictly increasing key order, at most
@@ -76,14 +78,22 @@ func (w *Writer) Flush(ctx context.Context) (next int, err error) {
 // Carry is one lister invocation's walk over the index beside its listings: for each listed key
 // in order, Lookup finds the key's entry; Keep carries an entry that still holds into the new
 // generation; Finish, once the listing is done, carries what lies beyond the last listed key.
-// Entries of keys outside Prefix (another run's scope) are carried as they are; entries of keys
-// inside it that are no longer listed are dropped. With a nil Writer (a dry run) nothing is
-// carried.
+// Entries of keys under none of Prefixes (another run's scope, or keys a filter keeps the run
+// from listing) are carried as they are; entries of keys under one of them that are no longer
+// listed are dropped. Prefixes are the key prefixes the run lists ([]string{""}: the whole
+// bucket); with none, nothing is dropped. With a nil Writer (a dry run) nothing is carried.
+//
+// Dropping an entry only costs a copy (an SSE-KMS object whose index entry is gone is copied
+// again), carrying one never hides a change (an entry matches only its exact pair of ETags):
+// so when in doubt, carry.
 type Carry struct {
-	Reader *Reader
-	Writer *Writer
-	Prefix string // the run's prefix ("" for the whole bucket)
+	Reader   *Reader
+	Writer   *Writer
+	Prefixes []string // the key prefixes the run lists (filter.ListPrefixes and the backup's)
 }
+
+// owned says whether the entry of key belongs to the run's listing (and is dropped unless kept).
+func (c *Carry) owned(key string) bool { return filter.Within(c.Prefixes, key) }
 
 // Lookup returns the entry of key (nil when there is none), consuming every entry up to it. Keys
 // must be given in increasing order.
@@ -98,7 +108,7 @@ func (c *Carry) Lookup(ctx context.Context, key string) (*Entry, error) {
 		if got.Key == key {
 			return &got, nil
 		}
-		if !strings.HasPrefix(got.Key, c.Prefix) {
+		if !c.owned(got.Key) {
 			if err := c.Keep(ctx, got); err != nil {
 				return nil, err
 			}
@@ -116,7 +126,7 @@ func (c *Carry) Keep(ctx context.Context, e Entry) error {
 }
 
 // Finish consumes the rest of the index once the listing is done, carrying the entries outside
-// Prefix. When stop (if not nil) says so before an entry, it returns done false: the caller keeps
+// Prefixes. When stop (if not nil) says so before an entry, it returns done false: the caller keeps
 // the Reader's Position and Finishes in its next invocation. With a small prefix and a large
 // index, this is most of the index.
 func (c *Carry) Finish(ctx context.Context, stop func() bool) (done bool, err error) {
@@ -130,7 +140,7 @@ func (c *Carry) Finish(ctx context.Context, stop func() bool) (done bool, err er
 		}
 		got := *e
 		c.Reader.Pop()
-		if !strings.HasPrefix(got.Key, c.Prefix) {
+		if !c.owned(got.Key) {
 			if err := c.Keep(ctx, got); err != nil {
 				return false, err
 			}

@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"unicode/utf8"
 
+	"errors"
+
 	"github.com/bucketvault/bucketvault/shared/fault"
+	"github.com/bucketvault/bucketvault/shared/filter"
 )
 
 // Options are the overrides an execution may carry. Every field is optional.
@@ -24,6 +27,9 @@ type Options struct {
 	// backup's current objects that may have changed without the run ending MassChangeDetected.
 	// 100 accepts any change. The copies are made either way.
 	MaxChangePercent *float64 `json:"maxChangePercent"`
+	// Filters, when present, replace the deployment's filters (FILTERS) for this run; {} runs
+	// without any. Every rule is checked as the input is parsed (package filter).
+	Filters *filter.Filter `json:"filters"`
 }
 
 // event is the part of an EventBridge event (rule target without Input) that we read.
@@ -72,7 +78,11 @@ func decode(raw []byte) (Options, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&o); err != nil {
-		return Options{}, fmt.Errorf("%v (allowed fields: prefix, dryRun, maxDeletePercent, maxChangePercent)", err)
+		var invalid *fault.InvalidInput
+		if errors.As(err, &invalid) { // a malformed filter rule, already named by package filter
+			return Options{}, err
+		}
+		return Options{}, fmt.Errorf("%v (allowed fields: prefix, dryRun, maxDeletePercent, maxChangePercent, filters)", err)
 	}
 	if dec.More() {
 		return Options{}, fmt.Errorf("trailing data after the JSON object")

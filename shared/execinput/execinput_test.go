@@ -32,6 +32,9 @@ func TestParse(t *testing.T) {
 		{name: "negative guard", in: `{"maxDeletePercent":-1}`, wantErr: "from 0 to 100"},
 		{name: "change guard above 100", in: `{"maxChangePercent":150}`, wantErr: "maxChangePercent 150 must be from 0 to 100"},
 		{name: "change guard not a number", in: `{"maxChangePercent":"all"}`, wantErr: "maxChangePercent"},
+		{name: "filters", in: `{"filters":{"exclude":["glob:**/*.tmp"]}}`},
+		{name: "malformed filter rule", in: `{"filters":{"exclude":["size>10MB"]}}`, wantErr: `execution input: filters: exclude[0] "size>10MB": size "10MB" is not a byte count`},
+		{name: "unknown filter field", in: `{"filters":{"excludes":[]}}`, wantErr: `unknown field "excludes"`},
 		{name: "prefix longer than a key", in: `{"prefix":"` + strings.Repeat("p", 1025) + `"}`, wantErr: "longer than an S3 key"},
 	}
 	for _, tt := range tests {

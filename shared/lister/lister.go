@@ -8,6 +8,13 @@
 // applies the guards (package guard) and writes the manifest of the batches the Map runs: every
 // copy batch, and the deletion batches only when the deletion guard passes. New and changed
 // objects only add versions, so they are copied whatever the guards say.
+//
+// Filters (package filter: the deployment's FILTERS, or the execution's "filters") narrow the
+// listing to the prefixes an include rule can match (listed one after the other, in key order),
+// and decide on every key before it is classified: key, size and age rules cost no request; a
+// tag rule is read (GetObjectTagging on the source, DefaultTagConcurrency at a time) only for an
+// object that would otherwise be copied, never for an unchanged one. An excluded key is neither
+// copied nor marked deleted, unless deleteExcluded; its ETag index entry is carried as it is.
 package lister
 
 import (
@@ -17,6 +24,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -28,6 +37,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/etagindex"
 	"github.com/bucketvault/bucketvault/shared/execinput"
 	"github.com/bucketvault/bucketvault/shared/fault"
+	"github.com/bucketvault/bucketvault/shared/filter"
 	"github.com/bucketvault/bucketvault/shared/guard"
 	"github.com/bucketvault/bucketvault/shared/lambdafn"
 	"github.com/bucketvault/bucketvault/shared/listing"
@@ -43,6 +53,8 @@ type S3 interface {
 	HeadBucket(ctx context.Context, in *s3.HeadBucketInput, opts ...func(*s3.Options)) (*s3.HeadBucketOutput, error)
 	GetBucketVersioning(ctx context.Context, in *s3.GetBucketVersioningInput, opts ...func(*s3.Options)) (*s3.GetBucketVersioningOutput, error)
 	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	// GetObjectTagging reads a source object's tags, only when a filter has a tag rule.
+	GetObjectTagging(ctx context.Context, in *s3.GetObjectTaggingInput, opts ...func(*s3.Options)) (*s3.GetObjectTaggingOutput, error)
 }
 
 var _ S3 = (*s3.Client)(nil)
@@ -58,6 +70,9 @@ const (
 	ArchivedFail = "fail"
 )
 
+// ChangeExcluded is the Change of a deletion item whose key the source still has (package batch).
+const ChangeExcluded = batch.ChangeExcluded
+
 // Defaults of the lister's own settings. The batch sizes are package batch's (batch.DefaultSize,
 // batch.DefaultBytes), the guards package guard's.
 const (
@@ -65,6 +80,14 @@ const (
 	DefaultMaxKeysPerInvocation = 0
 	// DefaultArchivedSources skips archived sources and names them.
 	DefaultArchivedSources = ArchivedSkip
+	// DefaultTagConcurrency is how many GetObjectTagging requests a filter's tag rules send at
+	// once.
+	DefaultTagConcurrency = 16
+	// DefaultChunkKeys is how many merged keys wait, behind a key whose tags are to be read, for
+	// the tags of the chunk to be read together before their work items are written;
+	// DefaultChunkTags ends a chunk early once that many of its keys need their tags read.
+	DefaultChunkKeys = 1000
+	DefaultChunkTags = 4 * DefaultTagConcurrency
 )
 
 // Config is the lister's configuration, from its environment.
@@ -75,11 +98,15 @@ type Config struct {
 	MaxKeysPerInvocation                  int64 // 0: until the time budget runs out
 	Guards                                guard.Limits
 	ArchivedSources                       string // ArchivedSkip or ArchivedFail
+	// Filter is the deployment's filters (FILTERS); nil backs up everything. An execution's
+	// "filters" input replaces it for that run.
+	Filter *filter.Filter
 }
 
 // ConfigFromEnv reads SOURCE_BUCKET, BACKUP_BUCKET, RUN_BUCKET (required), BATCH_SIZE, BATCH_BYTES,
 // LISTER_MAX_KEYS, the guards' MAX_DELETE_PERCENT, DELETE_GUARD_FLOOR, MAX_CHANGE_PERCENT and
-// CHANGE_GUARD_FLOOR, and ARCHIVED_SOURCES (skip or fail); each defaults to its Default… constant.
+// CHANGE_GUARD_FLOOR, ARCHIVED_SOURCES (skip or fail) and FILTERS (package filter's JSON); each
+// defaults to its Default… constant (FILTERS: none).
 func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 	r := envconf.NewReader(lookup)
 	c := Config{
@@ -104,6 +131,11 @@ func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 	if err := r.Err(); err != nil {
 		return Config{}, err
 	}
+	f, err := filter.FromEnv(lookup)
+	if err != nil {
+		return Config{}, err
+	}
+	c.Filter = f
 	if err := distinctBuckets(c.SourceBucket, c.BackupBucket, c.RunBucket); err != nil {
 		return Config{}, err
 	}
@@ -127,6 +159,9 @@ type Position struct {
 	DeleteBatches int    `json:"deleteBatches"`
 	// Index is where the execution stands in the ETag index (package etagindex).
 	Index IndexPosition `json:"index"`
+	// Now is the run's clock for the filters' age rules, taken by its first invocation, so that
+	// every invocation judges an object's age against the same moment.
+	Now time.Time `json:"now"`
 }
 
 // IndexPosition is the lister's place in the ETag index: the generation the first invocation
@@ -192,9 +227,14 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	if req.Execution == "" {
 		return Response{}, &fault.InvalidInput{Msg: "lister request has no execution name"}
 	}
+	// A malformed input (a filter rule among it) fails here: before the lock, before any write.
 	opts, err := execinput.Parse(req.Input)
 	if err != nil {
 		return Response{}, err
+	}
+	flt := h.Config.Filter
+	if opts.Filters != nil {
+		flt = opts.Filters // the execution's filters replace the deployment's; {} runs unfiltered
 	}
 	retries := &s3client.RetryCounter{}
 	cur := Cursor{}
@@ -215,21 +255,30 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 			return Response{}, err
 		}
 	}
+	if cur.Position.Now.IsZero() {
+		cur.Position.Now = h.now().UTC()
+	}
 	cur.Totals.Invocations++
 	start := h.now()
 	stopAt := lambdafn.StopAt(ctx)
 	outOfTime := func() bool { return !stopAt.IsZero() && h.now().After(stopAt) }
 
 	after := cur.Position.After
+	// Only what an include rule can match is listed; the backup in full under deleteExcluded,
+	// to find the keys no include rule matches.
+	sourcePrefixes, backupPrefixes := flt.ListPrefixes(opts.Prefix), flt.BackupPrefixes(opts.Prefix)
 	m := newMerger(
-		listing.NewObjects(h.S3, h.Config.SourceBucket, opts.Prefix, after).WithOptions(retries.Option()),
-		listing.NewObjects(h.S3, h.Config.BackupBucket, opts.Prefix, after).WithOptions(retries.Option()),
+		newPrefixStream(h.S3, h.Config.SourceBucket, sourcePrefixes, after, retries.Option()),
+		newPrefixStream(h.S3, h.Config.BackupBucket, backupPrefixes, after, retries.Option()),
 	)
-	w := newWriter(h, ctx, req.Execution, &cur, opts.DryRun, retries)
+	w := newWriter(h, ctx, req.Execution, &cur, opts.DryRun, retries, flt)
 	idx := &cur.Position.Index
 	carry := &etagindex.Carry{
 		Reader: etagindex.NewReader(h.S3, h.Config.RunBucket, idx.Read, idx.At, retries.Option()),
-		Prefix: opts.Prefix,
+		// The backup's prefixes hold the source's: every key either listing sees. The entries of
+		// keys outside them (another prefix's, or those a filter keeps from the listing) are
+		// carried as they are.
+		Prefixes: backupPrefixes,
 	}
 	if !opts.DryRun {
 		carry.Writer = etagindex.NewWriter(h.S3, h.Config.RunBucket, req.Execution, idx.NextCarry, 0, retries.Option())
@@ -256,10 +305,14 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 		if err != nil {
 			return Response{}, err
 		}
-		if err := w.add(src, bak, entry, carry); err != nil {
+		if err := w.decide(src, bak, entry, carry); err != nil {
 			return Response{}, err
 		}
 		processed++
+	}
+	// Every key decided is written before the cursor moves past it.
+	if err := w.drain(); err != nil {
+		return Response{}, err
 	}
 	if done {
 		// The index beyond the last listed key is carried too (another prefix's entries); with
@@ -289,7 +342,8 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	h.Logger.InfoContext(ctx, "listed", "execution", req.Execution, "invocation", t.Invocations,
 		"keys", processed, "done", done, "after", cur.Position.After, "batches", t.Batches,
 		"listed", t.Listed, "new", t.New, "changed", t.Changed, "unchanged", t.Unchanged,
-		"toDelete", t.ToDelete, "archived", t.Archived, "elapsed", h.now().Sub(start).String())
+		"toDelete", t.ToDelete, "archived", t.Archived, "excluded", t.Excluded, "excludedDeletions", t.ExcludedDeletions,
+		"tagReads", t.TagReads, "elapsed", h.now().Sub(start).String())
 
 	resp := Response{Done: done, DryRun: opts.DryRun, Guards: []report.Guard{}}
 	if done {
@@ -373,7 +427,9 @@ func archived(storageClass string) bool {
 	return storageClass == string(types.ObjectStorageClassGlacier) || storageClass == string(types.ObjectStorageClassDeepArchive)
 }
 
-// writer sorts work items into copy and deletion batches.
+// writer decides on every merged key and sorts work items into copy and deletion batches. Keys
+// are decided in key order as they are merged (walking the ETag index beside them), queued, and
+// written a chunk at a time, so that the tags of a chunk's keys are read together.
 type writer struct {
 	h         *Handler
 	ctx       context.Context
@@ -381,8 +437,19 @@ type writer struct {
 	cur       *Cursor
 	dryRun    bool
 	retries   *s3client.RetryCounter
+	filter    *filter.Filter
 	copies    pending
 	deletions pending
+	queue     []decided
+	tagsDue   int // keys of queue whose tags are still to be read
+}
+
+// decided is one merged key, classified and judged by the filters, waiting to be written.
+type decided struct {
+	src, bak *change.Object
+	class    change.Class
+	d        filter.Decision
+	readTags bool // d is NeedTags: read the object's tags and call MatchTags
 }
 
 // pending is one kind of batch being filled: its items, the key of its batch number seq, and the
@@ -394,26 +461,115 @@ type pending struct {
 	bytes int64
 }
 
-func newWriter(h *Handler, ctx context.Context, execution string, cur *Cursor, dryRun bool, retries *s3client.RetryCounter) *writer {
+func newWriter(h *Handler, ctx context.Context, execution string, cur *Cursor, dryRun bool, retries *s3client.RetryCounter, f *filter.Filter) *writer {
 	return &writer{
-		h: h, ctx: ctx, execution: execution, cur: cur, dryRun: dryRun, retries: retries,
+		h: h, ctx: ctx, execution: execution, cur: cur, dryRun: dryRun, retries: retries, filter: f,
 		copies:    pending{key: batch.Key, count: &cur.Position.CopyBatches},
 		deletions: pending{key: batch.DeleteKey, count: &cur.Position.DeleteBatches},
 	}
 }
 
-// add classifies one key from its two listings and its ETag index entry (nil when none): a key
-// whose ETags differ is unchanged when the entry records exactly this pair (the backup's version
-// is the copy of this source content), and the entry is carried on.
-func (w *writer) add(src, bak *change.Object, entry *etagindex.Entry, carry *etagindex.Carry) error {
+// decide classifies one key from its two listings and its ETag index entry (nil when none), and
+// judges it by the filters; it carries the key's index entry on when it still holds, and queues
+// the key to be written. A key whose ETags differ is unchanged when the entry records exactly this
+// pair (the backup's version is the copy of this source content).
+//
+// The filters judge a source object by its listing (filter.Match), and a key gone from the source
+// by its key alone (filter.MatchKey). When only tags can decide, they are read for a new or
+// changed object and never for an unchanged one, which stays unchanged. An excluded key is left
+// alone (with its index entry, whatever it says: an entry only ever matches its exact ETags)
+// unless deleteExcluded marks its backup deleted.
+func (w *writer) decide(src, bak *change.Object, entry *etagindex.Entry, carry *etagindex.Carry) error {
 	key := keyOf(src, bak)
-	class := change.Classify(src, bak)
-	if class == change.Changed && entry.Matches(*src, *bak) {
-		class = change.Unchanged
+	k := decided{src: src, bak: bak, class: change.Classify(src, bak)}
+	matched := k.class == change.Changed && entry.Matches(*src, *bak)
+	if matched {
+		k.class = change.Unchanged
+	}
+	switch {
+	case w.filter.Empty():
+	case src != nil:
+		k.d = w.filter.Match(key, src.Size, src.LastModified, w.cur.Position.Now)
+	default:
+		k.d = w.filter.MatchKey(key)
+	}
+	if k.d.NeedTags() {
+		if k.class == change.New || k.class == change.Changed {
+			k.readTags = true
+			w.tagsDue++
+		} else {
+			k.d = filter.Decision{Verdict: filter.Include} // unchanged: nothing to do whatever its tags
+		}
+	}
+	markDeleted := k.d.Excluded() && w.filter.DeleteExcluded() && bak != nil
+	if entry != nil && (k.d.Excluded() && !markDeleted || matched && !k.d.Excluded()) {
 		if err := carry.Keep(w.ctx, *entry); err != nil {
 			return err
 		}
 	}
+	w.queue = append(w.queue, k)
+	// Keys queue only behind one whose tags are to be read: without tag rules each is written
+	// at once, as before filters.
+	if w.tagsDue == 0 || len(w.queue) >= DefaultChunkKeys || w.tagsDue >= DefaultChunkTags {
+		return w.drain()
+	}
+	return nil
+}
+
+// drain reads the tags the queued keys need, DefaultTagConcurrency at a time, and writes the
+// queued keys in order.
+func (w *writer) drain() error {
+	if w.tagsDue > 0 {
+		g, ctx := errgroup.WithContext(w.ctx)
+		g.SetLimit(DefaultTagConcurrency)
+		for i := range w.queue {
+			k := &w.queue[i]
+			if !k.readTags {
+				continue
+			}
+			g.Go(func() error {
+				tags, err := w.tags(ctx, k.src.Key)
+				if err != nil {
+					return err
+				}
+				k.d = w.filter.MatchTags(k.d, tags)
+				return nil
+			})
+		}
+		err := g.Wait()
+		w.cur.Totals.TagReads += int64(w.tagsDue)
+		w.tagsDue = 0
+		if err != nil {
+			return err
+		}
+	}
+	for _, k := range w.queue {
+		if err := w.add(k); err != nil {
+			return err
+		}
+	}
+	clear(w.queue) // drop the objects' pointers
+	w.queue = w.queue[:0]
+	return nil
+}
+
+// tags reads a source object's tags. An object deleted since it was listed has none: the copier
+// then finds it gone, as it would without filters.
+func (w *writer) tags(ctx context.Context, key string) (map[string]string, error) {
+	out, err := w.h.S3.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: aws.String(w.h.Config.SourceBucket), Key: aws.String(key)}, w.retries.Option())
+	switch {
+	case fault.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("read the tags of s3://%s/%s for the filters' tag rules (the lister needs s3:GetObjectTagging on the source): %w", w.h.Config.SourceBucket, key, err)
+	}
+	return filter.Tags(out.TagSet), nil
+}
+
+// add counts one decided key and puts its work item, if any, in its batch.
+func (w *writer) add(k decided) error {
+	src, bak := k.src, k.bak
+	key := keyOf(src, bak)
 	t := &w.cur.Totals
 	if src != nil {
 		t.Listed++
@@ -422,8 +578,27 @@ func (w *writer) add(src, bak *change.Object, entry *etagindex.Entry, carry *eta
 		t.BackupObjects++
 	}
 	w.cur.Position.After = key
-	switch class {
+	if k.d.Excluded() {
+		if src != nil {
+			t.Excluded++
+			t.ExcludedByRule = filter.Counts(t.ExcludedByRule).Add(k.d)
+		}
+		switch {
+		case bak != nil && w.filter.DeleteExcluded():
+			t.ToDelete++
+			it := batch.Item{Op: batch.OpDelete, Key: key, Change: string(change.Deleted), Size: bak.Size, ETag: bak.ETag, LastModified: bak.LastModified}
+			if src != nil {
+				it.Change = ChangeExcluded
+			}
+			return w.put(&w.deletions, it, 0)
+		case src == nil:
+			t.ExcludedDeletions++
+		}
+		return nil
+	}
+	switch k.class {
 	case change.New, change.Changed:
+		class := k.class
 		if class == change.New {
 			t.New++
 		} else {
@@ -446,7 +621,7 @@ func (w *writer) add(src, bak *change.Object, entry *etagindex.Entry, carry *eta
 		return w.put(&w.copies, it, src.Size)
 	case change.Deleted:
 		t.ToDelete++
-		return w.put(&w.deletions, batch.Item{Op: batch.OpDelete, Key: key, Change: string(class), Size: bak.Size, ETag: bak.ETag, LastModified: bak.LastModified}, 0)
+		return w.put(&w.deletions, batch.Item{Op: batch.OpDelete, Key: key, Change: string(k.class), Size: bak.Size, ETag: bak.ETag, LastModified: bak.LastModified}, 0)
 	default:
 		t.Unchanged++
 		return nil
@@ -557,3 +732,43 @@ func (m *merger) next(ctx context.Context) (row []*change.Object, ok bool, err e
 	}
 	return m.row, true, nil
 }
+
+// prefixStream lists a bucket's keys under several prefixes, one prefix after the other. With
+// prefixes in key order and none a prefix of another (filter.ListPrefixes), every key under one
+// of them comes once, in key order. Resuming after a key, it lists the prefixes still to come
+// (filter.After), each starting after that key; a prefix's listing starts when the one before
+// it ends.
+type prefixStream struct {
+	open     func(prefix string) stream
+	prefixes []string
+	cur      stream
+}
+
+func newPrefixStream(client s3.ListObjectsV2APIClient, bucket string, prefixes []string, after string, opts ...func(*s3.Options)) *prefixStream {
+	return &prefixStream{
+		prefixes: filter.After(prefixes, after),
+		open: func(prefix string) stream {
+			return listing.NewObjects(client, bucket, prefix, after).WithOptions(opts...)
+		},
+	}
+}
+
+// Peek returns the next object without consuming it; nil at the end of the last prefix.
+func (s *prefixStream) Peek(ctx context.Context) (*change.Object, error) {
+	for {
+		if s.cur == nil {
+			if len(s.prefixes) == 0 {
+				return nil, nil
+			}
+			s.cur, s.prefixes = s.open(s.prefixes[0]), s.prefixes[1:]
+		}
+		o, err := s.cur.Peek(ctx)
+		if err != nil || o != nil {
+			return o, err
+		}
+		s.cur = nil
+	}
+}
+
+// Pop consumes the object Peek returned.
+func (s *prefixStream) Pop() { s.cur.Pop() }

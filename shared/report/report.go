@@ -63,49 +63,58 @@ type Outcome struct {
 // guard verdicts; Withheld (deletionsWithheld) counts the deletions a tripped deletion guard kept
 // from running, which count as accounted for.
 type Report struct {
-	Status          string    `json:"status"`
-	Error           string    `json:"error"`
-	Cause           string    `json:"cause"`
-	Execution       string    `json:"execution"`
-	StartedAt       string    `json:"startedAt"`
-	FinishedAt      string    `json:"finishedAt"`
-	SourceBucket    string    `json:"sourceBucket"`
-	BackupBucket    string    `json:"backupBucket"`
-	Prefix          string    `json:"prefix"`
-	RestoredAt      string    `json:"restoredAt"`
-	TargetBucket    string    `json:"targetBucket"`
-	TargetPrefix    string    `json:"targetPrefix"`
-	RequestedBy     string    `json:"requestedBy"` // a restore's requestedBy input: who asked for it
-	DryRun          bool      `json:"dryRun"`
-	Listed          int64     `json:"listed"`
-	New             int64     `json:"new"`
-	Changed         int64     `json:"changed"`
-	Unchanged       int64     `json:"unchanged"`
-	ToDelete        int64     `json:"toDelete"`
-	Kept            int64     `json:"kept"`
-	Archived        int64     `json:"archived"`
-	BackupObjects   int64     `json:"backupObjects"`
-	BytesToCopy     int64     `json:"bytesToCopy"`
-	Copied          int64     `json:"copied"`
-	Deleted         int64     `json:"deleted"`
-	Failed          int64     `json:"failed"`
-	Skipped         int64     `json:"skipped"`
-	AlreadyPresent  int64     `json:"alreadyPresent"`
-	SourceChanged   int64     `json:"sourceChanged"`
-	BytesCopied     int64     `json:"bytesCopied"`
-	Retries         int64     `json:"retries"`
-	Withheld        int64     `json:"deletionsWithheld"`
-	Guards          []Guard   `json:"guards"`
-	Batches         int64     `json:"batches"`
-	FailedBatches   int64     `json:"failedBatches"`
-	ListInvocations int       `json:"listInvocations"`
-	ReportKey       string    `json:"reportKey"`
-	Failures        []Failure `json:"failures"`
-	FailuresOmitted int64     `json:"failuresOmitted"`
-	Skips           []Skip    `json:"skips"`
-	SkipsOmitted    int64     `json:"skipsOmitted"`
-	Notes           []Note    `json:"notes"`
-	NotesOmitted    int64     `json:"notesOmitted"`
+	Status       string `json:"status"`
+	Error        string `json:"error"`
+	Cause        string `json:"cause"`
+	Execution    string `json:"execution"`
+	StartedAt    string `json:"startedAt"`
+	FinishedAt   string `json:"finishedAt"`
+	SourceBucket string `json:"sourceBucket"`
+	BackupBucket string `json:"backupBucket"`
+	Prefix       string `json:"prefix"`
+	RestoredAt   string `json:"restoredAt"`
+	TargetBucket string `json:"targetBucket"`
+	TargetPrefix string `json:"targetPrefix"`
+	RequestedBy  string `json:"requestedBy"` // a restore's requestedBy input: who asked for it
+	DryRun       bool   `json:"dryRun"`
+	Listed       int64  `json:"listed"`
+	New          int64  `json:"new"`
+	Changed      int64  `json:"changed"`
+	Unchanged    int64  `json:"unchanged"`
+	ToDelete     int64  `json:"toDelete"`
+	Kept         int64  `json:"kept"`
+	Archived     int64  `json:"archived"`
+	// Excluded counts the listed source objects a filter excluded (neither copied nor, unless
+	// deleteExcluded, marked deleted); ExcludedByRule counts them by the rule that excluded them
+	// (never nil; its counts sum to Excluded). ExcludedDeletions counts the keys the backup holds
+	// and the source no longer has that a filter excludes: left alone, not marked deleted.
+	// TagReads counts the GetObjectTagging requests the filters' tag rules needed.
+	Excluded          int64            `json:"excluded"`
+	ExcludedByRule    map[string]int64 `json:"excludedByRule"`
+	ExcludedDeletions int64            `json:"excludedDeletions"`
+	TagReads          int64            `json:"tagReads"`
+	BackupObjects     int64            `json:"backupObjects"`
+	BytesToCopy       int64            `json:"bytesToCopy"`
+	Copied            int64            `json:"copied"`
+	Deleted           int64            `json:"deleted"`
+	Failed            int64            `json:"failed"`
+	Skipped           int64            `json:"skipped"`
+	AlreadyPresent    int64            `json:"alreadyPresent"`
+	SourceChanged     int64            `json:"sourceChanged"`
+	BytesCopied       int64            `json:"bytesCopied"`
+	Retries           int64            `json:"retries"`
+	Withheld          int64            `json:"deletionsWithheld"`
+	Guards            []Guard          `json:"guards"`
+	Batches           int64            `json:"batches"`
+	FailedBatches     int64            `json:"failedBatches"`
+	ListInvocations   int              `json:"listInvocations"`
+	ReportKey         string           `json:"reportKey"`
+	Failures          []Failure        `json:"failures"`
+	FailuresOmitted   int64            `json:"failuresOmitted"`
+	Skips             []Skip           `json:"skips"`
+	SkipsOmitted      int64            `json:"skipsOmitted"`
+	Notes             []Note           `json:"notes"`
+	NotesOmitted      int64            `json:"notesOmitted"`
 	// Cost is the run's estimated cost at list prices (package shared/runcost says how).
 	Cost Cost `json:"cost"`
 	// Notifications is what became of each notification target (package shared/notify).
@@ -308,9 +317,15 @@ type Totals struct {
 	Archived      int64 `json:"archived"`      // objects in an archive storage class
 	Ambiguous     int64 `json:"ambiguous"`     // restore: keys whose state at the moment was a same-second tie
 	BackupObjects int64 `json:"backupObjects"` // backup: current objects in the backup
-	BytesToCopy   int64 `json:"bytesToCopy"`
-	Retries       int64 `json:"retries"`     // request retries while listing or planning
-	Invocations   int   `json:"invocations"` // lister or planner invocations so far
+	// Backup filters (package filter): Listed = New + Changed + Unchanged + Excluded, and
+	// ExcludedByRule sums to Excluded. See Report for each count's meaning.
+	Excluded          int64            `json:"excluded"`
+	ExcludedByRule    map[string]int64 `json:"excludedByRule,omitempty"`
+	ExcludedDeletions int64            `json:"excludedDeletions"`
+	TagReads          int64            `json:"tagReads"`
+	BytesToCopy       int64            `json:"bytesToCopy"`
+	Retries           int64            `json:"retries"`     // request retries while listing or planning
+	Invocations       int              `json:"invocations"` // lister or planner invocations so far
 	// Batches is how many batch files this execution's successful invocations wrote: exactly
 	// batches 0 … Batches-1 belong to the run, whatever a failed attempt left behind.
 	Batches int `json:"batches"`

@@ -227,6 +227,10 @@ func (h *Handler) handle(ctx context.Context, req Request) (report.Report, error
 		r.ToDelete, r.Kept, r.Archived = c.ToDelete, c.Kept, c.Archived
 		r.BackupObjects, r.BytesToCopy, r.ListInvocations = c.BackupObjects, c.BytesToCopy, c.Invocations
 		r.Retries = c.Retries
+		r.Excluded, r.ExcludedByRule, r.ExcludedDeletions, r.TagReads = c.Excluded, c.ExcludedByRule, c.ExcludedDeletions, c.TagReads
+	}
+	if r.ExcludedByRule == nil {
+		r.ExcludedByRule = map[string]int64{}
 	}
 	if g := find(d.guards, guard.Deletion); g != nil && g.Tripped && !st.DryRun {
 		r.Withheld = r.ToDelete // no deletion batch is in the manifest
@@ -394,6 +398,11 @@ func find(guards []report.Guard, name string) *report.Guard {
 func (h *Handler) decide(st State, r *report.Report, copyPhase bool) {
 	planned := r.New + r.Changed + r.ToDelete + r.Kept
 	accounted := r.Copied + r.Deleted + r.Failed + r.Skipped + r.Withheld
+	sorted := r.New + r.Changed + r.Unchanged + r.Excluded
+	var byRule int64
+	for _, n := range r.ExcludedByRule {
+		byRule += n
+	}
 	what := "backed up"
 	if r.RestoredAt != "" {
 		what = "restored"
@@ -424,6 +433,12 @@ func (h *Handler) decide(st State, r *report.Report, copyPhase bool) {
 	case st.Failure != nil:
 		r.Status, r.Error = report.Failed, "BackupIncomplete"
 		r.Cause = fmt.Sprintf("the copy phase failed (%s: %s)", st.Failure.Error, causeMessage(st.Failure.Cause)) + also
+	case st.Done && r.RestoredAt == "" && (sorted != r.Listed || byRule != r.Excluded):
+		// Every listed source object is new, changed, unchanged or excluded, and every excluded
+		// one is counted under its rule: otherwise the lister lost or double-counted objects.
+		r.Status, r.Error = report.Failed, "BackupIncomplete"
+		r.Cause = fmt.Sprintf("counts do not add up: %d listed but %d sorted (new %d + changed %d + unchanged %d + excluded %d); the excluded counted by rule sum to %d",
+			r.Listed, sorted, r.New, r.Changed, r.Unchanged, r.Excluded, byRule) + also
 	case !r.DryRun && accounted != planned:
 		r.Status, r.Error = report.Failed, "BackupIncomplete"
 		r.Cause = fmt.Sprintf("counts do not add up: %d planned (new %d + changed %d + deletions %d + kept %d) but %d accounted for (copied %d + deleted %d + failed %d + skipped %d + deletions withheld %d)",

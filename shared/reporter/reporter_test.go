@@ -134,6 +134,13 @@ func TestStatus(t *testing.T) {
 		{name: "counts do not add up", state: state{Done: true, Copy: copyDone, Cursor: cursor(report.Totals{Listed: 3, New: 3})},
 			batches: map[string][]string{b0: {"a", "b"}}, manifest: []string{b0}, outcomes: map[string]report.Outcome{b0: {Items: 2, Copied: 2}},
 			wantError: "BackupIncomplete", wantCause: []string{"counts do not add up"}, wantBatches: 1},
+		{name: "filtered: listed = new + changed + unchanged + excluded", state: state{Done: true, Copy: copyDone, Cursor: cursor(report.Totals{Listed: 4, New: 2, Excluded: 2, ExcludedByRule: map[string]int64{"glob:*.tmp": 1, "size>1GiB": 1}})},
+			batches: map[string][]string{b0: {"a", "b"}}, manifest: []string{b0}, outcomes: map[string]report.Outcome{b0: {Items: 2, Copied: 2}}, wantBatches: 1},
+		{name: "listed objects unaccounted for", state: state{Done: true, Copy: copyDone, Cursor: cursor(report.Totals{Listed: 5, New: 2, Excluded: 2, ExcludedByRule: map[string]int64{"glob:*.tmp": 2}})},
+			batches: map[string][]string{b0: {"a", "b"}}, manifest: []string{b0}, outcomes: map[string]report.Outcome{b0: {Items: 2, Copied: 2}},
+			wantError: "BackupIncomplete", wantCause: []string{"counts do not add up: 5 listed but 4 sorted (new 2 + changed 0 + unchanged 0 + excluded 2)"}, wantBatches: 1},
+		{name: "excluded by rule do not sum to excluded", state: state{Done: true, DryRun: true, Cursor: cursor(report.Totals{Listed: 3, New: 1, Excluded: 2, ExcludedByRule: map[string]int64{"glob:*.tmp": 1}})},
+			wantError: "BackupIncomplete", wantCause: []string{"the excluded counted by rule sum to 1"}},
 		{name: "dry run", state: state{Done: true, DryRun: true, Cursor: cursor(report.Totals{Listed: 3, New: 3})}},
 		// Nothing to copy or mark: the Copy state is skipped and the manifest is empty.
 		{name: "idle run", state: state{Done: true, Cursor: cursor(report.Totals{Listed: 3, Unchanged: 3}), Guards: []report.Guard{passed(guard.Deletion), passed(guard.Change)}}, manifest: []string{}},

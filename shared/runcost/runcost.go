@@ -166,7 +166,7 @@ func Estimate(r report.Report, c Config, reporter time.Duration) report.Cost {
 	}
 	copyPhase := r.Batches > 0
 	req.Put = r.Copied + 2*r.Batches + 1 // batches, outcomes, report.json
-	req.Get = 2 * r.Batches
+	req.Get = 2*r.Batches + r.TagReads   // batches and outcomes read; GetObjectTagging of filters (a GET)
 	if copyPhase {
 		req.Put += fixedPuts - 1
 		req.Get += fixedGets

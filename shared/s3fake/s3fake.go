@@ -458,7 +458,11 @@ func (f *S3) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3.O
 	if err != nil {
 		return nil, err
 	}
-	o := &Object{Body: body, ContentType: aws.ToString(in.ContentType), Metadata: in.Metadata}
+	tags, err := parseTagging(in.Tagging)
+	if err != nil {
+		return nil, err
+	}
+	o := &Object{Body: body, ContentType: aws.ToString(in.ContentType), Metadata: in.Metadata, Tags: tags}
 	f.store(b, aws.ToString(in.Key), o)
 	if err := f.lost("PutObject", aws.ToString(in.Bucket), aws.ToString(in.Key)); err != nil {
 		return nil, err
@@ -584,6 +588,36 @@ func (f *S3) GetObjectTagging(_ context.Context, in *s3.GetObjectTaggingInput, _
 		return nil, APIError("NoSuchKey")
 	}
 	return &s3.GetObjectTaggingOutput{TagSet: o.Tags}, nil
+}
+
+// PutTagged stores an object with tags directly (test setup), returning its ETag.
+func (f *S3) PutTagged(bucketName, key string, body []byte, tags map[string]string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	o := &Object{Body: body, ContentType: "binary/octet-stream"}
+	for k, v := range tags {
+		o.Tags = append(o.Tags, types.Tag{Key: aws.String(k), Value: aws.String(v)})
+	}
+	f.store(f.buckets[bucketName], key, o)
+	return o.ETag
+}
+
+// parseTagging reads the x-amz-tagging of a write (URL query form: k1=v1&k2=v2), as S3 does.
+func parseTagging(tagging *string) ([]types.Tag, error) {
+	if aws.ToString(tagging) == "" {
+		return nil, nil
+	}
+	v, err := url.ParseQuery(aws.ToString(tagging))
+	if err != nil {
+		return nil, APIError("InvalidTag")
+	}
+	var tags []types.Tag
+	for k, vals := range v {
+		for _, val := range vals {
+			tags = append(tags, types.Tag{Key: aws.String(k), Value: aws.String(val)})
+		}
+	}
+	return tags, nil
 }
 
 // upload is an open multipart upload.
@@ -717,18 +751,11 @@ func (f *S3) CompleteMultipartUpload(_ context.Context, in *s3.CompleteMultipart
 		}
 		parts = append(parts, body)
 	}
-	o := &Object{ContentType: aws.ToString(up.create.ContentType), Metadata: up.create.Metadata}
-	if tagging := aws.ToString(up.create.Tagging); tagging != "" {
-		v, err := url.ParseQuery(tagging)
-		if err != nil {
-			return nil, APIError("InvalidTag")
-		}
-		for k, vals := range v {
-			for _, val := range vals {
-				o.Tags = append(o.Tags, types.Tag{Key: aws.String(k), Value: aws.String(val)})
-			}
-		}
+	tags, err := parseTagging(up.create.Tagging)
+	if err != nil {
+		return nil, err
 	}
+	o := &Object{ContentType: aws.ToString(up.create.ContentType), Metadata: up.create.Metadata, Tags: tags}
 	assemble(o, parts)
 	f.store(b, key, o)
 	delete(f.uploads, aws.ToString(in.UploadId))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bucketvault/bucketvault/shared/filter"
 	"github.com/bucketvault/bucketvault/shared/listing"
 	"github.com/bucketvault/bucketvault/shared/report"
 	"github.com/bucketvault/bucketvault/shared/restoreinput"
@@ -38,15 +40,29 @@ func (a *app) backupCmd() *cobra.Command {
 	var prefix string
 	var dryRun bool
 	var maxDelete, maxChange float64
+	var include, exclude []string
+	var deleteExcluded bool
 	cmd := &cobra.Command{
 		Use:   "backup",
 		Short: "Run one backup: copy what is new or changed, mark what was deleted",
 		Long: `Run one backup execution and print its summary (the whole report with --json). The exit status
 is 0 only when the execution SUCCEEDED. Locally it runs the backup state machine in-process; with
---stack, it starts the deployed state machine and follows it.`,
+--stack, it starts the deployed state machine and follows it.
+
+--include and --exclude (each repeatable) filter what this run backs up, replacing the
+deployment's FILTERS: a rule is prefix:P, glob:PATTERN (doublestar: *, **, ?, [a-z], {a,b}; a glob
+without / matches the file name at any depth), size<N (<, <=, >, >=; N in bytes or KiB, MiB, GiB,
+TiB), age>D (D in s, m, h, d, w: 30d, 1d12h) or tag:KEY=VALUE / tag:KEY, or a JSON array of them
+that must all hold. An object is backed up when it matches an include rule (or there are none)
+and no exclude rule. An excluded key is neither copied nor marked deleted (its backup stays as it
+is) unless --delete-excluded. Include prefixes and globs narrow the listing itself; tags are read
+only for new or changed objects.`,
 		Example: `  bucketvault backup
   bucketvault backup --prefix invoices/ --dry-run
-  bucketvault backup --max-delete-percent 100   # the deletions are intended`,
+  bucketvault backup --max-delete-percent 100   # the deletions are intended
+  bucketvault backup --include prefix:data/ --include 'glob:**/*.parquet'
+  bucketvault backup --exclude 'glob:**/*.tmp' --exclude 'size>5GiB' --exclude tag:backup=false
+  bucketvault backup --exclude '["glob:logs/**", "age>30d"]' --delete-excluded --dry-run`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			input := o.input
@@ -64,6 +80,13 @@ is 0 only when the execution SUCCEEDED. Locally it runs the backup state machine
 				if cmd.Flags().Changed("max-change-percent") {
 					in["maxChangePercent"] = maxChange
 				}
+				if len(include) > 0 || len(exclude) > 0 || deleteExcluded {
+					flt, err := filtersInput(include, exclude, deleteExcluded)
+					if err != nil {
+						return err
+					}
+					in["filters"] = flt
+				}
 				b, _ := json.Marshal(in)
 				input = string(b)
 			}
@@ -76,7 +99,33 @@ is 0 only when the execution SUCCEEDED. Locally it runs the backup state machine
 	f.BoolVar(&dryRun, "dry-run", false, "list and count; copy and mark nothing")
 	f.Float64Var(&maxDelete, "max-delete-percent", 0, "this run's deletion guard (0-100; 100 accepts any deletion)")
 	f.Float64Var(&maxChange, "max-change-percent", 0, "this run's change guard (0-100)")
+	f.StringArrayVar(&include, "include", nil, "back up only what matches one of these rules (repeatable; see above)")
+	f.StringArrayVar(&exclude, "exclude", nil, "leave out what matches one of these rules (repeatable; see above)")
+	f.BoolVar(&deleteExcluded, "delete-excluded", false, "mark the backup of excluded keys deleted (the deletion guard counts them)")
 	return cmd
+}
+
+// filtersInput builds the execution's "filters" from the flags, each rule one condition or a
+// JSON array of conditions, checked here as the lister checks them (package filter): a malformed
+// rule is one line on stderr and nothing runs.
+func filtersInput(include, exclude []string, deleteExcluded bool) (*filter.Filter, error) {
+	c := filter.Config{DeleteExcluded: deleteExcluded}
+	for _, list := range []struct {
+		flag  string
+		rules []string
+		dst   *[]filter.Rule
+	}{{"--include", include, &c.Include}, {"--exclude", exclude, &c.Exclude}} {
+		for _, r := range list.rules {
+			rule := filter.Rule{r}
+			if strings.HasPrefix(strings.TrimSpace(r), "[") {
+				if err := json.Unmarshal([]byte(r), &rule); err != nil {
+					return nil, fmt.Errorf("%s %s: %v", list.flag, r, err)
+				}
+			}
+			*list.dst = append(*list.dst, rule)
+		}
+	}
+	return filter.Compile(c)
 }
 
 func (a *app) restoreCmd() *cobra.Command {
@@ -272,8 +321,15 @@ func (a *app) printSummary(kind, name, status, errName, cause string, r *report.
 	if r.Withheld > 0 || r.Kept > 0 || r.Archived > 0 {
 		tw.row("  deletions withheld", r.Withheld, "kept", r.Kept, "archived", r.Archived, "", "")
 	}
+	if r.Excluded > 0 || r.ExcludedDeletions > 0 || r.TagReads > 0 {
+		tw.row("  excluded", r.Excluded, "gone, left alone", r.ExcludedDeletions, "tag reads", r.TagReads, "", "")
+	}
 	tw.row("  bytes copied", units.Bytes(r.BytesCopied), "retries", r.Retries, "batches", r.Batches, "", "")
 	tw.flush()
+	rules := slices.Sorted(maps.Keys(r.ExcludedByRule))
+	for _, rule := range rules {
+		fmt.Fprintf(a.out, "  excluded by %s: %d\n", rule, r.ExcludedByRule[rule])
+	}
 	if r.Cause != "" {
 		fmt.Fprintln(a.out, "  "+r.Cause)
 	}
