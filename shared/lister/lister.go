@@ -272,6 +272,7 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 		newPrefixStream(h.S3, h.Config.BackupBucket, backupPrefixes, after, retries.Option()),
 	)
 	w := newWriter(h, ctx, req.Execution, &cur, opts.DryRun, retries, flt)
+	w.prefix = opts.Prefix
 	idx := &cur.Position.Index
 	carry := &etagindex.Carry{
 		Reader: etagindex.NewReader(h.S3, h.Config.RunBucket, idx.Read, idx.At, retries.Option()),
@@ -438,6 +439,7 @@ type writer struct {
 	dryRun    bool
 	retries   *s3client.RetryCounter
 	filter    *filter.Filter
+	prefix    string // the run's prefix: changes are counted by the folder below it
 	copies    pending
 	deletions pending
 	queue     []decided
@@ -604,6 +606,7 @@ func (w *writer) add(k decided) error {
 		} else {
 			t.Changed++
 		}
+		t.Changes.Add(report.FolderOf(w.prefix, key), string(class))
 		it := batch.Item{Op: batch.OpCopy, Key: key, Change: string(class), Size: src.Size, ETag: src.ETag, LastModified: src.LastModified}
 		if bak != nil {
 			it.Prior = bak.ETag
@@ -621,6 +624,7 @@ func (w *writer) add(k decided) error {
 		return w.put(&w.copies, it, src.Size)
 	case change.Deleted:
 		t.ToDelete++
+		t.Changes.Add(report.FolderOf(w.prefix, key), "deleted")
 		return w.put(&w.deletions, batch.Item{Op: batch.OpDelete, Key: key, Change: string(k.class), Size: bak.Size, ETag: bak.ETag, LastModified: bak.LastModified}, 0)
 	default:
 		t.Unchanged++

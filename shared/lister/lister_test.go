@@ -122,6 +122,11 @@ func TestMergeClassifies(t *testing.T) {
 	want := report.Totals{Listed: 4, New: 2, Changed: 1, Unchanged: 1, ToDelete: 1, BackupObjects: 3, BytesToCopy: 4, Invocations: 1, Batches: 3}
 	pos := c.Position
 	pos.Now = time.Time{} // the run's clock, checked in TestFilters
+	// The changes, by folder: every key here is at the top.
+	if got := c.Totals.Changes.Result(); !reflect.DeepEqual(got, []report.FolderChanges{{Folder: "", New: 2, Changed: 1, Deleted: 1}}) {
+		t.Errorf("changes by folder %+v", got)
+	}
+	c.Totals.Changes = report.TopChanges{}
 	if !reflect.DeepEqual(c.Totals, want) || pos != (Position{After: "e-new", CopyBatches: 2, DeleteBatches: 1}) {
 		t.Fatalf("cursor %+v, want totals %+v", c, want)
 	}

@@ -65,6 +65,7 @@ func TestSubject(t *testing.T) {
 
 func TestBuild(t *testing.T) {
 	r := sample(report.Failed, "BackupIncomplete")
+	r.MostChanged = []report.FolderChanges{{Folder: "invoices/", New: 1200, Changed: 4}, {Folder: "", Deleted: 3}}
 	var failures []report.Failure
 	for i := range 14 {
 		failures = append(failures, report.Failure{Key: "k" + string(rune('a'+i)), Op: "copy", Error: "AccessDenied"})
@@ -89,7 +90,8 @@ func TestBuild(t *testing.T) {
 		t.Errorf("summary %+v", s)
 	}
 	text := s.Text()
-	for _, want := range []string{"FAILED: BackupIncomplete", "copy ka: AccessDenied", "… and 4 more, every one named in s3://runs/", "headroom 12,247", "Execution: https://eu-west-1.console"} {
+	for _, want := range []string{"FAILED: BackupIncomplete", "copy ka: AccessDenied",
+		"Changes:   invoices/: 1,204 (1,200 new, 4 changed, 0 deleted)\n           (top level): 3 (0 new, 0 changed, 3 deleted)", "… and 4 more, every one named in s3://runs/", "headroom 12,247", "Execution: https://eu-west-1.console"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("text lacks %q:\n%s", want, text)
 		}

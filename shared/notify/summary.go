@@ -38,30 +38,32 @@ const SummaryVersion = 1
 //	links            execution (Step Functions console, on AWS), report (s3:// URI),
 //	                 reportConsole (S3 console, on AWS), console (the restore console's page of the run)
 type Summary struct {
-	Version         int              `json:"version"`
-	Subject         string           `json:"subject"`
-	Status          string           `json:"status"`
-	Kind            string           `json:"kind"`
-	DryRun          bool             `json:"dryRun"`
-	Execution       string           `json:"execution"`
-	Error           string           `json:"error"`
-	Cause           string           `json:"cause"`
-	Source          string           `json:"source"`
-	Backup          string           `json:"backup"`
-	Target          string           `json:"target,omitempty"`
-	TargetPrefix    string           `json:"targetPrefix,omitempty"`
-	Prefix          string           `json:"prefix"`
-	StartedAt       string           `json:"startedAt"`
-	FinishedAt      string           `json:"finishedAt"`
-	DurationSeconds float64          `json:"durationSeconds"`
-	Counts          Counts           `json:"counts"`
-	Bytes           int64            `json:"bytes"`
-	BytesPerSecond  float64          `json:"bytesPerSecond"`
-	Guards          []Guard          `json:"guards"`
-	Failures        []report.Failure `json:"failures"`
-	FailuresMore    int64            `json:"failuresMore"`
-	Cost            report.Cost      `json:"cost"`
-	Links           Links            `json:"links"`
+	Version         int     `json:"version"`
+	Subject         string  `json:"subject"`
+	Status          string  `json:"status"`
+	Kind            string  `json:"kind"`
+	DryRun          bool    `json:"dryRun"`
+	Execution       string  `json:"execution"`
+	Error           string  `json:"error"`
+	Cause           string  `json:"cause"`
+	Source          string  `json:"source"`
+	Backup          string  `json:"backup"`
+	Target          string  `json:"target,omitempty"`
+	TargetPrefix    string  `json:"targetPrefix,omitempty"`
+	Prefix          string  `json:"prefix"`
+	StartedAt       string  `json:"startedAt"`
+	FinishedAt      string  `json:"finishedAt"`
+	DurationSeconds float64 `json:"durationSeconds"`
+	Counts          Counts  `json:"counts"`
+	Bytes           int64   `json:"bytes"`
+	BytesPerSecond  float64 `json:"bytesPerSecond"`
+	Guards          []Guard `json:"guards"`
+	// MostChanged are the folders with the most new, changed and deleted keys (backup).
+	MostChanged  []report.FolderChanges `json:"mostChanged"`
+	Failures     []report.Failure       `json:"failures"`
+	FailuresMore int64                  `json:"failuresMore"`
+	Cost         report.Cost            `json:"cost"`
+	Links        Links                  `json:"links"`
 }
 
 // Counts are a run's object counts, as report.json has them.
@@ -128,6 +130,10 @@ func Build(r report.Report, failures []report.Failure, p Place) Summary {
 			Copied: r.Copied, Deleted: r.Deleted, Failed: r.Failed, Skipped: r.Skipped,
 			AlreadyPresent: r.AlreadyPresent, DeletionsWithheld: r.Withheld},
 		Bytes: r.BytesCopied, Guards: []Guard{}, Failures: []report.Failure{}, Cost: r.Cost,
+		MostChanged: r.MostChanged,
+	}
+	if s.MostChanged == nil {
+		s.MostChanged = []report.FolderChanges{}
 	}
 	start, err1 := time.Parse(time.RFC3339, r.StartedAt)
 	end, err2 := time.Parse(time.RFC3339, r.FinishedAt)
@@ -274,6 +280,17 @@ func (s Summary) Text() string {
 		}
 		line("Guard:     %s: %s of %s (%.1f%%), limit %g%% or %s at least (%s allowed): %s",
 			g.Name, Count(g.Count), Count(g.Of), g.Percent, g.MaxPercent, Count(g.Floor), Count(g.Allowed), state)
+	}
+	for i, f := range s.MostChanged {
+		head := "Changes:  "
+		if i > 0 {
+			head = "          "
+		}
+		folder := f.Folder
+		if folder == "" {
+			folder = "(top level)"
+		}
+		line("%s %s: %s (%s new, %s changed, %s deleted)", head, folder, Count(f.Total()), Count(f.New), Count(f.Changed), Count(f.Deleted))
 	}
 	if len(s.Failures) > 0 {
 		line("")

@@ -93,28 +93,31 @@ type Report struct {
 	ExcludedByRule    map[string]int64 `json:"excludedByRule"`
 	ExcludedDeletions int64            `json:"excludedDeletions"`
 	TagReads          int64            `json:"tagReads"`
-	BackupObjects     int64            `json:"backupObjects"`
-	BytesToCopy       int64            `json:"bytesToCopy"`
-	Copied            int64            `json:"copied"`
-	Deleted           int64            `json:"deleted"`
-	Failed            int64            `json:"failed"`
-	Skipped           int64            `json:"skipped"`
-	AlreadyPresent    int64            `json:"alreadyPresent"`
-	SourceChanged     int64            `json:"sourceChanged"`
-	BytesCopied       int64            `json:"bytesCopied"`
-	Retries           int64            `json:"retries"`
-	Withheld          int64            `json:"deletionsWithheld"`
-	Guards            []Guard          `json:"guards"`
-	Batches           int64            `json:"batches"`
-	FailedBatches     int64            `json:"failedBatches"`
-	ListInvocations   int              `json:"listInvocations"`
-	ReportKey         string           `json:"reportKey"`
-	Failures          []Failure        `json:"failures"`
-	FailuresOmitted   int64            `json:"failuresOmitted"`
-	Skips             []Skip           `json:"skips"`
-	SkipsOmitted      int64            `json:"skipsOmitted"`
-	Notes             []Note           `json:"notes"`
-	NotesOmitted      int64            `json:"notesOmitted"`
+	// MostChanged are the folders (first level below the run's prefix) with the most new,
+	// changed and deleted keys, most first (report.DefaultTopChanges of them; backup).
+	MostChanged     []FolderChanges `json:"mostChanged"`
+	BackupObjects   int64           `json:"backupObjects"`
+	BytesToCopy     int64           `json:"bytesToCopy"`
+	Copied          int64           `json:"copied"`
+	Deleted         int64           `json:"deleted"`
+	Failed          int64           `json:"failed"`
+	Skipped         int64           `json:"skipped"`
+	AlreadyPresent  int64           `json:"alreadyPresent"`
+	SourceChanged   int64           `json:"sourceChanged"`
+	BytesCopied     int64           `json:"bytesCopied"`
+	Retries         int64           `json:"retries"`
+	Withheld        int64           `json:"deletionsWithheld"`
+	Guards          []Guard         `json:"guards"`
+	Batches         int64           `json:"batches"`
+	FailedBatches   int64           `json:"failedBatches"`
+	ListInvocations int             `json:"listInvocations"`
+	ReportKey       string          `json:"reportKey"`
+	Failures        []Failure       `json:"failures"`
+	FailuresOmitted int64           `json:"failuresOmitted"`
+	Skips           []Skip          `json:"skips"`
+	SkipsOmitted    int64           `json:"skipsOmitted"`
+	Notes           []Note          `json:"notes"`
+	NotesOmitted    int64           `json:"notesOmitted"`
 	// Cost is the run's estimated cost at list prices (package shared/runcost says how).
 	Cost Cost `json:"cost"`
 	// Notifications is what became of each notification target (package shared/notify).
@@ -323,9 +326,11 @@ type Totals struct {
 	ExcludedByRule    map[string]int64 `json:"excludedByRule,omitempty"`
 	ExcludedDeletions int64            `json:"excludedDeletions"`
 	TagReads          int64            `json:"tagReads"`
-	BytesToCopy       int64            `json:"bytesToCopy"`
-	Retries           int64            `json:"retries"`     // request retries while listing or planning
-	Invocations       int              `json:"invocations"` // lister or planner invocations so far
+	// Changes keeps the folders with the most new, changed and deleted keys (backup).
+	Changes     TopChanges `json:"changes"`
+	BytesToCopy int64      `json:"bytesToCopy"`
+	Retries     int64      `json:"retries"`     // request retries while listing or planning
+	Invocations int        `json:"invocations"` // lister or planner invocations so far
 	// Batches is how many batch files this execution's successful invocations wrote: exactly
 	// batches 0 … Batches-1 belong to the run, whatever a failed attempt left behind.
 	Batches int `json:"batches"`

@@ -228,9 +228,13 @@ func (h *Handler) handle(ctx context.Context, req Request) (report.Report, error
 		r.BackupObjects, r.BytesToCopy, r.ListInvocations = c.BackupObjects, c.BytesToCopy, c.Invocations
 		r.Retries = c.Retries
 		r.Excluded, r.ExcludedByRule, r.ExcludedDeletions, r.TagReads = c.Excluded, c.ExcludedByRule, c.ExcludedDeletions, c.TagReads
+		r.MostChanged = c.Changes.Result()
 	}
 	if r.ExcludedByRule == nil {
 		r.ExcludedByRule = map[string]int64{}
+	}
+	if r.MostChanged == nil {
+		r.MostChanged = []report.FolderChanges{}
 	}
 	if g := find(d.guards, guard.Deletion); g != nil && g.Tripped && !st.DryRun {
 		r.Withheld = r.ToDelete // no deletion batch is in the manifest
