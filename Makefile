@@ -8,7 +8,7 @@ CACHE         := $(CURDIR)/.cache
 MINIO_BIN     := $(CACHE)/minio-$(MINIO_VERSION)/minio
 export MINIO_BIN
 
-FUNCTIONS := lister copier reporter planner console
+FUNCTIONS := lister copier reporter planner console verifier
 BUILD     := $(CURDIR)/build
 
 .PHONY: help demo test unit integration run restore build bucketvault minio fmt-check vet clean

@@ -55,6 +55,7 @@ func TestLeastPrivilege(t *testing.T) {
 		localrun.RestoreCopierName:       stack.RoleID(stack.RestoreCopier),
 		localrun.RestoreStateMachineName: stack.RestoreStateMachineRoleID,
 		stack.Console:                    stack.RoleID(stack.Console),
+		localrun.VerifierName:            stack.RoleID(stack.Verifier),
 	}
 	clients := map[string]*s3.Client{}
 	suffix := strings.TrimPrefix(e.source, "src-")
@@ -86,6 +87,7 @@ func TestLeastPrivilege(t *testing.T) {
 		localrun.ReporterName:      clients[localrun.ReporterName],
 		localrun.PlannerName:       clients[localrun.PlannerName],
 		localrun.RestoreCopierName: clients[localrun.RestoreCopierName],
+		localrun.VerifierName:      clients[localrun.VerifierName],
 	}
 	e.runner.StateMachineS3 = clients[localrun.StateMachineName]
 
@@ -218,6 +220,29 @@ func TestLeastPrivilege(t *testing.T) {
 		}
 	}
 	consoleUnderItsRole(t, e, clients[stack.Console], clients[localrun.RestoreStateMachineName], first)
+
+	// A restore drill of every object under the verifier's role (its state machine only
+	// invokes it: the executor's S3 client is not used).
+	drill, err := e.runner.Verify(e.ctx, localrun.NewVerifyName(time.Now()), []byte(`{"sample": "all"}`))
+	if err != nil || !drill.Succeeded() || drill.Report == nil || drill.Report.Verify == nil || drill.Report.Verify.Verified == 0 {
+		t.Fatalf("drill under the verifier's role: %v\n%s", err, drill.ReportJSON)
+	}
+	verifier := clients[localrun.VerifierName]
+	for _, tc := range []struct {
+		name string
+		do   func() error
+	}{
+		{"verifier writes to the backup", put(verifier, e.backup, "docs/a.txt")},
+		{"verifier writes to the source", put(verifier, e.source, "docs/a.txt")},
+		{"verifier deletes in the backup", del(verifier, e.backup, "docs/a.txt", "")},
+		{"verifier overwrites a backup report", put(verifier, e.run, runKey+"report.json")},
+		{"verifier writes a batch", put(verifier, e.run, workKey+"batches/999999.jsonl")},
+	} {
+		var apiErr smithy.APIError
+		if err := tc.do(); !errors.As(err, &apiErr) || apiErr.ErrorCode() != "AccessDenied" {
+			t.Errorf("%s: got %v, want AccessDenied", tc.name, err)
+		}
+	}
 
 	// The history is intact: the version the copier tried to delete is still there.
 	if v := e.versions(e.backup)["img/c.bin"]; v == nil || v.data != 1 {

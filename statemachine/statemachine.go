@@ -27,6 +27,15 @@ var Restore []byte
 // RestoreSubstitutions are the names restore.asl.json expects.
 var RestoreSubstitutions = []string{"PlannerFunctionArn", "CopierFunctionArn", "ReporterFunctionArn", "RunBucket"}
 
+// Verify is verify.asl.json (the restore drill's verify run) as written, with its substitutions
+// unrendered.
+//
+//go:embed verify.asl.json
+var Verify []byte
+
+// VerifySubstitutions are the names verify.asl.json expects.
+var VerifySubstitutions = []string{"VerifierFunctionArn"}
+
 var placeholder = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)\}`)
 
 // Render replaces every ${Name} with subs[Name], JSON-escaped, as CloudFormation's

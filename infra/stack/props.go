@@ -69,6 +69,11 @@ type Props struct {
 	Schedule         string
 	ScheduleTimeZone string
 	ScheduleDisabled bool
+	// VerifySchedule runs a restore drill (the verify state machine: a sample of the backup
+	// checked against the source) on this Scheduler expression, in ScheduleTimeZone;
+	// VerifyScheduleDisabled creates it disabled.
+	VerifySchedule         string
+	VerifyScheduleDisabled bool
 	// AlarmEmail, when set, subscribes an address to the alarm topic.
 	AlarmEmail string
 	// Notifications (infra/README.md "Notifications"): every run's summary goes to the notify
@@ -135,13 +140,15 @@ const (
 	Planner       = "restore-planner"
 	RestoreCopier = "restore-copier"
 	Console       = "console"
+	Verifier      = "verifier"
 	// BackupStateMachine and RestoreStateMachine are the state machines' names relative to NamePrefix.
 	BackupStateMachine  = "backup"
 	RestoreStateMachine = "restore"
+	VerifyStateMachine  = "verify"
 )
 
 // Functions are the functions the stack deploys, in order.
-var Functions = []string{Lister, Copier, Reporter, Planner, RestoreCopier, Console}
+var Functions = []string{Lister, Copier, Reporter, Planner, RestoreCopier, Console, Verifier}
 
 // Asset is the make build zip a function runs: the restore copier runs the copier's code.
 func Asset(function string) string {
@@ -168,6 +175,7 @@ func Defaults(p Props) Props {
 	}
 	defs(&p.NamePrefix, "bucketvault")
 	defs(&p.Schedule, "cron(0 2 * * ? *)")
+	defs(&p.VerifySchedule, DefaultVerifySchedule)
 	defs(&p.ScheduleTimeZone, "UTC")
 	defs(&p.StateMachineLogLevel, "ERROR")
 	def(&p.RunResultsExpiryDays, 7)
@@ -239,6 +247,9 @@ func (p Props) Validate() error {
 	}
 	if err := ValidateSchedule(p.Schedule); err != nil {
 		bad("schedule", "%v", err)
+	}
+	if err := ValidateSchedule(p.VerifySchedule); err != nil {
+		bad("verifySchedule", "%v", err)
 	}
 	if err := ValidateTimeZone(p.ScheduleTimeZone); err != nil {
 		bad("scheduleTimeZone", "%v", err)
@@ -439,7 +450,7 @@ var contextKeys = []string{
 	"maxDeletePercent", "deleteGuardFloor", "maxChangePercent", "changeGuardFloor", "archivedSources", "listerMemoryMB", "copierMemoryMB", "reporterMemoryMB", "plannerMemoryMB", "restoreTargets", "assetDir",
 	"console", "consoleDomainPrefix", "consoleRestoreGroup", "consoleAdminEmail", "consoleMemoryMB", "allowExactRollback",
 	"notifyOn", "notifyEmail", "notifyUrls", "notifyUrlsSecret", "heartbeatUrl", "silenceHours",
-	"objectLockMode", "objectLockDays", "objectLockYears", "filters",
+	"objectLockMode", "objectLockDays", "objectLockYears", "filters", "verifySchedule", "verifyScheduleEnabled",
 }
 
 // ContextKeys returns the settings PropsFromContext reads.
@@ -478,6 +489,8 @@ func PropsFromContext(node constructs.Node) (Props, error) {
 	p.Schedule = c.str("schedule")
 	p.ScheduleTimeZone = c.str("scheduleTimeZone")
 	p.ScheduleDisabled = !c.boolean("scheduleEnabled", true)
+	p.VerifySchedule = c.str("verifySchedule")
+	p.VerifyScheduleDisabled = !c.boolean("verifyScheduleEnabled", true)
 	p.AlarmEmail = c.str("alarmEmail")
 	p.NotifyOn = c.str("notifyOn")
 	p.NotifyEmail = c.str("notifyEmail")

@@ -44,9 +44,15 @@ const (
 	RestoreStateMachineID     = "RestoreStateMachine"
 	RestoreStateMachineRoleID = "RestoreStateMachineRole"
 	RestoreStateMachineLogsID = "RestoreStateMachineLogs"
-	AlarmTopicID              = "AlarmTopic"
-	ScheduleDLQID             = "ScheduleDeadLetterQueue"
-	ScheduleID                = "BackupSchedule"
+	VerifyStateMachineID      = "VerifyStateMachine"
+	VerifyStateMachineRoleID  = "VerifyStateMachineRole"
+	VerifyStateMachineLogsID  = "VerifyStateMachineLogs"
+	VerifyScheduleID          = "VerifySchedule"
+	// DefaultVerifySchedule runs a restore drill weekly: Sundays at 04:00 in ScheduleTimeZone.
+	DefaultVerifySchedule = "cron(0 4 ? * SUN *)"
+	AlarmTopicID          = "AlarmTopic"
+	ScheduleDLQID         = "ScheduleDeadLetterQueue"
+	ScheduleID            = "BackupSchedule"
 )
 
 // RoleID is the logical id of a function's role ("ListerRole"), FunctionID the function's.
@@ -88,7 +94,9 @@ type BackupStack struct {
 	StateMachine awsstepfunctions.StateMachine
 	// RestoreStateMachine restores any selection as of any moment (statemachine/restore.asl.json).
 	RestoreStateMachine awsstepfunctions.StateMachine
-	AlarmTopic          awssns.Topic
+	// VerifyStateMachine is the restore drill (statemachine/verify.asl.json).
+	VerifyStateMachine awsstepfunctions.StateMachine
+	AlarmTopic         awssns.Topic
 	// Console is the restore console; nil when Props.ConsoleDisabled.
 	Console *ConsoleResources
 	// NotifyTopic receives every run's summary; SilenceAlarm fires when backups stop succeeding.
@@ -453,6 +461,7 @@ func (s *BackupStack) functions() {
 		},
 	}
 	specs = append(specs, s.restoreSpecs(env)...)
+	specs = append(specs, s.verifierSpec(env))
 	for _, spec := range specs {
 		s.function(spec)
 	}
@@ -523,6 +532,34 @@ func (s *BackupStack) restoreSpecs(env func(map[string]string) map[string]string
 }
 
 func joinTargets(targets []string) string { return strings.Join(targets, ",") }
+
+// verifierSpec is the restore drill's verifier (package shared/verify): it reads the backup, the
+// source and the last backup's work files, and writes only its own files in the run bucket.
+func (s *BackupStack) verifierSpec(env func(map[string]string) map[string]string) functionSpec {
+	src, bak, run := *s.SourceBucket.BucketArn(), *s.BackupBucket.BucketArn(), *s.RunBucket.BucketArn()
+	statements := []awsiam.PolicyStatement{
+		// ListObjectsV2 of the backup (the sample), HeadBucket of all three.
+		allow("ListBuckets", []string{"s3:ListBucket"}, src, bak, run),
+		// ListObjectVersions of one key: the version the last backup wrote.
+		allow("ListBackupVersions", []string{"s3:ListBucketVersions"}, bak),
+		// HeadObject and GetObject of the source (its content, by ETag) and of a backup version.
+		allow("ReadSource", []string{"s3:GetObject"}, src+"/*"),
+		allow("ReadBackupVersions", []string{"s3:GetObject", "s3:GetObjectVersion"}, bak+"/*"),
+		// The last backup's report, manifest, batches and outcomes; its own sample files.
+		allow("ReadRuns", []string{"s3:GetObject"}, run+"/runs/*/report.json", run+"/work/*"),
+		allow("WriteDrillFiles", []string{"s3:PutObject"}, run+"/work/verify-*/verify/*", run+"/runs/verify-*/report.json"),
+	}
+	if s.BackupKey != nil {
+		statements = append(statements, allow("UseBackupKey", []string{"kms:Decrypt"}, *s.BackupKey.KeyArn()))
+	}
+	return functionSpec{
+		name:        Verifier,
+		description: "bucketvault verifier: a restore drill's checks of a sample of the backup against the source",
+		memoryMB:    s.Props.ReporterMemoryMB,
+		env:         env(nil),
+		statements:  statements,
+	}
+}
 
 // function creates one function with its log group and its own role.
 func (s *BackupStack) function(spec functionSpec) awslambda.Function {
@@ -605,6 +642,15 @@ func (s *BackupStack) stateMachines() error {
 		definition:  statemachine.Restore, expected: statemachine.RestoreSubstitutions, role: RestoreStateMachine,
 		functions: map[string]string{"PlannerFunctionArn": Planner, "CopierFunctionArn": RestoreCopier, "ReporterFunctionArn": Reporter},
 	})
+	if err != nil {
+		return err
+	}
+	s.VerifyStateMachine, err = s.machine(machineSpec{
+		id: VerifyStateMachineID, roleID: VerifyStateMachineRoleID, logsID: VerifyStateMachineLogsID, name: s.name(VerifyStateMachine),
+		description: "bucketvault verify state machine (restore drills): invoke the verifier",
+		definition:  statemachine.Verify, expected: statemachine.VerifySubstitutions, role: VerifyStateMachine,
+		functions: map[string]string{"VerifierFunctionArn": Verifier},
+	})
 	return err
 }
 
@@ -613,7 +659,10 @@ func (s *BackupStack) stateMachines() error {
 // and run its Distributed Map.
 func (s *BackupStack) machine(m machineSpec) (awsstepfunctions.StateMachine, error) {
 	p := s.Props
-	subs := map[string]*string{"RunBucket": s.RunBucket.BucketName()}
+	subs := map[string]*string{}
+	if slices.Contains(m.expected, "RunBucket") {
+		subs["RunBucket"] = s.RunBucket.BucketName()
+	}
 	var invoke []string
 	for sub, fn := range m.functions {
 		subs[sub] = s.Functions[fn].FunctionArn()
@@ -642,19 +691,9 @@ func (s *BackupStack) machine(m machineSpec) (awsstepfunctions.StateMachine, err
 		allow("InvokeFunctions", []string{"lambda:InvokeFunction"}, invoke...),
 	}
 	statements = append(statements, itemReaderStatements(m.definition, run)...)
-	statements = append(statements,
-		// Distributed Map ResultWriter, as AWS documents its permissions
-		// (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultwriter.html).
-		allow("ResultWriter", []string{"s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}, run+"/map-results/*"),
-		// A Distributed Map runs its items as child executions of this state machine:
-		// https://docs.aws.amazon.com/step-functions/latest/dg/iam-policies-eg-dist-map.html
-		// (StartExecution on the state machine, DescribeExecution and StopExecution on its
-		// executions). Child executions are named <state machine>/<Map label>:<id>. The ARN is
-		// built from the name: referring to the state machine would make its role depend on it.
-		allow("DistributedMapStartChildren", []string{"states:StartExecution"}, smArn),
-		allow("DistributedMapManageChildren", []string{"states:DescribeExecution", "states:StopExecution"},
-			execArn(m.name)+":*", execArn(m.name+"/"+copyMapLabel)+":*"),
-	)
+	if bytes.Contains(m.definition, []byte(`"DISTRIBUTED"`)) {
+		statements = append(statements, distributedMapStatements(run, smArn, execArn(m.name), execArn(m.name+"/"+copyMapLabel))...)
+	}
 	role := awsiam.NewRole(s.Stack, jsii.String(m.roleID), &awsiam.RoleProps{
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("states.amazonaws.com"), nil),
 		Description: jsii.String(m.description),
@@ -731,6 +770,7 @@ func (s *BackupStack) alarmsAndSchedule() {
 	alarm("ExecutionsAborted", "A backup execution was stopped.", s.StateMachine.MetricAborted(sum))
 	alarm("RestoreExecutionsFailed", "A restore execution failed: its report names every object not restored.", s.RestoreStateMachine.MetricFailed(sum))
 	alarm("RestoreExecutionsTimedOut", "A restore execution ran past its timeout.", s.RestoreStateMachine.MetricTimedOut(sum))
+	alarm("VerifyExecutionsFailed", "A restore drill failed: its report names every object missing from the backup or different from the source.", s.VerifyStateMachine.MetricFailed(sum))
 
 	dlq := awssqs.NewQueue(s.Stack, jsii.String(ScheduleDLQID), &awssqs.QueueProps{
 		RetentionPeriod: days(14),
@@ -757,6 +797,21 @@ func (s *BackupStack) alarmsAndSchedule() {
 		}),
 	})
 	overrideID(schedule, ScheduleID)
+	drill := awsscheduler.NewSchedule(s.Stack, jsii.String(VerifyScheduleID), &awsscheduler.ScheduleProps{
+		ScheduleName:  jsii.String(s.name("verify")),
+		Description:   jsii.String("Starts a bucketvault restore drill (verify)"),
+		ScheduleGroup: group,
+		Schedule:      awsscheduler.ScheduleExpression_Expression(jsii.String(p.VerifySchedule), awscdk.TimeZone_Of(jsii.String(p.ScheduleTimeZone))),
+		Enabled:       jsii.Bool(!p.VerifyScheduleDisabled),
+		Target: awsschedulertargets.NewStepFunctionsStartExecution(s.VerifyStateMachine, &awsschedulertargets.ScheduleTargetBaseProps{
+			// {}: the default sample (verify.DefaultSample objects and the last backup's copies).
+			Input:           awsscheduler.ScheduleTargetInput_FromText(jsii.String("{}")),
+			RetryAttempts:   jsii.Number(5),
+			MaxEventAge:     awscdk.Duration_Hours(jsii.Number(1)),
+			DeadLetterQueue: dlq,
+		}),
+	})
+	overrideID(drill, VerifyScheduleID)
 	alarm("ScheduleDeliveryFailed", "The schedule could not start a backup; the event is in the dead-letter queue.",
 		dlq.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Statistic: jsii.String("Maximum"), Period: awscdk.Duration_Minutes(jsii.Number(5))}))
 	alarm("ScheduleInvocationsDropped", "The schedule dropped a backup start (not even the dead-letter queue took it).", group.MetricDropped(sum))
@@ -776,6 +831,7 @@ func (s *BackupStack) outputs() {
 	region := *s.Stack.Region()
 	out("StateMachineArn", "The backup state machine", s.StateMachine.StateMachineArn())
 	out("RestoreStateMachineArn", "The restore state machine (start an execution with {\"at\": ..., ...}; README \"Restore\")", s.RestoreStateMachine.StateMachineArn())
+	out("VerifyStateMachineArn", "The restore drill (bucketvault verify --stack, or its weekly schedule)", s.VerifyStateMachine.StateMachineArn())
 	out("SourceBucketName", "The bucket backed up", s.SourceBucket.BucketName())
 	out("BackupBucketName", "The versioned backup bucket (retained when the stack is deleted)", s.BackupBucket.BucketName())
 	out("RunBucketName", "Batches, Map results and reports (retained when the stack is deleted)", s.RunBucket.BucketName())
@@ -783,6 +839,22 @@ func (s *BackupStack) outputs() {
 	out("NotifyTopicArn", "Every run's summary (subscribe; filter on the status, error and kind attributes)", s.NotifyTopic.TopicArn())
 	out("ExecutionsConsoleUrl", "The executions list in the Step Functions console", jsii.String(
 		"https://"+region+".console.aws.amazon.com/states/home?region="+region+"#/statemachines/view/"+*s.StateMachine.StateMachineArn()))
+}
+
+// distributedMapStatements grant what a Distributed Map needs of its state machine's role.
+func distributedMapStatements(run, smArn, execArn, childArn string) []awsiam.PolicyStatement {
+	return []awsiam.PolicyStatement{
+		// Distributed Map ResultWriter, as AWS documents its permissions
+		// (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultwriter.html).
+		allow("ResultWriter", []string{"s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}, run+"/map-results/*"),
+		// A Distributed Map runs its items as child executions of this state machine:
+		// https://docs.aws.amazon.com/step-functions/latest/dg/iam-policies-eg-dist-map.html
+		// (StartExecution on the state machine, DescribeExecution and StopExecution on its
+		// executions). Child executions are named <state machine>/<Map label>:<id>. The ARN is
+		// built from the name: referring to the state machine would make its role depend on it.
+		allow("DistributedMapStartChildren", []string{"states:StartExecution"}, smArn),
+		allow("DistributedMapManageChildren", []string{"states:DescribeExecution", "states:StopExecution"}, execArn+":*", childArn+":*"),
+	}
 }
 
 // itemReaderStatements grant what a definition's Distributed Map ItemReaders read in the run

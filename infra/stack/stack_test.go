@@ -286,9 +286,9 @@ func TestBackupStack(t *testing.T) {
 	})
 
 	t.Run("Functions", func(t *testing.T) {
-		memory := map[string]int{Lister: 256, Copier: 1024, Reporter: 512, Planner: 512, RestoreCopier: 1024}
+		memory := map[string]int{Lister: 256, Copier: 1024, Reporter: 512, Planner: 512, RestoreCopier: 1024, Verifier: 512}
 		local := map[string]string{Lister: localrun.ListerName, Copier: localrun.CopierName, Reporter: localrun.ReporterName,
-			Planner: localrun.PlannerName, RestoreCopier: localrun.RestoreCopierName}
+			Planner: localrun.PlannerName, RestoreCopier: localrun.RestoreCopierName, Verifier: localrun.VerifierName}
 		for _, fn := range Functions {
 			if fn == Console {
 				continue // TestConsoleStack
@@ -399,16 +399,31 @@ func TestBackupStack(t *testing.T) {
 				"DeadLetterConfig", obj("Arn", getAtt(ScheduleDLQID, "Arn")),
 			),
 		))
-		// The schedule's role may start this state machine and write to its dead-letter queue,
+		// The weekly restore drill.
+		has(t, tpl, "AWS::Scheduler::Schedule", obj(
+			"ScheduleExpression", DefaultVerifySchedule, "ScheduleExpressionTimezone", "UTC", "State", "ENABLED",
+			"Target", obj("Arn", ref(VerifyStateMachineID), "Input", "{}"),
+		))
+		// Each schedule's role may start its state machine and write to the dead-letter queue,
 		// nothing else.
+		var started []string
 		for id := range s.resourcesOfType("AWS::IAM::Role") {
 			if !strings.HasPrefix(id, "SchedulerRole") {
 				continue
 			}
-			equalLines(t, "schedule role grants", grants(s.statements(t, id), func(string) bool { return true }), []string{
-				"Allow states:StartExecution ref:" + StateMachineID,
-				"Allow sqs:SendMessage arn:test:" + ScheduleDLQID + ".Arn",
-			})
+			g := grants(s.statements(t, id), func(string) bool { return true })
+			if len(g) != 2 || !slices.Contains(g, "Allow sqs:SendMessage arn:test:"+ScheduleDLQID+".Arn") {
+				t.Errorf("schedule role %s grants %v", id, g)
+			}
+			for _, line := range g {
+				if strings.HasPrefix(line, "Allow states:StartExecution ") {
+					started = append(started, strings.TrimPrefix(line, "Allow states:StartExecution "))
+				}
+			}
+		}
+		slices.Sort(started)
+		if want := []string{"ref:" + StateMachineID, "ref:" + VerifyStateMachineID}; !slices.Equal(started, want) {
+			t.Errorf("the schedules may start %v, want %v", started, want)
 		}
 	})
 
@@ -431,7 +446,7 @@ func TestBackupStack(t *testing.T) {
 			"Dimensions", []any{obj("Name", "ScheduleGroup", "Value", "bucketvault")},
 			"AlarmActions", []any{ref(AlarmTopicID)},
 		))
-		tpl.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(8)) // and the silence alarm: TestNotifications
+		tpl.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(9)) // and the silence alarm (TestNotifications), the failed drills
 		tpl.ResourceCountIs(jsii.String("AWS::SNS::Subscription"), jsii.Number(0))
 	})
 
@@ -535,6 +550,21 @@ func TestBackupStack(t *testing.T) {
 				"Allow s3:GetObject " + run + "/runs/*",
 				"Allow s3:GetObject " + run + "/work/*",
 			},
+			// The restore drill reads the source, the backup and the run bucket; it writes only its own files.
+			RoleID(Verifier): {
+				"Allow s3:ListBucket " + src,
+				"Allow s3:ListBucket " + bak,
+				"Allow s3:ListBucket " + run,
+				"Allow s3:ListBucketVersions " + bak,
+				"Allow s3:GetObject " + src + "/*",
+				"Allow s3:GetObject " + bak + "/*",
+				"Allow s3:GetObjectVersion " + bak + "/*",
+				"Allow s3:GetObject " + run + "/runs/*/report.json",
+				"Allow s3:GetObject " + run + "/work/*",
+				"Allow s3:PutObject " + run + "/work/verify-*/verify/*",
+				"Allow s3:PutObject " + run + "/runs/verify-*/report.json",
+			},
+			VerifyStateMachineRoleID: {}, // it only invokes the verifier: no Map
 			RestoreStateMachineRoleID: {
 				"Allow s3:GetObject " + run + "/work/*/manifest.jsonl",
 				"Allow s3:PutObject " + run + "/map-results/*",

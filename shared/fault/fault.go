@@ -140,6 +140,18 @@ func (e *RemovalsUnconfirmed) Error() string   { return message(e.Msg, e.Err) }
 func (e *RemovalsUnconfirmed) Unwrap() error   { return e.Err }
 func (e *RemovalsUnconfirmed) retryable() bool { return false }
 
+// VerifyMismatch means a verify run (a restore drill) found the backup not holding what it
+// should: content that differs from an unchanged source object, a version the last backup wrote
+// that is gone, or an object that could not be read. Every one is named in the drill's report.
+type VerifyMismatch struct {
+	Msg string
+	Err error
+}
+
+func (e *VerifyMismatch) Error() string   { return message(e.Msg, e.Err) }
+func (e *VerifyMismatch) Unwrap() error   { return e.Err }
+func (e *VerifyMismatch) retryable() bool { return false }
+
 // BatchInProgress means a copier stopped a batch before its deadline with work left (objects not
 // started, or a copy in parts that resumes from its finished parts): the Map retries it many more
 // times than a TransientError, since each attempt makes progress. Nothing retries it in-process:
@@ -214,6 +226,8 @@ func Boundary(err error) error {
 		return &TargetNotVersioned{Msg: msg, Err: err}
 	case is[*RemovalsUnconfirmed](err):
 		return &RemovalsUnconfirmed{Msg: msg, Err: err}
+	case is[*VerifyMismatch](err):
+		return &VerifyMismatch{Msg: msg, Err: err}
 	case is[*BatchInProgress](err):
 		return &BatchInProgress{Msg: msg, Err: err}
 	case is[*BatchUnreadable](err):

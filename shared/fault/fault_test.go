@@ -59,6 +59,7 @@ func TestBoundary(t *testing.T) {
 		{"ThawIncomplete", &ThawIncomplete{Msg: "thawing", Err: cause}, "ThawIncomplete", cause},
 		{"TargetNotVersioned", &TargetNotVersioned{Msg: "unversioned target", Err: cause}, "TargetNotVersioned", cause},
 		{"RemovalsUnconfirmed", &RemovalsUnconfirmed{Msg: "unconfirmed", Err: cause}, "RemovalsUnconfirmed", cause},
+		{"VerifyMismatch", &VerifyMismatch{Msg: "mismatch", Err: cause}, "VerifyMismatch", cause},
 		{"BatchInProgress", &BatchInProgress{Msg: "in progress", Err: cause}, "BatchInProgress", cause},
 		{"BatchUnreadable", &BatchUnreadable{Msg: "unreadable", Err: cause}, "BatchUnreadable", cause},
 		{"TransientError", &TransientError{Msg: "later", Err: cause}, "TransientError", cause},

@@ -122,6 +122,8 @@ type Report struct {
 	Cost Cost `json:"cost"`
 	// Notifications is what became of each notification target (package shared/notify).
 	Notifications []Notification `json:"notifications"`
+	// Verify is a verify run's (restore drill's) own part (verify.go); null for backups and restores.
+	Verify *Verify `json:"verify"`
 }
 
 // Cost is a run's estimated cost: the requests it made by kind, the Lambda compute, the state

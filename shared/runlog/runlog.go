@@ -36,6 +36,8 @@ var _ S3 = (*s3.Client)(nil)
 const (
 	Backup  = "backup"
 	Restore = "restore"
+	// Verify is a verify run (a restore drill, package shared/verify).
+	Verify = "verify"
 )
 
 // NoReport is the Status of a run that has no report.json: it is still running, or it was stopped
@@ -49,7 +51,7 @@ const DefaultConcurrency = 8
 // Run is one run's report plus its kind.
 type Run struct {
 	report.Report
-	Kind string `json:"kind"` // Backup or Restore; "" when neither the name nor a report tells
+	Kind string `json:"kind"` // Backup, Restore or Verify; "" when neither the name nor a report tells
 }
 
 // Prefixes of the run bucket: reports live under runs/<execution>/, a run's work files under
@@ -60,12 +62,12 @@ const (
 )
 
 // nameTime matches the names NewName gives executions: kind-20261204T214005Z-bafaa825.
-var nameTime = regexp.MustCompile(`^(backup|restore)-(\d{8}T\d{6}Z)-`)
+var nameTime = regexp.MustCompile(`^(backup|restore|verify)-(\d{8}T\d{6}Z)-`)
 
 // nameTimeLayout is the start time's layout in a name.
 const nameTimeLayout = "20060102T150405Z"
 
-// NewName is a new execution name of kind (Backup or Restore) started at now: the kind, the time
+// NewName is a new execution name of kind (Backup, Restore or Verify) started at now: the kind, the time
 // to the second and 8 random hex digits, so that names sort by time and List can order runs
 // without reading their reports.
 func NewName(kind string, now time.Time) string {
@@ -93,8 +95,12 @@ func kindOf(name string, r *report.Report) string {
 		return Backup
 	case strings.HasPrefix(name, Restore+"-"):
 		return Restore
+	case strings.HasPrefix(name, Verify+"-"):
+		return Verify
 	case r == nil:
 		return ""
+	case r.Verify != nil:
+		return Verify
 	case r.RestoredAt != "" || r.TargetBucket != "":
 		return Restore
 	}
@@ -288,8 +294,8 @@ func Moment(ctx context.Context, client S3, runBucket, at string) (time.Time, er
 	if !found {
 		return time.Time{}, &fault.InvalidInput{Msg: fmt.Sprintf("no backup execution named %q in s3://%s/%s (no %s)", at, runBucket, runsPrefix, batch.ReportKey(at))}
 	}
-	if kindOf(at, r) == Restore {
-		return time.Time{}, &fault.InvalidInput{Msg: fmt.Sprintf("execution %q is a restore, not a backup", at)}
+	if k := kindOf(at, r); k == Restore || k == Verify {
+		return time.Time{}, &fault.InvalidInput{Msg: fmt.Sprintf("execution %q is a %s, not a backup", at, k)}
 	}
 	t, err = time.Parse(time.RFC3339Nano, r.FinishedAt)
 	if err != nil {
@@ -428,4 +434,25 @@ func (a *Attributor) window(ctx context.Context, name string) ([2]time.Time, err
 	}
 	a.windows[name] = w
 	return w, nil
+}
+
+// LastSucceeded returns the report of the newest backup of source into backup that SUCCEEDED and
+// was not a dry run; found is false when there is none. It lists the run names, then reads
+// reports from the newest backup on until one qualifies, so it usually costs a listing and a
+// read or two. Backups whose names carry no start time are not considered.
+func LastSucceeded(ctx context.Context, client S3, runBucket, source, backup string) (r *report.Report, found bool, err error) {
+	names, _, err := backupsByTime(ctx, client, runBucket)
+	if err != nil {
+		return nil, false, err
+	}
+	for i := len(names) - 1; i >= 0; i-- {
+		r, ok, err := readReport(ctx, client, runBucket, names[i])
+		if err != nil {
+			return nil, false, err
+		}
+		if ok && r.Status == report.Succeeded && !r.DryRun && r.SourceBucket == source && r.BackupBucket == backup {
+			return r, true, nil
+		}
+	}
+	return nil, false, nil
 }

@@ -293,7 +293,7 @@ func TestSameSecondBackups(t *testing.T) {
 // A name NewName gives carries its kind and its start time to the second, which List reads back.
 func TestNewName(t *testing.T) {
 	now := time.Date(2026, 12, 4, 21, 40, 5, 999e6, time.FixedZone("CET", 3600))
-	for _, kind := range []string{Backup, Restore} {
+	for _, kind := range []string{Backup, Restore, Verify} {
 		name := NewName(kind, now)
 		if !strings.HasPrefix(name, kind+"-20261204T204005Z-") || len(name) != len(kind)+26 {
 			t.Errorf("NewName(%s) = %q", kind, name)
@@ -304,5 +304,75 @@ func TestNewName(t *testing.T) {
 	}
 	if NewName(Backup, now) == NewName(Backup, now) {
 		t.Error("two names of the same second are equal")
+	}
+}
+
+// LastSucceeded picks the newest backup of these buckets that SUCCEEDED and was not a dry run,
+// passing over failed runs, dry runs, other buckets' backups, restores and verify runs; a verify
+// run is listed with its kind and refused as a moment.
+func TestLastSucceeded(t *testing.T) {
+	ok := func(name, src, bak string, dry bool) report.Report {
+		return report.Report{Status: report.Succeeded, Execution: name, SourceBucket: src, BackupBucket: bak, DryRun: dry, StartedAt: "2026-12-01T00:00:01Z", FinishedAt: "2026-12-01T00:05:00Z"}
+	}
+	tests := []struct {
+		name    string
+		reports []report.Report
+		want    string
+	}{
+		{"none", nil, ""},
+		{"only failed", []report.Report{{Status: report.Failed, Execution: "backup-20261201T000000Z-aaaa", SourceBucket: "src", BackupBucket: "bak"}}, ""},
+		{"newest wins", []report.Report{ok("backup-20261201T000000Z-aaaa", "src", "bak", false), ok("backup-20261202T000000Z-bbbb", "src", "bak", false)}, "backup-20261202T000000Z-bbbb"},
+		{"skips failed, dry, other buckets, restore, verify", []report.Report{
+			ok("backup-20261201T000000Z-aaaa", "src", "bak", false),
+			{Status: report.Failed, Execution: "backup-20261202T000000Z-bbbb", SourceBucket: "src", BackupBucket: "bak"},
+			ok("backup-20261203T000000Z-cccc", "src", "bak", true),
+			ok("backup-20261204T000000Z-dddd", "other", "bak", false),
+			ok("restore-20261205T000000Z-eeee", "src", "bak", false),
+			{Status: report.Succeeded, Execution: "verify-20261206T000000Z-ffff", SourceBucket: "src", BackupBucket: "bak", Verify: &report.Verify{}},
+		}, "backup-20261201T000000Z-aaaa"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := s3fake.New()
+			f.AddBucket("runs", false)
+			for _, r := range tt.reports {
+				putReport(t, f, r)
+			}
+			r, found, err := LastSucceeded(context.Background(), f, "runs", "src", "bak")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ""; found {
+				got = r.Execution
+				if got != tt.want {
+					t.Fatalf("LastSucceeded = %q, want %q", got, tt.want)
+				}
+			} else if tt.want != "" {
+				t.Fatalf("none found, want %q", tt.want)
+			}
+		})
+	}
+}
+
+// A verify run is listed as one, and is not a moment to restore to.
+func TestVerifyKind(t *testing.T) {
+	f := setup(t, 0)
+	putReport(t, f, report.Report{Status: report.Failed, Error: "VerifyMismatch", Execution: "verify-20261206T000000Z-ffff", StartedAt: "2026-12-06T00:00:00Z", FinishedAt: "2026-12-06T00:01:00Z", Verify: &report.Verify{Checked: 3}})
+	putReport(t, f, report.Report{Status: report.Succeeded, Execution: "drill-x", StartedAt: "2026-12-06T00:00:00Z", FinishedAt: "2026-12-06T00:01:00Z", Verify: &report.Verify{}})
+	runs, err := List(context.Background(), f, "runs", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range runs {
+		if r.Kind != Verify || r.Verify == nil {
+			t.Errorf("%s: kind %q, verify %v; want a verify run", r.Execution, r.Kind, r.Verify)
+		}
+	}
+	if len(runs) != 2 {
+		t.Fatalf("%d runs, want 2", len(runs))
+	}
+	_, err = Moment(context.Background(), f, "runs", "verify-20261206T000000Z-ffff")
+	if err == nil || !strings.Contains(err.Error(), "is a verify, not a backup") {
+		t.Fatalf("Moment of a verify run: %v", err)
 	}
 }

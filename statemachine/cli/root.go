@@ -79,7 +79,7 @@ variables); a JSON file ($BUCKETVAULT_CONFIG or ~/.config/bucketvault/config.jso
 	pf.BoolVar(&a.jsonOut, "json", false, "print JSON instead of tables")
 	pf.StringVar(&a.logFormat, "log-format", "auto", "logs on stderr: text, json, or auto (text on a terminal, json otherwise)")
 	pf.BoolVarP(&a.verbose, "verbose", "v", false, "log every function invocation")
-	root.AddCommand(a.backupCmd(), a.restoreCmd(), a.runsCmd(), a.showCmd(), a.lsCmd(), a.versionsCmd(), a.diffCmd(), a.consoleCmd())
+	root.AddCommand(a.backupCmd(), a.restoreCmd(), a.runsCmd(), a.showCmd(), a.lsCmd(), a.versionsCmd(), a.diffCmd(), a.consoleCmd(), a.verifyCmd())
 	return root
 }
 

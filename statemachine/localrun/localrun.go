@@ -25,6 +25,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/report"
 	"github.com/bucketvault/bucketvault/shared/reporter"
 	"github.com/bucketvault/bucketvault/shared/runlog"
+	"github.com/bucketvault/bucketvault/shared/verify"
 	"github.com/bucketvault/bucketvault/statemachine"
 	"github.com/bucketvault/bucketvault/statemachine/local"
 )
@@ -37,10 +38,13 @@ const (
 	ReporterName      = "bucketvault-reporter"
 	PlannerName       = "bucketvault-restore-planner"
 	RestoreCopierName = "bucketvault-restore-copier"
+	VerifierName      = "bucketvault-verifier"
 	// StateMachineName is the backup state machine's name.
 	StateMachineName = "bucketvault-backup"
 	// RestoreStateMachineName is the restore state machine's name.
 	RestoreStateMachineName = "bucketvault-restore"
+	// VerifyStateMachineName is the verify (restore drill) state machine's name.
+	VerifyStateMachineName = "bucketvault-verify"
 )
 
 // machine is one state machine and the functions its substitutions name.
@@ -57,6 +61,7 @@ var (
 	restoreMachine = machine{RestoreStateMachineName, statemachine.Restore, map[string]string{
 		"PlannerFunctionArn": PlannerName, "CopierFunctionArn": RestoreCopierName, "ReporterFunctionArn": ReporterName,
 	}}
+	verifyMachine = machine{VerifyStateMachineName, statemachine.Verify, map[string]string{"VerifierFunctionArn": VerifierName}}
 )
 
 // Region and Account are the executor's stand-ins; nothing is sent to AWS.
@@ -125,6 +130,14 @@ func (r *Runner) Restore(ctx context.Context, name string, input []byte) (*Resul
 	return r.execute(ctx, restoreMachine, name, input)
 }
 
+// Verify runs one verify execution, a restore drill (see package shared/verify for its input).
+func (r *Runner) Verify(ctx context.Context, name string, input []byte) (*Result, error) {
+	return r.execute(ctx, verifyMachine, name, input)
+}
+
+// NewVerifyName returns a verify execution name, sortable by time (runlog.NewName).
+func NewVerifyName(now time.Time) string { return runlog.NewName(runlog.Verify, now) }
+
 // handlers builds every function from the environment, as each Lambda would at start-up.
 func (r *Runner) handlers(env map[string]string, logger *slog.Logger) map[string]local.Function {
 	lookup := envconf.Map(env)
@@ -132,6 +145,7 @@ func (r *Runner) handlers(env map[string]string, logger *slog.Logger) map[string
 	ccfg, cerr := copier.ConfigFromEnv(lookup)
 	rcfg, rerr := reporter.ConfigFromEnv(lookup)
 	pcfg, perr := planner.ConfigFromEnv(lookup)
+	vcfg, verr := verify.ConfigFromEnv(lookup)
 	copierFn := func(name string) local.Function {
 		return lambdafn.Handler((&copier.Handler{S3: r.client(name), Config: ccfg, Logger: logger.With("function", name), Sleep: r.Sleep}).Handle, cerr)
 	}
@@ -141,6 +155,7 @@ func (r *Runner) handlers(env map[string]string, logger *slog.Logger) map[string
 		RestoreCopierName: copierFn(RestoreCopierName),
 		ReporterName:      lambdafn.Handler((&reporter.Handler{S3: r.client(ReporterName), Config: rcfg, Logger: logger.With("function", ReporterName)}).Handle, rerr),
 		PlannerName:       lambdafn.Handler((&planner.Handler{S3: r.client(PlannerName), Config: pcfg, Logger: logger.With("function", PlannerName)}).Handle, perr),
+		VerifierName:      lambdafn.Handler((&verify.Handler{S3: r.client(VerifierName), Config: vcfg, Logger: logger.With("function", VerifierName)}).Handle, verr),
 	}
 }
 
@@ -229,7 +244,7 @@ var FunctionVariables = []string{
 	"SOURCE_BUCKET", "BACKUP_BUCKET", "RUN_BUCKET", "RESTORE_TARGETS",
 	"BATCH_SIZE", "BATCH_BYTES", "LISTER_MAX_KEYS", "MAX_DELETE_PERCENT", "DELETE_GUARD_FLOOR", "MAX_CHANGE_PERCENT",
 	"CHANGE_GUARD_FLOOR", "ARCHIVED_SOURCES", "PLANNER_MAX_KEYS", "THAW_CHECK_SECONDS",
-	"ALLOW_EXACT_ROLLBACK", "FILTERS",
+	"ALLOW_EXACT_ROLLBACK", "FILTERS", "VERIFY_CONCURRENCY", "VERIFY_MAX_KEYS",
 	"COPIER_CONCURRENCY", "MULTIPART_THRESHOLD", "MULTIPART_PART_SIZE", "PART_CONCURRENCY",
 	// the reporter's notifications (shared/notify) and cost estimate (shared/runcost)
 	"NOTIFY_URLS", "NOTIFY_ON", "HEARTBEAT_URL", "NOTIFY_TOPIC_ARN", "NOTIFY_BUDGET_SECONDS", "CONSOLE_URL",
