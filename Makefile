@@ -34,7 +34,7 @@ demo: $(MINIO_BIN)
 BIN := $(CURDIR)/bin/bucketvault
 
 # The bucketvault command; rebuilt when any Go file changed.
-$(BIN): go.mod go.sum $(shell find shared statemachine functions -name '*.go' -not -name '*_test.go' 2>/dev/null) statemachine/backup.asl.json statemachine/restore.asl.json
+$(BIN): go.mod go.sum $(shell find shared statemachine functions -name '*.go' -not -name '*_test.go' 2>/dev/null) statemachine/backup.asl.json statemachine/restore.asl.json statemachine/verify.asl.json
 	@mkdir -p $(dir $(BIN))
 	go build -ldflags "-X main.version=$$(git describe --always --dirty 2>/dev/null || echo dev)" -o $(BIN) ./statemachine/cmd/bucketvault
 
