@@ -19,7 +19,8 @@ import (
 // faultProxy sits between the functions and MinIO and misbehaves the way real networks and real
 // S3 do: a share of requests gets 503 SlowDown, a share has its connection reset before the
 // server sees it, a share has the server act and then the connection reset before the answer
-// (the response is lost), and every request gets some latency.
+// (the response is lost), and every request gets some latency. With limitRate it also answers
+// 503 SlowDown to every request above a rate, as S3 does while it scales a prefix.
 type faultProxy struct {
 	target                          *url.URL
 	slowDown, resetBefore, lostResp float64
@@ -28,8 +29,39 @@ type faultProxy struct {
 
 	mu  sync.Mutex
 	rng *rand.Rand
+	// A token bucket: rate tokens a second up to burst; a request that finds none is answered
+	// SlowDown. rate 0: no limit.
+	rate, burst, tokens float64
+	refilled            time.Time
 
 	requests, slowDowns, resetsBefore, lostResponses atomic.Int64
+	// overRate counts the SlowDowns answered for going above the rate (also in slowDowns).
+	overRate atomic.Int64
+}
+
+// limitRate makes the proxy answer SlowDown to requests above perSecond, bursts of up to burst
+// requests allowed.
+func (p *faultProxy) limitRate(perSecond float64, burst int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rate, p.burst, p.tokens, p.refilled = perSecond, float64(burst), float64(burst), time.Now()
+}
+
+// admit takes a token from the bucket; false when the request is above the rate.
+func (p *faultProxy) admit() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.rate == 0 {
+		return true
+	}
+	now := time.Now()
+	p.tokens = min(p.burst, p.tokens+now.Sub(p.refilled).Seconds()*p.rate)
+	p.refilled = now
+	if p.tokens < 1 {
+		return false
+	}
+	p.tokens--
+	return true
 }
 
 func newFaultProxy(t *testing.T, target string, slowDown, resetBefore, lostResp float64, maxLatency time.Duration) (*faultProxy, string) {
@@ -58,8 +90,12 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.requests.Add(1)
 	roll, latency := p.roll()
 	time.Sleep(latency)
+	admitted := p.admit()
+	if !admitted {
+		p.overRate.Add(1)
+	}
 	switch {
-	case roll < p.slowDown:
+	case roll < p.slowDown || !admitted:
 		p.slowDowns.Add(1)
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/xml")

@@ -8,8 +8,10 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
 )
 
@@ -152,6 +154,18 @@ func (e *VerifyMismatch) Error() string   { return message(e.Msg, e.Err) }
 func (e *VerifyMismatch) Unwrap() error   { return e.Err }
 func (e *VerifyMismatch) retryable() bool { return false }
 
+// UnsupportedBucket means a configured bucket is of a kind bucketvault cannot back up or restore
+// correctly, such as an S3 Express One Zone directory bucket (its listings are not in key order,
+// so merging the source's listing with the backup's would be wrong): nothing runs.
+type UnsupportedBucket struct {
+	Msg string
+	Err error
+}
+
+func (e *UnsupportedBucket) Error() string   { return message(e.Msg, e.Err) }
+func (e *UnsupportedBucket) Unwrap() error   { return e.Err }
+func (e *UnsupportedBucket) retryable() bool { return false }
+
 // BatchInProgress means a copier stopped a batch before its deadline with work left (objects not
 // started, or a copy in parts that resumes from its finished parts): the Map retries it many more
 // times than a TransientError, since each attempt makes progress. Nothing retries it in-process:
@@ -228,6 +242,8 @@ func Boundary(err error) error {
 		return &RemovalsUnconfirmed{Msg: msg, Err: err}
 	case is[*VerifyMismatch](err):
 		return &VerifyMismatch{Msg: msg, Err: err}
+	case is[*UnsupportedBucket](err):
+		return &UnsupportedBucket{Msg: msg, Err: err}
 	case is[*BatchInProgress](err):
 		return &BatchInProgress{Msg: msg, Err: err}
 	case is[*BatchUnreadable](err):
@@ -283,6 +299,28 @@ func Retryable(err error) bool {
 		return true
 	}
 	return standard.IsErrorRetryable(err)
+}
+
+// throttles are the SDK's throttling errors: its throttling codes (SlowDown, Throttling,
+// ThrottlingException, RequestLimitExceeded, ...) and a 429 without a modeled error.
+var throttles = retry.IsErrorThrottles(retry.DefaultThrottles)
+
+// Throttled reports whether err is the server asking for fewer requests: one of the SDK's
+// throttling errors, or any answer with HTTP status 503 or 429. S3 answers 503 SlowDown while it
+// scales a prefix; a HEAD's answer has no body, so its code is only "ServiceUnavailable".
+func Throttled(err error) bool {
+	if err == nil {
+		return false
+	}
+	if throttles.IsErrorThrottle(err).Bool() {
+		return true
+	}
+	var resp *awshttp.ResponseError
+	if errors.As(err, &resp) {
+		code := resp.HTTPStatusCode()
+		return code == http.StatusServiceUnavailable || code == http.StatusTooManyRequests
+	}
+	return false
 }
 
 // IsCode reports whether err is an S3 API error with the given code.

@@ -60,6 +60,7 @@ func TestBoundary(t *testing.T) {
 		{"TargetNotVersioned", &TargetNotVersioned{Msg: "unversioned target", Err: cause}, "TargetNotVersioned", cause},
 		{"RemovalsUnconfirmed", &RemovalsUnconfirmed{Msg: "unconfirmed", Err: cause}, "RemovalsUnconfirmed", cause},
 		{"VerifyMismatch", &VerifyMismatch{Msg: "mismatch", Err: cause}, "VerifyMismatch", cause},
+		{"UnsupportedBucket", &UnsupportedBucket{Msg: "directory bucket", Err: cause}, "UnsupportedBucket", cause},
 		{"BatchInProgress", &BatchInProgress{Msg: "in progress", Err: cause}, "BatchInProgress", cause},
 		{"BatchUnreadable", &BatchUnreadable{Msg: "unreadable", Err: cause}, "BatchUnreadable", cause},
 		{"TransientError", &TransientError{Msg: "later", Err: cause}, "TransientError", cause},
@@ -134,6 +135,33 @@ func TestRetryable(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := Retryable(tt.err); got != tt.want {
 				t.Errorf("Retryable(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestThrottled(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"SlowDown", apiErr("SlowDown"), true},
+		{"503 SlowDown", httpErr(503, "SlowDown"), true},
+		{"503 of a HEAD, without a body", httpErr(503, "ServiceUnavailable"), true},
+		{"429", httpErr(429, "TooManyRequests"), true},
+		{"ThrottlingException", apiErr("ThrottlingException"), true},
+		{"wrapped", fmt.Errorf("copy part 3: %w", httpErr(503, "SlowDown")), true},
+		{"500", httpErr(500, "InternalError"), false},
+		{"network", &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}, false},
+		{"access denied", httpErr(403, "AccessDenied"), false},
+		{"plain error", errors.New("SlowDown"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Throttled(tt.err); got != tt.want {
+				t.Errorf("Throttled(%v) = %v, want %v", tt.err, got, tt.want)
 			}
 		})
 	}

@@ -30,6 +30,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bucketvault/bucketvault/shared/batch"
+	"github.com/bucketvault/bucketvault/shared/bucketcheck"
 	"github.com/bucketvault/bucketvault/shared/change"
 	"github.com/bucketvault/bucketvault/shared/envconf"
 	"github.com/bucketvault/bucketvault/shared/fault"
@@ -354,13 +355,21 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	return resp, nil
 }
 
-// check runs before anything is written: the target must be allowed, and every bucket must exist.
+// check runs before anything is written: the target must be allowed, the backup and the target
+// of a kind bucketvault supports (bucketcheck: a target's listing is merged with the plan too),
+// and every bucket must exist.
 func (h *Handler) check(ctx context.Context, target string) error {
 	if !slices.Contains(h.Config.RestoreTargets, target) {
 		return &fault.InvalidInput{Msg: fmt.Sprintf("bucket %q is not an allowed restore target (RESTORE_TARGETS: %s)", target, strings.Join(h.Config.RestoreTargets, ", "))}
 	}
 	if target == h.Config.BackupBucket || target == h.Config.RunBucket {
 		return &fault.InvalidInput{Msg: fmt.Sprintf("cannot restore into the %s bucket itself", map[bool]string{true: "backup", false: "run"}[target == h.Config.BackupBucket])}
+	}
+	if err := bucketcheck.Supported("backup", h.Config.BackupBucket); err != nil {
+		return err
+	}
+	if err := bucketcheck.Supported("restore target", target); err != nil {
+		return err
 	}
 	return listing.RequireBuckets(ctx, h.S3,
 		listing.Bucket{Role: "backup", Name: h.Config.BackupBucket}, listing.Bucket{Role: "run", Name: h.Config.RunBucket}, listing.Bucket{Role: "target", Name: target})

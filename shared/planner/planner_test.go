@@ -266,6 +266,34 @@ func TestBadRequests(t *testing.T) {
 	}
 }
 
+// A directory bucket (S3 Express One Zone) as the backup or the target is refused with
+// UnsupportedBucket before any request: its listing is not in key order.
+func TestDirectoryBucketsRefused(t *testing.T) {
+	const dir = "photos--usw2-az1--x-s3"
+	tests := []struct {
+		name, backup, target, want string
+	}{
+		{"target", "bak", dir, `restore target bucket "photos--usw2-az1--x-s3"`},
+		{"backup", dir, "target", `backup bucket "photos--usw2-az1--x-s3"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, h := setup()
+			f.AddBucket(dir, true)
+			h.Config.BackupBucket = tt.backup
+			h.Config.RestoreTargets = append(h.Config.RestoreTargets, dir)
+			_, err := h.Handle(context.Background(), Request{Execution: "exec", Input: json.RawMessage(`{"at": "2030-01-01T00:00:00Z", "targetBucket": "` + tt.target + `"}`)})
+			var ub *fault.UnsupportedBucket
+			if !errors.As(err, &ub) || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "directory bucket") {
+				t.Fatalf("err = %v, want UnsupportedBucket naming %s", err, tt.want)
+			}
+			if n := f.Count("ListObjectsV2") + f.Count("ListObjectVersions") + f.Count("PutObject"); n != 0 {
+				t.Errorf("%d listings or writes despite the refusal", n)
+			}
+		})
+	}
+}
+
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // etagRewriter serves a bucket's listing with every ETag made multipart-looking, as a target

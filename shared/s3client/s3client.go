@@ -1,5 +1,7 @@
 // Package s3client builds the S3 client every function uses, from the standard AWS environment:
 // credentials, region, and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL for S3-compatible servers.
+// Every attempt of every request of one client passes one adaptive pacer (package pacer), so that
+// a throttling answer (503 SlowDown, 429) slows the whole client, not just the request that got it.
 package s3client
 
 import (
@@ -16,6 +18,9 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/bucketvault/bucketvault/shared/fault"
+	"github.com/bucketvault/bucketvault/shared/pacer"
 )
 
 // Options tunes the client.
@@ -31,6 +36,12 @@ type Options struct {
 	Endpoint string
 	// Credentials, when set, replace the environment's credentials.
 	Credentials aws.CredentialsProvider
+	// Pacer, when set, paces the client's requests; nil means a new pacer of the client's own,
+	// whose limit on requests in flight is lifted once it grows back to MaxConns.
+	Pacer *pacer.Pacer
+	// Unpaced turns pacing off, whatever Pacer is: requests start at once whatever the server answered (a fixed
+	// concurrency, for comparison in tests and benchmarks).
+	Unpaced bool
 }
 
 // New returns an S3 client configured from the environment. It uses the SDK's buildable HTTP
@@ -43,6 +54,13 @@ func New(ctx context.Context, opts Options) (*s3.Client, error) {
 	if opts.MaxAttempts == 0 {
 		opts.MaxAttempts = 8
 	}
+	p := opts.Pacer
+	switch {
+	case opts.Unpaced:
+		p = nil
+	case p == nil:
+		p = pacer.New(pacer.Options{MaxLimit: opts.MaxConns})
+	}
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 		t.MaxIdleConns = opts.MaxConns * 2
 		t.MaxIdleConnsPerHost = opts.MaxConns * 2
@@ -54,13 +72,17 @@ func New(ctx context.Context, opts Options) (*s3.Client, error) {
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, append(loadOpts,
 		config.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
+			standard := retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = opts.MaxAttempts
 				o.MaxBackoff = 20 * time.Second
 				// Throttling is expected under load; the token bucket would turn a burst of 503
-				// SlowDown into hard failures.
+				// SlowDown into hard failures. The pacer slows down instead.
 				o.RateLimiter = ratelimit.None
 			})
+			if p == nil {
+				return standard
+			}
+			return pacedRetryer{RetryerV2: standard, p: p}
 		}))...,
 	)
 	if err != nil {
@@ -111,6 +133,31 @@ func (c *RetryCounter) Option() func(*s3.Options) {
 // repeat a non-idempotent request (CopyObject into a versioned bucket) retry it themselves.
 func NoRetry() func(*s3.Options) {
 	return func(o *s3.Options) { o.Retryer = retry.AddWithMaxAttempts(o.Retryer, 1) }
+}
+
+// pacedRetryer lets each attempt start only when its pacer allows, and tells the pacer whether
+// the attempt was throttled (fault.Throttled). The SDK asks for an attempt token before every
+// attempt, its own retries and the single attempt of a NoRetry request alike; the per-request
+// wrappers (NoRetry, RetryCounter.Option) pass the request on to it.
+type pacedRetryer struct {
+	aws.RetryerV2
+	p *pacer.Pacer
+}
+
+func (r pacedRetryer) GetAttemptToken(ctx context.Context) (func(error) error, error) {
+	tok, err := r.p.Start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	release, err := r.RetryerV2.GetAttemptToken(ctx)
+	if err != nil {
+		tok.Done(false)
+		return nil, err
+	}
+	return func(opErr error) error {
+		tok.Done(fault.Throttled(opErr))
+		return release(opErr)
+	}, nil
 }
 
 type countingRetryer struct {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/bucketvault/bucketvault/shared/bucketcheck"
 	"github.com/bucketvault/bucketvault/shared/strictjson"
 )
 
@@ -92,9 +93,12 @@ func resolve(path string, getenv func(string) string, flags Config) (Config, err
 	return cfg, nil
 }
 
-// need returns an error naming how to set each of the named settings that is empty.
+// need returns an error naming how to set each of the named settings that is empty, or, when all
+// are set, the first source or backup bucket bucketvault does not support (bucketcheck: an S3
+// Express One Zone directory bucket).
 func (c Config) need(path string, names ...string) error {
 	var missing []string
+	var unsupported error
 	for _, n := range names {
 		v, flag, env := "", "", ""
 		switch n {
@@ -107,10 +111,14 @@ func (c Config) need(path string, names ...string) error {
 		}
 		if v == "" {
 			missing = append(missing, fmt.Sprintf("%s bucket (%s, %s or %q in %s)", n, flag, env, n, path))
+		} else if n == "source" || n == "backup" {
+			if err := bucketcheck.Supported(n, v); err != nil && unsupported == nil {
+				unsupported = err
+			}
 		}
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("no %s: set it with a flag, the environment or the config file", strings.Join(missing, ", no "))
 	}
-	return nil
+	return unsupported
 }

@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/bucketvault/bucketvault/shared/fault"
 )
 
 func TestResolve(t *testing.T) {
@@ -67,5 +70,37 @@ func TestNeed(t *testing.T) {
 	}
 	if err := (Config{Source: "s", Backup: "b", Run: "r"}).need("f", "source", "backup", "run"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A directory bucket as the source or the backup is refused, naming which and why; the run bucket
+// is not merged with anything and is not checked.
+func TestNeedRefusesDirectoryBuckets(t *testing.T) {
+	const dir = "data--usw2-az1--x-s3"
+	tests := []struct {
+		name  string
+		cfg   Config
+		names []string
+		want  string // "" for no error
+	}{
+		{"source", Config{Source: dir, Backup: "b", Run: "r"}, []string{"source", "backup", "run"}, `source bucket "data--usw2-az1--x-s3" is an S3 Express One Zone directory bucket`},
+		{"backup", Config{Source: "s", Backup: dir, Run: "r"}, []string{"backup", "run"}, `backup bucket "data--usw2-az1--x-s3" is an S3 Express One Zone directory bucket`},
+		{"not asked for", Config{Source: dir, Backup: "b", Run: "r"}, []string{"backup", "run"}, ""},
+		{"run bucket", Config{Source: "s", Backup: "b", Run: dir}, []string{"run"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.need("f", tt.names...)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var ub *fault.UnsupportedBucket
+			if !errors.As(err, &ub) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want UnsupportedBucket containing %s", err, tt.want)
+			}
+		})
 	}
 }
