@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -424,6 +425,9 @@ func (s *BackupStack) functions() {
 				allow("CheckBackupVersioning", []string{"s3:GetBucketVersioning"}, bak),
 				// The batches, and the manifest of those the Map runs.
 				allow("WriteBatches", []string{"s3:PutObject"}, run+"/work/*/batches/*", run+"/work/*/manifest.jsonl"),
+				// Listing in key-space ranges (LISTER_RANGES): the split's ranges file, each range's
+				// result, read back by the plan. Hints for the next run go under index/.
+				allow("ListInRanges", []string{"s3:GetObject", "s3:PutObject"}, run+"/work/*/ranges.jsonl", run+"/work/*/ranges/*"),
 				// The ETag index: read the current generation, write the next one (carry files,
 				// generation.json, current.json).
 				allow("ReadWriteETagIndex", []string{"s3:GetObject", "s3:PutObject"}, run+"/index/*"),
@@ -692,7 +696,11 @@ func (s *BackupStack) machine(m machineSpec) (awsstepfunctions.StateMachine, err
 	}
 	statements = append(statements, itemReaderStatements(m.definition, run)...)
 	if bytes.Contains(m.definition, []byte(`"DISTRIBUTED"`)) {
-		statements = append(statements, distributedMapStatements(run, smArn, execArn(m.name), execArn(m.name+"/"+copyMapLabel))...)
+		var children []string
+		for _, label := range mapLabels(m.definition) {
+			children = append(children, execArn(m.name+"/"+label)+":*")
+		}
+		statements = append(statements, distributedMapStatements(run, smArn, execArn(m.name), children)...)
 	}
 	role := awsiam.NewRole(s.Stack, jsii.String(m.roleID), &awsiam.RoleProps{
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("states.amazonaws.com"), nil),
@@ -842,7 +850,7 @@ func (s *BackupStack) outputs() {
 }
 
 // distributedMapStatements grant what a Distributed Map needs of its state machine's role.
-func distributedMapStatements(run, smArn, execArn, childArn string) []awsiam.PolicyStatement {
+func distributedMapStatements(run, smArn, execArn string, children []string) []awsiam.PolicyStatement {
 	return []awsiam.PolicyStatement{
 		// Distributed Map ResultWriter, as AWS documents its permissions
 		// (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultwriter.html).
@@ -853,9 +861,24 @@ func distributedMapStatements(run, smArn, execArn, childArn string) []awsiam.Pol
 		// executions). Child executions are named <state machine>/<Map label>:<id>. The ARN is
 		// built from the name: referring to the state machine would make its role depend on it.
 		allow("DistributedMapStartChildren", []string{"states:StartExecution"}, smArn),
-		allow("DistributedMapManageChildren", []string{"states:DescribeExecution", "states:StopExecution"}, execArn+":*", childArn+":*"),
+		allow("DistributedMapManageChildren", []string{"states:DescribeExecution", "states:StopExecution"}, append([]string{execArn + ":*"}, children...)...),
 	}
 }
+
+// mapLabels are the Labels of a definition's Map states: a Distributed Map's child executions are
+// named <state machine>/<Label>:<id>.
+func mapLabels(definition []byte) []string {
+	var out []string
+	for _, m := range mapLabelRe.FindAllSubmatch(definition, -1) {
+		if l := string(m[1]); !slices.Contains(out, l) {
+			out = append(out, l)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+var mapLabelRe = regexp.MustCompile(`"Label":\s*"([^"]+)"`)
 
 // itemReaderStatements grant what a definition's Distributed Map ItemReaders read in the run
 // bucket: the batch manifest the lister or planner wrote (s3:getObject of
@@ -863,7 +886,11 @@ func distributedMapStatements(run, smArn, execArn, childArn string) []awsiam.Pol
 func itemReaderStatements(definition []byte, run string) []awsiam.PolicyStatement {
 	var out []awsiam.PolicyStatement
 	if bytes.Contains(definition, []byte(`"arn:aws:states:::s3:getObject"`)) {
-		out = append(out, allow("ItemReaderReadManifest", []string{"s3:GetObject"}, run+"/work/*/manifest.jsonl"))
+		keys := []string{run + "/work/*/manifest.jsonl"}
+		if bytes.Contains(definition, []byte(`"Key.$": "$.rangesKey"`)) {
+			keys = append(keys, run+"/work/*/ranges.jsonl") // the key-space ranges the lister's split wrote
+		}
+		out = append(out, allow("ItemReaderReadManifest", []string{"s3:GetObject"}, keys...))
 	}
 	if bytes.Contains(definition, []byte(`"arn:aws:states:::s3:listObjectsV2"`)) {
 		out = append(out, allowPrefix("ItemReaderListBatches", []string{"s3:ListBucket"}, run, "work/*"))

@@ -480,6 +480,10 @@ func TestBackupStack(t *testing.T) {
 				"Allow s3:GetBucketVersioning " + bak,
 				"Allow s3:PutObject " + run + "/work/*/batches/*",
 				"Allow s3:PutObject " + run + "/work/*/manifest.jsonl",
+				"Allow s3:GetObject " + run + "/work/*/ranges.jsonl",
+				"Allow s3:PutObject " + run + "/work/*/ranges.jsonl",
+				"Allow s3:GetObject " + run + "/work/*/ranges/*",
+				"Allow s3:PutObject " + run + "/work/*/ranges/*",
 				"Allow s3:GetObject " + run + "/index/*",
 				"Allow s3:PutObject " + run + "/index/*",
 				"Allow s3:GetObject " + run + "/lock/*",
@@ -574,6 +578,7 @@ func TestBackupStack(t *testing.T) {
 			},
 			StateMachineRoleID: {
 				"Allow s3:GetObject " + run + "/work/*/manifest.jsonl",
+				"Allow s3:GetObject " + run + "/work/*/ranges.jsonl",
 				"Allow s3:PutObject " + run + "/map-results/*",
 				"Allow s3:GetObject " + run + "/map-results/*",
 				"Allow s3:AbortMultipartUpload " + run + "/map-results/*",
@@ -613,6 +618,8 @@ func TestBackupStack(t *testing.T) {
 			"Allow states:StopExecution "+execArn+":*",
 			"Allow states:DescribeExecution "+execArn+"/Copy:*",
 			"Allow states:StopExecution "+execArn+"/Copy:*",
+			"Allow states:DescribeExecution "+execArn+"/ListRanges:*",
+			"Allow states:StopExecution "+execArn+"/ListRanges:*",
 		))
 		// Log delivery and X-Ray accept no narrower resource than "*" (their actions are named).
 		for _, st := range sm {

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -250,6 +251,36 @@ func WriteManifest(ctx context.Context, client Putter, bucket, execution string,
 // withhold them while the copies run.
 func DeleteKey(execution string, seq int) string {
 	return fmt.Sprintf("%sdelete-%06d.jsonl", Prefix(execution), seq)
+}
+
+// RangeKey names copy batch number seq of key-space range number r of an execution (a backup
+// listed in ranges, each range by a lister of its own): ranges number their batches apart, so two
+// ranges never write the same file, and a retried range lister rewrites its own.
+func RangeKey(execution string, r, seq int) string {
+	return fmt.Sprintf("%sr%06d-%06d.jsonl", Prefix(execution), r, seq)
+}
+
+// RangeDeleteKey names deletion batch number seq of key-space range number r of an execution.
+func RangeDeleteKey(execution string, r, seq int) string {
+	return fmt.Sprintf("%sdelete-r%06d-%06d.jsonl", Prefix(execution), r, seq)
+}
+
+// ParseRangeKey returns the range and batch numbers of a copy batch key RangeKey made; ok is
+// false for any other key.
+func ParseRangeKey(execution, key string) (r, seq int, ok bool) {
+	rest, found := strings.CutPrefix(key, Prefix(execution)+"r")
+	rest, found2 := strings.CutSuffix(rest, ".jsonl")
+	a, b, found3 := strings.Cut(rest, "-")
+	if !found || !found2 || !found3 {
+		return 0, 0, false
+	}
+	var err1, err2 error
+	r, err1 = strconv.Atoi(a)
+	seq, err2 = strconv.Atoi(b)
+	if err1 != nil || err2 != nil || r < 0 || seq < 0 || RangeKey(execution, r, seq) != key {
+		return 0, 0, false
+	}
+	return r, seq, true
 }
 
 // PreviewManifestKey names the list of the batches a dry run wrote to show what the real run would

@@ -173,3 +173,28 @@ func TestPreviewManifest(t *testing.T) {
 		t.Errorf("read %q, want %q", got, want)
 	}
 }
+
+func TestRangeKeys(t *testing.T) {
+	tests := []struct {
+		key    string
+		r, seq int
+		ok     bool
+	}{
+		{RangeKey("e", 0, 0), 0, 0, true},
+		{RangeKey("e", 17, 3), 17, 3, true},
+		{RangeKey("e", 1234567, 2), 1234567, 2, true},
+		{Key("e", 3), 0, 0, false},
+		{RangeDeleteKey("e", 1, 2), 0, 0, false},
+		{RangeKey("other", 1, 2), 0, 0, false},
+		{Prefix("e") + "r000001-000002.json", 0, 0, false},
+	}
+	for _, tt := range tests {
+		r, seq, ok := ParseRangeKey("e", tt.key)
+		if r != tt.r || seq != tt.seq || ok != tt.ok {
+			t.Errorf("ParseRangeKey(%q) = %d, %d, %v; want %d, %d, %v", tt.key, r, seq, ok, tt.r, tt.seq, tt.ok)
+		}
+		if _, err := OutcomeKey(tt.key); err != nil && strings.HasPrefix(tt.key, Prefix("e")) && strings.HasSuffix(tt.key, ".jsonl") {
+			t.Errorf("OutcomeKey(%q): %v", tt.key, err)
+		}
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -100,15 +101,50 @@ func (e Entry) normalized() Entry {
 }
 
 // Generation names the files of one execution's index: carry files 0 … CarryFiles-1 and the
-// copied files of batches 0 … CopyBatches-1 (a missing copied file holds no entries).
+// copied files of batches 0 … CopyBatches-1 (a missing copied file holds no entries). A backup
+// listed in key-space ranges (batch.RangeKey) has RangeCopyBatches instead of CopyBatches: range
+// r's copy batches 0 … RangeCopyBatches[r]-1, read range after range (in key order).
 type Generation struct {
-	Execution   string `json:"execution"`
-	CarryFiles  int    `json:"carryFiles"`
-	CopyBatches int    `json:"copyBatches"`
+	Execution        string `json:"execution"`
+	CarryFiles       int    `json:"carryFiles"`
+	CopyBatches      int    `json:"copyBatches"`
+	RangeCopyBatches []int  `json:"rangeCopyBatches,omitempty"`
 }
 
 // Empty reports whether g has no files to read (no generation, or one without entries).
-func (g Generation) Empty() bool { return g.CarryFiles == 0 && g.CopyBatches == 0 }
+func (g Generation) Empty() bool { return g.CarryFiles == 0 && g.copiedFiles() == 0 }
+
+// copiedFiles is how many copied files g names (some of which may not exist).
+func (g Generation) copiedFiles() int {
+	n := g.CopyBatches
+	for _, c := range g.RangeCopyBatches {
+		n += c
+	}
+	return n
+}
+
+// copiedKey names g's copied file number n: ranges' files follow the plain batches' files.
+func (g Generation) copiedKey(n int) string {
+	if n < g.CopyBatches {
+		return CopiedKey(g.Execution, n)
+	}
+	n -= g.CopyBatches
+	for r, c := range g.RangeCopyBatches {
+		if n < c {
+			return RangeCopiedKey(g.Execution, r, n)
+		}
+		n -= c
+	}
+	return CopiedKey(g.Execution, g.copiedFiles()) // beyond the last: never read
+}
+
+// CopiedPrefix is where the copied files of an execution live.
+func CopiedPrefix(execution string) string { return ExecutionPrefix(execution) + "copied/" }
+
+// RangeCopiedKey names the copied file of copy batch seq of key-space range r of an execution.
+func RangeCopiedKey(execution string, r, seq int) string {
+	return fmt.Sprintf("%sr%06d-%06d.jsonl", CopiedPrefix(execution), r, seq)
+}
 
 // ExecutionPrefix is where an execution's index files live.
 func ExecutionPrefix(execution string) string { return Prefix + execution + "/" }
@@ -129,6 +165,9 @@ func GenerationKey(execution string) string { return ExecutionPrefix(execution) 
 // CopiedKeyForBatch names the copied file of a batch, from the batch's key
 // (batch.Key(execution, n)).
 func CopiedKeyForBatch(execution, batchKey string) (string, error) {
+	if r, seq, ok := batch.ParseRangeKey(execution, batchKey); ok {
+		return RangeCopiedKey(execution, r, seq), nil
+	}
 	base := strings.TrimSuffix(path.Base(batchKey), ".jsonl")
 	n, err := strconv.Atoi(base)
 	if err != nil || n < 0 || batch.Key(execution, n) != batchKey {
@@ -189,7 +228,7 @@ func Current(ctx context.Context, client Getter, bucket string, opts ...func(*s3
 	if err := strictjson.Unmarshal(data, &g); err != nil {
 		return Generation{}, fmt.Errorf("index generation s3://%s/%s: %w", bucket, key, err)
 	}
-	if g.Execution != p.Execution || g.CarryFiles < 0 || g.CopyBatches < 0 {
+	if g.Execution != p.Execution || g.CarryFiles < 0 || g.CopyBatches < 0 || slices.ContainsFunc(g.RangeCopyBatches, func(c int) bool { return c < 0 }) {
 		return Generation{}, fmt.Errorf("index generation s3://%s/%s: %s does not describe execution %q", bucket, key, data, p.Execution)
 	}
 	if g.CarryFiles > 0 {
@@ -211,7 +250,7 @@ func Current(ctx context.Context, client Getter, bucket string, opts ...func(*s3
 // Commit stores a generation and then points index/current.json at it. The lister calls it once,
 // when its listing is done (never in a dry run).
 func Commit(ctx context.Context, client Putter, bucket string, g Generation, opts ...func(*s3.Options)) error {
-	if g.Execution == "" || g.CarryFiles < 0 || g.CopyBatches < 0 {
+	if g.Execution == "" || g.CarryFiles < 0 || g.CopyBatches < 0 || slices.ContainsFunc(g.RangeCopyBatches, func(c int) bool { return c < 0 }) {
 		return fmt.Errorf("commit index generation %+v: needs an execution and counts ≥ 0", g)
 	}
 	data, err := json.Marshal(g)

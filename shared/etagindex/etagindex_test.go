@@ -185,7 +185,7 @@ func TestGenerationReadsInKeyOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	cur, err := Current(ctx, f, bucket)
-	if err != nil || cur != g {
+	if err != nil || !reflect.DeepEqual(cur, g) {
 		t.Fatalf("Current = %+v, %v; want %+v", cur, err, g)
 	}
 	got, _ := readAll(t, NewReader(f, bucket, cur, Position{}))
@@ -245,7 +245,7 @@ func TestEmptyAndMissingGenerations(t *testing.T) {
 	ctx := context.Background()
 	f := newFake()
 	g, err := Current(ctx, f, bucket)
-	if err != nil || g != (Generation{}) || !g.Empty() {
+	if err != nil || !reflect.DeepEqual(g, Generation{}) || !g.Empty() {
 		t.Fatalf("no index: Current = %+v, %v; want an empty generation", g, err)
 	}
 	before := len(f.Calls())
@@ -260,18 +260,18 @@ func TestEmptyAndMissingGenerations(t *testing.T) {
 	if err := Commit(ctx, f, bucket, Generation{Execution: "ex0"}); err != nil {
 		t.Fatal(err)
 	}
-	if g, err := Current(ctx, f, bucket); err != nil || g != (Generation{Execution: "ex0"}) || !g.Empty() {
+	if g, err := Current(ctx, f, bucket); err != nil || !reflect.DeepEqual(g, Generation{Execution: "ex0"}) || !g.Empty() {
 		t.Fatalf("generation without files: %+v, %v", g, err)
 	}
 
 	// current.json names a generation file that is gone.
 	f.Put(bucket, CurrentKey, []byte(`{"execution":"gone"}`))
-	if g, err := Current(ctx, f, bucket); !errors.Is(err, ErrGenerationMissing) || g != (Generation{}) {
+	if g, err := Current(ctx, f, bucket); !errors.Is(err, ErrGenerationMissing) || !reflect.DeepEqual(g, Generation{}) {
 		t.Errorf("generation file gone: %+v, %v; want an empty generation and ErrGenerationMissing", g, err)
 	}
 	// The generation file is there, its carry files are gone.
 	f.Put(bucket, GenerationKey("gone"), []byte(`{"execution":"gone","carryFiles":2,"copyBatches":1}`))
-	if g, err := Current(ctx, f, bucket); !errors.Is(err, ErrGenerationMissing) || g != (Generation{}) {
+	if g, err := Current(ctx, f, bucket); !errors.Is(err, ErrGenerationMissing) || !reflect.DeepEqual(g, Generation{}) {
 		t.Errorf("carry files gone: %+v, %v; want an empty generation and ErrGenerationMissing", g, err)
 	}
 	// Malformed pointers and generations are errors, not an empty index.
@@ -615,7 +615,42 @@ func TestCommit(t *testing.T) {
 		t.Errorf("failing commit: %v", err)
 	}
 	f.Fail = nil
-	if g2, err := Current(ctx, f, bucket); err != nil || g2 != g {
+	if g2, err := Current(ctx, f, bucket); err != nil || !reflect.DeepEqual(g2, g) {
 		t.Errorf("after the failed commit, Current = %+v, %v; want the previous %+v", g2, err, g)
+	}
+}
+
+// A generation of a backup listed in key-space ranges reads the copied files of each range's
+// batches, range after range, in key order; the copier names them from the range batch keys.
+func TestRangeGenerationReadsCopiedFiles(t *testing.T) {
+	ctx := context.Background()
+	f := newFake()
+	copied := map[[2]int][]Entry{
+		{0, 0}: entries("a", "b"),
+		{0, 2}: entries("c"),
+		{2, 1}: entries("x", "y"),
+	}
+	for rs, es := range copied {
+		if err := WriteCopied(ctx, f, bucket, "ex1", batch.RangeKey("ex1", rs[0], rs[1]), es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g := Generation{Execution: "ex1", RangeCopyBatches: []int{3, 0, 2}} // range 1 copied nothing
+	if g.Empty() {
+		t.Fatal("a generation with range copy batches is not empty")
+	}
+	if err := Commit(ctx, f, bucket, g); err != nil {
+		t.Fatal(err)
+	}
+	cur, err := Current(ctx, f, bucket)
+	if err != nil || !reflect.DeepEqual(cur, g) {
+		t.Fatalf("Current = %+v, %v; want %+v", cur, err, g)
+	}
+	got, _ := readAll(t, NewReader(f, bucket, cur, Position{}))
+	if want := []string{"a", "b", "c", "x", "y"}; !reflect.DeepEqual(keysOf(got), want) {
+		t.Fatalf("read %v, want %v", keysOf(got), want)
+	}
+	if k, err := CopiedKeyForBatch("ex1", batch.RangeKey("ex1", 2, 1)); err != nil || k != RangeCopiedKey("ex1", 2, 1) {
+		t.Errorf("CopiedKeyForBatch of a range batch = %q, %v", k, err)
 	}
 }

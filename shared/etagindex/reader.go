@@ -39,8 +39,8 @@ func NewReader(client Getter, bucket string, g Generation, pos Position, opts ..
 	return &Reader{
 		carry: stream{client: client, bucket: bucket, opts: opts, files: g.CarryFiles, pos: pos.Carry,
 			key: func(n int) string { return CarryKey(g.Execution, n) }, name: "carry"},
-		copied: stream{client: client, bucket: bucket, opts: opts, files: g.CopyBatches, pos: pos.Copied, missingOK: true,
-			key: func(n int) string { return CopiedKey(g.Execution, n) }, name: "copied"},
+		copied: stream{client: client, bucket: bucket, opts: opts, files: g.copiedFiles(), pos: pos.Copied, missingOK: true,
+			key: g.copiedKey, name: "copied"},
 	}
 }
 

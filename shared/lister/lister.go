@@ -32,6 +32,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/bucketvault/bucketvault/shared/batch"
+	"github.com/bucketvault/bucketvault/shared/bucketcheck"
 	"github.com/bucketvault/bucketvault/shared/change"
 	"github.com/bucketvault/bucketvault/shared/envconf"
 	"github.com/bucketvault/bucketvault/shared/etagindex"
@@ -101,10 +102,13 @@ type Config struct {
 	// Filter is the deployment's filters (FILTERS); nil backs up everything. An execution's
 	// "filters" input replaces it for that run.
 	Filter *filter.Filter
+	// Ranges is the fewest key-space ranges a big bucket is listed in (LISTER_RANGES); 0 lists
+	// every bucket in one sequence.
+	Ranges int
 }
 
 // ConfigFromEnv reads SOURCE_BUCKET, BACKUP_BUCKET, RUN_BUCKET (required), BATCH_SIZE, BATCH_BYTES,
-// LISTER_MAX_KEYS, the guards' MAX_DELETE_PERCENT, DELETE_GUARD_FLOOR, MAX_CHANGE_PERCENT and
+// LISTER_MAX_KEYS, LISTER_RANGES, the guards' MAX_DELETE_PERCENT, DELETE_GUARD_FLOOR, MAX_CHANGE_PERCENT and
 // CHANGE_GUARD_FLOOR, ARCHIVED_SOURCES (skip or fail) and FILTERS (package filter's JSON); each
 // defaults to its Default… constant (FILTERS: none).
 func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
@@ -127,6 +131,7 @@ func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 			},
 		},
 		ArchivedSources: r.OneOf("ARCHIVED_SOURCES", DefaultArchivedSources, ArchivedSkip, ArchivedFail),
+		Ranges:          int(r.Int("LISTER_RANGES", DefaultRanges, 0, DefaultMaxRanges)),
 	}
 	if err := r.Err(); err != nil {
 		return Config{}, err
@@ -162,6 +167,13 @@ type Position struct {
 	// Now is the run's clock for the filters' age rules, taken by its first invocation, so that
 	// every invocation judges an object's age against the same moment.
 	Now time.Time `json:"now"`
+	// Ranges is how many key-space ranges the split wrote (0: the listing is one sequence); the
+	// plan reads their results.
+	Ranges int `json:"ranges,omitempty"`
+	// Hints, in a range lister's cursor, are every DefaultHintEvery-th source key it passed, for
+	// the next run's split; SinceHint counts the source keys after the last one.
+	Hints     []Hint `json:"hints,omitempty"`
+	SinceHint int64  `json:"sinceHint,omitempty"`
 }
 
 // IndexPosition is the lister's place in the ETag index: the generation the first invocation
@@ -177,11 +189,17 @@ type IndexPosition struct {
 // Cursor carries the totals and the position between invocations.
 type Cursor = report.Cursor[Position]
 
-// Request is the lister's payload, built by the state machine's List state.
+// Request is the lister's payload, built by the state machine's Split, List, ListRange and Plan
+// states.
 type Request struct {
 	Execution string          `json:"execution"`
 	Input     json.RawMessage `json:"input"`
 	Cursor    *Cursor         `json:"cursor"`
+	// Phase is "" (list the whole key space, one invocation after another), PhaseSplit,
+	// PhaseRange or PhasePlan.
+	Phase string `json:"phase,omitempty"`
+	// Range is the key-space range a PhaseRange invocation lists.
+	Range *Range `json:"range,omitempty"`
 }
 
 // Response tells the state machine whether to list again, and what to copy.
@@ -197,6 +215,10 @@ type Response struct {
 	// Guards are the guards' verdicts, set by the invocation that finishes the listing; the
 	// reporter decides the run's status from them.
 	Guards []report.Guard `json:"guards"`
+	// Ranges, set by the split, is how many key-space ranges RangesKey lists (JSON Lines, one
+	// Range a line) for the ListRanges Map; 0 lists the key space in one sequence.
+	Ranges    int    `json:"ranges"`
+	RangesKey string `json:"rangesKey"`
 }
 
 // Handler is the lister function.
@@ -236,11 +258,27 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	if opts.Filters != nil {
 		flt = opts.Filters // the execution's filters replace the deployment's; {} runs unfiltered
 	}
+	switch req.Phase {
+	case "", PhaseSplit, PhaseRange:
+	case PhasePlan:
+		return h.plan(ctx, req, opts)
+	default:
+		return Response{}, &fault.InvalidInput{Msg: fmt.Sprintf("lister request: unknown phase %q", req.Phase)}
+	}
+	rng := req.Range
+	if (req.Phase == PhaseRange) != (rng != nil) || req.Phase == PhaseSplit && req.Cursor != nil {
+		return Response{}, &fault.InvalidInput{Msg: fmt.Sprintf("lister request: phase %q with range %v and cursor %v", req.Phase, rng != nil, req.Cursor != nil)}
+	}
 	retries := &s3client.RetryCounter{}
 	cur := Cursor{}
-	if req.Cursor != nil {
+	switch {
+	case req.Cursor != nil:
 		cur = *req.Cursor
-	} else {
+	case rng != nil:
+		// A range lister starts at its range, with the split's clock; the split checked the
+		// buckets, took the lock and found the ETag index empty.
+		cur.Position.After, cur.Position.Now = rng.After, rng.Now
+	default:
 		if err := h.checkBuckets(ctx); err != nil {
 			return Response{}, err
 		}
@@ -259,6 +297,9 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 		cur.Position.Now = h.now().UTC()
 	}
 	cur.Totals.Invocations++
+	if req.Phase == PhaseSplit {
+		return h.split(ctx, req, opts, cur, retries)
+	}
 	start := h.now()
 	stopAt := lambdafn.StopAt(ctx)
 	outOfTime := func() bool { return !stopAt.IsZero() && h.now().After(stopAt) }
@@ -267,12 +308,17 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	// Only what an include rule can match is listed; the backup in full under deleteExcluded,
 	// to find the keys no include rule matches.
 	sourcePrefixes, backupPrefixes := flt.ListPrefixes(opts.Prefix), flt.BackupPrefixes(opts.Prefix)
-	m := newMerger(
-		newPrefixStream(h.S3, h.Config.SourceBucket, sourcePrefixes, after, retries.Option()),
-		newPrefixStream(h.S3, h.Config.BackupBucket, backupPrefixes, after, retries.Option()),
-	)
+	var source, backup stream = newPrefixStream(h.S3, h.Config.SourceBucket, sourcePrefixes, after, retries.Option()),
+		newPrefixStream(h.S3, h.Config.BackupBucket, backupPrefixes, after, retries.Option())
 	w := newWriter(h, ctx, req.Execution, &cur, opts.DryRun, retries, flt)
 	w.prefix = opts.Prefix
+	if rng != nil {
+		source, backup = bounded(source, rng.Until), bounded(backup, rng.Until)
+		w.copies.key = func(execution string, seq int) string { return batch.RangeKey(execution, rng.Index, seq) }
+		w.deletions.key = func(execution string, seq int) string { return batch.RangeDeleteKey(execution, rng.Index, seq) }
+		w.hints = true
+	}
+	m := newMerger(source, backup)
 	idx := &cur.Position.Index
 	carry := &etagindex.Carry{
 		Reader: etagindex.NewReader(h.S3, h.Config.RunBucket, idx.Read, idx.At, retries.Option()),
@@ -315,7 +361,7 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	if err := w.drain(); err != nil {
 		return Response{}, err
 	}
-	if done {
+	if done && rng == nil {
 		// The index beyond the last listed key is carried too (another prefix's entries); with
 		// a large index that may take more invocations.
 		// LISTER_MAX_KEYS counts the entries carried here as keys.
@@ -347,6 +393,15 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 		"tagReads", t.TagReads, "elapsed", h.now().Sub(start).String())
 
 	resp := Response{Done: done, DryRun: opts.DryRun, Guards: []report.Guard{}}
+	if done && rng != nil {
+		// The range is listed: its result waits for the plan, which judges all ranges together.
+		t.Retries += retries.Count()
+		if err := h.writeRangeResult(ctx, req.Execution, *rng, cur, retries); err != nil {
+			return Response{}, err
+		}
+		resp.Cursor = cur
+		return resp, nil
+	}
 	if done {
 		deletion, change := guard.Check(cur.Totals, h.limits(opts))
 		resp.Guards = []report.Guard{deletion, change}
@@ -407,6 +462,12 @@ func (h *Handler) now() time.Time {
 // checkBuckets runs before anything is written: every bucket must exist, and the backup must be
 // versioned, or copies would overwrite history and deletions would destroy data.
 func (h *Handler) checkBuckets(ctx context.Context) error {
+	// A directory bucket lists out of key order: the merge would be wrong, so refuse it first.
+	for _, b := range []struct{ role, name string }{{"source", h.Config.SourceBucket}, {"backup", h.Config.BackupBucket}} {
+		if err := bucketcheck.Supported(b.role, b.name); err != nil {
+			return err
+		}
+	}
 	if err := listing.RequireBuckets(ctx, h.S3,
 		listing.Bucket{Role: "source", Name: h.Config.SourceBucket}, listing.Bucket{Role: "backup", Name: h.Config.BackupBucket}, listing.Bucket{Role: "run", Name: h.Config.RunBucket},
 	); err != nil {
@@ -443,7 +504,8 @@ type writer struct {
 	copies    pending
 	deletions pending
 	queue     []decided
-	tagsDue   int // keys of queue whose tags are still to be read
+	tagsDue   int  // keys of queue whose tags are still to be read
+	hints     bool // record every DefaultHintEvery-th source key in the cursor (a range lister)
 }
 
 // decided is one merged key, classified and judged by the filters, waiting to be written.
@@ -575,6 +637,9 @@ func (w *writer) add(k decided) error {
 	t := &w.cur.Totals
 	if src != nil {
 		t.Listed++
+		if w.hints {
+			w.cur.Position.hint(key)
+		}
 	}
 	if bak != nil {
 		t.BackupObjects++

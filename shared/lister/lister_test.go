@@ -127,7 +127,7 @@ func TestMergeClassifies(t *testing.T) {
 		t.Errorf("changes by folder %+v", got)
 	}
 	c.Totals.Changes = report.TopChanges{}
-	if !reflect.DeepEqual(c.Totals, want) || pos != (Position{After: "e-new", CopyBatches: 2, DeleteBatches: 1}) {
+	if !reflect.DeepEqual(c.Totals, want) || !reflect.DeepEqual(pos, Position{After: "e-new", CopyBatches: 2, DeleteBatches: 1}) {
 		t.Fatalf("cursor %+v, want totals %+v", c, want)
 	}
 	keys := manifest(t, f, resp)
@@ -556,10 +556,31 @@ func TestIndexGeneration(t *testing.T) {
 		t.Fatalf("totals %+v: want the object copied again", c)
 	}
 	g, err := etagindex.Current(context.Background(), f, "run")
-	if err != nil || g != (etagindex.Generation{Execution: "exec", CopyBatches: 1}) {
+	if err != nil || !reflect.DeepEqual(g, etagindex.Generation{Execution: "exec", CopyBatches: 1}) {
 		t.Fatalf("committed generation %+v, %v", g, err)
 	}
 	if it := items(t, f, manifest(t, f, resp)); len(it) != 1 || it[0].Prior == "" || it[0].Prior != f.Versions("bak", "a")[0].ETag {
 		t.Fatalf("items %+v: want the backup's ETag as Prior", it)
+	}
+}
+
+// TestDirectoryBucketRefused: an S3 Express directory bucket as source or backup is refused before
+// any request (its listings are not in key order).
+func TestDirectoryBucketRefused(t *testing.T) {
+	for _, bucket := range []string{"source", "backup"} {
+		f, h := setup(true)
+		if bucket == "source" {
+			h.Config.SourceBucket = "data--usw2-az1--x-s3"
+		} else {
+			h.Config.BackupBucket = "bak--usw2-az1--x-s3"
+		}
+		_, err := h.Handle(context.Background(), Request{Execution: "exec", Input: json.RawMessage(`{}`)})
+		var ub *fault.UnsupportedBucket
+		if !errors.As(err, &ub) || !strings.Contains(err.Error(), bucket+" bucket") {
+			t.Errorf("%s a directory bucket: %v, want UnsupportedBucket naming it", bucket, err)
+		}
+		if n := len(f.Calls()); n != 0 {
+			t.Errorf("%s a directory bucket: %d requests made (%v), want none", bucket, n, f.Calls())
+		}
 	}
 }

@@ -85,3 +85,30 @@ func (t TopChanges) Result() []FolderChanges {
 	t.flush()
 	return t.Top
 }
+
+// Merge adds the changes of other, counted over keys that all come after t's (the next
+// key-space range), to t. A folder both count (one that straddles the ranges' boundary) is
+// summed; a folder that one of them had already dropped from its top list is counted only by
+// the other, so near a boundary the merged counts may be low, never high.
+func (t *TopChanges) Merge(other TopChanges) {
+	other.Top = slices.Clone(other.Top)
+	other.flush()
+	for _, f := range other.Top {
+		if t.Current != nil && t.Current.Folder == f.Folder {
+			t.Current.New += f.New
+			t.Current.Changed += f.Changed
+			t.Current.Deleted += f.Deleted
+			continue
+		}
+		i := slices.IndexFunc(t.Top, func(g FolderChanges) bool { return g.Folder == f.Folder })
+		if i >= 0 {
+			t.Top[i].New += f.New
+			t.Top[i].Changed += f.Changed
+			t.Top[i].Deleted += f.Deleted
+			continue
+		}
+		t.flush()
+		t.Current = &f
+	}
+	t.flush()
+}

@@ -65,3 +65,23 @@ func roundTrip(t *testing.T, in any, out any) {
 		t.Fatal(err)
 	}
 }
+
+func TestTotalsAdd(t *testing.T) {
+	var a, b TopChanges
+	for range 3 {
+		a.Add("a/", "new")
+	}
+	a.Add("m/", "changed")
+	b.Add("m/", "deleted") // the folder straddles the boundary
+	b.Add("z/", "new")
+	x := Totals{Listed: 3, New: 3, Changed: 1, ExcludedByRule: map[string]int64{"r": 1}, Changes: a, Batches: 2, Invocations: 1}
+	x.Add(Totals{Listed: 1, New: 1, ToDelete: 1, ExcludedByRule: map[string]int64{"r": 2, "s": 1}, Changes: b, Batches: 1, Invocations: 2})
+	if x.Listed != 4 || x.New != 4 || x.Changed != 1 || x.ToDelete != 1 || x.Batches != 3 || x.Invocations != 3 ||
+		x.ExcludedByRule["r"] != 3 || x.ExcludedByRule["s"] != 1 {
+		t.Errorf("sum %+v", x)
+	}
+	want := []FolderChanges{{Folder: "a/", New: 3}, {Folder: "m/", Changed: 1, Deleted: 1}, {Folder: "z/", New: 1}}
+	if got := x.Changes.Result(); !reflect.DeepEqual(got, want) {
+		t.Errorf("changes %+v, want %+v", got, want)
+	}
+}

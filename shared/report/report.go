@@ -344,3 +344,31 @@ type Cursor[P any] struct {
 	Totals   Totals `json:"totals"`
 	Position P      `json:"position"`
 }
+
+// Add adds the totals of another lister's slice of the key space (a key-space range, whose keys
+// all come after the ones t counted) to t.
+func (t *Totals) Add(o Totals) {
+	t.Listed += o.Listed
+	t.New += o.New
+	t.Changed += o.Changed
+	t.Unchanged += o.Unchanged
+	t.ToDelete += o.ToDelete
+	t.Kept += o.Kept
+	t.Archived += o.Archived
+	t.Ambiguous += o.Ambiguous
+	t.BackupObjects += o.BackupObjects
+	t.Excluded += o.Excluded
+	for rule, n := range o.ExcludedByRule {
+		if t.ExcludedByRule == nil {
+			t.ExcludedByRule = map[string]int64{}
+		}
+		t.ExcludedByRule[rule] += n
+	}
+	t.ExcludedDeletions += o.ExcludedDeletions
+	t.TagReads += o.TagReads
+	t.Changes.Merge(o.Changes)
+	t.BytesToCopy += o.BytesToCopy
+	t.Retries += o.Retries
+	t.Invocations += o.Invocations
+	t.Batches += o.Batches
+}

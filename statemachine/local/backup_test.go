@@ -39,6 +39,8 @@ type listerOut struct {
 	ManifestKey     string           `json:"manifestKey"`
 	ManifestBatches int              `json:"manifestBatches"`
 	Guards          []map[string]any `json:"guards"`
+	Ranges          int              `json:"ranges"`
+	RangesKey       string           `json:"rangesKey"`
 }
 
 type copierIn struct {
@@ -121,6 +123,7 @@ func TestBackupDefinitionEndToEnd(t *testing.T) {
 				"ExecutionStarted",
 				"PassStateEntered", "PassStateExited",
 				"TaskStateEntered", "TaskScheduled", "TaskStarted", "TaskSucceeded", "TaskStateExited",
+				"ChoiceStateEntered", "ChoiceStateExited", // InRanges: no ranges
 				"ChoiceStateEntered", "ChoiceStateExited",
 				"TaskStateEntered", "TaskScheduled", "TaskStarted", "TaskSucceeded", "TaskStateExited",
 				"ChoiceStateEntered", "ChoiceStateExited",

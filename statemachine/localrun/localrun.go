@@ -242,7 +242,7 @@ func (r *Runner) client(function string) *s3.Client {
 // FunctionVariables are the environment variables the functions read.
 var FunctionVariables = []string{
 	"SOURCE_BUCKET", "BACKUP_BUCKET", "RUN_BUCKET", "RESTORE_TARGETS",
-	"BATCH_SIZE", "BATCH_BYTES", "LISTER_MAX_KEYS", "MAX_DELETE_PERCENT", "DELETE_GUARD_FLOOR", "MAX_CHANGE_PERCENT",
+	"BATCH_SIZE", "BATCH_BYTES", "LISTER_MAX_KEYS", "LISTER_RANGES", "MAX_DELETE_PERCENT", "DELETE_GUARD_FLOOR", "MAX_CHANGE_PERCENT",
 	"CHANGE_GUARD_FLOOR", "ARCHIVED_SOURCES", "PLANNER_MAX_KEYS", "THAW_CHECK_SECONDS",
 	"ALLOW_EXACT_ROLLBACK", "FILTERS", "VERIFY_CONCURRENCY", "VERIFY_MAX_KEYS",
 	"COPIER_CONCURRENCY", "MULTIPART_THRESHOLD", "MULTIPART_PART_SIZE", "PART_CONCURRENCY",
@@ -287,8 +287,10 @@ func Connections(env map[string]string, definition []byte) int {
 	return fan*(cfg.Concurrency+cfg.PartConcurrency) + 8
 }
 
-// maxConcurrency is the largest MaxConcurrency of any Map state in a definition, at any depth
-// (0 for a definition that does not parse; the executor refuses those).
+// maxConcurrency is the largest MaxConcurrency of any Map state in a definition, at any depth,
+// except those whose children invoke the lister (0 for a definition that does not parse; the executor refuses
+// those). Other Maps (the backup's ListRanges, whose listers hold two listings each) never run
+// beside a copier Map and need far fewer connections than it.
 func maxConcurrency(definition []byte) int {
 	var doc any
 	if err := json.Unmarshal(definition, &doc); err != nil {
@@ -299,7 +301,7 @@ func maxConcurrency(definition []byte) int {
 	walk = func(v any) {
 		switch v := v.(type) {
 		case map[string]any:
-			if n, ok := v["MaxConcurrency"].(float64); ok && v["Type"] == "Map" {
+			if n, ok := v["MaxConcurrency"].(float64); ok && v["Type"] == "Map" && !invokesLister(v) {
 				best = max(best, int(n))
 			}
 			for _, c := range v {
@@ -313,4 +315,10 @@ func maxConcurrency(definition []byte) int {
 	}
 	walk(doc)
 	return best
+}
+
+// invokesLister reports whether a state's definition names the lister function.
+func invokesLister(state map[string]any) bool {
+	b, _ := json.Marshal(state)
+	return bytes.Contains(b, []byte("ListerFunctionArn"))
 }

@@ -29,10 +29,12 @@ func TestConnections(t *testing.T) {
 }
 
 func TestMaxConcurrencyFindsNestedMaps(t *testing.T) {
-	def := `{"States":{"A":{"Type":"Map","MaxConcurrency":3,"ItemProcessor":{"States":{"B":{"Type":"Map","MaxConcurrency":5}}}},
-	"C":{"Type":"Task","MaxConcurrency":99}}}`
+	def := `{"States":{"A":{"Type":"Map","MaxConcurrency":3,"ItemProcessor":{"States":{"B":{"Type":"Map","MaxConcurrency":5,
+	"ItemProcessor":{"States":{"X":{"Type":"Task","Parameters":{"FunctionName":"${CopierFunctionArn}"}}}}}}}},
+	"C":{"Type":"Task","MaxConcurrency":99},
+	"L":{"Type":"Map","MaxConcurrency":50,"ItemProcessor":{"States":{"Y":{"Type":"Task","Parameters":{"FunctionName":"${ListerFunctionArn}"}}}}}}}`
 	if got := maxConcurrency([]byte(def)); got != 5 {
-		t.Fatalf("maxConcurrency = %d, want 5 (a Task's field is not a Map's)", got)
+		t.Fatalf("maxConcurrency = %d, want 5 (a Task's field is not a Map's, nor a lister Map's)", got)
 	}
 	if got := maxConcurrency([]byte("{")); got != 0 {
 		t.Fatalf("maxConcurrency of a broken definition = %d, want 0", got)

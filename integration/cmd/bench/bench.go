@@ -121,6 +121,9 @@ func (b *bench) scenarios(ctx context.Context) error {
 	if err := createBucket(ctx, b.s3, runBucket, false); err != nil {
 		return err
 	}
+	if c.onlyListing {
+		return b.listing(ctx)
+	}
 	fmt.Fprintln(logw, "== uploading data sets (not measured)")
 	if err := createBucket(ctx, b.s3, "src-small", false); err != nil {
 		return err
@@ -156,7 +159,13 @@ func (b *bench) scenarios(ctx context.Context) error {
 	if err := b.sweep(ctx, small, large); err != nil {
 		return err
 	}
-	return b.memory(ctx, small)
+	if err := b.memory(ctx, small); err != nil {
+		return err
+	}
+	if c.listing > 0 {
+		return b.listing(ctx)
+	}
+	return nil
 }
 
 // smallRep is one repetition over the small set: ceiling, bucketvault full, list time, idle,

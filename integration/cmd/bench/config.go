@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // config is the benchmark's configuration, from its flags.
@@ -31,7 +32,10 @@ type config struct {
 	env           []string // extra KEY=VALUE for every bucketvault run
 	out           string
 	dataDir       string
-	command       string // the exact command line, for the report
+	command       string        // the exact command line, for the report
+	listing       int           // keys of the listing-at-scale scenario; 0 skips it
+	listingDelay  time.Duration // added to every LIST request of that scenario
+	onlyListing   bool          // run only the listing-at-scale scenario
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -58,6 +62,9 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.sweepReps, "sweep-reps", 2, "repetitions of each sweep point")
 	env := fs.String("env", "", "extra environment for every bucketvault run, comma-separated KEY=VALUE")
 	fs.StringVar(&c.out, "out", ".cache/bench/bench-results.json", "raw timings (JSON)")
+	fs.IntVar(&c.listing, "listing", 0, "keys in source and backup of the listing-at-scale scenario (idle runs, ranged against sequential; the issue's size is 200000); 0 skips it")
+	fs.DurationVar(&c.listingDelay, "listing-delay", 80*time.Millisecond, "delay added to every LIST request in the listing-at-scale scenario (AWS's page time)")
+	fs.BoolVar(&c.onlyListing, "only-listing", false, "run only the listing-at-scale scenario")
 	fs.StringVar(&c.dataDir, "data-dir", "", "parent directory of MinIO's data (default: the system's temporary directory); /dev/shm makes the server CPU-bound instead of disk-bound")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

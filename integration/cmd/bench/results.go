@@ -273,6 +273,8 @@ func label(id string) string {
 		return map[string]string{"rclone": "rclone copy", "aws": "aws s3 sync"}[tool] + " (" + set + ")"
 	}
 	switch kind {
+	case "listing":
+		return "bucketvault idle, " + strings.ReplaceAll(set, "-", " ") + " per LIST (listing set)"
 	case "ceiling":
 		return "ceiling: CopyObject, minimal client (" + set + ")"
 	case "list":

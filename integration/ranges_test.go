@@ -1,0 +1,79 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// TestRangedListing: with LISTER_RANGES set, a backup of a bucket bigger than one listing page
+// is listed in key-space ranges (the split writes its ranges file and the ListRanges Map runs a
+// lister per range) and backs up exactly what the sequential lister would: every key once, then
+// an idle run copies nothing, then a change, a deletion and a new key are found across ranges.
+// Keys are skewed (most under one prefix) and include characters above U+FFFF.
+func TestRangedListing(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.runner.Env["LISTER_RANGES"] = "8"
+	key := func(i int) string {
+		switch {
+		case i%10 == 0:
+			return fmt.Sprintf("photos/😀/%05d.jpg", i)
+		case i%10 == 1:
+			return fmt.Sprintf("z-%05d", i)
+		}
+		return fmt.Sprintf("logs/2026/%05d.log", i)
+	}
+	const n = 2500
+	e.putMany(e.source, n, key, func(i int) []byte { return []byte(fmt.Sprint("v1 ", i)) })
+
+	first := e.mustBackup(`{}`)
+	if r := first.Report; r.Copied != n || r.Failed != 0 || r.Listed != n {
+		t.Fatalf("first run: listed %d, copied %d, failed %d; want %d, %d, 0\n%s", r.Listed, r.Copied, r.Failed, n, n, first.ReportJSON)
+	}
+	if _, err := e.s3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(e.run), Key: aws.String("work/" + first.Execution.Name + "/ranges.jsonl")}); err != nil {
+		t.Fatalf("the first run was not listed in ranges (no ranges file): %v", err)
+	}
+	v := e.versions(e.backup)
+	if len(v) != n {
+		t.Fatalf("backup holds %d keys, want %d", len(v), n)
+	}
+	for k, vi := range v {
+		if vi.data != 1 || vi.latestMarker {
+			t.Fatalf("%s in the backup: %+v, want one version", k, vi)
+		}
+	}
+
+	idle := e.mustBackup(`{}`)
+	if r := idle.Report; r.Copied != 0 || r.Unchanged != n || r.ToDelete != 0 {
+		t.Fatalf("idle run: copied %d, unchanged %d, toDelete %d\n%s", r.Copied, r.Unchanged, r.ToDelete, idle.ReportJSON)
+	}
+
+	changed := []string{key(0), key(1), key(1234)}
+	for _, k := range changed {
+		e.putBytes(e.source, k, []byte("v2 "+k))
+	}
+	e.del(e.source, key(2))
+	e.putBytes(e.source, "zz-new", []byte("new"))
+	third := e.mustBackup(`{}`)
+	if r := third.Report; r.Copied != 4 || r.Deleted != 1 || r.Changed != 3 || r.New != 1 || r.Failed != 0 {
+		t.Fatalf("third run: copied %d (changed %d, new %d), deleted %d, failed %d\n%s", r.Copied, r.Changed, r.New, r.Deleted, r.Failed, third.ReportJSON)
+	}
+	v = e.versions(e.backup)
+	for _, k := range changed {
+		if v[k] == nil || v[k].data != 2 {
+			t.Errorf("%s: %+v, want two versions", k, v[k])
+		}
+	}
+	if v[key(2)] == nil || !v[key(2)].latestMarker {
+		t.Errorf("%s: %+v, want a delete marker", key(2), v[key(2)])
+	}
+	if keys := e.keys(e.backup); !slices.Contains(keys, "zz-new") || len(keys) != n {
+		t.Errorf("backup's current keys: %d, want %d with zz-new", len(keys), n)
+	}
+}

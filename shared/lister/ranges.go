@@ -1,0 +1,624 @@
+package lister
+
+// Listing in key-space ranges. A big bucket is not listed as one sequence: the split (the
+// first invocation, PhaseSplit) cuts the key space into ranges (After, Until], a Map runs a
+// lister loop per range (PhaseRange) that merges source and backup within its range exactly as
+// the sequential lister does, writing batches named by range (batch.RangeKey), and the plan
+// (PhasePlan) sums the ranges' totals, applies the guards to the sum and writes the one manifest
+// the Copy Map reads: every copy batch, and the deletion batches unless a guard withholds them.
+// Deletions therefore never run before every range has listed.
+//
+// Split points come from the previous ranged run's hints (every DefaultHintEvery-th source key,
+// with the number of keys since the one before), or, without hints, from probing: bisection of
+// the key space with ListObjectsV2 StartAfter=m, MaxKeys=1, which returns the first key after
+// m. Keys are UTF-8, compared byte by byte, which is code point order: midpoints are computed
+// on code points, so every probe and boundary is valid UTF-8, of any plane.
+//
+// Ranges stay off (the key space is listed in one sequence, as before) for a dry run, a bucket
+// whose first listing page holds every key, a deployment with LISTER_RANGES=0, and while the
+// ETag index (SSE-KMS) holds entries, whose carry files the sequential lister writes in key
+// order. A ranged run commits an index generation of its ranges' copied files, so the first run
+// into an SSE-KMS backup may be ranged and the next ones are sequential.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/bucketvault/bucketvault/shared/batch"
+	"github.com/bucketvault/bucketvault/shared/change"
+	"github.com/bucketvault/bucketvault/shared/etagindex"
+	"github.com/bucketvault/bucketvault/shared/execinput"
+	"github.com/bucketvault/bucketvault/shared/fault"
+	"github.com/bucketvault/bucketvault/shared/guard"
+	"github.com/bucketvault/bucketvault/shared/report"
+	"github.com/bucketvault/bucketvault/shared/s3client"
+	"github.com/bucketvault/bucketvault/shared/strictjson"
+)
+
+// The lister's phases (Request.Phase).
+const (
+	// PhaseSplit is the first invocation of a backup: it checks the buckets, takes the lock and
+	// decides whether to list in ranges; if not, its cursor goes on to the sequential loop.
+	PhaseSplit = "split"
+	// PhaseRange lists one key-space range (Request.Range).
+	PhaseRange = "range"
+	// PhasePlan merges the ranges' results and writes the manifest.
+	PhasePlan = "plan"
+)
+
+// Defaults of listing in ranges.
+const (
+	// DefaultRanges is the fewest ranges a ranged listing is cut into (LISTER_RANGES; 0 turns
+	// ranges off). Off by default: on the one machine measured so far (MinIO, 2 cores shared),
+	// ranged idle runs were slower than the sequential lister (issue 15 is open); RecommendedRanges
+	// is the value to try: four times the ListRanges Map's MaxConcurrency (32), so that a skewed
+	// range does not leave one lister working alone.
+	DefaultRanges     = 0
+	RecommendedRanges = 128
+	// DefaultRangeKeys is the keys per range a big bucket's hints aim at (more ranges than
+	// DefaultRanges), and DefaultMaxRanges the most ranges.
+	DefaultRangeKeys = 1_000_000
+	DefaultMaxRanges = 10_000
+	// DefaultHintEvery: a range lister records every DefaultHintEvery-th source key it passes;
+	// DefaultMaxHintBytes bounds a range's hints in its cursor (beyond it they are thinned to every
+	// other), DefaultMaxHints a run's hints file.
+	DefaultHintEvery    = 100
+	DefaultMaxHintBytes = 32 << 10
+	DefaultMaxHints     = 100_000
+	// DefaultProbeConcurrency is how many probes the split sends at once, DefaultMaxProbeRounds
+	// how many rounds of bisection it runs at most.
+	DefaultProbeConcurrency = 16
+	DefaultMaxProbeRounds   = 24
+	// DefaultRangeReads is how many range results the plan reads at once.
+	DefaultRangeReads = 16
+)
+
+// HintsPointerKey names the pointer to the hints the next run's split reads, beside the ETag
+// index's pointer (index/current.json): {"execution": …, "source": …, "prefix": …, "keys": …}.
+const HintsPointerKey = etagindex.Prefix + "hints.json"
+
+// HintsKey names the hints file a ranged run writes: one Hint a line, in key order.
+func HintsKey(execution string) string { return etagindex.ExecutionPrefix(execution) + "hints.jsonl" }
+
+// RangesKey names the ranges file the split writes for the ListRanges Map (JSON Lines, one Range
+// a line).
+func RangesKey(execution string) string { return batch.WorkPrefix(execution) + "ranges.jsonl" }
+
+// RangeResultKey names the result range r's lister writes when its range is listed.
+func RangeResultKey(execution string, r int) string {
+	return fmt.Sprintf("%sranges/r%06d.json", batch.WorkPrefix(execution), r)
+}
+
+// Range is one slice of the key space: the keys k with After < k ≤ Until (no end when Until is
+// ""). Now is the run's clock (filters' age rules).
+type Range struct {
+	Index int       `json:"index"`
+	After string    `json:"after"`
+	Until string    `json:"until"`
+	Now   time.Time `json:"now"`
+}
+
+// Hint is a source key a lister passed, and how many source keys it passed since the hint before
+// (this one included).
+type Hint struct {
+	Key  string `json:"k"`
+	Keys int64  `json:"n"`
+}
+
+// hintsPointer is the content of HintsPointerKey.
+type hintsPointer struct {
+	Execution string `json:"execution"`
+	Source    string `json:"source"`
+	Prefix    string `json:"prefix"`
+	Keys      int64  `json:"keys"`
+}
+
+// RangeResult is what a range lister leaves for the plan.
+type RangeResult struct {
+	Range         Range         `json:"range"`
+	Totals        report.Totals `json:"totals"`
+	CopyBatches   int           `json:"copyBatches"`
+	DeleteBatches int           `json:"deleteBatches"`
+	Hints         []Hint        `json:"hints"`
+	TailKeys      int64         `json:"tailKeys"` // source keys after the last hint
+}
+
+// hint counts one source key, recording it every DefaultHintEvery keys; past
+// DefaultMaxHintBytes the hints are thinned to every other one.
+func (p *Position) hint(key string) {
+	p.SinceHint++
+	if p.SinceHint < DefaultHintEvery {
+		return
+	}
+	p.Hints = append(p.Hints, Hint{Key: key, Keys: p.SinceHint})
+	p.SinceHint = 0
+	size := 0
+	for _, h := range p.Hints {
+		size += len(h.Key) + 16
+	}
+	if size > DefaultMaxHintBytes {
+		p.Hints = thin(p.Hints, 2)
+	}
+}
+
+// thin keeps every k-th hint (and the last), each counting the keys of those it replaces.
+func thin(hints []Hint, k int) []Hint {
+	var out []Hint
+	var n int64
+	for i, h := range hints {
+		n += h.Keys
+		if (i+1)%k == 0 || i == len(hints)-1 {
+			out = append(out, Hint{Key: h.Key, Keys: n})
+			n = 0
+		}
+	}
+	return out
+}
+
+// boundedStream ends a stream after the key until ("": never).
+type boundedStream struct {
+	stream
+	until string
+}
+
+func bounded(s stream, until string) stream {
+	if until == "" {
+		return s
+	}
+	return &boundedStream{stream: s, until: until}
+}
+
+// Peek returns the next object up to until; nil beyond it.
+func (b *boundedStream) Peek(ctx context.Context) (*change.Object, error) {
+	o, err := b.stream.Peek(ctx)
+	if err != nil || o == nil || o.Key > b.until {
+		return nil, err
+	}
+	return o, nil
+}
+
+// split decides how the key space is listed. Without ranges it returns the cursor of a first
+// invocation that listed nothing, which the sequential loop continues; with ranges it writes the
+// ranges file for the ListRanges Map.
+func (h *Handler) split(ctx context.Context, req Request, opts execinput.Options, cur Cursor, retries *s3client.RetryCounter) (Response, error) {
+	resp := Response{DryRun: opts.DryRun, Guards: []report.Guard{}}
+	bounds, why, err := h.splitPoints(ctx, opts, cur.Position.Index.Read, retries)
+	if err != nil {
+		return Response{}, err
+	}
+	if len(bounds) == 0 {
+		h.Logger.InfoContext(ctx, "listing in one sequence", "execution", req.Execution, "why", why)
+		cur.Totals.Retries += retries.Count()
+		resp.Cursor = cur
+		return resp, nil
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	after := ""
+	for i := 0; i <= len(bounds); i++ {
+		r := Range{Index: i, After: after, Now: cur.Position.Now}
+		if i < len(bounds) {
+			r.Until = bounds[i]
+			after = bounds[i]
+		}
+		if err := enc.Encode(r); err != nil {
+			return Response{}, err
+		}
+	}
+	key := RangesKey(req.Execution)
+	if err := h.put(ctx, key, buf.Bytes(), retries); err != nil {
+		return Response{}, err
+	}
+	cur.Position.Ranges = len(bounds) + 1
+	cur.Totals.Retries += retries.Count()
+	h.Logger.InfoContext(ctx, "listing in ranges", "execution", req.Execution, "ranges", cur.Position.Ranges, "from", why)
+	resp.Cursor, resp.Ranges, resp.RangesKey = cur, cur.Position.Ranges, key
+	return resp, nil
+}
+
+// splitPoints returns the ranges' boundaries in increasing order (none: list in one sequence)
+// and why.
+func (h *Handler) splitPoints(ctx context.Context, opts execinput.Options, index etagindex.Generation, retries *s3client.RetryCounter) ([]string, string, error) {
+	switch {
+	case h.Config.Ranges <= 0:
+		return nil, "LISTER_RANGES is 0", nil
+	case opts.DryRun:
+		return nil, "a dry run", nil
+	}
+	inUse, err := h.indexInUse(ctx, index, retries)
+	if err != nil {
+		return nil, "", err
+	}
+	if inUse {
+		return nil, "the ETag index (SSE-KMS) holds entries", nil
+	}
+	bounds, found, err := h.hintedBounds(ctx, opts.Prefix, retries)
+	if err != nil {
+		return nil, "", err
+	}
+	if found {
+		return bounds, "hints", nil
+	}
+	return h.probe(ctx, opts.Prefix, retries)
+}
+
+// indexInUse reports whether the ETag index generation holds any entry: a carry file, or a
+// copied file (one LIST of its copied files).
+func (h *Handler) indexInUse(ctx context.Context, g etagindex.Generation, retries *s3client.RetryCounter) (bool, error) {
+	if g.CarryFiles > 0 {
+		return true, nil
+	}
+	if g.Empty() {
+		return false, nil
+	}
+	out, err := h.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(h.Config.RunBucket), Prefix: aws.String(etagindex.CopiedPrefix(g.Execution)), MaxKeys: aws.Int32(1)}, retries.Option())
+	if err != nil {
+		return false, fmt.Errorf("look for the ETag index's copied files in s3://%s/%s (the lister needs s3:ListBucket on the run bucket): %w", h.Config.RunBucket, etagindex.CopiedPrefix(g.Execution), err)
+	}
+	return len(out.Contents) > 0, nil
+}
+
+// hintedBounds cuts the key space at the previous ranged run's hints, if it listed the same
+// prefix: about DefaultRangeKeys keys a range, at least Config.Ranges ranges (as far as the hints
+// allow), at most DefaultMaxRanges.
+func (h *Handler) hintedBounds(ctx context.Context, prefix string, retries *s3client.RetryCounter) ([]string, bool, error) {
+	data, found, err := h.get(ctx, HintsPointerKey, retries)
+	if err != nil || !found {
+		return nil, false, err
+	}
+	var p hintsPointer
+	if err := strictjson.Unmarshal(data, &p); err != nil {
+		h.Logger.WarnContext(ctx, "hints pointer unreadable: probing instead", "key", HintsPointerKey, "error", err)
+		return nil, false, nil
+	}
+	if p.Source != h.Config.SourceBucket || p.Prefix != prefix || p.Keys == 0 {
+		return nil, false, nil
+	}
+	data, found, err = h.get(ctx, HintsKey(p.Execution), retries)
+	if err != nil || !found {
+		return nil, false, err // expired with the index: probe
+	}
+	want := min(max(int64(h.Config.Ranges), p.Keys/DefaultRangeKeys), DefaultMaxRanges)
+	per := max(p.Keys/want, 1)
+	var bounds []string
+	var acc int64
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var hn Hint
+		if err := strictjson.Unmarshal(sc.Bytes(), &hn); err != nil {
+			h.Logger.WarnContext(ctx, "hints unreadable: probing instead", "key", HintsKey(p.Execution), "error", err)
+			return nil, false, nil
+		}
+		acc += hn.Keys
+		if acc >= per && (len(bounds) == 0 || hn.Key > bounds[len(bounds)-1]) && int64(len(bounds)) < want-1 {
+			bounds = append(bounds, hn.Key)
+			acc = 0
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, false, err
+	}
+	if len(bounds) == 0 {
+		return nil, false, nil
+	}
+	return bounds, true, nil
+}
+
+// interval is a part of the key space being bisected: keys in (after, until] (no end when open),
+// first its first key.
+type interval struct {
+	after, first, until string
+	open, done          bool
+}
+
+// probe cuts the key space by bisection: for an interval it lists one key after the midpoint of
+// its first key and its end; a key there splits it, none shrinks it. A bucket whose first page
+// holds every key is listed in one sequence.
+func (h *Handler) probe(ctx context.Context, prefix string, retries *s3client.RetryCounter) ([]string, string, error) {
+	out, err := h.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(h.Config.SourceBucket), Prefix: aws.String(prefix)}, retries.Option())
+	if err != nil {
+		return nil, "", fmt.Errorf("list s3://%s/%s: %w", h.Config.SourceBucket, prefix, err)
+	}
+	if !aws.ToBool(out.IsTruncated) || len(out.Contents) == 0 {
+		return nil, "the source's first listing page holds every key", nil
+	}
+	ivs := []interval{{first: aws.ToString(out.Contents[0].Key), open: true}}
+	if prefix != "" {
+		// Every key under the prefix is at most prefix+U+10FFFF…: bisect below it.
+		ivs[0].until, ivs[0].open = prefix+string(rune(maxRune)), false
+	}
+	for round := 0; round < DefaultMaxProbeRounds && len(ivs) < h.Config.Ranges; round++ {
+		next := make([][]interval, len(ivs))
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(DefaultProbeConcurrency)
+		budget := h.Config.Ranges - len(ivs) // splits this round may make
+		for i, iv := range ivs {
+			next[i] = []interval{iv}
+			if iv.done || budget == 0 {
+				continue
+			}
+			budget--
+			g.Go(func() error {
+				parts, err := h.bisect(gctx, prefix, iv, retries)
+				next[i] = parts
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, "", err
+		}
+		ivs = ivs[:0]
+		progress := false
+		for _, parts := range next {
+			ivs = append(ivs, parts...)
+			for _, p := range parts {
+				progress = progress || !p.done
+			}
+		}
+		if !progress {
+			break
+		}
+	}
+	var bounds []string
+	for _, iv := range ivs[1:] {
+		bounds = append(bounds, iv.after)
+	}
+	return bounds, "probing", nil
+}
+
+// bisect probes one interval: the first key after its midpoint.
+func (h *Handler) bisect(ctx context.Context, prefix string, iv interval, retries *s3client.RetryCounter) ([]interval, error) {
+	m := midpoint(iv.first, iv.until, iv.open)
+	if m < iv.first || !iv.open && m >= iv.until || !utf8.ValidString(m) {
+		iv.done = true
+		return []interval{iv}, nil
+	}
+	out, err := h.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(h.Config.SourceBucket), Prefix: aws.String(prefix), StartAfter: aws.String(m), MaxKeys: aws.Int32(1)}, retries.Option())
+	if err != nil {
+		return nil, fmt.Errorf("probe s3://%s/%s after %q: %w", h.Config.SourceBucket, prefix, m, err)
+	}
+	if len(out.Contents) > 0 {
+		k := aws.ToString(out.Contents[0].Key)
+		if k > m && (iv.open || k <= iv.until) {
+			return []interval{
+				{after: iv.after, first: iv.first, until: m},
+				{after: m, first: k, until: iv.until, open: iv.open},
+			}, nil
+		}
+	}
+	// Nothing in (m, until]: the interval ends at m.
+	if m == iv.first {
+		iv.done = true
+	}
+	iv.until, iv.open = m, false
+	return []interval{iv}, nil
+}
+
+// The code points a key may hold, and the last of ASCII: probes stay in ASCII while the key
+// there is ASCII, where most keys are.
+const (
+	maxRune    = utf8.MaxRune
+	maxASCII   = 0x7f
+	surrogateL = 0xd800
+	surrogateH = 0xdfff
+)
+
+// midpoint returns a valid UTF-8 string m with a ≤ m < b (b ignored when open), about halfway
+// between them in code point order (which is UTF-8 byte order); a itself when nothing fits.
+func midpoint(a, b string, open bool) string {
+	ar, br := []rune(a), []rune(b)
+	var out []rune
+	for i := 0; ; i++ {
+		ai := rune(-1)
+		if i < len(ar) {
+			ai = ar[i]
+		}
+		bi := rune(maxRune + 1)
+		if !open {
+			if i >= len(br) {
+				return a // b is a prefix of a: not a < b
+			}
+			bi = br[i]
+		}
+		if ai == bi {
+			out = append(out, ai)
+			continue
+		}
+		if c, ok := between(ai, bi); ok {
+			return string(append(out, c))
+		}
+		if ai < 0 {
+			return a // a is a prefix of b, whose next code point is the smallest: nothing fits
+		}
+		// No code point between them here: keep a's and go on towards the open end.
+		out, open = append(out, ai), true
+	}
+}
+
+// between returns a code point c with lo < c < hi, halfway (within ASCII while lo is ASCII, where
+// most keys are), never NUL nor a surrogate.
+func between(lo, hi rune) (rune, bool) {
+	first, last := max(lo+1, 1), hi-1
+	if lo < maxASCII && last > maxASCII {
+		last = maxASCII
+	}
+	if first > last {
+		return 0, false
+	}
+	c := first + (last-first)/2
+	if c >= surrogateL && c <= surrogateH {
+		switch {
+		case surrogateL-1 >= first:
+			c = surrogateL - 1
+		case surrogateH+1 <= last:
+			c = surrogateH + 1
+		default:
+			return 0, false
+		}
+	}
+	return c, true
+}
+
+// writeRangeResult stores a listed range's result for the plan. A retried invocation rewrites
+// it whole.
+func (h *Handler) writeRangeResult(ctx context.Context, execution string, r Range, cur Cursor, retries *s3client.RetryCounter) error {
+	res := RangeResult{Range: r, Totals: cur.Totals, CopyBatches: cur.Position.CopyBatches, DeleteBatches: cur.Position.DeleteBatches,
+		Hints: cur.Position.Hints, TailKeys: cur.Position.SinceHint}
+	data, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	return h.put(ctx, RangeResultKey(execution, r.Index), data, retries)
+}
+
+// plan merges the ranges' results: their totals summed, the guards applied to the sum, the one
+// manifest (every range's copy batches, then their deletion batches unless withheld), the ETag
+// index generation of the ranges' copied files, and the hints for the next run.
+func (h *Handler) plan(ctx context.Context, req Request, opts execinput.Options) (Response, error) {
+	if req.Cursor == nil || req.Cursor.Position.Ranges <= 0 {
+		return Response{}, &fault.InvalidInput{Msg: "lister plan: needs the split's cursor, with ranges"}
+	}
+	retries := &s3client.RetryCounter{}
+	cur := *req.Cursor
+	cur.Totals.Invocations++
+	n := cur.Position.Ranges
+	results := make([]RangeResult, n)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(DefaultRangeReads)
+	for r := range n {
+		g.Go(func() error {
+			key := RangeResultKey(req.Execution, r)
+			data, found, err := h.get(gctx, key, retries)
+			switch {
+			case err != nil:
+				return err
+			case !found:
+				return fmt.Errorf("lister plan: range %d of %d has no result s3://%s/%s", r, n, h.Config.RunBucket, key)
+			}
+			if err := strictjson.Unmarshal(data, &results[r]); err != nil || results[r].Range.Index != r {
+				return fmt.Errorf("lister plan: range result s3://%s/%s: %v", h.Config.RunBucket, key, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return Response{}, err
+	}
+	var copies, deletions []string
+	rangeCopies := make([]int, n)
+	var hints []Hint
+	var tail int64
+	for r, res := range results {
+		cur.Totals.Add(res.Totals)
+		for seq := range res.CopyBatches {
+			copies = append(copies, batch.RangeKey(req.Execution, r, seq))
+		}
+		for seq := range res.DeleteBatches {
+			deletions = append(deletions, batch.RangeDeleteKey(req.Execution, r, seq))
+		}
+		rangeCopies[r] = res.CopyBatches
+		for i, hn := range res.Hints {
+			if i == 0 {
+				hn.Keys += tail
+			}
+			hints = append(hints, hn)
+		}
+		if len(res.Hints) > 0 {
+			tail = 0
+		}
+		tail += res.TailKeys
+	}
+	cur.Position.CopyBatches, cur.Position.DeleteBatches = len(copies), len(deletions)
+	resp := Response{Done: true, DryRun: opts.DryRun}
+	deletion, chg := guard.Check(cur.Totals, h.limits(opts))
+	resp.Guards = []report.Guard{deletion, chg}
+	for _, gd := range resp.Guards {
+		if gd.Tripped {
+			h.Logger.WarnContext(ctx, "guard tripped", "execution", req.Execution, "guard", gd.Name, "error", gd.Error, "message", gd.Message)
+		}
+	}
+	if !opts.DryRun {
+		keys := copies
+		if !deletion.Tripped {
+			keys = append(keys, deletions...)
+		}
+		if err := batch.WriteManifestKeys(ctx, h.S3, h.Config.RunBucket, req.Execution, keys, retries.Option()); err != nil {
+			return Response{}, err
+		}
+		resp.ManifestKey, resp.ManifestBatches = batch.ManifestKey(req.Execution), len(keys)
+		gen := etagindex.Generation{Execution: req.Execution, RangeCopyBatches: rangeCopies}
+		if err := etagindex.Commit(ctx, h.S3, h.Config.RunBucket, gen, retries.Option()); err != nil {
+			return Response{}, err
+		}
+		if err := h.writeHints(ctx, req.Execution, opts.Prefix, hints, cur.Totals.Listed, retries); err != nil {
+			return Response{}, err
+		}
+	}
+	t := &cur.Totals
+	h.Logger.InfoContext(ctx, "planned", "execution", req.Execution, "ranges", n, "batches", t.Batches,
+		"listed", t.Listed, "new", t.New, "changed", t.Changed, "unchanged", t.Unchanged, "toDelete", t.ToDelete)
+	t.Retries += retries.Count()
+	resp.Cursor = cur
+	return resp, nil
+}
+
+// writeHints stores a ranged run's hints (at most DefaultMaxHints) and points the next run's
+// split at them.
+func (h *Handler) writeHints(ctx context.Context, execution, prefix string, hints []Hint, listed int64, retries *s3client.RetryCounter) error {
+	if len(hints) > DefaultMaxHints {
+		hints = thin(hints, (len(hints)+DefaultMaxHints-1)/DefaultMaxHints)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	for _, hn := range hints {
+		if err := enc.Encode(hn); err != nil {
+			return err
+		}
+	}
+	if err := h.put(ctx, HintsKey(execution), buf.Bytes(), retries); err != nil {
+		return err
+	}
+	data, err := json.Marshal(hintsPointer{Execution: execution, Source: h.Config.SourceBucket, Prefix: prefix, Keys: listed})
+	if err != nil {
+		return err
+	}
+	return h.put(ctx, HintsPointerKey, data, retries)
+}
+
+func (h *Handler) put(ctx context.Context, key string, body []byte, retries *s3client.RetryCounter) error {
+	if _, err := h.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(h.Config.RunBucket), Key: aws.String(key), Body: bytes.NewReader(body)}, retries.Option()); err != nil {
+		return fmt.Errorf("write s3://%s/%s: %w", h.Config.RunBucket, key, err)
+	}
+	return nil
+}
+
+// get reads an object of the run bucket; found is false when it does not exist.
+func (h *Handler) get(ctx context.Context, key string, retries *s3client.RetryCounter) (data []byte, found bool, err error) {
+	out, err := h.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(h.Config.RunBucket), Key: aws.String(key)}, retries.Option())
+	switch {
+	case fault.IsNotFound(err):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("read s3://%s/%s: %w", h.Config.RunBucket, key, err)
+	}
+	defer out.Body.Close()
+	var b strings.Builder
+	if _, err := bufio.NewReader(out.Body).WriteTo(&b); err != nil {
+		return nil, false, fmt.Errorf("read s3://%s/%s: %w", h.Config.RunBucket, key, err)
+	}
+	return []byte(b.String()), true, nil
+}

@@ -1,0 +1,326 @@
+package lister
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/bucketvault/bucketvault/shared/batch"
+	"github.com/bucketvault/bucketvault/shared/guard"
+	"github.com/bucketvault/bucketvault/shared/runlock"
+	"github.com/bucketvault/bucketvault/shared/s3fake"
+)
+
+// Pieces random keys are made of: ASCII, two- and three-byte UTF-8, characters above U+FFFF
+// (four bytes), a folder separator and a long shared prefix.
+var keyPieces = []string{"a", "b", "z", "0", "~", "/", "é", "日", "\U0001D11E", "😀", "\U0010FFFD", "common/prefix/that/many/keys/share/" + strings.Repeat("x", 200) + "/"}
+
+// randomBucket fills src and bak: a skewed share of the keys under one folder, keys only in
+// the source (new), only in the backup (deleted), in both with the same or different content.
+func randomBucket(f *s3fake.S3, rng *rand.Rand, n int) {
+	for range n {
+		var b strings.Builder
+		if rng.IntN(10) < 6 {
+			b.WriteString("logs/2026/") // the skew: most keys under one prefix
+		}
+		for range 1 + rng.IntN(6) {
+			b.WriteString(keyPieces[rng.IntN(len(keyPieces))])
+		}
+		key := b.String()
+		body := []byte(fmt.Sprintf("v%d", rng.IntN(3)))
+		switch rng.IntN(4) {
+		case 0:
+			f.Put("src", key, body)
+		case 1:
+			f.Put("bak", key, body)
+		case 2:
+			f.Put("src", key, body)
+			f.Put("bak", key, body)
+		default:
+			f.Put("src", key, body)
+			f.Put("bak", key, append(body, '!'))
+		}
+	}
+}
+
+// outcome is what a listing decided: each key's work item (op and change), and the totals that
+// must not depend on how the key space was cut.
+type outcome struct {
+	items  map[string]string
+	counts [7]int64
+	guards []string
+}
+
+// collect reads the batches a manifest lists; a key in two batches is an error.
+func collect(t *testing.T, f *s3fake.S3, exec string, resp Response) outcome {
+	t.Helper()
+	o := outcome{items: map[string]string{}}
+	tt := resp.Cursor.Totals
+	o.counts = [7]int64{tt.Listed, tt.New, tt.Changed, tt.Unchanged, tt.ToDelete, tt.BackupObjects, tt.BytesToCopy}
+	for _, g := range resp.Guards {
+		o.guards = append(o.guards, fmt.Sprintf("%s:%v", g.Name, g.Tripped))
+	}
+	if resp.ManifestKey == "" {
+		return o
+	}
+	keys, err := batch.ReadManifest(bytes.NewReader(read(t, f, resp.ManifestKey)), exec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if _, err := batch.Read(bytes.NewReader(read(t, f, k)), func(it batch.Item) error {
+			if prev, dup := o.items[it.Key]; dup {
+				return fmt.Errorf("key %q in two batches (%s, then %s %s)", it.Key, prev, it.Op, it.Change)
+			}
+			o.items[it.Key] = string(it.Op) + " " + it.Change
+			return nil
+		}); err != nil {
+			t.Fatalf("batch %s: %v", k, err)
+		}
+	}
+	return o
+}
+
+// unlock removes the backup lock, as the reporter does at the end of a run.
+func unlock(t *testing.T, f *s3fake.S3) {
+	t.Helper()
+	if _, err := f.DeleteObject(context.Background(), deleteInput("run", runlock.Key("src", "bak"))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// listSequential runs the lister loop as the List state does.
+func listSequential(t *testing.T, h *Handler, exec, input string, cur *Cursor) Response {
+	t.Helper()
+	for n := 0; n < 10000; n++ {
+		resp, err := h.Handle(context.Background(), Request{Execution: exec, Input: json.RawMessage(input), Cursor: cur})
+		if err != nil {
+			t.Fatalf("invocation %d: %v", n, err)
+		}
+		if resp.Done {
+			return resp
+		}
+		cur = &resp.Cursor
+	}
+	t.Fatal("lister never finished")
+	return Response{}
+}
+
+// listRanged runs the backup definition's Split, ListRanges and Plan states. With die, the
+// first invocation of every range dies after writing (its response is lost, having gone further
+// than the retry will) and is retried with the same cursor. It returns the final response and
+// the number of ranges (0: the split chose one sequence).
+func listRanged(t *testing.T, h *Handler, f *s3fake.S3, exec, input string, die bool) (Response, int) {
+	t.Helper()
+	ctx := context.Background()
+	split, err := h.Handle(ctx, Request{Execution: exec, Input: json.RawMessage(input), Phase: PhaseSplit})
+	if err != nil {
+		t.Fatalf("split: %v", err)
+	}
+	if split.Ranges == 0 {
+		return listSequential(t, h, exec, input, &split.Cursor), 0
+	}
+	if split.RangesKey != RangesKey(exec) {
+		t.Fatalf("ranges key %q", split.RangesKey)
+	}
+	var ranges []Range
+	sc := bufio.NewScanner(bytes.NewReader(read(t, f, split.RangesKey)))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var r Range
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		ranges = append(ranges, r)
+	}
+	if len(ranges) != split.Ranges {
+		t.Fatalf("%d ranges in the file, the split says %d", len(ranges), split.Ranges)
+	}
+	for i, r := range ranges {
+		if r.Index != i || i > 0 && r.After != ranges[i-1].Until || (r.Until == "") != (i == len(ranges)-1) ||
+			r.Until != "" && r.Until <= r.After || !utf8.ValidString(r.After) || !utf8.ValidString(r.Until) {
+			t.Fatalf("range %d of %d: %+v (after %+v)", i, len(ranges), r, ranges[max(i-1, 0)])
+		}
+	}
+	for _, r := range ranges {
+		var cur *Cursor
+		for n := 0; ; n++ {
+			if n > 10000 {
+				t.Fatalf("range %d never finished", r.Index)
+			}
+			req := Request{Execution: exec, Input: json.RawMessage(input), Phase: PhaseRange, Range: &r, Cursor: cur}
+			if die && n == 0 {
+				further := *h
+				further.Config.MaxKeysPerInvocation *= 3
+				if _, err := further.Handle(ctx, req); err != nil {
+					t.Fatalf("range %d, the attempt that dies: %v", r.Index, err)
+				}
+			}
+			resp, err := h.Handle(ctx, req)
+			if err != nil {
+				t.Fatalf("range %d: %v", r.Index, err)
+			}
+			if resp.Done {
+				break
+			}
+			cur = &resp.Cursor
+		}
+	}
+	resp, err := h.Handle(ctx, Request{Execution: exec, Input: json.RawMessage(input), Phase: PhasePlan, Cursor: &split.Cursor})
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	if !resp.Done {
+		t.Fatal("plan not done")
+	}
+	return resp, split.Ranges
+}
+
+// The union of the range listers' work equals the sequential lister's, key by key, with the
+// same totals and guard verdicts: random buckets with a skewed prefix, UTF-8 keys above U+FFFF,
+// keys sharing long prefixes, an empty and a one-key bucket; whether ranges come from probing
+// (first run) or from the first run's hints (second run); with range lister invocations that die
+// after writing and are retried.
+func TestRangesEqualSequential(t *testing.T) {
+	tests := []struct {
+		name       string
+		keys       int
+		seed       uint64
+		wantRanges bool
+		input      string
+	}{
+		{name: "empty", keys: 0},
+		{name: "one key", keys: 1, seed: 3},
+		{name: "small", keys: 40, seed: 1, wantRanges: true},
+		{name: "random 1", keys: 400, seed: 7, wantRanges: true},
+		{name: "random 2", keys: 700, seed: 11, wantRanges: true},
+		{name: "random with a prefix", keys: 500, seed: 5, wantRanges: true, input: `{"prefix":"logs/2026/"}`},
+		{name: "random with filters", keys: 400, seed: 13, wantRanges: true, input: `{"filters":{"exclude":["glob:**/*b*"]}}`},
+	}
+	for _, tt := range tests {
+		for _, die := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s die=%v", tt.name, die), func(t *testing.T) {
+				f, h := setup(true)
+				f.PageSize = 5
+				h.Config.BatchSize = 3
+				h.Config.MaxKeysPerInvocation = 7
+				randomBucket(f, rand.New(rand.NewPCG(tt.seed, 1)), tt.keys)
+				input := tt.input
+				if input == "" {
+					input = `{}`
+				}
+				want := collect(t, f, "seq", listSequential(t, h, "seq", input, nil))
+				unlock(t, f)
+				h.Config.Ranges = 8
+				for run := 1; run <= 2; run++ { // 1: probing; 2: the first run's hints, when it recorded any
+					exec := fmt.Sprintf("ranged-%d", run)
+					resp, ranges := listRanged(t, h, f, exec, input, die)
+					unlock(t, f)
+					if (ranges > 1) != tt.wantRanges {
+						t.Fatalf("run %d: %d ranges, want ranges %v", run, ranges, tt.wantRanges)
+					}
+					got := collect(t, f, exec, resp)
+					if !reflect.DeepEqual(got.items, want.items) {
+						t.Fatalf("run %d (%d ranges): work items differ from the sequential lister's\n got %v\nwant %v", run, ranges, got.items, want.items)
+					}
+					if got.counts != want.counts || !slices.Equal(got.guards, want.guards) {
+						t.Fatalf("run %d: totals %v guards %v, sequential %v %v", run, got.counts, got.guards, want.counts, want.guards)
+					}
+				}
+			})
+		}
+	}
+}
+
+// The deletion guard judges the sum of every range: a run where each range alone deletes little
+// but together too much withholds every range's deletion batches, and copies the rest.
+func TestRangesDeletionGuard(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		deleted int
+		tripped bool
+	}{
+		{name: "under the limit", deleted: 20, tripped: false},
+		{name: "over the limit", deleted: 60, tripped: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, h := setup(true)
+			f.PageSize = 5
+			h.Config.BatchSize = 3
+			h.Config.Ranges = 8
+			h.Config.Guards = guard.Limits{Delete: guard.Limit{MaxPercent: 25, Floor: 1}, Change: guard.Limit{MaxPercent: 100, Floor: 1}}
+			for i := range 200 {
+				key := fmt.Sprintf("k%03d", i)
+				f.Put("bak", key, []byte("x"))
+				if i%(200/tc.deleted) != 0 || i/(200/tc.deleted) >= tc.deleted {
+					f.Put("src", key, []byte("x"))
+				}
+			}
+			f.Put("src", "new", []byte("y"))
+			resp, ranges := listRanged(t, h, f, "g", `{}`, false)
+			if ranges < 2 {
+				t.Fatalf("%d ranges", ranges)
+			}
+			if tot := resp.Cursor.Totals; tot.ToDelete != int64(tc.deleted) || tot.New != 1 {
+				t.Fatalf("toDelete %d new %d, want %d and 1", tot.ToDelete, tot.New, tc.deleted)
+			}
+			if resp.Guards[0].Name != "deletion" || resp.Guards[0].Tripped != tc.tripped {
+				t.Fatalf("guards %+v, want the deletion guard tripped %v", resp.Guards, tc.tripped)
+			}
+			o := collect(t, f, "g", resp)
+			deletes := 0
+			for _, v := range o.items {
+				if strings.HasPrefix(v, "delete") {
+					deletes++
+				}
+			}
+			if want := map[bool]int{false: tc.deleted, true: 0}[tc.tripped]; deletes != want || o.items["new"] != "copy new" {
+				t.Fatalf("manifest holds %d deletions (want %d) and new=%q", deletes, want, o.items["new"])
+			}
+		})
+	}
+}
+
+// Midpoints are valid UTF-8 and lie in [a, b): on random strings of any plane.
+func TestMidpoint(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	runes := []rune{1, 'a', 'z', 0x7e, 0x7f, 0x80, 0xe9, 0x65e5, 0xd7ff, 0xe000, 0xffff, 0x10000, 0x1d11e, 0x10fffe, 0x10ffff}
+	random := func() string {
+		var b []rune
+		for range rng.IntN(5) {
+			b = append(b, runes[rng.IntN(len(runes))])
+		}
+		return string(b)
+	}
+	for range 20000 {
+		a, b := random(), random()
+		if a > b {
+			a, b = b, a
+		}
+		open := rng.IntN(4) == 0
+		if a == b && !open {
+			continue
+		}
+		m := midpoint(a, b, open)
+		if !utf8.ValidString(m) || m < a || !open && m >= b {
+			t.Fatalf("midpoint(%q, %q, open %v) = %q", a, b, open, m)
+		}
+	}
+	if m := midpoint("a", "", true); m <= "a" || m > "\x7f" {
+		t.Errorf("midpoint towards the open end from ASCII = %q, want ASCII above a", m)
+	}
+	if m := midpoint("a", "c", false); m != "b" {
+		t.Errorf("midpoint(a, c) = %q", m)
+	}
+	if m := midpoint("\U0001D11E", "\U0010FFFF", false); m <= "\U0001D11E" || m >= "\U0010FFFF" {
+		t.Errorf("midpoint above U+FFFF = %q", m)
+	}
+}
