@@ -790,39 +790,32 @@ func (s *BackupStack) alarmsAndSchedule() {
 		ScheduleGroupName: jsii.String(p.NamePrefix),
 		RemovalPolicy:     awscdk.RemovalPolicy_DESTROY,
 	})
-	schedule := awsscheduler.NewSchedule(s.Stack, jsii.String(ScheduleID), &awsscheduler.ScheduleProps{
-		ScheduleName:  jsii.String(s.name("backup")),
-		Description:   jsii.String("Starts a bucketvault backup"),
-		ScheduleGroup: group,
-		Schedule:      awsscheduler.ScheduleExpression_Expression(jsii.String(p.Schedule), awscdk.TimeZone_Of(jsii.String(p.ScheduleTimeZone))),
-		Enabled:       jsii.Bool(!p.ScheduleDisabled),
-		Target: awsschedulertargets.NewStepFunctionsStartExecution(s.StateMachine, &awsschedulertargets.ScheduleTargetBaseProps{
-			// {} backs up everything, as a console StartExecution does.
-			Input:           awsscheduler.ScheduleTargetInput_FromText(jsii.String("{}")),
-			RetryAttempts:   jsii.Number(5),
-			MaxEventAge:     awscdk.Duration_Hours(jsii.Number(1)),
-			DeadLetterQueue: dlq,
-		}),
-	})
-	overrideID(schedule, ScheduleID)
-	drill := awsscheduler.NewSchedule(s.Stack, jsii.String(VerifyScheduleID), &awsscheduler.ScheduleProps{
-		ScheduleName:  jsii.String(s.name("verify")),
-		Description:   jsii.String("Starts a bucketvault restore drill (verify)"),
-		ScheduleGroup: group,
-		Schedule:      awsscheduler.ScheduleExpression_Expression(jsii.String(p.VerifySchedule), awscdk.TimeZone_Of(jsii.String(p.ScheduleTimeZone))),
-		Enabled:       jsii.Bool(!p.VerifyScheduleDisabled),
-		Target: awsschedulertargets.NewStepFunctionsStartExecution(s.VerifyStateMachine, &awsschedulertargets.ScheduleTargetBaseProps{
-			// {}: the default sample (verify.DefaultSample objects and the last backup's copies).
-			Input:           awsscheduler.ScheduleTargetInput_FromText(jsii.String("{}")),
-			RetryAttempts:   jsii.Number(5),
-			MaxEventAge:     awscdk.Duration_Hours(jsii.Number(1)),
-			DeadLetterQueue: dlq,
-		}),
-	})
-	overrideID(drill, VerifyScheduleID)
+	// {} backs up everything, as a console StartExecution does; for a drill it is the default
+	// sample (verify.DefaultSample objects and the last backup's copies).
+	s.schedule(ScheduleID, "backup", "Starts a bucketvault backup", p.Schedule, p.ScheduleDisabled, s.StateMachine, group, dlq)
+	s.schedule(VerifyScheduleID, "verify", "Starts a bucketvault restore drill (verify)", p.VerifySchedule, p.VerifyScheduleDisabled, s.VerifyStateMachine, group, dlq)
 	alarm("ScheduleDeliveryFailed", "The schedule could not start a backup; the event is in the dead-letter queue.",
 		dlq.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Statistic: jsii.String("Maximum"), Period: awscdk.Duration_Minutes(jsii.Number(5))}))
 	alarm("ScheduleInvocationsDropped", "The schedule dropped a backup start (not even the dead-letter queue took it).", group.MetricDropped(sum))
+}
+
+// schedule starts machine with input {} on expr (in the schedule time zone), retrying for an hour
+// and then leaving the event in dlq.
+func (s *BackupStack) schedule(id, name, description, expr string, disabled bool, machine awsstepfunctions.StateMachine, group awsscheduler.ScheduleGroup, dlq awssqs.Queue) {
+	sc := awsscheduler.NewSchedule(s.Stack, jsii.String(id), &awsscheduler.ScheduleProps{
+		ScheduleName:  jsii.String(s.name(name)),
+		Description:   jsii.String(description),
+		ScheduleGroup: group,
+		Schedule:      awsscheduler.ScheduleExpression_Expression(jsii.String(expr), awscdk.TimeZone_Of(jsii.String(s.Props.ScheduleTimeZone))),
+		Enabled:       jsii.Bool(!disabled),
+		Target: awsschedulertargets.NewStepFunctionsStartExecution(machine, &awsschedulertargets.ScheduleTargetBaseProps{
+			Input:           awsscheduler.ScheduleTargetInput_FromText(jsii.String("{}")),
+			RetryAttempts:   jsii.Number(5),
+			MaxEventAge:     awscdk.Duration_Hours(jsii.Number(1)),
+			DeadLetterQueue: dlq,
+		}),
+	})
+	overrideID(sc, id)
 }
 
 // alarmArnPattern matches the ARNs of the alarms alarmsAndSchedule creates, all named
