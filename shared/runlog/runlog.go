@@ -441,18 +441,23 @@ func (a *Attributor) window(ctx context.Context, name string) ([2]time.Time, err
 // reports from the newest backup on until one qualifies, so it usually costs a listing and a
 // read or two. Backups whose names carry no start time are not considered.
 func LastSucceeded(ctx context.Context, client S3, runBucket, source, backup string) (r *report.Report, found bool, err error) {
-	names, _, err := backupsByTime(ctx, client, runBucket)
+	names, times, err := backupsByTime(ctx, client, runBucket)
 	if err != nil {
 		return nil, false, err
 	}
+	var best *report.Report
 	for i := len(names) - 1; i >= 0; i-- {
+		if best != nil && !times[i].Equal(timeOf(best.Execution)) {
+			break // names carry their start to the second: runs of that second are all read
+		}
 		r, ok, err := readReport(ctx, client, runBucket, names[i])
 		if err != nil {
 			return nil, false, err
 		}
-		if ok && r.Status == report.Succeeded && !r.DryRun && r.SourceBucket == source && r.BackupBucket == backup {
-			return r, true, nil
+		if ok && r.Status == report.Succeeded && !r.DryRun && r.SourceBucket == source && r.BackupBucket == backup &&
+			(best == nil || r.FinishedAt > best.FinishedAt) { // RFC 3339 in UTC, fixed width: ordered as text
+			best = r
 		}
 	}
-	return nil, false, nil
+	return best, best != nil, nil
 }

@@ -322,6 +322,12 @@ func TestLastSucceeded(t *testing.T) {
 		{"none", nil, ""},
 		{"only failed", []report.Report{{Status: report.Failed, Execution: "backup-20261201T000000Z-aaaa", SourceBucket: "src", BackupBucket: "bak"}}, ""},
 		{"newest wins", []report.Report{ok("backup-20261201T000000Z-aaaa", "src", "bak", false), ok("backup-20261202T000000Z-bbbb", "src", "bak", false)}, "backup-20261202T000000Z-bbbb"},
+		// Two runs started in the same second: the one that finished last, whatever their names.
+		{"same second: the later finish", func() []report.Report {
+			a, b := ok("backup-20261202T000000Z-ffff", "src", "bak", false), ok("backup-20261202T000000Z-0000", "src", "bak", false)
+			a.FinishedAt, b.FinishedAt = "2026-12-02T00:00:00.400Z", "2026-12-02T00:00:00.900Z"
+			return []report.Report{a, b}
+		}(), "backup-20261202T000000Z-0000"},
 		{"skips failed, dry, other buckets, restore, verify", []report.Report{
 			ok("backup-20261201T000000Z-aaaa", "src", "bak", false),
 			{Status: report.Failed, Execution: "backup-20261202T000000Z-bbbb", SourceBucket: "src", BackupBucket: "bak"},

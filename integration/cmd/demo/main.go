@@ -131,7 +131,12 @@ func run() error {
 	if _, err := bucketvault("restore", "--at", first, "--to", restored); err != nil {
 		return err
 	}
-	return show(ctx, client)
+	if err := show(ctx, client); err != nil {
+		return err
+	}
+	fmt.Println("\n== A restore drill: every object of the backup checked against the primary bucket (SHA-256 of both)")
+	_, err = bucketvault("verify", "--sample", "all")
+	return err
 }
 
 // show prints what the restored bucket holds next to the primary bucket now.
