@@ -29,14 +29,16 @@ const (
 	OutputBackupBucket           = "BackupBucketName"
 	OutputRunBucket              = "RunBucketName"
 	OutputConsoleURL             = "ExecutionsConsoleUrl"
-	OutputRestoreConsoleURL      = "ConsoleUrl" // the restore console; absent when the stack has none
+	OutputRestoreConsoleURL      = "ConsoleUrl"            // the restore console; absent when the stack has none
+	OutputVerifyStateMachineArn  = "VerifyStateMachineArn" // the restore drill; absent in stacks deployed before it
 )
 
 // Stack is what the CLI needs of a deployed stack.
 type Stack struct {
 	Name, StateMachineArn, RestoreStateMachineArn, SourceBucket, BackupBucket, RunBucket, ConsoleURL string
-	// RestoreConsoleURL is the deployed restore console ("" when the stack has none).
-	RestoreConsoleURL string
+	// RestoreConsoleURL is the deployed restore console, VerifyStateMachineArn the restore drill's
+	// state machine ("" when the stack has none).
+	RestoreConsoleURL, VerifyStateMachineArn string
 }
 
 // CFN is the part of the CloudFormation client that LoadStack uses.
@@ -126,6 +128,7 @@ func LoadStack(ctx context.Context, cfn CFN, name string) (Stack, error) {
 		RunBucket:              values[OutputRunBucket],
 		ConsoleURL:             values[OutputConsoleURL],
 		RestoreConsoleURL:      values[OutputRestoreConsoleURL],
+		VerifyStateMachineArn:  values[OutputVerifyStateMachineArn],
 	}
 	var missing []string
 	for _, key := range []string{OutputStateMachineArn, OutputRestoreStateMachineArn, OutputSourceBucket, OutputBackupBucket, OutputRunBucket} {
@@ -177,23 +180,9 @@ func Run(ctx context.Context, client SFN, stateMachineArn, name string, input []
 	if poll <= 0 {
 		poll = DefaultPoll
 	}
-	in := &sfn.StartExecutionInput{StateMachineArn: aws.String(stateMachineArn)}
-	if name != "" {
-		in.Name = aws.String(name)
-	}
-	if len(input) > 0 {
-		in.Input = aws.String(string(input))
-	}
-	started, err := client.StartExecution(ctx, in)
+	started, err := Start(ctx, client, stateMachineArn, name, input)
 	if err != nil {
-		var exists *sfntypes.ExecutionAlreadyExists
-		if errors.As(err, &exists) {
-			return Execution{}, &ExecutionAlreadyExists{Name: name, Err: err}
-		}
-		if ctx.Err() != nil {
-			return Execution{}, fmt.Errorf("start execution of %s: %w", stateMachineArn, ctx.Err())
-		}
-		return Execution{}, fmt.Errorf("start execution of %s: %w", stateMachineArn, err)
+		return Execution{}, err
 	}
 	exec := Execution{Arn: aws.ToString(started.ExecutionArn), Name: name, Status: string(sfntypes.ExecutionStatusRunning), Start: aws.ToTime(started.StartDate)}
 	stopped := func(err error) (Execution, error) {
@@ -230,6 +219,36 @@ func Run(ctx context.Context, client SFN, stateMachineArn, name string, input []
 			return stopped(ctx.Err())
 		}
 	}
+}
+
+// Starter is the part of the Step Functions client that Start uses.
+type Starter interface {
+	StartExecution(ctx context.Context, in *sfn.StartExecutionInput, optFns ...func(*sfn.Options)) (*sfn.StartExecutionOutput, error)
+}
+
+// Start starts an execution of the state machine named name ("": Step Functions names it) with
+// input and returns at once; an execution of that name that exists already is an
+// *ExecutionAlreadyExists.
+func Start(ctx context.Context, client Starter, stateMachineArn, name string, input []byte) (*sfn.StartExecutionOutput, error) {
+	in := &sfn.StartExecutionInput{StateMachineArn: aws.String(stateMachineArn)}
+	if name != "" {
+		in.Name = aws.String(name)
+	}
+	if len(input) > 0 {
+		in.Input = aws.String(string(input))
+	}
+	started, err := client.StartExecution(ctx, in)
+	if err != nil {
+		var exists *sfntypes.ExecutionAlreadyExists
+		if errors.As(err, &exists) {
+			return nil, &ExecutionAlreadyExists{Name: name, Err: err}
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("start execution of %s: %w", stateMachineArn, ctx.Err())
+		}
+		return nil, fmt.Errorf("start execution of %s: %w", stateMachineArn, err)
+	}
+	return started, nil
 }
 
 // execution converts what DescribeExecution said.

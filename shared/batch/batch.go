@@ -175,6 +175,15 @@ func RunPrefix(execution string) string { return "runs/" + execution + "/" }
 // WorkPrefix is where an execution's short-lived work files live in the run bucket.
 func WorkPrefix(execution string) string { return "work/" + execution + "/" }
 
+// ThawPrefix is where a restore's planner writes the archived versions it asked to thaw: one
+// batch file per ThawKey.
+func ThawPrefix(execution string) string { return WorkPrefix(execution) + "thaw/" }
+
+// ThawKey is the thaw file numbered seq.
+func ThawKey(execution string, seq int) string {
+	return fmt.Sprintf("%s%06d.jsonl", ThawPrefix(execution), seq)
+}
+
 // Prefix is where the lister (or the planner) writes an execution's batches.
 func Prefix(execution string) string { return WorkPrefix(execution) + "batches/" }
 

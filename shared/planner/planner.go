@@ -692,7 +692,7 @@ func (w *writer) flush() error {
 		w.items, w.bytes = w.items[:0], 0
 	}
 	if len(w.thaw) > 0 {
-		if err := batch.Write(w.ctx, w.h.S3, w.h.Config.RunBucket, thawKey(w.execution, w.cur.Position.NextThaw), header, w.thaw); err != nil {
+		if err := batch.Write(w.ctx, w.h.S3, w.h.Config.RunBucket, batch.ThawKey(w.execution, w.cur.Position.NextThaw), header, w.thaw); err != nil {
 			return err
 		}
 		w.cur.Position.NextThaw++
@@ -705,10 +705,6 @@ func (w *writer) flush() error {
 // Expedited restore, and an exact one, which its confirmation may still refuse.
 func deferThaw(opts restoreinput.Options) bool {
 	return opts.ThawTier == string(types.TierExpedited) || opts.Exact
-}
-
-func thawKey(execution string, seq int) string {
-	return fmt.Sprintf("%sthaw/%06d.jsonl", batch.WorkPrefix(execution), seq)
 }
 
 // archived reports whether a storage class must be thawed before its objects can be copied.
@@ -804,7 +800,7 @@ func (h *Handler) checkThaw(ctx context.Context, execution string, pos *Position
 		if spent() {
 			return false, nil
 		}
-		key := thawKey(execution, pos.ThawFile)
+		key := batch.ThawKey(execution, pos.ThawFile)
 		items, err := h.readThaw(ctx, key)
 		if err != nil {
 			return false, err

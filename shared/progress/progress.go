@@ -140,15 +140,11 @@ func (w *Watcher) Poll(ctx context.Context) (Snapshot, error) {
 	return s, nil
 }
 
-// ThawPrefix is where a restore's planner writes the archived versions it asked to thaw: one
-// batch file (shared/batch) per ThawPrefix/<n>.jsonl, as the run bucket layout documents.
-func ThawPrefix(execution string) string { return batch.WorkPrefix(execution) + "thaw/" }
-
 // readThaw counts the items of the run's thaw files and notes when the first was written. It
 // runs once the manifest is there, and reads each file once: a file not readable yet leaves
 // the count for a later Poll.
 func (w *Watcher) readThaw(ctx context.Context) error {
-	prefix := ThawPrefix(w.execution)
+	prefix := batch.ThawPrefix(w.execution)
 	var n int64
 	var since time.Time
 	p := s3.NewListObjectsV2Paginator(w.client, &s3.ListObjectsV2Input{Bucket: aws.String(w.bucket), Prefix: aws.String(prefix)})

@@ -100,13 +100,13 @@ func TestPollThaw(t *testing.T) {
 		for i := range items {
 			items[i] = batch.Item{Op: batch.OpCopy, Key: fmt.Sprintf("k%d-%d", seq, i), VersionID: "v"}
 		}
-		if err := batch.Write(ctx, f, "run", fmt.Sprintf("%s%06d.jsonl", ThawPrefix("restore-x"), seq), batch.Header{Version: batch.Version, Source: "backup", Destination: "source"}, items); err != nil {
+		if err := batch.Write(ctx, f, "run", batch.ThawKey("restore-x", seq), batch.Header{Version: batch.Version, Source: "backup", Destination: "source"}, items); err != nil {
 			t.Fatal(err)
 		}
 	}
 	f.Tick(time.Hour)
 	thaw(0, 1000)
-	vs := f.Versions("run", ThawPrefix("restore-x")+"000000.jsonl")
+	vs := f.Versions("run", batch.ThawKey("restore-x", 0))
 	since := vs[0].LastModified
 	f.Tick(time.Minute)
 	thaw(1, 234)

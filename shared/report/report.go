@@ -32,6 +32,9 @@ type Skip struct {
 	Reason string `json:"reason"`
 }
 
+// NoteWouldBeRemoved starts the note an exact restore's dry run gives each object it would remove.
+const NoteWouldBeRemoved = "would be removed (exact restore): "
+
 // Note is something a person should know about one key that was handled (not a failure, not a skip).
 type Note struct {
 	Key  string `json:"key"`

@@ -579,7 +579,7 @@ func (h *Handler) preview(ctx context.Context, execution string, ls *lists) erro
 			if it.Op != batch.OpDelete {
 				return nil
 			}
-			return ls.notes.add(report.Note{Key: it.Destination(), Note: "would be removed (exact restore): " + it.Reason})
+			return ls.notes.add(report.Note{Key: it.Destination(), Note: report.NoteWouldBeRemoved + it.Reason})
 		})
 		obj.Body.Close()
 		if err != nil {

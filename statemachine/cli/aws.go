@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
@@ -18,21 +19,18 @@ import (
 // awsPoll is how often a run on AWS is described.
 const awsPoll = 5 * time.Second
 
-// executeOnAWS starts the deployed state machine of kind, follows it until it ends (with a
-// progress line on a terminal), then reads its report from the stack's run bucket.
-func (a *app) executeOnAWS(ctx context.Context, kind string, o runOptions, input string) error {
-	if o.definition != "" {
-		return fmt.Errorf("--definition runs an edited definition locally; on AWS, deploy it (make deploy)")
-	}
+// loadStack reads the deployed stack's outputs (DescribeStacks) with the standard AWS
+// configuration. The stack names its buckets; explicit settings win (a stack deployed with other
+// names).
+func (a *app) loadStack(ctx context.Context) (aws.Config, awsrun.Stack, error) {
 	awsCfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
-		return err
+		return aws.Config{}, awsrun.Stack{}, err
 	}
 	stack, err := awsrun.LoadStack(ctx, cloudformation.NewFromConfig(awsCfg), a.cfg.Stack)
 	if err != nil {
-		return err
+		return aws.Config{}, awsrun.Stack{}, err
 	}
-	// The stack names its buckets; explicit settings win (a stack deployed with other names).
 	if a.cfg.Run == "" {
 		a.cfg.Run = stack.RunBucket
 	}
@@ -41,6 +39,19 @@ func (a *app) executeOnAWS(ctx context.Context, kind string, o runOptions, input
 	}
 	if a.cfg.Source == "" {
 		a.cfg.Source = stack.SourceBucket
+	}
+	return awsCfg, stack, nil
+}
+
+// executeOnAWS starts the deployed state machine of kind, follows it until it ends (with a
+// progress line on a terminal), then reads its report from the stack's run bucket.
+func (a *app) executeOnAWS(ctx context.Context, kind string, o runOptions, input string) error {
+	if o.definition != "" {
+		return fmt.Errorf("--definition runs an edited definition locally; on AWS, deploy it (make deploy)")
+	}
+	awsCfg, stack, err := a.loadStack(ctx)
+	if err != nil {
+		return err
 	}
 	arn, name := stack.StateMachineArn, o.name
 	if kind == "restore" {

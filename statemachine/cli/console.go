@@ -12,11 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/spf13/cobra"
 
-	"github.com/bucketvault/bucketvault/shared/awsrun"
 	"github.com/bucketvault/bucketvault/shared/s3client"
 	"github.com/bucketvault/bucketvault/statemachine/console"
 	"github.com/bucketvault/bucketvault/statemachine/localrun"
@@ -157,11 +154,7 @@ func (a *app) serveConsole(ctx context.Context, listen string, remote bool) erro
 // deployedConsole prints the address of the stack's restore console: on AWS it is deployed with
 // the stack, behind its Cognito sign-in.
 func (a *app) deployedConsole(ctx context.Context) error {
-	awsCfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return err
-	}
-	stack, err := awsrun.LoadStack(ctx, cloudformation.NewFromConfig(awsCfg), a.cfg.Stack)
+	_, stack, err := a.loadStack(ctx)
 	if err != nil {
 		return err
 	}

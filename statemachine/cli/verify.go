@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/spf13/cobra"
 
@@ -21,9 +18,6 @@ import (
 	"github.com/bucketvault/bucketvault/shared/verify"
 	"github.com/bucketvault/bucketvault/statemachine/localrun"
 )
-
-// OutputVerifyStateMachineArn is the stack output naming the verify state machine.
-const OutputVerifyStateMachineArn = "VerifyStateMachineArn"
 
 func (a *app) verifyCmd() *cobra.Command {
 	var name, input string
@@ -120,32 +114,13 @@ func (a *app) verify(ctx context.Context, name, input string) error {
 
 // verifyOnAWS starts the stack's verify state machine and follows it.
 func (a *app) verifyOnAWS(ctx context.Context, name, input string) error {
-	awsCfg, err := config.LoadDefaultConfig(ctx)
+	awsCfg, stack, err := a.loadStack(ctx)
 	if err != nil {
 		return err
 	}
-	cfn := cloudformation.NewFromConfig(awsCfg)
-	stack, err := awsrun.LoadStack(ctx, cfn, a.cfg.Stack)
-	if err != nil {
-		return err
-	}
-	if a.cfg.Run == "" {
-		a.cfg.Run = stack.RunBucket
-	}
-	out, err := cfn.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(a.cfg.Stack)})
-	if err != nil {
-		return err
-	}
-	arn := ""
-	for _, st := range out.Stacks {
-		for _, o := range st.Outputs {
-			if aws.ToString(o.OutputKey) == OutputVerifyStateMachineArn {
-				arn = aws.ToString(o.OutputValue)
-			}
-		}
-	}
+	arn := stack.VerifyStateMachineArn
 	if arn == "" {
-		return fmt.Errorf("stack %s has no %s output: deploy a version with the verify state machine", a.cfg.Stack, OutputVerifyStateMachineArn)
+		return fmt.Errorf("stack %s has no %s output: deploy a version with the verify state machine", a.cfg.Stack, awsrun.OutputVerifyStateMachineArn)
 	}
 	fmt.Fprintf(a.errw, "started %s on %s\n", name, arn)
 	x, err := awsrun.Run(ctx, sfn.NewFromConfig(awsCfg), arn, name, []byte(input), awsPoll, nil)

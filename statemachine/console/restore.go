@@ -130,7 +130,7 @@ func (s *Server) previewPage(w http.ResponseWriter, r *http.Request) {
 func removalNames(rep *report.Report) []report.Note {
 	var out []report.Note
 	for _, n := range rep.Notes {
-		if strings.HasPrefix(n.Note, "would be removed") {
+		if strings.HasPrefix(n.Note, report.NoteWouldBeRemoved) {
 			out = append(out, n)
 		}
 	}

@@ -89,7 +89,8 @@ func New(cfg Config, client S3, presign *s3.PresignClient, sf SFN, auth console.
 		S3: client, Source: cfg.Source, Backup: cfg.Backup, Run: cfg.Run, RestoreTargets: cfg.RestoreTargets,
 		Auth: auth, Logger: logger,
 		StartRestore: func(ctx context.Context, name string, input []byte) error {
-			return start(ctx, sf, cfg.RestoreStateMachineArn, name, input)
+			_, err := awsrun.Start(ctx, sf, cfg.RestoreStateMachineArn, name, input)
+			return err
 		},
 		Execution: func(ctx context.Context, name string) (console.Execution, error) {
 			return describe(ctx, sf, cfg.RestoreStateMachineArn, name)
@@ -105,19 +106,6 @@ func New(cfg Config, client S3, presign *s3.PresignClient, sf SFN, auth console.
 			return req.URL, nil
 		},
 	})
-}
-
-// start starts a restore execution and returns at once.
-func start(ctx context.Context, sf SFN, arn, name string, input []byte) error {
-	_, err := sf.StartExecution(ctx, &sfn.StartExecutionInput{StateMachineArn: aws.String(arn), Name: aws.String(name), Input: aws.String(string(input))})
-	var exists *sfntypes.ExecutionAlreadyExists
-	if errors.As(err, &exists) {
-		return &awsrun.ExecutionAlreadyExists{Name: name, Err: err}
-	}
-	if err != nil {
-		return fmt.Errorf("start restore %s: %w", name, err)
-	}
-	return nil
 }
 
 // describe is what DescribeExecution says of the restore execution name.
