@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/bucketvault/bucketvault/shared/lister"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -94,8 +95,10 @@ func (b *bench) listing(ctx context.Context) error {
 	defer proxy.close()
 	idle := want{listed: int64(n), unchanged: int64(n)}
 	endpoint := "AWS_ENDPOINT_URL_S3=" + proxy.url
+	// Ranges are off by default: the ranged runs turn them on.
+	ranged := fmt.Sprintf("LISTER_RANGES=%d", lister.RecommendedRanges)
 	// A first ranged run probes the key space and leaves the hints the measured ones split at.
-	r, err := b.runLocal(ctx, src, bak, []string{endpoint}, nil, idle)
+	r, err := b.runLocal(ctx, src, bak, []string{endpoint, ranged}, nil, idle)
 	if err != nil {
 		return err
 	}
@@ -109,7 +112,7 @@ func (b *bench) listing(ctx context.Context) error {
 				extra []string
 			}{
 				{fmt.Sprintf("listing-sequential-%s", delay), []string{endpoint, "LISTER_RANGES=0"}},
-				{fmt.Sprintf("listing-ranged-%s", delay), []string{endpoint}},
+				{fmt.Sprintf("listing-ranged-%s", delay), []string{endpoint, ranged}},
 			}
 			if rep%2 == 0 {
 				runs[0], runs[1] = runs[1], runs[0]
