@@ -44,11 +44,15 @@ const (
 	OpKeep   Op = "keep"   // leave the destination alone and report why (restore with overwrite false)
 )
 
-// Header names the buckets a batch works between.
+// Header names the buckets a batch works between. DestinationName names a backup's further
+// destination (package destination) the batch writes, SourceName the further destination a
+// restore reads; both are empty for the backup bucket.
 type Header struct {
-	Version     int    `json:"version"`
-	Source      string `json:"source"`
-	Destination string `json:"destination"`
+	Version         int    `json:"version"`
+	Source          string `json:"source"`
+	Destination     string `json:"destination"`
+	DestinationName string `json:"destinationName,omitempty"`
+	SourceName      string `json:"sourceName,omitempty"`
 }
 
 // ChangeExcluded is the Change of a backup's deletion item whose key the source still has: a
@@ -128,6 +132,11 @@ func Encode(h Header, items []Item) ([]byte, error) {
 // Read decodes a batch file, calling fn for each item in order. Unknown fields, a missing or
 // foreign header, and invalid items are errors.
 func Read(r io.Reader, fn func(Item) error) (Header, error) {
+	return ReadWithHeader(r, nil, fn)
+}
+
+// ReadWithHeader is Read that calls onHeader (when not nil) with the header before the first item.
+func ReadWithHeader(r io.Reader, onHeader func(Header) error, fn func(Item) error) (Header, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	var h Header
@@ -146,6 +155,11 @@ func Read(r io.Reader, fn func(Item) error) (Header, error) {
 			}
 			if h.Version != Version || h.Source == "" || h.Destination == "" {
 				return h, fmt.Errorf("batch header %s: want version %d with source and destination", text, Version)
+			}
+			if onHeader != nil {
+				if err := onHeader(h); err != nil {
+					return h, err
+				}
 			}
 			continue
 		}
@@ -260,6 +274,18 @@ func WriteManifest(ctx context.Context, client Putter, bucket, execution string,
 // withhold them while the copies run.
 func DeleteKey(execution string, seq int) string {
 	return fmt.Sprintf("%sdelete-%06d.jsonl", Prefix(execution), seq)
+}
+
+// DestinationKey names copy batch number seq of an execution for its further destination name
+// (package destination), numbered apart from the backup bucket's.
+func DestinationKey(execution, name string, seq int) string {
+	return fmt.Sprintf("%sto-%s-%06d.jsonl", Prefix(execution), name, seq)
+}
+
+// DestinationDeleteKey names deletion batch number seq of an execution for its further
+// destination name.
+func DestinationDeleteKey(execution, name string, seq int) string {
+	return fmt.Sprintf("%sdelete-to-%s-%06d.jsonl", Prefix(execution), name, seq)
 }
 
 // RangeKey names copy batch number seq of key-space range number r of an execution (a backup

@@ -26,6 +26,7 @@ import (
 
 	"github.com/bucketvault/bucketvault/shared/batch"
 	"github.com/bucketvault/bucketvault/shared/change"
+	"github.com/bucketvault/bucketvault/shared/destination"
 	"github.com/bucketvault/bucketvault/shared/envconf"
 	"github.com/bucketvault/bucketvault/shared/etagindex"
 	"github.com/bucketvault/bucketvault/shared/fault"
@@ -54,6 +55,9 @@ type Config struct {
 	MultipartThreshold int64
 	PartSize           int64
 	PartConcurrency    int
+	// Destinations are the backup's further destinations (DESTINATIONS): a backup batch may
+	// write one of them, a restore batch may read one.
+	Destinations []destination.Destination
 }
 
 // DefaultConcurrency is how many objects one copier invocation copies at once (COPIER_CONCURRENCY).
@@ -76,7 +80,12 @@ func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 		PartSize:           r.Bytes("MULTIPART_PART_SIZE", s3copy.DefaultPartSize, s3copy.MinPartSize, s3copy.MaxPartSize),
 		PartConcurrency:    int(r.Int("PART_CONCURRENCY", s3copy.DefaultPartConcurrency, 1, 256)),
 	}
-	return c, r.Err()
+	if err := r.Err(); err != nil {
+		return c, err
+	}
+	var err error
+	c.Destinations, err = destination.FromEnv(lookup, c.SourceBucket, c.BackupBucket, c.RunBucket)
+	return c, err
 }
 
 // Request is the copier's payload, built by the Map's CopyBatch state.
@@ -108,6 +117,10 @@ type Handler struct {
 	// Now, when set, replaces time.Now where the invocation's time is compared with its
 	// deadline (tests).
 	Now func() time.Time
+	// Destinations, when set, are the further destinations' clients by name; nil opens them
+	// from Config.Destinations on first use (destination.Open).
+	Destinations map[string]S3
+	destMu       sync.Mutex
 }
 
 func (h *Handler) now() time.Time {
@@ -143,12 +156,15 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	if err != nil {
 		return Response{}, err
 	}
-	if !h.allowed(header) {
-		return Response{}, &fault.InvalidInput{Msg: fmt.Sprintf("batch %s copies %s → %s; this copier may copy only %s → %s, or %s → one of the restore targets %v",
-			req.BatchKey, header.Source, header.Destination, h.Config.SourceBucket, h.Config.BackupBucket, h.Config.BackupBucket, h.Config.RestoreTargets)}
+	rt, err := h.route(ctx, header)
+	if err != nil {
+		return Response{}, &fault.InvalidInput{Msg: fmt.Sprintf("batch %s: %v", req.BatchKey, err), Err: err}
+	}
+	if rt.source != nil {
+		return Response{}, &fault.ConfigError{Msg: fmt.Sprintf("batch %s: a destination of another provider needs streamed copies, which this copier does not make yet", req.BatchKey)}
 	}
 	start := time.Now()
-	out, copied, err := h.run(ctx, req, header, items, counter)
+	out, copied, err := h.run(ctx, req, header, rt, items, counter)
 	if err != nil {
 		return Response{}, err
 	}
@@ -177,18 +193,17 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	}, nil
 }
 
-// allowed reports whether the copier may run a batch between these buckets: a backup (source →
-// backup) or a restore (backup → a configured restore target).
-func (h *Handler) allowed(hd batch.Header) bool {
-	if h.backup(hd) {
-		return true
-	}
-	return hd.Source == h.Config.BackupBucket && slices.Contains(h.Config.RestoreTargets, hd.Destination)
-}
-
-// backup reports whether a batch is a backup: source → backup bucket.
+// backup reports whether a batch is a backup: source → the backup bucket or a further
+// destination, which only bucketvault writes.
 func (h *Handler) backup(hd batch.Header) bool {
-	return hd.Source == h.Config.SourceBucket && hd.Destination == h.Config.BackupBucket
+	if hd.Source != h.Config.SourceBucket || hd.SourceName != "" {
+		return false
+	}
+	if hd.DestinationName == "" {
+		return hd.Destination == h.Config.BackupBucket
+	}
+	d, ok := destination.Find(h.Config.Destinations, hd.DestinationName)
+	return ok && d.Bucket == hd.Destination
 }
 
 // recordCopies writes the batch's copied file of the ETag index: which backup ETag holds which
@@ -227,9 +242,9 @@ func (h *Handler) read(ctx context.Context, key string, counter *s3client.RetryC
 // run processes every item and returns, for a backup, the index entry of every item that ended
 // copied or already present. It returns an error only when the batch must be retried as a whole:
 // the invocation is about to time out, or the context ended.
-func (h *Handler) run(ctx context.Context, req Request, header batch.Header, items []batch.Item, counter *s3client.RetryCounter) (report.Outcome, []etagindex.Entry, error) {
+func (h *Handler) run(ctx context.Context, req Request, header batch.Header, rt route, items []batch.Item, counter *s3client.RetryCounter) (report.Outcome, []etagindex.Entry, error) {
 	stopAt := lambdafn.StopAt(ctx)
-	cp := s3copy.New(h.S3, s3copy.Options{
+	cp := s3copy.New(rt.dest, s3copy.Options{
 		Threshold: h.Config.MultipartThreshold, PartSize: h.Config.PartSize,
 		PartConcurrency: h.Config.PartConcurrency, Sleep: h.Sleep,
 		// Copies in parts are recorded, continued by a retry of the batch, and stop taking parts
@@ -244,7 +259,7 @@ func (h *Handler) run(ctx context.Context, req Request, header batch.Header, ite
 	}
 	verify := req.RetryCount > 0
 
-	out := report.Outcome{BatchKey: req.BatchKey, Items: len(items), Failures: []report.Failure{}, Skips: []report.Skip{}}
+	out := report.Outcome{BatchKey: req.BatchKey, Items: len(items), Failures: []report.Failure{}, Skips: []report.Skip{}, Destination: header.DestinationName}
 	var entries []etagindex.Entry
 	var mu sync.Mutex
 	// A fixed set of workers takes the items in order: a goroutine per item would grow a fresh
@@ -339,8 +354,8 @@ func (h *Handler) do(ctx context.Context, cp *s3copy.Copier, hd batch.Header, it
 		if s3copy.Interrupted(ctx, err) {
 			return record{} // unfinished, not failed: the batch is retried and continues it
 		}
-		h.Logger.WarnContext(ctx, "object not backed up", "key", it.Key, "op", it.Op, "error", err)
-		return record{failure: &report.Failure{Key: it.Key, Op: string(it.Op), Error: err.Error()}}
+		h.Logger.WarnContext(ctx, "object not backed up", "key", it.Key, "op", it.Op, "destination", hd.DestinationName, "error", err)
+		return record{failure: &report.Failure{Key: it.Key, Op: string(it.Op), Error: err.Error(), Destination: hd.DestinationName}}
 	}
 	switch it.Op {
 	case batch.OpCopy:
@@ -371,8 +386,8 @@ func (h *Handler) do(ctx context.Context, cp *s3copy.Copier, hd batch.Header, it
 		default:
 			rec = record{copied: true, bytes: res.Bytes, sourceChanged: res.SourceChanged}
 		}
-		if backup {
-			rec.entry = h.entry(ctx, it.Key, res)
+		if backup && hd.DestinationName == "" {
+			rec.entry = h.entry(ctx, it.Key, res) // the ETag index is the backup bucket's
 		}
 		return rec
 	case batch.OpDelete:

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -34,6 +35,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/batch"
 	"github.com/bucketvault/bucketvault/shared/bucketcheck"
 	"github.com/bucketvault/bucketvault/shared/change"
+	"github.com/bucketvault/bucketvault/shared/destination"
 	"github.com/bucketvault/bucketvault/shared/envconf"
 	"github.com/bucketvault/bucketvault/shared/etagindex"
 	"github.com/bucketvault/bucketvault/shared/execinput"
@@ -105,6 +107,9 @@ type Config struct {
 	// Ranges is the fewest key-space ranges a big bucket is listed in (LISTER_RANGES); 0 lists
 	// every bucket in one sequence.
 	Ranges int
+	// Destinations are the further destinations (DESTINATIONS, package destination), each
+	// merged with the one source listing.
+	Destinations []destination.Destination
 }
 
 // ConfigFromEnv reads SOURCE_BUCKET, BACKUP_BUCKET, RUN_BUCKET (required), BATCH_SIZE, BATCH_BYTES,
@@ -144,6 +149,12 @@ func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 	if err := distinctBuckets(c.SourceBucket, c.BackupBucket, c.RunBucket); err != nil {
 		return Config{}, err
 	}
+	if c.Destinations, err = destination.FromEnv(lookup, c.SourceBucket, c.BackupBucket, c.RunBucket); err != nil {
+		return Config{}, err
+	}
+	if len(c.Destinations) > 0 && c.Ranges > 0 {
+		return Config{}, &fault.ConfigError{Msg: "LISTER_RANGES and DESTINATIONS cannot be set together yet: a run to further destinations lists in one sequence (set LISTER_RANGES=0)"}
+	}
 	return c, nil
 }
 
@@ -174,6 +185,15 @@ type Position struct {
 	// the next run's split; SinceHint counts the source keys after the last one.
 	Hints     []Hint `json:"hints,omitempty"`
 	SinceHint int64  `json:"sinceHint,omitempty"`
+	// Destinations are the further destinations' batch counts, in the setting's order
+	// (batch.DestinationKey and batch.DestinationDeleteKey number them).
+	Destinations []DestinationPosition `json:"destinations,omitempty"`
+}
+
+// DestinationPosition counts one further destination's copy and deletion batches.
+type DestinationPosition struct {
+	CopyBatches   int `json:"copyBatches"`
+	DeleteBatches int `json:"deleteBatches"`
 }
 
 // IndexPosition is the lister's place in the ETag index: the generation the first invocation
@@ -227,6 +247,10 @@ type Handler struct {
 	Config Config
 	Logger *slog.Logger
 	Now    func() time.Time
+	// Destinations, when set, are the further destinations' clients by name; nil opens them
+	// from Config.Destinations on first use (destination.Open).
+	Destinations map[string]S3
+	destMu       sync.Mutex
 }
 
 // Handle runs one lister invocation. Errors are the named types of package fault.
@@ -292,6 +316,9 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 		if cur.Position.Index.Read, err = h.currentIndex(ctx, retries); err != nil {
 			return Response{}, err
 		}
+		if err := h.checkDestinations(ctx, &cur); err != nil {
+			return Response{}, err
+		}
 	}
 	if cur.Position.Now.IsZero() {
 		cur.Position.Now = h.now().UTC()
@@ -318,7 +345,16 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 		w.deletions.key = func(execution string, seq int) string { return batch.RangeDeleteKey(execution, rng.Index, seq) }
 		w.hints = true
 	}
-	m := newMerger(source, backup)
+	further, err := h.furtherStreams(ctx, &cur, sourcePrefixes, after, retries)
+	if err != nil {
+		return Response{}, err
+	}
+	w.further = further
+	streams := []stream{source, backup}
+	for _, f := range further {
+		streams = append(streams, f.stream)
+	}
+	m := newMerger(streams...)
 	idx := &cur.Position.Index
 	carry := &etagindex.Carry{
 		Reader: etagindex.NewReader(h.S3, h.Config.RunBucket, idx.Read, idx.At, retries.Option()),
@@ -347,12 +383,13 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 			done = true
 			break
 		}
-		src, bak := row[sourceStream], row[backupStream]
-		entry, err := carry.Lookup(ctx, keyOf(src, bak))
+		// When only a further destination holds the key, the backup bucket has nothing to do.
+		key := firstKey(row)
+		entry, err := carry.Lookup(ctx, key)
 		if err != nil {
 			return Response{}, err
 		}
-		if err := w.decide(src, bak, entry, carry); err != nil {
+		if err := w.decide(key, row, entry, carry); err != nil {
 			return Response{}, err
 		}
 		processed++
@@ -405,13 +442,14 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	if done {
 		deletion, change := guard.Check(cur.Totals, h.limits(opts))
 		resp.Guards = []report.Guard{deletion, change}
+		withheld := w.furtherGuards(h.limits(opts), &resp.Guards)
 		for _, g := range resp.Guards {
 			if g.Tripped {
 				h.Logger.WarnContext(ctx, "guard tripped", "execution", req.Execution, "guard", g.Name, "error", g.Error, "message", g.Message)
 			}
 		}
 		if !opts.DryRun {
-			keys := w.manifest(deletion.Tripped)
+			keys := w.manifest(deletion.Tripped, withheld)
 			if err := batch.WriteManifestKeys(ctx, h.S3, h.Config.RunBucket, req.Execution, keys, retries.Option()); err != nil {
 				return Response{}, err
 			}
@@ -506,30 +544,36 @@ type writer struct {
 	queue     []decided
 	tagsDue   int  // keys of queue whose tags are still to be read
 	hints     bool // record every DefaultHintEvery-th source key in the cursor (a range lister)
+	further   []*furtherDest
 }
 
 // decided is one merged key, classified and judged by the filters, waiting to be written.
 type decided struct {
+	key      string
 	src, bak *change.Object
 	class    change.Class
 	d        filter.Decision
 	readTags bool // d is NeedTags: read the object's tags and call MatchTags
+	// further are the further destinations' entries and classes, by index in writer.further
+	// (a destination that failed is skipped).
+	further []furtherDecided
 }
 
 // pending is one kind of batch being filled: its items, the key of its batch number seq, and the
 // cursor's count of this kind of batch.
 type pending struct {
-	key   func(execution string, seq int) string
-	count *int
-	items []batch.Item
-	bytes int64
+	key    func(execution string, seq int) string
+	count  *int
+	header batch.Header
+	items  []batch.Item
+	bytes  int64
 }
 
 func newWriter(h *Handler, ctx context.Context, execution string, cur *Cursor, dryRun bool, retries *s3client.RetryCounter, f *filter.Filter) *writer {
 	return &writer{
 		h: h, ctx: ctx, execution: execution, cur: cur, dryRun: dryRun, retries: retries, filter: f,
-		copies:    pending{key: batch.Key, count: &cur.Position.CopyBatches},
-		deletions: pending{key: batch.DeleteKey, count: &cur.Position.DeleteBatches},
+		copies:    pending{key: batch.Key, count: &cur.Position.CopyBatches, header: h.header()},
+		deletions: pending{key: batch.DeleteKey, count: &cur.Position.DeleteBatches, header: h.header()},
 	}
 }
 
@@ -543,9 +587,13 @@ func newWriter(h *Handler, ctx context.Context, execution string, cur *Cursor, d
 // changed object and never for an unchanged one, which stays unchanged. An excluded key is left
 // alone (with its index entry, whatever it says: an entry only ever matches its exact ETags)
 // unless deleteExcluded marks its backup deleted.
-func (w *writer) decide(src, bak *change.Object, entry *etagindex.Entry, carry *etagindex.Carry) error {
-	key := keyOf(src, bak)
-	k := decided{src: src, bak: bak, class: change.Classify(src, bak)}
+func (w *writer) decide(key string, row []*change.Object, entry *etagindex.Entry, carry *etagindex.Carry) error {
+	src, bak := row[sourceStream], row[backupStream]
+	k := decided{key: key, src: src, bak: bak, class: change.Classify(src, bak)}
+	if src == nil && bak == nil {
+		k.class = change.Unchanged // only further destinations hold the key
+	}
+	k.further = w.decideFurther(row)
 	matched := k.class == change.Changed && entry.Matches(*src, *bak)
 	if matched {
 		k.class = change.Unchanged
@@ -558,7 +606,7 @@ func (w *writer) decide(src, bak *change.Object, entry *etagindex.Entry, carry *
 		k.d = w.filter.MatchKey(key)
 	}
 	if k.d.NeedTags() {
-		if k.class == change.New || k.class == change.Changed {
+		if k.class == change.New || k.class == change.Changed || k.furtherCopies() {
 			k.readTags = true
 			w.tagsDue++
 		} else {
@@ -632,8 +680,15 @@ func (w *writer) tags(ctx context.Context, key string) (map[string]string, error
 
 // add counts one decided key and puts its work item, if any, in its batch.
 func (w *writer) add(k decided) error {
+	if err := w.addFurther(k); err != nil {
+		return err
+	}
+	if k.src == nil && k.bak == nil {
+		w.cur.Position.After = k.key
+		return nil
+	}
 	src, bak := k.src, k.bak
-	key := keyOf(src, bak)
+	key := k.key
 	t := &w.cur.Totals
 	if src != nil {
 		t.Listed++
@@ -710,12 +765,23 @@ func (w *writer) put(p *pending, it batch.Item, size int64) error {
 	return nil
 }
 
-// flush writes both kinds' pending items.
+// flush writes both kinds' pending items, the backup bucket's and each further destination's.
 func (w *writer) flush() error {
 	if err := w.write(&w.copies); err != nil {
 		return err
 	}
-	return w.write(&w.deletions)
+	if err := w.write(&w.deletions); err != nil {
+		return err
+	}
+	for _, f := range w.further {
+		if err := w.write(&f.copies); err != nil {
+			return err
+		}
+		if err := w.write(&f.deletions); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // write stores p's items as its kind's next batch file. Batch names are deterministic, so a
@@ -724,8 +790,7 @@ func (w *writer) write(p *pending) error {
 	if len(p.items) == 0 {
 		return nil
 	}
-	header := batch.Header{Version: batch.Version, Source: w.h.Config.SourceBucket, Destination: w.h.Config.BackupBucket}
-	if err := batch.Write(w.ctx, w.h.S3, w.h.Config.RunBucket, p.key(w.execution, *p.count), header, p.items, w.retries.Option()); err != nil {
+	if err := batch.Write(w.ctx, w.h.S3, w.h.Config.RunBucket, p.key(w.execution, *p.count), p.header, p.items, w.retries.Option()); err != nil {
 		return err
 	}
 	*p.count++
@@ -735,16 +800,30 @@ func (w *writer) write(p *pending) error {
 }
 
 // manifest lists the batches the run executes: exactly those this execution's successful
-// invocations wrote, per the cursor (never a file a failed attempt left behind), copies first,
-// and the deletion batches unless they are withheld.
-func (w *writer) manifest(withholdDeletions bool) []string {
+// invocations wrote, per the cursor (never a file a failed attempt left behind), copies first
+// (the backup bucket's, then each further destination's), then the deletion batches of every
+// destination whose deletions are not withheld (withheld: by further destination name).
+func (w *writer) manifest(withholdDeletions bool, withheld map[string]bool) []string {
 	var keys []string
 	for seq := range w.cur.Position.CopyBatches {
 		keys = append(keys, batch.Key(w.execution, seq))
 	}
+	for i, d := range w.h.Config.Destinations {
+		for seq := range w.cur.Position.Destinations[i].CopyBatches {
+			keys = append(keys, batch.DestinationKey(w.execution, d.Name, seq))
+		}
+	}
 	if !withholdDeletions {
 		for seq := range w.cur.Position.DeleteBatches {
 			keys = append(keys, batch.DeleteKey(w.execution, seq))
+		}
+	}
+	for i, d := range w.h.Config.Destinations {
+		if withheld[d.Name] {
+			continue
+		}
+		for seq := range w.cur.Position.Destinations[i].DeleteBatches {
+			keys = append(keys, batch.DestinationDeleteKey(w.execution, d.Name, seq))
 		}
 	}
 	return keys

@@ -158,7 +158,7 @@ func listRanged(t *testing.T, h *Handler, f *s3fake.S3, exec, input string, die 
 			}
 			req := Request{Execution: exec, Input: json.RawMessage(input), Phase: PhaseRange, Range: &r, Cursor: cur}
 			if die && n == 0 {
-				further := *h
+				further := &Handler{S3: h.S3, Config: h.Config, Logger: h.Logger, Now: h.Now}
 				further.Config.MaxKeysPerInvocation *= 3
 				if _, err := further.Handle(ctx, req); err != nil {
 					t.Fatalf("range %d, the attempt that dies: %v", r.Index, err)

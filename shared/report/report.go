@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -24,6 +25,9 @@ type Failure struct {
 	Op    string `json:"op"`
 	Error string `json:"error"`
 	Batch string `json:"batch,omitempty"`
+	// Destination names the further destination (package destination) the object was not
+	// written to; empty for the backup bucket and for restores.
+	Destination string `json:"destination,omitempty"`
 }
 
 // Skip names one object the run deliberately left alone, and why.
@@ -56,6 +60,9 @@ type Outcome struct {
 	Failures       []Failure `json:"failures"`
 	Skips          []Skip    `json:"skips"`
 	Notes          []Note    `json:"notes,omitempty"`
+	// Destination is the further destination the batch wrote (package destination); empty
+	// for the backup bucket and for restores.
+	Destination string `json:"destination,omitempty"`
 }
 
 // Report is the contract of report.json and of the reporter's output, for backups and restores
@@ -127,6 +134,9 @@ type Report struct {
 	Notifications []Notification `json:"notifications"`
 	// Verify is a verify run's (restore drill's) own part (verify.go); null for backups and restores.
 	Verify *Verify `json:"verify"`
+	// Destinations are a backup's further destinations, one section each (destinations.go);
+	// the counts above are the backup bucket's. Empty for restores and single-destination runs.
+	Destinations []Destination `json:"destinations"`
 }
 
 // Cost is a run's estimated cost: the requests it made by kind, the Lambda compute, the state
@@ -202,6 +212,8 @@ type Guard struct {
 	Tripped    bool    `json:"tripped"`
 	Error      string  `json:"error"`   // the execution's error name when tripped
 	Message    string  `json:"message"` // what tripped and how to accept it, when tripped
+	// Destination names the further destination the guard judged; empty for the backup bucket.
+	Destination string `json:"destination,omitempty"`
 }
 
 // Limits of the execution output, which Step Functions caps at 256 KiB (a larger output ends the
@@ -339,6 +351,8 @@ type Totals struct {
 	// Batches is how many batch files this execution's successful invocations wrote: exactly
 	// batches 0 … Batches-1 belong to the run, whatever a failed attempt left behind.
 	Batches int `json:"batches"`
+	// Destinations are the further destinations' counts, in the order of the setting.
+	Destinations []DestinationTotals `json:"destinations,omitempty"`
 }
 
 // Cursor is the loop state the lister and the planner return and get back on their next
@@ -374,4 +388,12 @@ func (t *Totals) Add(o Totals) {
 	t.Retries += o.Retries
 	t.Invocations += o.Invocations
 	t.Batches += o.Batches
+	for _, d := range o.Destinations {
+		i := slices.IndexFunc(t.Destinations, func(e DestinationTotals) bool { return e.Name == d.Name })
+		if i < 0 {
+			t.Destinations = append(t.Destinations, DestinationTotals{Name: d.Name, Bucket: d.Bucket})
+			i = len(t.Destinations) - 1
+		}
+		t.Destinations[i].add(d)
+	}
 }

@@ -217,8 +217,8 @@ func (h *Handler) handle(ctx context.Context, req Request) (report.Report, error
 		SourceBucket: h.Config.SourceBucket, BackupBucket: h.Config.BackupBucket,
 		RestoredAt: st.RestoredAt, TargetBucket: st.TargetBucket, TargetPrefix: st.TargetPrefix,
 		DryRun: st.DryRun, ReportKey: batch.ReportKey(req.Execution),
-		Guards: d.guards, Failures: []report.Failure{}, Skips: []report.Skip{}, Notes: []report.Note{},
-		Notifications: []report.Notification{},
+		Guards: []report.Guard{}, Failures: []report.Failure{}, Skips: []report.Skip{}, Notes: []report.Note{},
+		Notifications: []report.Notification{}, Destinations: []report.Destination{},
 	}
 	r.Prefix = prefixOf(req.Input)
 	r.RequestedBy = requestedByOf(req.Input)
@@ -233,10 +233,27 @@ func (h *Handler) handle(ctx context.Context, req Request) (report.Report, error
 	if r.ExcludedByRule == nil {
 		r.ExcludedByRule = map[string]int64{}
 	}
+	if d.totals != nil {
+		for _, t := range d.totals.Destinations {
+			r.Destinations = append(r.Destinations, report.Destination{DestinationTotals: t, Guards: []report.Guard{}})
+		}
+	}
+	for _, g := range d.guards {
+		if i := destinationIndex(&r, g.Destination); g.Destination == "" {
+			r.Guards = append(r.Guards, g)
+		} else if i >= 0 {
+			r.Destinations[i].Guards = append(r.Destinations[i].Guards, g)
+			if g.Name == guard.Deletion && g.Tripped && !st.DryRun {
+				r.Destinations[i].Withheld = r.Destinations[i].ToDelete
+			}
+		} else {
+			return report.Report{}, &fault.InvalidInput{Msg: fmt.Sprintf("reporter state: a guard of destination %q, which the cursor does not list", g.Destination)}
+		}
+	}
 	if r.MostChanged == nil {
 		r.MostChanged = []report.FolderChanges{}
 	}
-	if g := find(d.guards, guard.Deletion); g != nil && g.Tripped && !st.DryRun {
+	if g := find(r.Guards, guard.Deletion); g != nil && g.Tripped && !st.DryRun {
 		r.Withheld = r.ToDelete // no deletion batch is in the manifest
 	}
 	ls := newLists(h.tempDir())
@@ -421,6 +438,11 @@ func (h *Handler) decide(st State, r *report.Report, copyPhase bool) {
 	for _, g := range tripped {
 		also += fmt.Sprintf(". The run also tripped %s: %s", g.Error, g.Message)
 	}
+	// A further destination's problems fail the run too, naming it (destinations.go).
+	destProblems, destError := destinationProblems(r, copyPhase)
+	for _, p := range destProblems {
+		also += ". " + p
+	}
 	switch {
 	case st.Failure != nil && !copyPhase:
 		r.Status, r.Error, r.Cause = report.Failed, st.Failure.Error, causeMessage(st.Failure.Cause)
@@ -452,6 +474,12 @@ func (h *Handler) decide(st State, r *report.Report, copyPhase bool) {
 		for _, g := range tripped[1:] {
 			r.Cause += fmt.Sprintf(". The run also tripped %s: %s", g.Error, g.Message)
 		}
+		for _, p := range destProblems {
+			r.Cause += ". " + p
+		}
+	case len(destProblems) > 0:
+		r.Status, r.Error = report.Failed, destError
+		r.Cause = strings.Join(destProblems, ". ") + fmt.Sprintf("; every object not written is named in s3://%s/%s", h.Config.RunBucket, r.ReportKey)
 	default:
 		r.Status = report.Succeeded
 	}
@@ -552,14 +580,28 @@ func (h *Handler) failBatch(ctx context.Context, r *report.Report, ls *lists, ke
 		return fmt.Errorf("read batch %s: %w", key, err)
 	}
 	defer obj.Body.Close()
-	r.Batches++
-	r.FailedBatches++
-	if _, err := batch.Read(obj.Body, func(it batch.Item) error {
-		r.Failed++
-		return ls.failures.add(report.Failure{Key: it.Key, Op: string(it.Op), Error: reason, Batch: key})
+	// The header comes first: the batch's failures count for the destination it names.
+	batches, failedBatches, failed := &r.Batches, &r.FailedBatches, &r.Failed
+	dest := ""
+	if _, err := batch.ReadWithHeader(obj.Body, func(hd batch.Header) error {
+		if dest = hd.DestinationName; dest == "" {
+			return nil
+		}
+		i := destinationIndex(r, dest)
+		if i < 0 {
+			return fmt.Errorf("batch %s writes destination %q, which the cursor does not list", key, dest)
+		}
+		d := &r.Destinations[i]
+		batches, failedBatches, failed = &d.Batches, &d.FailedBatches, &d.Failed
+		return nil
+	}, func(it batch.Item) error {
+		*failed++
+		return ls.failures.add(report.Failure{Key: it.Key, Op: string(it.Op), Error: reason, Batch: key, Destination: dest})
 	}); err != nil {
 		return fmt.Errorf("read batch %s: %w", key, err)
 	}
+	*batches++
+	*failedBatches++
 	return nil
 }
 

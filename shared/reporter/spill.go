@@ -32,15 +32,24 @@ func newLists(dir string) *lists {
 // addOutcome adds a batch's outcome: its counts to r, its entries (sorted by key within the
 // batch) to the lists.
 func (ls *lists) addOutcome(r *report.Report, key string, out report.Outcome) error {
-	r.Batches++
-	r.Copied += int64(out.Copied)
-	r.Deleted += int64(out.Deleted)
-	r.Failed += int64(out.Failed)
-	r.Skipped += int64(out.Skipped)
-	r.AlreadyPresent += int64(out.AlreadyPresent)
-	r.SourceChanged += int64(out.SourceChanged)
-	r.BytesCopied += out.BytesCopied
 	r.Retries += out.Retries
+	r.SourceChanged += int64(out.SourceChanged)
+	if out.Destination != "" {
+		// A further destination's batch counts in its own section.
+		i := destinationIndex(r, out.Destination)
+		if i < 0 {
+			return fmt.Errorf("outcome of batch %s: destination %q, which the cursor does not list", key, out.Destination)
+		}
+		r.Destinations[i].AddOutcome(out)
+	} else {
+		r.Batches++
+		r.Copied += int64(out.Copied)
+		r.Deleted += int64(out.Deleted)
+		r.Failed += int64(out.Failed)
+		r.Skipped += int64(out.Skipped)
+		r.AlreadyPresent += int64(out.AlreadyPresent)
+		r.BytesCopied += out.BytesCopied
+	}
 	sort.SliceStable(out.Failures, func(i, j int) bool { return out.Failures[i].Key < out.Failures[j].Key })
 	sort.SliceStable(out.Skips, func(i, j int) bool { return out.Skips[i].Key < out.Skips[j].Key })
 	sort.SliceStable(out.Notes, func(i, j int) bool { return out.Notes[i].Key < out.Notes[j].Key })

@@ -34,6 +34,8 @@ type Options struct {
 	WrapHTTP func(s3.HTTPClient) s3.HTTPClient
 	// Endpoint, when set, replaces AWS_ENDPOINT_URL_S3 (path-style addressing).
 	Endpoint string
+	// Region, when set, replaces the environment's Region.
+	Region string
 	// Credentials, when set, replace the environment's credentials.
 	Credentials aws.CredentialsProvider
 	// Pacer, when set, paces the client's requests; nil means a new pacer of the client's own,
@@ -87,6 +89,9 @@ func New(ctx context.Context, opts Options) (*s3.Client, error) {
 	)
 	if err != nil {
 		return nil, fmt.Errorf("load AWS config: %w", err)
+	}
+	if opts.Region != "" {
+		cfg.Region = opts.Region
 	}
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
