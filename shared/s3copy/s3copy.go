@@ -8,6 +8,10 @@
 // version is retried (package retry) only after a look at the destination shows that the failed
 // attempt did not land; when that cannot be known, the object fails with ErrOutcomeUnknown. In the
 // backup bucket the look also recognises a copy whose ETag is not the source's (SSE-KMS).
+//
+// With Options.Source the source is read through a client of its own (another provider, its own
+// endpoint and credentials) and the content is streamed: GET → PutObject, or GET of each part →
+// UploadPart along the same boundaries, checked end to end (see stream.go).
 package s3copy
 
 import (
@@ -85,6 +89,11 @@ type Options struct {
 	StopAt time.Time
 	// Now tells the time, compared with StopAt; nil means time.Now.
 	Now func() time.Time
+	// Source, when set, is the client every source object is read through (another provider's,
+	// or another account's): the Copier then streams the content (GetObject → PutObject, or
+	// UploadPart per part) instead of copying server-side, and the destination client passed to
+	// New must also be a StreamAPI. Nil: one client reads and writes, server-side.
+	Source SourceAPI
 }
 
 // Copier copies and deletes objects. Make one with New.
@@ -93,6 +102,11 @@ type Copier struct {
 	opts  Options
 	slots chan struct{} // part requests in flight
 	open  openUploads   // multipart uploads begun or continued, until completed or aborted
+	// src reads the source: Options.Source, or s3 itself.
+	src sourceReader
+	// stream is set when the content is streamed (Options.Source): its writes and the buffer
+	// budget.
+	stream *streamer
 }
 
 // New returns a Copier that copies through api, with opts' zero values set to the defaults.
@@ -112,7 +126,12 @@ func New(api API, opts Options) *Copier {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Copier{s3: api, opts: opts, slots: make(chan struct{}, opts.PartConcurrency)}
+	c := &Copier{s3: api, opts: opts, slots: make(chan struct{}, opts.PartConcurrency), src: api}
+	if opts.Source != nil {
+		c.src = opts.Source
+		c.stream = newStreamer(api, opts)
+	}
+	return c
 }
 
 // partSlot waits for one of the Copier's part slots; release it with the returned func.
@@ -236,7 +255,7 @@ func (c *Copier) Copy(ctx context.Context, req Request) (Result, error) {
 			return Result{}, err
 		}
 		// The source is not the object wanted any more: copy what is there now, or report it gone.
-		now, herr := c.head(ctx, req.SourceBucket, req.Key, req.SourceVersionID, req.Retries)
+		now, herr := c.sourceHead(ctx, req.SourceBucket, req.Key, req.SourceVersionID, req.Retries)
 		switch {
 		case fault.IsNotFound(herr):
 			return Result{Outcome: Vanished, Object: want}, nil
@@ -330,6 +349,9 @@ func (c *Copier) copyOnce(ctx context.Context, req Request, want change.Object) 
 		etag, err := c.multipart(ctx, req, want)
 		return Result{Outcome: Copied, Bytes: want.Size, Multipart: true, DestETag: etag}, err
 	}
+	if c.stream != nil {
+		return c.putStreamed(ctx, req, want)
+	}
 	out, err := c.s3.CopyObject(ctx, &s3.CopyObjectInput{
 		Bucket:            aws.String(req.DestBucket),
 		Key:               aws.String(req.DestKey),
@@ -379,7 +401,11 @@ func (c *Copier) multipart(ctx context.Context, req Request, want change.Object)
 		done = map[int32]string{}
 	}
 	keep := func(err error) bool { return Interrupted(ctx, err) || fault.Retryable(err) }
-	parts, err := c.copyParts(ctx, req, *rec, done)
+	parts, sums, err := c.copyPartsSums(ctx, req, *rec, done)
+	if err == nil && c.stream != nil {
+		// Nothing of other content is completed: the parts' digests must add up to the source's.
+		err = sums.check(*rec, parts)
+	}
 	if err != nil {
 		if keep(err) {
 			return "", err
@@ -399,6 +425,11 @@ func (c *Copier) multipart(ctx context.Context, req Request, want change.Object)
 		return "", c.abort(ctx, *rec, err)
 	}
 	c.open.forget(rec.Bucket, rec.Key)
+	if c.stream != nil {
+		if err := sums.checkDest(*rec, out); err != nil {
+			return "", err
+		}
+	}
 	return aws.ToString(out.ETag), nil
 }
 
@@ -466,7 +497,7 @@ func (c *Copier) listParts(ctx context.Context, req Request, rec UploadRecord) (
 // records it (in memory, and in Options.Uploads) before any part is copied.
 func (c *Copier) create(ctx context.Context, req Request, want change.Object) (*UploadRecord, error) {
 	opt := req.Retries.Option()
-	head, err := c.s3.HeadObject(ctx, &s3.HeadObjectInput{
+	head, err := c.src.HeadObject(ctx, &s3.HeadObjectInput{
 		Bucket: aws.String(req.SourceBucket), Key: aws.String(req.Key), VersionId: optional(req.SourceVersionID),
 		IfMatch: aws.String(want.ETag), PartNumber: aws.Int32(1),
 	}, opt)
@@ -477,11 +508,9 @@ func (c *Copier) create(ctx context.Context, req Request, want change.Object) (*
 	if err != nil {
 		return nil, err
 	}
-	tags, err := c.s3.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{
-		Bucket: aws.String(req.SourceBucket), Key: aws.String(req.Key), VersionId: optional(req.SourceVersionID),
-	}, opt)
+	tagging, err := c.sourceTagging(ctx, req, opt)
 	if err != nil {
-		return nil, fmt.Errorf("read tags: %w", err)
+		return nil, err
 	}
 	create := &s3.CreateMultipartUploadInput{
 		Bucket:             aws.String(req.DestBucket),
@@ -492,18 +521,8 @@ func (c *Copier) create(ctx context.Context, req Request, want change.Object) (*
 		ContentLanguage:    head.ContentLanguage,
 		CacheControl:       head.CacheControl,
 		Metadata:           head.Metadata,
-	}
-	if head.ExpiresString != nil {
-		if t, perr := time.Parse(time.RFC1123, *head.ExpiresString); perr == nil {
-			create.Expires = aws.Time(t)
-		}
-	}
-	if len(tags.TagSet) > 0 {
-		v := url.Values{}
-		for _, t := range tags.TagSet {
-			v.Add(aws.ToString(t.Key), aws.ToString(t.Value))
-		}
-		create.Tagging = aws.String(v.Encode())
+		Expires:            expires(head.ExpiresString),
+		Tagging:            tagging,
 	}
 	up, err := c.s3.CreateMultipartUpload(ctx, create, opt)
 	if err != nil {
@@ -526,7 +545,14 @@ func (c *Copier) create(ctx context.Context, req Request, want change.Object) (*
 // copyParts copies the parts of rec's upload not in done and returns every part, in order.
 // Part requests already running finish when the invocation reaches StopAt; no new one starts.
 func (c *Copier) copyParts(ctx context.Context, req Request, rec UploadRecord, done map[int32]string) ([]types.CompletedPart, error) {
+	parts, _, err := c.copyPartsSums(ctx, req, rec, done)
+	return parts, err
+}
+
+// copyPartsSums is copyParts that also returns (streaming) the digests of the parts it streamed.
+func (c *Copier) copyPartsSums(ctx context.Context, req Request, rec UploadRecord, done map[int32]string) ([]types.CompletedPart, *partSums, error) {
 	parts := make([]types.CompletedPart, len(rec.PartSizes))
+	sums := newPartSums(len(rec.PartSizes))
 	var (
 		mu       sync.Mutex
 		stopped  error
@@ -560,6 +586,17 @@ func (c *Copier) copyParts(ctx context.Context, req Request, rec UploadRecord, d
 			} else if err != nil {
 				return err
 			}
+			if c.stream != nil {
+				etag, err := c.uploadPart(gctx, req, rec, n, first, size, sums)
+				if err != nil {
+					return fmt.Errorf("stream part %d: %w", n, err)
+				}
+				mu.Lock()
+				finished++
+				mu.Unlock()
+				parts[n-1] = types.CompletedPart{ETag: aws.String(etag), PartNumber: aws.Int32(n)}
+				return nil
+			}
 			out, err := c.s3.UploadPartCopy(gctx, &s3.UploadPartCopyInput{
 				Bucket:            aws.String(rec.Bucket),
 				Key:               aws.String(rec.Key),
@@ -580,16 +617,16 @@ func (c *Copier) copyParts(ctx context.Context, req Request, rec UploadRecord, d
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if stopped != nil {
 		var s *StoppedError
 		if errors.As(stopped, &s) {
 			s.Done = finished
 		}
-		return nil, stopped
+		return nil, nil, stopped
 	}
-	return parts, nil
+	return parts, sums, nil
 }
 
 // stop returns ctx's error once it ended, or a *StoppedError once the invocation reached
@@ -652,7 +689,7 @@ func (c *Copier) partSizes(ctx context.Context, req Request, want change.Object,
 					return err
 				}
 				defer release()
-				h, err := c.s3.HeadObject(gctx, &s3.HeadObjectInput{
+				h, err := c.src.HeadObject(gctx, &s3.HeadObjectInput{
 					Bucket: aws.String(req.SourceBucket), Key: aws.String(req.Key), VersionId: optional(req.SourceVersionID),
 					IfMatch: aws.String(want.ETag), PartNumber: aws.Int32(int32(i)),
 				}, req.Retries.Option())
@@ -744,7 +781,7 @@ func (c *Copier) Delete(ctx context.Context, req DeleteRequest) (Outcome, error)
 				return "", err
 			}
 		}
-		if _, err := c.head(ctx, req.SourceBucket, req.Key, "", counter); err == nil {
+		if _, err := c.sourceHead(ctx, req.SourceBucket, req.Key, "", counter); err == nil {
 			return Reappeared, nil
 		} else if !fault.IsNotFound(err) {
 			return "", fmt.Errorf("check source: %w", err)
@@ -825,7 +862,7 @@ func kmsWriteSince(want, got change.Object, sse types.ServerSideEncryption, prio
 // (its ETag, size and LastModified to the second, since listings and HEADs differ in precision),
 // notHeld when it changed or is gone.
 func (c *Copier) sourceUnchanged(ctx context.Context, req Request) (verdict, error) {
-	now, err := c.head(ctx, req.SourceBucket, req.Key, req.SourceVersionID, req.Retries)
+	now, err := c.sourceHead(ctx, req.SourceBucket, req.Key, req.SourceVersionID, req.Retries)
 	if fault.IsNotFound(err) {
 		return notHeld, nil
 	}
@@ -848,6 +885,44 @@ func (c *Copier) head(ctx context.Context, bucket, key, versionID string, counte
 
 func (c *Copier) headOutput(ctx context.Context, bucket, key, versionID string, counter *s3client.RetryCounter) (*s3.HeadObjectOutput, error) {
 	return c.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), VersionId: optional(versionID)}, counter.Option())
+}
+
+// sourceHead describes a source object, read through the source's client.
+func (c *Copier) sourceHead(ctx context.Context, bucket, key, versionID string, counter *s3client.RetryCounter) (change.Object, error) {
+	out, err := c.src.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), VersionId: optional(versionID)}, counter.Option())
+	if err != nil {
+		return change.Object{}, err
+	}
+	return object(key, out), nil
+}
+
+// sourceTagging returns the source object's tags as an x-amz-tagging value, nil for none.
+func (c *Copier) sourceTagging(ctx context.Context, req Request, opt func(*s3.Options)) (*string, error) {
+	tags, err := c.src.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{
+		Bucket: aws.String(req.SourceBucket), Key: aws.String(req.Key), VersionId: optional(req.SourceVersionID),
+	}, opt)
+	if err != nil {
+		return nil, fmt.Errorf("read tags: %w", err)
+	}
+	if len(tags.TagSet) == 0 {
+		return nil, nil
+	}
+	v := url.Values{}
+	for _, t := range tags.TagSet {
+		v.Add(aws.ToString(t.Key), aws.ToString(t.Value))
+	}
+	return aws.String(v.Encode()), nil
+}
+
+// expires parses an Expires header as S3 sends it (RFC 1123); nil when absent or malformed.
+func expires(s *string) *time.Time {
+	if s == nil {
+		return nil
+	}
+	if t, err := time.Parse(time.RFC1123, *s); err == nil {
+		return aws.Time(t)
+	}
+	return nil
 }
 
 // object describes key from a HEAD's answer.

@@ -8,9 +8,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
@@ -31,6 +33,9 @@ type Object struct {
 	LastModified time.Time
 	ContentType  string
 	Metadata     map[string]string
+	// Headers are the other content headers a write set (Content-Encoding, Content-Disposition,
+	// Content-Language, Cache-Control, Expires); copies keep them, HEAD and GET report them.
+	Headers      Headers
 	Tags         []types.Tag
 	VersionID    string
 	DeleteMarker bool
@@ -42,6 +47,12 @@ type Object struct {
 	// ServerSideEncryption is the bucket's default encryption when the version was written.
 	ServerSideEncryption types.ServerSideEncryption
 	restore              string // x-amz-restore: "" (not requested), ongoing, or done
+}
+
+// Headers are an object's content headers other than Content-Type.
+type Headers struct {
+	ContentEncoding, ContentDisposition, ContentLanguage, CacheControl string
+	Expires                                                            *time.Time
 }
 
 type bucket struct {
@@ -462,15 +473,22 @@ func (f *S3) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3.O
 	if err != nil {
 		return nil, err
 	}
-	o := &Object{Body: body, ContentType: aws.ToString(in.ContentType), Metadata: in.Metadata, Tags: tags}
+	if err := checkBody(body, in.ContentLength, in.ContentMD5); err != nil {
+		return nil, err
+	}
+	o := &Object{Body: body, ContentType: aws.ToString(in.ContentType), Metadata: in.Metadata, Tags: tags,
+		Headers: Headers{aws.ToString(in.ContentEncoding), aws.ToString(in.ContentDisposition), aws.ToString(in.ContentLanguage), aws.ToString(in.CacheControl), in.Expires}}
 	f.store(b, aws.ToString(in.Key), o)
 	if err := f.lost("PutObject", aws.ToString(in.Bucket), aws.ToString(in.Key)); err != nil {
 		return nil, err
 	}
-	return &s3.PutObjectOutput{ETag: aws.String(o.ETag)}, nil
+	return &s3.PutObjectOutput{ETag: aws.String(o.ETag), ServerSideEncryption: o.ServerSideEncryption, VersionId: optionalString(o.VersionID)}, nil
 }
 
-// GetObject returns the current version.
+// GetObject returns the current version, or the one named by VersionId. IfMatch, PartNumber (of
+// an object uploaded in parts; part 1 of a single-part object is all of it) and Range
+// ("bytes=first-last") are honoured as S3 does; the answer carries the content headers,
+// metadata, encryption and tag count.
 func (f *S3) GetObject(_ context.Context, in *s3.GetObjectInput, _ ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -478,22 +496,83 @@ func (f *S3) GetObject(_ context.Context, in *s3.GetObjectInput, _ ...func(*s3.O
 	if err != nil {
 		return nil, err
 	}
+	var o *Object
 	if in.VersionId != nil {
 		// A version asked for by id, as S3 reads it: a delete marker cannot be read.
-		o := version(b, aws.ToString(in.Key), *in.VersionId)
+		o = version(b, aws.ToString(in.Key), *in.VersionId)
 		switch {
 		case o == nil:
 			return nil, APIError("NoSuchVersion")
 		case o.DeleteMarker:
 			return nil, APIError("MethodNotAllowed")
 		}
-		return &s3.GetObjectOutput{Body: io.NopCloser(bytes.NewReader(o.Body)), ETag: aws.String(o.ETag), ContentLength: aws.Int64(int64(len(o.Body))), VersionId: in.VersionId}, nil
-	}
-	o := current(b, aws.ToString(in.Key))
-	if o == nil {
+	} else if o = current(b, aws.ToString(in.Key)); o == nil {
 		return nil, APIError("NoSuchKey")
 	}
-	return &s3.GetObjectOutput{Body: io.NopCloser(bytes.NewReader(o.Body)), ETag: aws.String(o.ETag), ContentLength: aws.Int64(int64(len(o.Body)))}, nil
+	if in.IfMatch != nil && *in.IfMatch != o.ETag {
+		return nil, APIError("PreconditionFailed")
+	}
+	body := o.Body
+	out := &s3.GetObjectOutput{ETag: aws.String(o.ETag), VersionId: in.VersionId, LastModified: aws.Time(o.LastModified),
+		ContentType: aws.String(o.ContentType), Metadata: o.Metadata, ServerSideEncryption: o.ServerSideEncryption}
+	o.Headers.set(&out.ContentEncoding, &out.ContentDisposition, &out.ContentLanguage, &out.CacheControl, &out.ExpiresString)
+	if len(o.Tags) > 0 {
+		out.TagCount = aws.Int32(int32(len(o.Tags)))
+	}
+	if n := aws.ToInt32(in.PartNumber); n > 0 {
+		switch {
+		case len(o.PartSizes) > 0 && int(n) <= len(o.PartSizes):
+			var first int64
+			for _, s := range o.PartSizes[:n-1] {
+				first += s
+			}
+			body = body[first : first+o.PartSizes[n-1]]
+			out.PartsCount = aws.Int32(int32(len(o.PartSizes)))
+		case len(o.PartSizes) > 0 || n > 1:
+			return nil, APIError("InvalidPartNumber")
+		}
+	}
+	if r := aws.ToString(in.Range); r != "" {
+		var first, last int
+		if _, err := fmt.Sscanf(r, "bytes=%d-%d", &first, &last); err != nil || first < 0 || last < first || first >= len(body) {
+			return nil, APIError("InvalidRange")
+		}
+		last = min(last, len(body)-1)
+		out.ContentRange = aws.String(fmt.Sprintf("bytes %d-%d/%d", first, last, len(body)))
+		body = body[first : last+1]
+	}
+	out.Body, out.ContentLength = io.NopCloser(bytes.NewReader(body)), aws.Int64(int64(len(body)))
+	return out, nil
+}
+
+// set copies the headers into an answer's fields, leaving unset ones nil.
+func (h Headers) set(encoding, disposition, language, cacheControl, expires **string) {
+	for _, p := range []struct {
+		dst **string
+		v   string
+	}{{encoding, h.ContentEncoding}, {disposition, h.ContentDisposition}, {language, h.ContentLanguage}, {cacheControl, h.CacheControl}} {
+		if p.v != "" {
+			*p.dst = aws.String(p.v)
+		}
+	}
+	if h.Expires != nil {
+		*expires = aws.String(h.Expires.UTC().Format(http.TimeFormat))
+	}
+}
+
+// checkBody answers as S3 does for a body that is not the ContentLength or ContentMD5 it was
+// sent with: IncompleteBody, BadDigest.
+func checkBody(body []byte, length *int64, contentMD5 *string) error {
+	if length != nil && *length != int64(len(body)) {
+		return APIError("IncompleteBody")
+	}
+	if contentMD5 != nil {
+		sum := md5.Sum(body)
+		if base64.StdEncoding.EncodeToString(sum[:]) != *contentMD5 {
+			return APIError("BadDigest")
+		}
+	}
+	return nil
 }
 
 // HeadObject describes the current version; IfMatch is honoured.
@@ -513,6 +592,7 @@ func (f *S3) HeadObject(_ context.Context, in *s3.HeadObjectInput, _ ...func(*s3
 	}
 	out := &s3.HeadObjectOutput{ContentLength: aws.Int64(int64(len(o.Body))), ETag: aws.String(o.ETag), LastModified: aws.Time(o.LastModified),
 		ContentType: aws.String(o.ContentType), Metadata: o.Metadata, VersionId: aws.String(o.VersionID)}
+	o.Headers.set(&out.ContentEncoding, &out.ContentDisposition, &out.ContentLanguage, &out.CacheControl, &out.ExpiresString)
 	if n := aws.ToInt32(in.PartNumber); n > 0 {
 		// A part of an object uploaded in parts; part 1 of a single-part object is all of it.
 		switch {
@@ -548,7 +628,7 @@ func (f *S3) CopyObject(_ context.Context, in *s3.CopyObjectInput, _ ...func(*s3
 	if err != nil {
 		return nil, err
 	}
-	o := &Object{Body: src.Body, ETag: src.ETag, ContentType: src.ContentType, Metadata: src.Metadata, Tags: src.Tags, PartSizes: src.PartSizes}
+	o := &Object{Body: src.Body, ETag: src.ETag, ContentType: src.ContentType, Metadata: src.Metadata, Tags: src.Tags, PartSizes: src.PartSizes, Headers: src.Headers}
 	f.store(b, aws.ToString(in.Key), o)
 	if err := f.lost("CopyObject", aws.ToString(in.Bucket), aws.ToString(in.Key)); err != nil {
 		return nil, err
@@ -583,11 +663,11 @@ func (f *S3) GetObjectTagging(_ context.Context, in *s3.GetObjectTaggingInput, _
 	if err != nil {
 		return nil, err
 	}
-	o := current(b, aws.ToString(in.Key))
-	if o == nil {
+	o := version(b, aws.ToString(in.Key), aws.ToString(in.VersionId))
+	if o == nil || o.DeleteMarker {
 		return nil, APIError("NoSuchKey")
 	}
-	return &s3.GetObjectTaggingOutput{TagSet: o.Tags}, nil
+	return &s3.GetObjectTaggingOutput{TagSet: o.Tags, VersionId: in.VersionId}, nil
 }
 
 // PutTagged stores an object with tags directly (test setup), returning its ETag.
@@ -721,6 +801,38 @@ func (f *S3) UploadPartCopy(_ context.Context, in *s3.UploadPartCopyInput, _ ...
 	return &s3.UploadPartCopyOutput{CopyPartResult: &types.CopyPartResult{ETag: aws.String(`"` + hex.EncodeToString(sum[:]) + `"`)}}, nil
 }
 
+// UploadPart stores a part of an open upload, answering BadDigest for a body that is not its
+// Content-MD5 and IncompleteBody for one that is not its ContentLength. The answer's ETag is the
+// part's MD5 (also under SSE-KMS, as UploadPartCopy's), with the bucket's default encryption.
+func (f *S3) UploadPart(_ context.Context, in *s3.UploadPartInput, _ ...func(*s3.Options)) (*s3.UploadPartOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	bucketName, key := aws.ToString(in.Bucket), aws.ToString(in.Key)
+	b, err := f.begin("UploadPart", bucketName, key)
+	if err != nil {
+		return nil, err
+	}
+	up, err := f.openUpload(in.UploadId, bucketName, key)
+	if err != nil {
+		return nil, err
+	}
+	var body []byte
+	if in.Body != nil {
+		if body, err = io.ReadAll(in.Body); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkBody(body, in.ContentLength, in.ContentMD5); err != nil {
+		return nil, err
+	}
+	up.parts[aws.ToInt32(in.PartNumber)] = body
+	if err := f.lost("UploadPart", bucketName, key); err != nil {
+		return nil, err
+	}
+	sum := md5.Sum(body)
+	return &s3.UploadPartOutput{ETag: aws.String(`"` + hex.EncodeToString(sum[:]) + `"`), ServerSideEncryption: b.sse}, nil
+}
+
 // CompleteMultipartUpload assembles the listed parts into a new version, with the content
 // headers, metadata and tags the upload was created with.
 func (f *S3) CompleteMultipartUpload(_ context.Context, in *s3.CompleteMultipartUploadInput, _ ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error) {
@@ -755,14 +867,16 @@ func (f *S3) CompleteMultipartUpload(_ context.Context, in *s3.CompleteMultipart
 	if err != nil {
 		return nil, err
 	}
-	o := &Object{ContentType: aws.ToString(up.create.ContentType), Metadata: up.create.Metadata, Tags: tags}
+	c := up.create
+	o := &Object{ContentType: aws.ToString(c.ContentType), Metadata: c.Metadata, Tags: tags,
+		Headers: Headers{aws.ToString(c.ContentEncoding), aws.ToString(c.ContentDisposition), aws.ToString(c.ContentLanguage), aws.ToString(c.CacheControl), c.Expires}}
 	assemble(o, parts)
 	f.store(b, key, o)
 	delete(f.uploads, aws.ToString(in.UploadId))
 	if err := f.lost("CompleteMultipartUpload", bucketName, key); err != nil {
 		return nil, err
 	}
-	return &s3.CompleteMultipartUploadOutput{Bucket: in.Bucket, Key: in.Key, ETag: aws.String(o.ETag), VersionId: optionalString(o.VersionID)}, nil
+	return &s3.CompleteMultipartUploadOutput{Bucket: in.Bucket, Key: in.Key, ETag: aws.String(o.ETag), VersionId: optionalString(o.VersionID), ServerSideEncryption: o.ServerSideEncryption}, nil
 }
 
 // ListParts lists the parts of an open upload in part-number order, with their ETags and
