@@ -63,6 +63,11 @@ type Config struct {
 // DefaultConcurrency is how many objects one copier invocation copies at once (COPIER_CONCURRENCY).
 const DefaultConcurrency = 32
 
+// DefaultStreamPartSize caps the part size of streamed copies (to or from another provider),
+// whose parts are buffered: PART_CONCURRENCY of them at once, 8 × 16 MiB by default. A source's
+// own multipart layout is kept whatever this says.
+const DefaultStreamPartSize = 16 << 20
+
 // ConfigFromEnv reads SOURCE_BUCKET, BACKUP_BUCKET, RUN_BUCKET (required), RESTORE_TARGETS
 // (comma-separated, default none), COPIER_CONCURRENCY (default DefaultConcurrency, 32),
 // MULTIPART_THRESHOLD (default s3copy.DefaultThreshold, 5GiB), MULTIPART_PART_SIZE (default
@@ -160,9 +165,6 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	if err != nil {
 		return Response{}, &fault.InvalidInput{Msg: fmt.Sprintf("batch %s: %v", req.BatchKey, err), Err: err}
 	}
-	if rt.source != nil {
-		return Response{}, &fault.ConfigError{Msg: fmt.Sprintf("batch %s: a destination of another provider needs streamed copies, which this copier does not make yet", req.BatchKey)}
-	}
 	start := time.Now()
 	out, copied, err := h.run(ctx, req, header, rt, items, counter)
 	if err != nil {
@@ -244,7 +246,7 @@ func (h *Handler) read(ctx context.Context, key string, counter *s3client.RetryC
 // the invocation is about to time out, or the context ended.
 func (h *Handler) run(ctx context.Context, req Request, header batch.Header, rt route, items []batch.Item, counter *s3client.RetryCounter) (report.Outcome, []etagindex.Entry, error) {
 	stopAt := lambdafn.StopAt(ctx)
-	cp := s3copy.New(rt.dest, s3copy.Options{
+	opts := s3copy.Options{
 		Threshold: h.Config.MultipartThreshold, PartSize: h.Config.PartSize,
 		PartConcurrency: h.Config.PartConcurrency, Sleep: h.Sleep,
 		// Copies in parts are recorded, continued by a retry of the batch, and stop taking parts
@@ -252,7 +254,15 @@ func (h *Handler) run(ctx context.Context, req Request, header batch.Header, rt 
 		Uploads: &s3copy.S3Uploads{S3: h.S3, Bucket: h.Config.RunBucket, Prefix: UploadsPrefix(req.Execution, req.BatchKey),
 			Opts: []func(*s3.Options){counter.Option()}},
 		StopAt: stopAt, Now: h.now,
-	})
+	}
+	if rt.source != nil {
+		opts.Source, opts.ServerSide = rt.source, rt.serverSide
+		if !rt.serverSide {
+			// Streamed: each part in flight is a buffer in memory (s3copy.Options.Source).
+			opts.PartSize = min(opts.PartSize, DefaultStreamPartSize)
+		}
+	}
+	cp := s3copy.New(rt.dest, opts)
 	concurrency := h.Config.Concurrency
 	if concurrency <= 0 {
 		concurrency = DefaultConcurrency

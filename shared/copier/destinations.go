@@ -5,19 +5,20 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
 	"github.com/bucketvault/bucketvault/shared/batch"
 	"github.com/bucketvault/bucketvault/shared/destination"
 	"github.com/bucketvault/bucketvault/shared/s3client"
 )
 
 // route is how a batch's objects travel: the client that writes the destination, and the
-// client that reads the source when it is another provider's (nil: the destination's client
-// reads it too, and copies are server-side).
+// client that reads the source when it is not that one (nil: the destination's client reads it
+// too, and copies are server-side). serverSide says the source, read through its own client,
+// is the same provider's in another Region: copies stay server-side. Otherwise it is another
+// provider's, and copies are streamed.
 type route struct {
-	dest   S3
-	source S3
+	dest       S3
+	source     S3
+	serverSide bool
 }
 
 // route checks that the copier may run a batch between its header's buckets, and returns how:
@@ -26,8 +27,8 @@ type route struct {
 func (h *Handler) route(ctx context.Context, hd batch.Header) (route, error) {
 	refuse := fmt.Errorf("it copies %s → %s (destination %q, source %q); this copier may copy only %s → %s or a further destination %v, or from one of them to one of the restore targets %v",
 		hd.Source, hd.Destination, hd.DestinationName, hd.SourceName, h.Config.SourceBucket, h.Config.BackupBucket, h.Config.Destinations, h.Config.RestoreTargets)
-	var side func(name string) (S3, bool, error)
-	side = func(name string) (S3, bool, error) {
+	// side is the client of one end, and whether it is another provider's.
+	side := func(name string) (S3, bool, error) {
 		if name == "" {
 			return h.S3, false, nil
 		}
@@ -41,16 +42,19 @@ func (h *Handler) route(ctx context.Context, hd batch.Header) (route, error) {
 		}
 		return clients[name], !d.SameProvider(), nil
 	}
+	between := func(source, dest S3, other bool) route {
+		if source == dest {
+			return route{dest: dest}
+		}
+		return route{dest: dest, source: source, serverSide: !other}
+	}
 	switch {
 	case h.backup(hd):
 		dest, other, err := side(hd.DestinationName)
 		if err != nil {
 			return route{}, err
 		}
-		if other {
-			return route{dest: dest, source: h.S3}, nil
-		}
-		return route{dest: dest}, nil
+		return between(h.S3, dest, other), nil
 	case hd.DestinationName == "" && slices.Contains(h.Config.RestoreTargets, hd.Destination):
 		if hd.SourceName == "" && hd.Source != h.Config.BackupBucket {
 			return route{}, refuse
@@ -65,10 +69,7 @@ func (h *Handler) route(ctx context.Context, hd batch.Header) (route, error) {
 		if err != nil {
 			return route{}, err
 		}
-		if other {
-			return route{dest: h.S3, source: source}, nil
-		}
-		return route{dest: h.S3}, nil
+		return between(source, h.S3, other), nil
 	}
 	return route{}, refuse
 }
@@ -80,18 +81,9 @@ func (h *Handler) destinationClients(ctx context.Context) (map[string]S3, error)
 	if h.Destinations != nil || len(h.Config.Destinations) == 0 {
 		return h.Destinations, nil
 	}
-	primary, _ := h.S3.(*s3.Client)
-	clients, err := destination.Open(ctx, h.Config.Destinations, primary, s3client.Options{MaxConns: max(h.Config.Concurrency, 1) * 2}, nil)
+	m, err := destination.OpenAs(ctx, h.Config.Destinations, h.S3, s3client.Options{MaxConns: max(h.Config.Concurrency, 1) * 2})
 	if err != nil {
 		return nil, err
-	}
-	m := make(map[string]S3, len(clients))
-	for _, d := range h.Config.Destinations {
-		if c := clients[d.Name]; c != nil {
-			m[d.Name] = c
-		} else {
-			m[d.Name] = h.S3
-		}
 	}
 	h.Destinations = m
 	return m, nil

@@ -248,3 +248,24 @@ func secretCredentials(ctx context.Context, sm Secrets, d Destination) (aws.Cred
 	}
 	return aws.Credentials{AccessKeyID: v.AccessKeyID, SecretAccessKey: v.SecretAccessKey, SessionToken: v.SessionToken, Source: "bucketvault secret"}, nil
 }
+
+// OpenAs is Open for a function whose client type C is an interface *s3.Client satisfies:
+// primary is the function's client (a fake in tests, which then serves the same-provider
+// destinations in its Region), and each other destination gets a client of its own.
+func OpenAs[C any](ctx context.Context, ds []Destination, primary C, opts s3client.Options) (map[string]C, error) {
+	own, _ := any(primary).(*s3.Client)
+	clients, err := Open(ctx, ds, own, opts, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]C, len(ds))
+	for _, d := range ds {
+		c, ok := any(clients[d.Name]).(C)
+		if clients[d.Name] == nil || !ok {
+			out[d.Name] = primary
+			continue
+		}
+		out[d.Name] = c
+	}
+	return out, nil
+}

@@ -38,18 +38,9 @@ func (h *Handler) destinationClients(ctx context.Context) (map[string]S3, error)
 	if h.Destinations != nil || len(h.Config.Destinations) == 0 {
 		return h.Destinations, nil
 	}
-	primary, _ := h.S3.(*s3.Client)
-	clients, err := destination.Open(ctx, h.Config.Destinations, primary, s3client.Options{}, nil)
+	m, err := destination.OpenAs(ctx, h.Config.Destinations, h.S3, s3client.Options{})
 	if err != nil {
 		return nil, err
-	}
-	m := make(map[string]S3, len(clients))
-	for _, d := range h.Config.Destinations {
-		if c := clients[d.Name]; c != nil {
-			m[d.Name] = c
-		} else {
-			m[d.Name] = h.S3
-		}
 	}
 	h.Destinations = m
 	return m, nil

@@ -32,6 +32,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/batch"
 	"github.com/bucketvault/bucketvault/shared/bucketcheck"
 	"github.com/bucketvault/bucketvault/shared/change"
+	"github.com/bucketvault/bucketvault/shared/destination"
 	"github.com/bucketvault/bucketvault/shared/envconf"
 	"github.com/bucketvault/bucketvault/shared/fault"
 	"github.com/bucketvault/bucketvault/shared/lambdafn"
@@ -125,6 +126,9 @@ type Config struct {
 	ThawCheckSeconds                      int
 	ThawCheckMaxItems                     int64
 	AllowExactRollback                    bool
+	// Destinations are the backup's further destinations (DESTINATIONS), which a restore may
+	// read instead of the backup bucket.
+	Destinations []destination.Destination
 }
 
 // ConfigFromEnv reads SOURCE_BUCKET (the default target), BACKUP_BUCKET, RUN_BUCKET (required),
@@ -145,7 +149,12 @@ func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 		ThawCheckMaxItems:    r.Int("THAW_CHECK_MAX_ITEMS", DefaultThawCheckMaxItems, 0, 1<<40),
 		AllowExactRollback:   r.OneOf("ALLOW_EXACT_ROLLBACK", strconv.FormatBool(DefaultAllowExactRollback), "true", "false") == "true",
 	}
-	return c, r.Err()
+	if err := r.Err(); err != nil {
+		return c, err
+	}
+	var err error
+	c.Destinations, err = destination.FromEnv(lookup, c.SourceBucket, c.BackupBucket, c.RunBucket)
+	return c, err
 }
 
 // Position is the planner's own part of its cursor: where the walk over the backup's history is,
@@ -217,6 +226,10 @@ type Handler struct {
 	S3     S3
 	Config Config
 	Logger *slog.Logger
+	// Destinations, when set, are the further destinations' clients by name (a restore from
+	// one, restoreinput.Options.From); nil opens them when a restore needs one.
+	Destinations map[string]S3
+	fromName     string // the further destination this handler restores from ("" the backup bucket)
 }
 
 // Handle runs one planner invocation. Errors are the named types of package fault.
@@ -242,6 +255,9 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	target := opts.TargetBucket
 	if target == "" {
 		target = h.Config.SourceBucket
+	}
+	if h, err = h.from(ctx, opts, target); err != nil {
+		return Response{}, err
 	}
 	resp := Response{
 		DryRun: opts.DryRun, BatchPrefix: batch.Prefix(req.Execution), TargetBucket: target, TargetPrefix: opts.TargetPrefix,
@@ -683,7 +699,7 @@ func (w *writer) add(it batch.Item) error {
 // flush writes pending items as the next batch file and pending thaw requests as the next thaw
 // file; names are deterministic so a retried invocation rewrites the same files.
 func (w *writer) flush() error {
-	header := batch.Header{Version: batch.Version, Source: w.h.Config.BackupBucket, Destination: w.target}
+	header := batch.Header{Version: batch.Version, Source: w.h.Config.BackupBucket, Destination: w.target, SourceName: w.h.fromName}
 	if len(w.items) > 0 {
 		if err := batch.Write(w.ctx, w.h.S3, w.h.Config.RunBucket, batch.Key(w.execution, w.cur.Totals.Batches), header, w.items); err != nil {
 			return err

@@ -73,6 +73,10 @@ type Options struct {
 	// is carried into the report. Optional; UTF-8 without control characters, at most
 	// MaxRequestedByBytes.
 	RequestedBy string `json:"requestedBy"`
+	// From restores from a further destination (package destination) by name instead of the
+	// backup bucket; empty or "primary" means the backup bucket. Each destination keeps its own
+	// history, so any moment restores from any of them.
+	From string `json:"from"`
 }
 
 // Scopes returns the key ranges to walk, in key order: exact keys (keysOnly=true) or prefixes.
@@ -104,6 +108,8 @@ func (o Options) Scopes() (scopes []string, keysOnly bool) {
 // OverwriteAllowed reports whether differing objects in the target are replaced.
 func (o Options) OverwriteAllowed() bool { return o.Overwrite == nil || *o.Overwrite }
 
+var fromPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+
 // Parse reads and checks restore input; problems are *fault.InvalidInput naming the field.
 func Parse(raw []byte) (Options, error) {
 	raw = bytes.TrimSpace(raw)
@@ -112,7 +118,7 @@ func Parse(raw []byte) (Options, error) {
 	}
 	var o Options
 	if err := strictjson.Unmarshal(raw, &o); err != nil {
-		return Options{}, invalid("restore input: %v (fields: at, prefix, prefixes, keys, versionId, targetBucket, targetPrefix, overwrite, dryRun, thawTier, thawDays, thawCheckSeconds, exact, confirmRemovals, requestedBy)", err)
+		return Options{}, invalid("restore input: %v (fields: at, prefix, prefixes, keys, versionId, targetBucket, targetPrefix, overwrite, dryRun, thawTier, thawDays, thawCheckSeconds, exact, confirmRemovals, requestedBy, from)", err)
 	}
 	if o.At == "" && o.VersionID == "" {
 		return Options{}, invalid("restore input needs \"at\": an RFC 3339 time (2026-11-20T10:00:00Z) or a backup execution name")
@@ -149,6 +155,9 @@ func Parse(raw []byte) (Options, error) {
 	}
 	if len(o.RequestedBy) > MaxRequestedByBytes || !utf8.ValidString(o.RequestedBy) || strings.ContainsFunc(o.RequestedBy, unicode.IsControl) {
 		return Options{}, invalid("restore input: requestedBy must be UTF-8 text without control characters, at most %d bytes", MaxRequestedByBytes)
+	}
+	if o.From != "" && !fromPattern.MatchString(o.From) {
+		return Options{}, invalid("restore input: from %q is not a destination name (lower-case letters, digits and hyphens, at most 32)", o.From)
 	}
 	if o.ThawTier == "" {
 		o.ThawTier = DefaultThawTier

@@ -94,6 +94,10 @@ type Options struct {
 	// UploadPart per part) instead of copying server-side, and the destination client passed to
 	// New must also be a StreamAPI. Nil: one client reads and writes, server-side.
 	Source SourceAPI
+	// ServerSide, with Source, copies server-side all the same: the source is the same
+	// provider's in another Region, whose objects the destination's client copies (CopyObject
+	// takes a source in any Region) but only the source's client may read.
+	ServerSide bool
 }
 
 // Copier copies and deletes objects. Make one with New.
@@ -129,7 +133,9 @@ func New(api API, opts Options) *Copier {
 	c := &Copier{s3: api, opts: opts, slots: make(chan struct{}, opts.PartConcurrency), src: api}
 	if opts.Source != nil {
 		c.src = opts.Source
-		c.stream = newStreamer(api, opts)
+		if !opts.ServerSide {
+			c.stream = newStreamer(api, opts)
+		}
 	}
 	return c
 }

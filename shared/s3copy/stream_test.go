@@ -597,3 +597,70 @@ func TestStreamedNeedsAWriter(t *testing.T) {
 
 // headOnly is the destination as API alone, without the streaming writes.
 type headOnly struct{ API }
+
+// regionSource is the same provider's client for the source's Region: it counts the reads it
+// serves, which go to the same fake server as the destination's.
+type regionSource struct {
+	*s3fake.S3
+	reads atomic.Int64
+}
+
+func (r *regionSource) HeadObject(ctx context.Context, in *s3.HeadObjectInput, opts ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
+	r.reads.Add(1)
+	return r.S3.HeadObject(ctx, in, opts...)
+}
+
+func (r *regionSource) GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+	r.reads.Add(1)
+	return r.S3.GetObject(ctx, in, opts...)
+}
+
+// With ServerSide, a source read through its own client (the same provider, another Region) is
+// still copied server-side: CopyObject (or UploadPartCopy) through the destination's client,
+// never a GET of the content; every look at the source goes through the source's client.
+func TestServerSideWithSourceClient(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		parts []int
+	}{{name: "single part"}, {name: "multipart", parts: []int{5 << 20, 1 << 20}}} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := s3fake.New()
+			f.AddBucket("src", false)
+			f.AddBucket("bak", true)
+			size := 6 << 20
+			o := putSource(t, f, "src", "k", payload(size, 3), tt.parts...)
+			src := &regionSource{S3: f}
+			setup := len(f.Calls())
+			res, err := New(f, Options{Source: src, ServerSide: true, Sleep: noSleep}).Copy(context.Background(),
+				Request{SourceBucket: "src", DestBucket: "bak", Key: "k", Listed: asListed("k", o), BackupDest: true, Verify: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			vs := f.Versions("bak", "k")
+			if len(vs) != 1 || !bytes.Equal(vs[0].Body, o.Body) || vs[0].ETag != o.ETag || res.Bytes != int64(size) {
+				t.Fatalf("backup versions %d, result %+v", len(vs), res)
+			}
+			calls := f.Calls()[setup:]
+			var copies, writes, contentReads, sourceReads int64
+			for _, c := range calls {
+				switch c {
+				case "CopyObject bak/k", "UploadPartCopy bak/k":
+					copies++
+				case "PutObject bak/k", "UploadPart bak/k":
+					writes++
+				case "GetObject src/k":
+					contentReads++
+				}
+				if c == "HeadObject src/k" || c == "GetObject src/k" {
+					sourceReads++
+				}
+			}
+			if copies == 0 || writes != 0 || contentReads != 0 {
+				t.Errorf("not server-side: %v", calls)
+			}
+			if want := map[bool]int64{true: 1, false: 0}[tt.parts != nil]; sourceReads < want || sourceReads != src.reads.Load() {
+				t.Errorf("%d reads of the source, %d through its client: %v", sourceReads, src.reads.Load(), calls)
+			}
+		})
+	}
+}

@@ -135,12 +135,14 @@ func (a *app) restoreCmd() *cobra.Command {
 	var thawSeconds int
 	var confirmRemovals int64
 	cmd := &cobra.Command{
-		Use:   "restore --at TIME|RUN [--prefix P]... [--key K]... [--to BUCKET] [--to-prefix P] [--exact --confirm-removals N]",
+		Use:   "restore --at TIME|RUN [--prefix P]... [--key K]... [--to BUCKET] [--to-prefix P] [--from DESTINATION] [--exact --confirm-removals N]",
 		Short: "Restore files, folders or the whole bucket as they were at a moment",
 		Long: `Restore as of --at (an RFC 3339 time, or a backup run's name: the moment it finished) the keys under
 each --prefix, each --key, or the whole bucket, into --to (default: the source bucket) under
 --to-prefix. By default an object that differs is replaced; --no-overwrite leaves existing objects
 alone. Archived versions are thawed first. A restore never deletes, except an exact one.
+--from restores from a further destination (DESTINATIONS: another Region, account or provider),
+which keeps its own history, instead of the backup bucket.
 
 --exact (where the deployment allows it: ALLOW_EXACT_ROLLBACK=true) makes the selection exactly
 what it was: it also removes every object in it that the backup did not hold at the moment (created
@@ -152,6 +154,7 @@ copied or removed.`,
   bucketvault restore --at backup-20261117T020000Z-1a2b3c4d --prefix invoices/ --to scratch --no-overwrite
   bucketvault restore --key reports/q3.xlsx --version-id 3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY
   bucketvault restore --at 2026-11-20T10:00:00Z --to primary-restored --dry-run
+  bucketvault restore --at backup-20261117T020000Z-1a2b3c4d --from offsite --to primary-restored
   bucketvault restore --at backup-20261117T020000Z-1a2b3c4d --prefix invoices/ --exact --dry-run
   bucketvault restore --at backup-20261117T020000Z-1a2b3c4d --prefix invoices/ --exact --confirm-removals 2`,
 		Args: cobra.NoArgs,
@@ -206,6 +209,7 @@ copied or removed.`,
 	f.StringVar(&in.ThawTier, "thaw-tier", "", "archived versions: Standard (default), Bulk or Expedited")
 	f.IntVar(&in.ThawDays, "thaw-days", 0, "archived versions: days a thawed copy stays readable")
 	f.IntVar(&thawSeconds, "thaw-check-seconds", 0, "archived versions: seconds between thaw checks (60-86400)")
+	f.StringVar(&in.From, "from", "", "restore from this further destination (default: the backup bucket)")
 	f.BoolVar(&in.Exact, "exact", false, "also remove what the selection did not hold at the moment (versioned target; see above)")
 	f.Int64Var(&confirmRemovals, "confirm-removals", 0, "with --exact: the number of removals the --dry-run preview reported")
 	return cmd
