@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	snstypes "github.com/aws/aws-sdk-go-v2/service/sns/types"
 	"github.com/nicholas-fedor/shoutrrr"
@@ -120,6 +121,27 @@ type SNS interface {
 var _ SNS = (*sns.Client)(nil)
 
 // Notifier sends summaries.
+// New returns a Notifier for c whose SNS client, when the topic needs one, comes from the default
+// AWS configuration (the function's role on Lambda).
+func New(c Config) *Notifier {
+	return &Notifier{Config: c, NewSNS: func(ctx context.Context) (SNS, error) {
+		cfg, err := config.LoadDefaultConfig(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return sns.NewFromConfig(cfg), nil
+	}}
+}
+
+// ConfigOutcomes is the outcome a notification setting that could not be read has: none when err
+// is nil, else one, so that the report says why notifications went missing.
+func ConfigOutcomes(err error) []report.Notification {
+	if err == nil {
+		return []report.Notification{}
+	}
+	return []report.Notification{{Target: "configuration", Status: report.NotificationError, Error: err.Error()}}
+}
+
 type Notifier struct {
 	Config Config
 	// HTTP sends webhooks and heartbeats (default: a client without redirects to other hosts'

@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -226,5 +227,35 @@ func TestPublishInput(t *testing.T) {
 	}
 	if aws.ToString(in.Subject) != s.Subject || !strings.HasPrefix(aws.ToString(in.Message), s.Subject+"\n") {
 		t.Errorf("subject %q message %q", aws.ToString(in.Subject), aws.ToString(in.Message))
+	}
+}
+
+// A backup's further destinations are in its summary: a line each, with its problem, and the
+// failures naming the destination they concern count toward the failures not shown.
+func TestBuildDestinations(t *testing.T) {
+	r := sample(report.Failed, "BackupIncomplete")
+	r.Destinations = []report.Destination{
+		{DestinationTotals: report.DestinationTotals{Name: "dr", Bucket: "dr-b", New: 2}, Copied: 2, Batches: 1},
+		{DestinationTotals: report.DestinationTotals{Name: "offsite", Bucket: "far-b", New: 12}, Copied: 2, Failed: 10, Batches: 1, FailedBatches: 0},
+	}
+	var failures []report.Failure
+	for i := range int(r.Failed) {
+		failures = append(failures, report.Failure{Key: fmt.Sprint("p", i), Op: "copy", Error: "AccessDenied"})
+	}
+	for i := range 10 {
+		failures = append(failures, report.Failure{Key: fmt.Sprint("f", i), Op: "copy", Error: "connection refused", Destination: "offsite"})
+	}
+	s := Build(r, failures, Place{RunBucket: "runs"})
+	if len(s.Destinations) != 2 || s.Destinations[0].Problem != "" || !strings.Contains(s.Destinations[1].Problem, `destination "offsite" (far-b): 10 objects were not written`) {
+		t.Fatalf("destinations %+v", s.Destinations)
+	}
+	if want := r.Failed + 10 - int64(len(s.Failures)); s.FailuresMore != want {
+		t.Errorf("%d failures more, want %d", s.FailuresMore, want)
+	}
+	text := Build(r, failures[len(failures)-3:], Place{RunBucket: "runs"}).Text()
+	for _, want := range []string{"Copy:      dr (s3://dr-b): 2 copied, 0 deleted, 0 failed: complete", "Copy:      offsite (s3://far-b): 2 copied, 0 deleted, 10 failed: destination", "copy f9 to offsite: connection refused"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text lacks %q:\n%s", want, text)
+		}
 	}
 }

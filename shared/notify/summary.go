@@ -58,12 +58,24 @@ type Summary struct {
 	Bytes           int64   `json:"bytes"`
 	BytesPerSecond  float64 `json:"bytesPerSecond"`
 	Guards          []Guard `json:"guards"`
+	// Destinations are a backup's further destinations: each one's counts and what went wrong.
+	Destinations []Destination `json:"destinations"`
 	// MostChanged are the folders with the most new, changed and deleted keys (backup).
 	MostChanged  []report.FolderChanges `json:"mostChanged"`
 	Failures     []report.Failure       `json:"failures"`
 	FailuresMore int64                  `json:"failuresMore"`
 	Cost         report.Cost            `json:"cost"`
 	Links        Links                  `json:"links"`
+}
+
+// Destination is one further destination's line in a summary.
+type Destination struct {
+	Name    string `json:"name"`
+	Bucket  string `json:"bucket"`
+	Copied  int64  `json:"copied"`
+	Deleted int64  `json:"deleted"`
+	Failed  int64  `json:"failed"`
+	Problem string `json:"problem,omitempty"`
 }
 
 // Counts are a run's object counts, as report.json has them.
@@ -129,7 +141,7 @@ func Build(r report.Report, failures []report.Failure, p Place) Summary {
 		Counts: Counts{Listed: r.Listed, New: r.New, Changed: r.Changed, Unchanged: r.Unchanged,
 			Copied: r.Copied, Deleted: r.Deleted, Failed: r.Failed, Skipped: r.Skipped,
 			AlreadyPresent: r.AlreadyPresent, DeletionsWithheld: r.Withheld},
-		Bytes: r.BytesCopied, Guards: []Guard{}, Failures: []report.Failure{}, Cost: r.Cost,
+		Bytes: r.BytesCopied, Guards: []Guard{}, Destinations: []Destination{}, Failures: []report.Failure{}, Cost: r.Cost,
 		MostChanged: r.MostChanged,
 	}
 	if s.MostChanged == nil {
@@ -149,7 +161,14 @@ func Build(r report.Report, failures []report.Failure, p Place) Summary {
 	for _, f := range failures[:min(len(failures), DefaultFailuresShown)] {
 		s.Failures = append(s.Failures, f.Short())
 	}
-	s.FailuresMore = max(0, r.Failed-int64(len(s.Failures)))
+	failed := r.Failed
+	for i := range r.Destinations {
+		d := &r.Destinations[i]
+		failed += d.Failed
+		s.Destinations = append(s.Destinations, Destination{Name: d.Name, Bucket: d.Bucket, Copied: d.Copied, Deleted: d.Deleted, Failed: d.Failed,
+			Problem: report.Shorten(d.Problem(), report.MaxTextInOutput)})
+	}
+	s.FailuresMore = max(0, failed-int64(len(s.Failures)))
 	s.Links.Report = fmt.Sprintf("s3://%s/%s", p.RunBucket, r.ReportKey)
 	if p.Region != "" && p.Account != "" && p.StateMachine != "" {
 		arn := fmt.Sprintf("arn:%s:states:%s:%s:execution:%s:%s", partition(p.Region), p.Region, p.Account, p.StateMachine, r.Execution)
@@ -273,6 +292,13 @@ func (s Summary) Text() string {
 	line("Done:      %s copied, %s deleted, %s failed, %s skipped, %s already present, %s deletions withheld",
 		Count(s.Counts.Copied), Count(s.Counts.Deleted), Count(s.Counts.Failed), Count(s.Counts.Skipped), Count(s.Counts.AlreadyPresent), Count(s.Counts.DeletionsWithheld))
 	line("Bytes:     %s copied at %s/s", units.Bytes(s.Bytes), units.Bytes(int64(s.BytesPerSecond)))
+	for _, d := range s.Destinations {
+		state := "complete"
+		if d.Problem != "" {
+			state = d.Problem
+		}
+		line("Copy:      %s (s3://%s): %s copied, %s deleted, %s failed: %s", d.Name, d.Bucket, Count(d.Copied), Count(d.Deleted), Count(d.Failed), state)
+	}
 	for _, g := range s.Guards {
 		state := fmt.Sprintf("headroom %s", Count(g.Headroom))
 		if g.Tripped {
@@ -296,6 +322,10 @@ func (s Summary) Text() string {
 		line("")
 		line("Failures:")
 		for _, f := range s.Failures {
+			if f.Destination != "" {
+				line("  %s %s to %s: %s", f.Op, f.Key, f.Destination, f.Error)
+				continue
+			}
 			line("  %s %s: %s", f.Op, f.Key, f.Error)
 		}
 		if s.FailuresMore > 0 {

@@ -23,9 +23,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/bucketvault/bucketvault/shared/batch"
 	"github.com/bucketvault/bucketvault/shared/emf"
@@ -318,19 +316,10 @@ func (h *Handler) place(ctx context.Context, r report.Report) notify.Place {
 
 // notify sends the summary and returns each target's outcome; a bad setting is one outcome too.
 func (h *Handler) notify(ctx context.Context, s notify.Summary) []report.Notification {
-	out := []report.Notification{}
-	if err := h.Config.NotifyErr; err != nil {
-		out = append(out, report.Notification{Target: "configuration", Status: report.NotificationError, Error: err.Error()})
-	}
+	out := notify.ConfigOutcomes(h.Config.NotifyErr)
 	n := h.Notifier
 	if n == nil {
-		n = &notify.Notifier{Config: h.Config.Notify, NewSNS: func(ctx context.Context) (notify.SNS, error) {
-			cfg, err := config.LoadDefaultConfig(ctx)
-			if err != nil {
-				return nil, err
-			}
-			return sns.NewFromConfig(cfg), nil
-		}}
+		n = notify.New(h.Config.Notify)
 	}
 	if !n.Config.Enabled() {
 		return out
