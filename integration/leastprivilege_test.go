@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,49 +39,7 @@ func TestLeastPrivilege(t *testing.T) {
 	template := synthTemplate(t, e.source)
 	t.Logf("synthesized the stack in %s", time.Since(start).Round(time.Millisecond))
 
-	resolver := policydoc.ResolverFor(template, "aws", localrun.Region, localrun.Account)
-	resolver.SetBucket(stack.BackupBucketID, e.backup)
-	resolver.SetBucket(stack.RunBucketID, e.run)
-
-	admin, err := madmin.New(strings.TrimPrefix(server.Endpoint, "http://"), server.AccessKey, server.SecretKey, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roles := map[string]string{
-		localrun.ListerName:              stack.RoleID(stack.Lister),
-		localrun.CopierName:              stack.RoleID(stack.Copier),
-		localrun.ReporterName:            stack.RoleID(stack.Reporter),
-		localrun.StateMachineName:        stack.StateMachineRoleID,
-		localrun.PlannerName:             stack.RoleID(stack.Planner),
-		localrun.RestoreCopierName:       stack.RoleID(stack.RestoreCopier),
-		localrun.RestoreStateMachineName: stack.RestoreStateMachineRoleID,
-		stack.Console:                    stack.RoleID(stack.Console),
-		localrun.VerifierName:            stack.RoleID(stack.Verifier),
-	}
-	clients := map[string]*s3.Client{}
-	suffix := strings.TrimPrefix(e.source, "src-")
-	for principal, roleID := range roles {
-		stmts, err := policydoc.Statements(template, roleID, resolver)
-		if err != nil {
-			t.Fatal(err)
-		}
-		doc, err := minioPolicy(stmts)
-		if err != nil {
-			t.Fatalf("%s: %v", roleID, err)
-		}
-		t.Logf("%s policy:\n%s", principal, doc)
-		user, secret := principal+"-"+suffix, randomHex(20)
-		if err := admin.AddCannedPolicy(e.ctx, user, doc); err != nil {
-			t.Fatalf("add policy for %s: %v", principal, err)
-		}
-		if err := admin.AddUser(e.ctx, user, secret); err != nil {
-			t.Fatalf("add user %s: %v", user, err)
-		}
-		if _, err := admin.AttachPolicy(e.ctx, madmin.PolicyAssociationReq{Policies: []string{user}, User: user}); err != nil {
-			t.Fatalf("attach policy to %s: %v", user, err)
-		}
-		clients[principal] = userClient(t, e.ctx, user, secret)
-	}
+	clients := roleClients(t, e, template)
 	e.runner.FunctionS3 = map[string]*s3.Client{
 		localrun.ListerName:        clients[localrun.ListerName],
 		localrun.CopierName:        clients[localrun.CopierName],
@@ -250,15 +209,76 @@ func TestLeastPrivilege(t *testing.T) {
 	}
 }
 
+// leastPrivilegeRoles are the principals that run under a role of their own, by name (the
+// functions', the state machines' and the console's), with their roles' logical ids.
+var leastPrivilegeRoles = map[string]string{
+	localrun.ListerName:              stack.RoleID(stack.Lister),
+	localrun.CopierName:              stack.RoleID(stack.Copier),
+	localrun.ReporterName:            stack.RoleID(stack.Reporter),
+	localrun.StateMachineName:        stack.StateMachineRoleID,
+	localrun.PlannerName:             stack.RoleID(stack.Planner),
+	localrun.RestoreCopierName:       stack.RoleID(stack.RestoreCopier),
+	localrun.RestoreStateMachineName: stack.RestoreStateMachineRoleID,
+	stack.Console:                    stack.RoleID(stack.Console),
+	localrun.VerifierName:            stack.RoleID(stack.Verifier),
+}
+
+// roleClients gives each of leastPrivilegeRoles a MinIO user whose policy is exactly its role's
+// S3 statements in template (minioPolicy), the template's backup, run and drill buckets mapped to
+// e's, and returns their clients by principal.
+func roleClients(t *testing.T, e *env, template map[string]any) map[string]*s3.Client {
+	t.Helper()
+	suffix := strings.TrimPrefix(e.source, "src-")
+	resolver := policydoc.ResolverFor(template, "aws", localrun.Region, localrun.Account)
+	resolver.SetBucket(stack.BackupBucketID, e.backup)
+	resolver.SetBucket(stack.RunBucketID, e.run)
+	resolver.SetBucket(stack.DrillBucketID, "drill-"+suffix)
+	admin, err := madmin.New(strings.TrimPrefix(server.Endpoint, "http://"), server.AccessKey, server.SecretKey, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients := map[string]*s3.Client{}
+	for principal, roleID := range leastPrivilegeRoles {
+		stmts, err := policydoc.Statements(template, roleID, resolver)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := minioPolicy(stmts)
+		if err != nil {
+			t.Fatalf("%s: %v", roleID, err)
+		}
+		t.Logf("%s policy:\n%s", principal, doc)
+		user, secret := principal+"-"+suffix, randomHex(20)
+		if err := admin.AddCannedPolicy(e.ctx, user, doc); err != nil {
+			t.Fatalf("add policy for %s: %v", principal, err)
+		}
+		if err := admin.AddUser(e.ctx, user, secret); err != nil {
+			t.Fatalf("add user %s: %v", user, err)
+		}
+		if _, err := admin.AttachPolicy(e.ctx, madmin.PolicyAssociationReq{Policies: []string{user}, User: user}); err != nil {
+			t.Fatalf("attach policy to %s: %v", user, err)
+		}
+		clients[principal] = userClient(t, e.ctx, user, secret)
+	}
+	return clients
+}
+
 // synthTemplate synthesizes the stack for this test's source bucket, from placeholder zips
 // (the functions run in-process here; only the template's policies matter).
 func synthTemplate(t *testing.T, source string) map[string]any {
+	t.Helper()
+	return synthProps(t, stack.Props{SourceBucketName: source})
+}
+
+// synthProps synthesizes the stack with props p (defaults applied), from placeholder zips.
+func synthProps(t *testing.T, p stack.Props) map[string]any {
 	t.Helper()
 	dir := t.TempDir()
 	if err := stack.WritePlaceholderAssets(dir); err != nil {
 		t.Fatal(err)
 	}
-	props := stack.Defaults(stack.Props{SourceBucketName: source, AssetDir: dir})
+	p.AssetDir = dir
+	props := stack.Defaults(p)
 	props.Env = &awscdk.Environment{Account: jsii.String(localrun.Account), Region: jsii.String(localrun.Region)}
 	s, err := stack.NewBackupStack(awscdk.NewApp(nil), "BucketVault", props)
 	if err != nil {
@@ -268,11 +288,16 @@ func synthTemplate(t *testing.T, source string) map[string]any {
 }
 
 // minioPolicy turns a role's statements into the MinIO policy that means the same: its S3
-// statements, plus one mapping. On AWS, DeleteObject with a version id needs
+// statements, plus two mappings. On AWS, DeleteObject with a version id needs
 // s3:DeleteObjectVersion; MinIO checks that action only against Deny statements (a user
 // with s3:DeleteObject may delete versions unless denied). So wherever the role may
 // s3:DeleteObject but not s3:DeleteObjectVersion, the MinIO policy denies the latter
-// explicitly, which is what AWS does implicitly.
+// explicitly, which is what AWS does implicitly. And on AWS, GetObjectTagging with a version
+// id is authorized by s3:GetObjectVersionTagging, as GetObject with one is by
+// s3:GetObjectVersion; MinIO authorizes a tagging GET by s3:GetObjectTagging alone, version id
+// or not (while it does let s3:GetObjectVersion stand for s3:GetObject). So wherever the role
+// may s3:GetObjectVersionTagging but not s3:GetObjectTagging, the MinIO policy also allows the
+// latter: the current version's tags, which the role reads anyway by its version id.
 func minioPolicy(stmts []policydoc.Statement) ([]byte, error) {
 	s3only, err := policydoc.S3Only(stmts)
 	if err != nil {
@@ -281,16 +306,22 @@ func minioPolicy(stmts []policydoc.Statement) ([]byte, error) {
 	if len(s3only) == 0 {
 		return nil, fmt.Errorf("no S3 statements")
 	}
-	var deny []string
+	var deny, tags []string
 	for _, s := range s3only {
 		for _, r := range s.Resource {
 			if policydoc.Allows(s3only, "s3:DeleteObject", r) && !policydoc.Allows(s3only, "s3:DeleteObjectVersion", r) {
 				deny = append(deny, r)
 			}
+			if policydoc.Allows(s3only, "s3:GetObjectVersionTagging", r) && !policydoc.Allows(s3only, "s3:GetObjectTagging", r) && !slices.Contains(tags, r) {
+				tags = append(tags, r)
+			}
 		}
 	}
 	if len(deny) > 0 {
 		s3only = append(s3only, policydoc.Statement{Sid: "AWSSemanticsDeleteObjectVersion", Effect: "Deny", Action: []string{"s3:DeleteObjectVersion"}, Resource: deny})
+	}
+	if len(tags) > 0 {
+		s3only = append(s3only, policydoc.Statement{Sid: "AWSSemanticsGetObjectVersionTagging", Effect: "Allow", Action: []string{"s3:GetObjectTagging"}, Resource: tags})
 	}
 	return policydoc.JSON(s3only)
 }

@@ -34,7 +34,7 @@ var RestoreSubstitutions = []string{"PlannerFunctionArn", "CopierFunctionArn", "
 var Verify []byte
 
 // VerifySubstitutions are the names verify.asl.json expects.
-var VerifySubstitutions = []string{"VerifierFunctionArn"}
+var VerifySubstitutions = []string{"VerifierFunctionArn", "RestoreStateMachineArn"}
 
 var placeholder = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)\}`)
 

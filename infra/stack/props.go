@@ -55,6 +55,10 @@ type Props struct {
 	// Filters are the deployment's backup filters (package shared/filter's JSON: include, exclude,
 	// deleteExcluded), the lister's FILTERS; an execution's "filters" replaces them for one run.
 	Filters string
+	// Destinations are further destinations every backup also writes (the destinations
+	// setting's JSON array, DestinationSetting; destinations.go): a bucket the app creates in
+	// another Region, an existing bucket (another account's), or another provider's.
+	Destinations string
 	// RestoreTargets are the buckets the restore state machine may write; empty means the
 	// source bucket. Only the restore copier's role can write to them.
 	RestoreTargets []string
@@ -327,6 +331,9 @@ func (p Props) Validate() error {
 	if err := p.validateLock(); err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := p.destinationSettings(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -450,7 +457,7 @@ var contextKeys = []string{
 	"maxDeletePercent", "deleteGuardFloor", "maxChangePercent", "changeGuardFloor", "archivedSources", "listerMemoryMB", "copierMemoryMB", "reporterMemoryMB", "plannerMemoryMB", "restoreTargets", "assetDir",
 	"console", "consoleDomainPrefix", "consoleRestoreGroup", "consoleAdminEmail", "consoleMemoryMB", "allowExactRollback",
 	"notifyOn", "notifyEmail", "notifyUrls", "notifyUrlsSecret", "heartbeatUrl", "silenceHours",
-	"objectLockMode", "objectLockDays", "objectLockYears", "filters", "verifySchedule", "verifyScheduleEnabled",
+	"objectLockMode", "objectLockDays", "objectLockYears", "filters", "destinations", "verifySchedule", "verifyScheduleEnabled",
 }
 
 // ContextKeys returns the settings PropsFromContext reads.
@@ -481,6 +488,7 @@ func PropsFromContext(node constructs.Node) (Props, error) {
 	}
 	p.Lifecycle = lifecycle
 	p.Filters = c.json("filters")
+	p.Destinations = c.json("destinations")
 	p.ObjectLockMode = c.str("objectLockMode")
 	c.intInto(&p.ObjectLockDays, "objectLockDays")
 	c.intInto(&p.ObjectLockYears, "objectLockYears")

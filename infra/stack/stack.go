@@ -7,6 +7,7 @@ package stack
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -29,6 +30,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/bucketvault/bucketvault/shared/verify"
 	"github.com/bucketvault/bucketvault/statemachine"
 )
 
@@ -103,6 +105,8 @@ type BackupStack struct {
 	// NotifyTopic receives every run's summary; SilenceAlarm fires when backups stop succeeding.
 	NotifyTopic  awssns.Topic
 	SilenceAlarm awscloudwatch.Alarm
+	// Destinations are the further destinations (Props.Destinations; destinations.go).
+	Destinations []*DestinationResources
 }
 
 // NewBackupStack defines the stack. props must have passed Defaults and Validate
@@ -137,6 +141,9 @@ func NewBackupStack(scope constructs.Construct, id string, props Props) (*Backup
 		Roles:     map[string]awsiam.Role{},
 	}
 	s.buckets()
+	if err := s.destinations(scope, id); err != nil {
+		return nil, err
+	}
 	s.functions()
 	if err := s.stateMachines(); err != nil {
 		return nil, err
@@ -149,6 +156,7 @@ func NewBackupStack(scope constructs.Construct, id string, props Props) (*Backup
 		s.Functions[Reporter].AddEnvironment(jsii.String("CONSOLE_URL"), s.Console.API.ApiEndpoint(), nil)
 	}
 	s.outputs()
+	s.destinationOutputs()
 	return s, nil
 }
 
@@ -183,6 +191,68 @@ func (s *BackupStack) buckets() {
 	p := s.Props
 	s.SourceBucket = awss3.Bucket_FromBucketName(s.Stack, jsii.String("SourceBucket"), jsii.String(p.SourceBucketName))
 
+	backup := historyBucketProps(p, ptrIf(p.BackupBucketName))
+	if p.BackupKMS {
+		s.BackupKey = awskms.NewKey(s.Stack, jsii.String(BackupKeyID), &awskms.KeyProps{
+			Description:       jsii.String("bucketvault backup bucket encryption"),
+			Alias:             jsii.String("alias/" + s.name("backup")),
+			EnableKeyRotation: jsii.Bool(true),
+			RemovalPolicy:     awscdk.RemovalPolicy_RETAIN,
+			Policy:            keyPolicy(),
+		})
+		overrideID(s.BackupKey, BackupKeyID)
+		backup.Encryption = awss3.BucketEncryption_KMS
+		backup.EncryptionKey = s.BackupKey
+		backup.BucketKeyEnabled = jsii.Bool(true)
+	}
+	s.BackupBucket = awss3.NewBucket(s.Stack, jsii.String(BackupBucketID), backup)
+	overrideID(s.BackupBucket, BackupBucketID)
+	lockBucket(s.BackupBucket, p)
+	retainPolicy(s.BackupBucket)
+
+	runRules := []*awss3.LifecycleRule{
+		{
+			Id: jsii.String("map-results"), Prefix: jsii.String("map-results/"),
+			Expiration: days(p.RunResultsExpiryDays),
+		},
+		{
+			// Batches, outcomes and thaw lists: needed only while a run runs (and for a redrive).
+			Id: jsii.String("work"), Prefix: jsii.String("work/"),
+			Expiration: days(p.RunResultsExpiryDays),
+		},
+		{
+			// The ETag index (SSE-KMS change detection): every run writes a new generation and
+			// carries the entries that still hold, so only a generation untouched for this long
+			// expires; the next run then copies each object whose ETags differ once more.
+			Id: jsii.String("index"), Prefix: jsii.String("index/"),
+			Expiration: days(IndexExpiryDays),
+		},
+		{
+			// Reports and execution histories: the audit trail.
+			Id: jsii.String("runs"), Prefix: jsii.String("runs/"),
+			Expiration: days(p.RunRecordsExpiryDays),
+		},
+		{Id: jsii.String("abort-incomplete-uploads"), AbortIncompleteMultipartUploadAfter: days(1)},
+	}
+	s.RunBucket = awss3.NewBucket(s.Stack, jsii.String(RunBucketID), &awss3.BucketProps{
+		BucketName:        ptrIf(p.RunBucketName),
+		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(),
+		ObjectOwnership:   awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
+		EnforceSSL:        jsii.Bool(true),
+		Encryption:        awss3.BucketEncryption_S3_MANAGED,
+		// Reports are the audit trail of every run; emptying the bucket is left to a person.
+		RemovalPolicy:  awscdk.RemovalPolicy_RETAIN,
+		LifecycleRules: &runRules,
+	})
+	overrideID(s.RunBucket, RunBucketID)
+	retainPolicy(s.RunBucket)
+}
+
+// historyBucketProps are the properties of a bucket that keeps a backup's history: the backup
+// bucket, and each further destination the app creates (destinations.go). Versioned, with the
+// lifecycle p.Lifecycle, no public access, TLS only, SSE-S3, retained with the stack, and with
+// Object Lock when p.ObjectLockMode is set (lockBucket sets its default retention).
+func historyBucketProps(p Props, name *string) *awss3.BucketProps {
 	l := p.Lifecycle
 	var transitions []*awss3.Transition
 	for _, t := range []struct {
@@ -233,8 +303,8 @@ func (s *BackupStack) buckets() {
 	if l.SmallObjects == "varies_by_storage_class" {
 		small = awss3.TransitionDefaultMinimumObjectSize_VARIES_BY_STORAGE_CLASS
 	}
-	backup := &awss3.BucketProps{
-		BucketName:                         ptrIf(p.BackupBucketName),
+	props := &awss3.BucketProps{
+		BucketName:                         name,
 		Versioned:                          jsii.Bool(true),
 		BlockPublicAccess:                  awss3.BlockPublicAccess_BLOCK_ALL(),
 		ObjectOwnership:                    awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
@@ -244,71 +314,25 @@ func (s *BackupStack) buckets() {
 		LifecycleRules:                     &rules,
 		TransitionDefaultMinimumObjectSize: small,
 	}
-	if p.BackupKMS {
-		s.BackupKey = awskms.NewKey(s.Stack, jsii.String(BackupKeyID), &awskms.KeyProps{
-			Description:       jsii.String("bucketvault backup bucket encryption"),
-			Alias:             jsii.String("alias/" + s.name("backup")),
-			EnableKeyRotation: jsii.Bool(true),
-			RemovalPolicy:     awscdk.RemovalPolicy_RETAIN,
-			Policy:            keyPolicy(),
-		})
-		overrideID(s.BackupKey, BackupKeyID)
-		backup.Encryption = awss3.BucketEncryption_KMS
-		backup.EncryptionKey = s.BackupKey
-		backup.BucketKeyEnabled = jsii.Bool(true)
-	}
 	if p.ObjectLockMode != "" {
 		// Every version a copier writes gets this default retention: bucketvault never sends
 		// lock headers of its own. Delete markers are not locked, so deletions still record.
-		backup.ObjectLockEnabled = jsii.Bool(true)
+		props.ObjectLockEnabled = jsii.Bool(true)
 	}
-	s.BackupBucket = awss3.NewBucket(s.Stack, jsii.String(BackupBucketID), backup)
-	overrideID(s.BackupBucket, BackupBucketID)
-	if p.ObjectLockMode != "" {
-		// CloudFormation's DefaultRetention takes Days or Years; the L2 construct writes days only.
-		s.BackupBucket.Node().DefaultChild().(awss3.CfnBucket).SetObjectLockConfiguration(&awss3.CfnBucket_ObjectLockConfigurationProperty{
-			ObjectLockEnabled: jsii.String("Enabled"),
-			Rule:              &awss3.CfnBucket_ObjectLockRuleProperty{DefaultRetention: &awss3.CfnBucket_DefaultRetentionProperty{Mode: jsii.String(p.ObjectLockMode), Days: numIf(p.ObjectLockDays), Years: numIf(p.ObjectLockYears)}},
-		})
-	}
-	retainPolicy(s.BackupBucket)
+	return props
+}
 
-	runRules := []*awss3.LifecycleRule{
-		{
-			Id: jsii.String("map-results"), Prefix: jsii.String("map-results/"),
-			Expiration: days(p.RunResultsExpiryDays),
-		},
-		{
-			// Batches, outcomes and thaw lists: needed only while a run runs (and for a redrive).
-			Id: jsii.String("work"), Prefix: jsii.String("work/"),
-			Expiration: days(p.RunResultsExpiryDays),
-		},
-		{
-			// The ETag index (SSE-KMS change detection): every run writes a new generation and
-			// carries the entries that still hold, so only a generation untouched for this long
-			// expires; the next run then copies each object whose ETags differ once more.
-			Id: jsii.String("index"), Prefix: jsii.String("index/"),
-			Expiration: days(IndexExpiryDays),
-		},
-		{
-			// Reports and execution histories: the audit trail.
-			Id: jsii.String("runs"), Prefix: jsii.String("runs/"),
-			Expiration: days(p.RunRecordsExpiryDays),
-		},
-		{Id: jsii.String("abort-incomplete-uploads"), AbortIncompleteMultipartUploadAfter: days(1)},
+// lockBucket sets the default retention of a bucket made with historyBucketProps, when
+// p.ObjectLockMode is set.
+func lockBucket(b awss3.Bucket, p Props) {
+	if p.ObjectLockMode == "" {
+		return
 	}
-	s.RunBucket = awss3.NewBucket(s.Stack, jsii.String(RunBucketID), &awss3.BucketProps{
-		BucketName:        ptrIf(p.RunBucketName),
-		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(),
-		ObjectOwnership:   awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
-		EnforceSSL:        jsii.Bool(true),
-		Encryption:        awss3.BucketEncryption_S3_MANAGED,
-		// Reports are the audit trail of every run; emptying the bucket is left to a person.
-		RemovalPolicy:  awscdk.RemovalPolicy_RETAIN,
-		LifecycleRules: &runRules,
+	// CloudFormation's DefaultRetention takes Days or Years; the L2 construct writes days only.
+	b.Node().DefaultChild().(awss3.CfnBucket).SetObjectLockConfiguration(&awss3.CfnBucket_ObjectLockConfigurationProperty{
+		ObjectLockEnabled: jsii.String("Enabled"),
+		Rule:              &awss3.CfnBucket_ObjectLockRuleProperty{DefaultRetention: &awss3.CfnBucket_DefaultRetentionProperty{Mode: jsii.String(p.ObjectLockMode), Days: numIf(p.ObjectLockDays), Years: numIf(p.ObjectLockYears)}},
 	})
-	overrideID(s.RunBucket, RunBucketID)
-	retainPolicy(s.RunBucket)
 }
 
 // retainPolicy keeps a retained bucket's TLS-only policy (EnforceSSL) when the stack is deleted:
@@ -466,6 +490,7 @@ func (s *BackupStack) functions() {
 	}
 	specs = append(specs, s.restoreSpecs(env)...)
 	specs = append(specs, s.verifierSpec(env))
+	specs = s.withDestinations(specs)
 	for _, spec := range specs {
 		s.function(spec)
 	}
@@ -482,16 +507,23 @@ func (s *BackupStack) restoreSpecs(env func(map[string]string) map[string]string
 		arn := fmt.Sprintf("arn:%s:s3:::%s", *awscdk.Aws_PARTITION(), t)
 		targets, targetObjects = append(targets, arn), append(targetObjects, arn+"/*")
 	}
-	restoreEnv := env(map[string]string{"RESTORE_TARGETS": joinTargets(p.RestoreTargets), "ALLOW_EXACT_ROLLBACK": fmt.Sprint(p.AllowExactRollback)})
+	// Restore drills restore into the drill bucket's scratch prefix (drill.go).
+	drill := *s.drillBucket().BucketArn()
+	restoreEnv := env(map[string]string{"RESTORE_TARGETS": joinTargets(append(slices.Clone(p.RestoreTargets), *s.drillBucket().BucketName())), "ALLOW_EXACT_ROLLBACK": fmt.Sprint(p.AllowExactRollback)})
 	copier := []awsiam.PolicyStatement{
 		allow("ReadBatches", []string{"s3:GetObject"}, run+"/work/*/batches/*"),
 		allow("WriteOutcomes", []string{"s3:PutObject"}, run+"/work/*/outcomes/*"),
 		allow("RecordUploads", []string{"s3:GetObject", "s3:PutObject"}, run+"/work/*/uploads/*"),
 		allow("HeadMissingKeysAs404", []string{"s3:ListBucket"}, append([]string{bak, run}, targets...)...),
-		// HeadObject, CopyObject and UploadPartCopy of a version, and that version's tags.
-		allow("ReadBackupVersions", []string{"s3:GetObjectVersion", "s3:GetObjectVersionTagging"}, bak+"/*"),
+		// HeadObject, CopyObject and UploadPartCopy of a version, and that version's tags: AWS's
+		// GetObjectTagging reference asks for s3:GetObjectTagging, and s3:GetObjectVersionTagging
+		// "also" for a version id, so both (tags only).
+		allow("ReadBackupVersions", []string{"s3:GetObjectVersion", "s3:GetObjectVersionTagging", "s3:GetObjectTagging"}, bak+"/*"),
 		// Copy targets, HeadObject to verify, ListParts of a resumed copy, AbortMultipartUpload.
 		allow("WriteRestoreTargets", []string{"s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"}, targetObjects...),
+		// A drill's restore sample: the scratch prefix of the drill bucket, nothing else there.
+		allow("HeadMissingDrillKeysAs404", []string{"s3:ListBucket"}, drill),
+		allow("WriteDrillScratch", []string{"s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"}, drill+"/"+verify.ScratchPrefix+"*"),
 	}
 	plannerTargets := []awsiam.PolicyStatement{}
 	if p.AllowExactRollback {
@@ -513,7 +545,7 @@ func (s *BackupStack) restoreSpecs(env func(map[string]string) map[string]string
 			env:         restoreEnv,
 			statements: append([]awsiam.PolicyStatement{
 				// HeadBucket of the backup, run and target buckets; ListObjectsV2 of the target.
-				allow("ListBuckets", []string{"s3:ListBucket"}, append([]string{bak, run}, targets...)...),
+				allow("ListBuckets", []string{"s3:ListBucket"}, append([]string{bak, run, drill}, targets...)...),
 				allow("ListBackupVersions", []string{"s3:ListBucketVersions"}, bak),
 				// HeadObject of a version (versionId restores, thaw checks), RestoreObject to thaw.
 				allow("ReadAndThawVersions", []string{"s3:GetObjectVersion", "s3:RestoreObject"}, bak+"/*"),
@@ -541,6 +573,7 @@ func joinTargets(targets []string) string { return strings.Join(targets, ",") }
 // source and the last backup's work files, and writes only its own files in the run bucket.
 func (s *BackupStack) verifierSpec(env func(map[string]string) map[string]string) functionSpec {
 	src, bak, run := *s.SourceBucket.BucketArn(), *s.BackupBucket.BucketArn(), *s.RunBucket.BucketArn()
+	drill := *s.drillBucket().BucketArn()
 	statements := []awsiam.PolicyStatement{
 		// ListObjectsV2 of the backup (the sample), HeadBucket of all three.
 		allow("ListBuckets", []string{"s3:ListBucket"}, src, bak, run),
@@ -552,6 +585,11 @@ func (s *BackupStack) verifierSpec(env func(map[string]string) map[string]string
 		// The last backup's report, manifest, batches and outcomes; its own sample files.
 		allow("ReadRuns", []string{"s3:GetObject"}, run+"/runs/*/report.json", run+"/work/*"),
 		allow("WriteDrillFiles", []string{"s3:PutObject"}, run+"/work/verify-*/verify/*", run+"/runs/verify-*/report.json"),
+		// The restore sample: the source's tags, and the scratch copies (read, tags, listed with
+		// their versions, deleted); nothing else in the drill bucket.
+		allow("ReadSourceTags", []string{"s3:GetObjectTagging"}, src+"/*"),
+		allow("ListDrillBucket", []string{"s3:ListBucket", "s3:ListBucketVersions"}, drill),
+		allow("CompareAndDeleteScratch", []string{"s3:GetObject", "s3:GetObjectTagging", "s3:DeleteObject", "s3:DeleteObjectVersion"}, drill+"/"+verify.ScratchPrefix+"*"),
 	}
 	if s.BackupKey != nil {
 		statements = append(statements, allow("UseBackupKey", []string{"kms:Decrypt"}, *s.BackupKey.KeyArn()))
@@ -560,7 +598,7 @@ func (s *BackupStack) verifierSpec(env func(map[string]string) map[string]string
 		name:        Verifier,
 		description: "bucketvault verifier: a restore drill's checks of a sample of the backup against the source",
 		memoryMB:    s.Props.ReporterMemoryMB,
-		env:         env(nil),
+		env:         env(map[string]string{"DRILL_BUCKET": *s.drillBucket().BucketName()}),
 		statements:  statements,
 	}
 }
@@ -626,6 +664,9 @@ type machineSpec struct {
 	expected                              []string          // the definition's ${Name}s
 	functions                             map[string]string // substitution → function
 	role                                  string            // key in Roles
+	// starts are the state machines it runs with states:startExecution.sync:2 (substitution →
+	// state machine name).
+	starts map[string]string
 }
 
 // stateMachines creates the backup and the restore state machines.
@@ -651,9 +692,10 @@ func (s *BackupStack) stateMachines() error {
 	}
 	s.VerifyStateMachine, err = s.machine(machineSpec{
 		id: VerifyStateMachineID, roleID: VerifyStateMachineRoleID, logsID: VerifyStateMachineLogsID, name: s.name(VerifyStateMachine),
-		description: "bucketvault verify state machine (restore drills): invoke the verifier",
+		description: "bucketvault verify state machine (restore drills): invoke the verifier, run the restore sample through the restore state machine",
 		definition:  statemachine.Verify, expected: statemachine.VerifySubstitutions, role: VerifyStateMachine,
 		functions: map[string]string{"VerifierFunctionArn": Verifier},
+		starts:    map[string]string{"RestoreStateMachineArn": s.name(RestoreStateMachine)},
 	})
 	return err
 }
@@ -674,6 +716,14 @@ func (s *BackupStack) machine(m machineSpec) (awsstepfunctions.StateMachine, err
 		invoke = append(invoke, arn, arn+":*")
 	}
 	slices.Sort(invoke)
+	smArnOf := func(name string) string {
+		return *s.Stack.FormatArn(&awscdk.ArnComponents{Service: jsii.String("states"), Resource: jsii.String("stateMachine"),
+			ResourceName: jsii.String(name), ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME})
+	}
+	for sub, name := range m.starts {
+		// Built from the name, as the Distributed Map's grants are: no dependency between the roles.
+		subs[sub] = jsii.String(smArnOf(name))
+	}
 	for _, name := range m.expected {
 		if subs[name] == nil {
 			return nil, fmt.Errorf("%s expects ${%s}, which the stack does not provide", m.name, name)
@@ -695,6 +745,11 @@ func (s *BackupStack) machine(m machineSpec) (awsstepfunctions.StateMachine, err
 		allow("InvokeFunctions", []string{"lambda:InvokeFunction"}, invoke...),
 	}
 	statements = append(statements, itemReaderStatements(m.definition, run)...)
+	for _, sub := range slices.Sorted(maps.Keys(m.starts)) {
+		name := m.starts[sub]
+		statements = append(statements, startSyncStatements(smArnOf(name), execArn(name)+":*", *stack.FormatArn(&awscdk.ArnComponents{
+			Service: jsii.String("events"), Resource: jsii.String("rule"), ResourceName: jsii.String("StepFunctionsGetEventsForStepFunctionsExecutionRule")}))...)
+	}
 	if bytes.Contains(m.definition, []byte(`"DISTRIBUTED"`)) {
 		var children []string
 		for _, label := range mapLabels(m.definition) {

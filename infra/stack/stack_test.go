@@ -260,8 +260,8 @@ func TestBackupStack(t *testing.T) {
 			name, _ := bucket["Ref"].(string)
 			buckets[name] = true
 		}
-		if len(policies) != 2 || !buckets[BackupBucketID] || !buckets[RunBucketID] {
-			t.Errorf("bucket policies of %v, want exactly the backup and run buckets'", buckets)
+		if len(policies) != 3 || !buckets[BackupBucketID] || !buckets[RunBucketID] || !buckets[DrillBucketID] {
+			t.Errorf("bucket policies of %v, want exactly the backup, run and drill buckets'", buckets)
 		}
 	})
 
@@ -303,8 +303,11 @@ func TestBackupStack(t *testing.T) {
 				env["ARCHIVED_SOURCES"] = lister.DefaultArchivedSources
 				env["FILTERS"] = ""
 			case Planner, RestoreCopier:
-				env["RESTORE_TARGETS"] = testSource // default: restore into the source
+				// default: restore into the source; and the drills' scratch copies into the drill bucket
+				env["RESTORE_TARGETS"] = obj("Fn::Join", []any{"", []any{testSource + ",", ref(DrillBucketID)}})
 				env["ALLOW_EXACT_ROLLBACK"] = "false"
+			case Verifier:
+				env["DRILL_BUCKET"] = ref(DrillBucketID)
 			case Reporter: // TestNotifications
 				env["NOTIFY_TOPIC_ARN"], env["NOTIFY_ON"], env["NAME_PREFIX"] = ref(NotifyTopicID), "always", "bucketvault"
 				env["LISTER_MEMORY_MB"], env["COPIER_MEMORY_MB"], env["PLANNER_MEMORY_MB"], env["REPORTER_MEMORY_MB"] = "256", "1024", "512", "512"
@@ -471,6 +474,7 @@ func TestBackupStack(t *testing.T) {
 
 	t.Run("LeastPrivilege", func(t *testing.T) {
 		src, bak, run := "arn:aws:s3:::"+testSource, "arn:aws:s3:::"+testBackup, "arn:aws:s3:::"+testRun
+		drill := "arn:test:" + DrillBucketID + ".Arn"
 		want := map[string][]string{
 			RoleID(Lister): {
 				"Allow s3:ListBucket " + src,
@@ -518,6 +522,7 @@ func TestBackupStack(t *testing.T) {
 				"Allow s3:ListBucket " + bak,
 				"Allow s3:ListBucket " + run,
 				"Allow s3:ListBucket " + src,
+				"Allow s3:ListBucket " + drill,
 				"Allow s3:ListBucketVersions " + bak,
 				"Allow s3:GetObjectVersion " + bak + "/*",
 				"Allow s3:RestoreObject " + bak + "/*",
@@ -538,11 +543,19 @@ func TestBackupStack(t *testing.T) {
 				"Allow s3:ListBucket " + src,
 				"Allow s3:GetObjectVersion " + bak + "/*",
 				"Allow s3:GetObjectVersionTagging " + bak + "/*",
+				"Allow s3:GetObjectTagging " + bak + "/*",
 				"Allow s3:PutObject " + src + "/*",
 				"Allow s3:PutObjectTagging " + src + "/*",
 				"Allow s3:GetObject " + src + "/*",
 				"Allow s3:ListMultipartUploadParts " + src + "/*",
 				"Allow s3:AbortMultipartUpload " + src + "/*",
+				// a drill's restore sample: the drill bucket's scratch prefix only
+				"Allow s3:ListBucket " + drill,
+				"Allow s3:PutObject " + drill + "/drill/*",
+				"Allow s3:PutObjectTagging " + drill + "/drill/*",
+				"Allow s3:GetObject " + drill + "/drill/*",
+				"Allow s3:ListMultipartUploadParts " + drill + "/drill/*",
+				"Allow s3:AbortMultipartUpload " + drill + "/drill/*",
 			},
 			// The console reads the backup and the run bucket; it writes nowhere.
 			RoleID(Console): {
@@ -567,8 +580,16 @@ func TestBackupStack(t *testing.T) {
 				"Allow s3:GetObject " + run + "/work/*",
 				"Allow s3:PutObject " + run + "/work/verify-*/verify/*",
 				"Allow s3:PutObject " + run + "/runs/verify-*/report.json",
+				// the restore sample: compare and delete the scratch copies, nothing else
+				"Allow s3:GetObjectTagging " + src + "/*",
+				"Allow s3:ListBucket " + drill,
+				"Allow s3:ListBucketVersions " + drill,
+				"Allow s3:GetObject " + drill + "/drill/*",
+				"Allow s3:GetObjectTagging " + drill + "/drill/*",
+				"Allow s3:DeleteObject " + drill + "/drill/*",
+				"Allow s3:DeleteObjectVersion " + drill + "/drill/*",
 			},
-			VerifyStateMachineRoleID: {}, // it only invokes the verifier: no Map
+			VerifyStateMachineRoleID: {}, // it invokes the verifier and starts the restore: no Map, no S3
 			RestoreStateMachineRoleID: {
 				"Allow s3:GetObject " + run + "/work/*/manifest.jsonl",
 				"Allow s3:PutObject " + run + "/map-results/*",
@@ -621,6 +642,21 @@ func TestBackupStack(t *testing.T) {
 			"Allow states:DescribeExecution "+execArn+"/ListRanges:*",
 			"Allow states:StopExecution "+execArn+"/ListRanges:*",
 		))
+		// The drill: the verifier, and the restore state machine started and waited for
+		// (startExecution.sync:2, as AWS documents its IAM policy), nothing else.
+		restoreExec := "arn:aws:states:us-east-1:123456789012:execution:" + localrun.RestoreStateMachineName
+		verifierArn := localrun.FunctionARN(localrun.VerifierName)
+		equalLines(t, "verify state machine grants outside S3, Logs and X-Ray", grants(s.statements(t, VerifyStateMachineRoleID), func(a string) bool {
+			return !isS3(a) && !strings.HasPrefix(a, "logs:") && !strings.HasPrefix(a, "xray:")
+		}), []string{
+			"Allow lambda:InvokeFunction " + verifierArn, "Allow lambda:InvokeFunction " + verifierArn + ":*",
+			"Allow states:StartExecution arn:aws:states:us-east-1:123456789012:stateMachine:" + localrun.RestoreStateMachineName,
+			"Allow states:DescribeExecution " + restoreExec + ":*",
+			"Allow states:StopExecution " + restoreExec + ":*",
+			"Allow events:PutTargets arn:aws:events:us-east-1:123456789012:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule",
+			"Allow events:PutRule arn:aws:events:us-east-1:123456789012:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule",
+			"Allow events:DescribeRule arn:aws:events:us-east-1:123456789012:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule",
+		})
 		// Log delivery and X-Ray accept no narrower resource than "*" (their actions are named).
 		for _, st := range sm {
 			for _, a := range st.Action {

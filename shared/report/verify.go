@@ -51,6 +51,62 @@ type Verify struct {
 	MismatchesOmitted  int64      `json:"mismatchesOmitted"`
 	Invocations        int        `json:"invocations"`
 	ChecksumAlgorithms []string   `json:"checksumAlgorithms"` // the algorithms ByChecksum compared
+	// Restore is the restore sample's part: a smaller sample restored through the restore state
+	// machine into a scratch location and compared with the source; nil when none was drawn.
+	Restore *VerifyRestore `json:"restore,omitempty"`
+}
+
+// VerifyRestore is a drill's restore sample: drawn from the objects the drill verified (and the
+// archived ones it met), restored through the restore state machine into Target, each restored
+// copy compared with the source (bytes by SHA-256, user metadata, content headers, tags), timed,
+// and the scratch copies deleted.
+type VerifyRestore struct {
+	// Requested is the sample size asked for (restoreSample); Sampled how many were drawn (fewer
+	// when fewer objects were verified). Archived counts the archived versions among them: with
+	// Thaw they were restored (thawed first, at ThawEstimate's cost), without it skipped.
+	Requested int64         `json:"requested"`
+	Sampled   int64         `json:"sampled"`
+	Archived  int64         `json:"archived"`
+	Thaw      bool          `json:"thaw"`
+	ThawCost  *ThawEstimate `json:"thawEstimate,omitempty"`
+	// Execution is the restore execution the drill started; Status its status (SUCCEEDED,
+	// FAILED, ...), Error and Cause its error when it did not succeed. Target is the scratch
+	// location (s3://bucket/prefix).
+	Execution string `json:"execution"`
+	Status    string `json:"status"`
+	Error     string `json:"error,omitempty"`
+	Cause     string `json:"cause,omitempty"`
+	Target    string `json:"target"`
+	// Restored counts the objects sent to the restore; Compared those compared with the source;
+	// Identical those whose bytes, metadata, content headers and tags all equal the source's;
+	// ChangedSince those the source changed since (not compared); Mismatches those that differ or
+	// were not restored (each in Verify.Mismatches, kind restore-*).
+	Restored     int64 `json:"restored"`
+	Compared     int64 `json:"compared"`
+	Identical    int64 `json:"identical"`
+	ChangedSince int64 `json:"changedSince"`
+	Mismatches   int64 `json:"mismatches"`
+	Bytes        int64 `json:"bytes"`
+	// Seconds is the restore execution's duration (its start to its stop), SecondsPerObject and
+	// SecondsPerGB that time over the objects restored and their bytes (GB = 10^9 bytes; 0 when
+	// nothing was restored).
+	Seconds          float64 `json:"seconds"`
+	SecondsPerObject float64 `json:"secondsPerObject"`
+	SecondsPerGB     float64 `json:"secondsPerGB"`
+	// ScratchDeleted counts the object versions deleted from the scratch location afterwards;
+	// ScratchLeft those still there after the clean-up (0 unless a delete was refused).
+	ScratchDeleted int64 `json:"scratchDeleted"`
+	ScratchLeft    int64 `json:"scratchLeft"`
+}
+
+// ThawEstimate is what thawing the restore sample's archived versions costs at list prices
+// (Standard retrieval tier): per GB retrieved and per 1,000 requests, and the documented wait.
+type ThawEstimate struct {
+	Objects  int64   `json:"objects"`
+	Bytes    int64   `json:"bytes"`
+	Tier     string  `json:"tier"`
+	USD      float64 `json:"usd"`
+	WaitTime string  `json:"waitTime"` // the tier's documented retrieval time for the slowest class
 }
 
 // Kinds of Mismatch.
@@ -59,6 +115,12 @@ const (
 	MismatchSize           = "size"            // sizes differ (the source unchanged since)
 	MismatchMissingVersion = "missing-version" // the version the last backup wrote is gone
 	MismatchReadError      = "read-error"      // a side could not be read
+	// The restore sample's kinds: the restored copy's bytes, user metadata, a content header
+	// or the tags differ from the source's, or the object was not restored at all.
+	MismatchRestoredContent  = "restore-content"
+	MismatchRestoredMetadata = "restore-metadata"
+	MismatchRestoredTags     = "restore-tags"
+	MismatchNotRestored      = "restore-missing"
 )
 
 // Mismatch names one object whose backup does not hold what it should, with the evidence of
@@ -80,6 +142,12 @@ type Mismatch struct {
 	// ExpectedETag and ExpectedSize are what the last backup's batch recorded (missing-version).
 	ExpectedETag string `json:"expectedETag,omitempty"`
 	ExpectedSize int64  `json:"expectedSize,omitempty"`
+	// The restore sample's evidence: the restored copy's SHA-256, and for a metadata or tag
+	// mismatch the field (a header name, "x-amz-meta-<name>" or "tag <name>") with both values.
+	RestoredSHA256 string `json:"restoredSha256,omitempty"`
+	Field          string `json:"field,omitempty"`
+	SourceValue    string `json:"sourceValue,omitempty"`
+	RestoredValue  string `json:"restoredValue,omitempty"`
 }
 
 // DefaultOutputMismatches is how many mismatches the execution output carries.

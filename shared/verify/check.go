@@ -37,10 +37,16 @@ type result struct {
 	d         report.Verify
 	findings  []finding
 	algorithm string
+	// cand is the entry as a restore sample candidate (verified, or archived); rd counts what
+	// comparing a restored copy found.
+	cand *candidate
+	rd   report.VerifyRestore
 }
 
 func (r *result) mismatch(m report.Mismatch) {
 	switch m.Kind {
+	case report.MismatchRestoredContent, report.MismatchRestoredMetadata, report.MismatchRestoredTags, report.MismatchNotRestored:
+		r.rd.Mismatches = 1 // an object counts once, however many of its fields differ
 	case report.MismatchMissingVersion:
 		r.d.MissingVersions++
 	case report.MismatchReadError:
@@ -71,8 +77,21 @@ func add(t *report.Verify, d report.Verify) {
 }
 
 // check checks the sample files' entries from the cursor on, a chunk at a time with bounded
-// concurrency, until all are checked (true) or the budget is spent.
+// concurrency, until all are checked (true) or the budget is spent. It keeps the restore
+// sample's picks among the entries it verified.
 func (h *Handler) check(ctx context.Context, execution string, cur *Cursor, b *budget) (bool, error) {
+	pk, err := h.loadPicks(ctx, cur)
+	if err != nil {
+		return false, err
+	}
+	done, err := h.checkEntries(ctx, execution, cur, b, pk)
+	if err == nil && pk.dirty {
+		err = h.savePicks(ctx, execution, cur, pk)
+	}
+	return done, err
+}
+
+func (h *Handler) checkEntries(ctx context.Context, execution string, cur *Cursor, b *budget, pk *picker) (bool, error) {
 	w := &jsonlWriter{h: h, key: func(seq int) string { return FindingsKey(execution, seq) }, seq: &cur.FindingFiles, max: findingsFlush}
 	chunk := h.Config.Concurrency * 4
 	for cur.CheckFile < cur.SampleFiles {
@@ -107,6 +126,9 @@ func (h *Handler) check(ctx context.Context, execution string, cur *Cursor, b *b
 			}
 			for _, r := range results {
 				add(&cur.Tally, r.d)
+				if r.cand != nil {
+					pk.offer(*r.cand)
+				}
 				if r.algorithm != "" {
 					if cur.Algorithms == nil {
 						cur.Algorithms = map[string]int{}
@@ -161,9 +183,16 @@ func (h *Handler) checkEntry(ctx context.Context, cur *Cursor, e entry) (result,
 	if archived(current.StorageClass) {
 		r.d.Archived++
 		r.findings = append(r.findings, finding{Skip: &report.Skip{Key: e.Key, Reason: fmt.Sprintf("archived (%s): not read", current.StorageClass)}})
+		r.cand = &candidate{Key: e.Key, P: priority(cur.Tally.Seed, e.Key), Size: current.Size, BackupModified: current.LastModified, StorageClass: current.StorageClass}
 		return r, nil
 	}
-	return r, h.checkContent(ctx, e.Key, &r)
+	if err := h.checkContent(ctx, e.Key, &r); err != nil {
+		return r, err
+	}
+	if r.cand != nil {
+		r.cand.P = priority(cur.Tally.Seed, e.Key)
+	}
+	return r, nil
 }
 
 // checkVersion looks among the key's versions for the one the last backup wrote: by the ETag and
@@ -270,6 +299,7 @@ func (h *Handler) checkContent(ctx context.Context, key string, r *result) error
 		if sv == bv {
 			r.d.Verified, r.d.ByChecksum, r.d.BytesVerified = 1, 1, m.SourceSize
 			r.algorithm = alg
+			r.cand = verifiedCandidate(key, src, bak)
 			return nil
 		}
 		// Different checksums: the bodies decide (and their hashes are the evidence).
@@ -293,6 +323,7 @@ func (h *Handler) checkContent(ctx context.Context, key string, r *result) error
 	r.d.BytesHashed = n1 + n2
 	if srcHash == bakHash && n1 == n2 {
 		r.d.Verified, r.d.ByHash, r.d.BytesVerified = 1, 1, n1
+		r.cand = verifiedCandidate(key, src, bak)
 		return nil
 	}
 	m.Kind, m.SourceSHA256, m.BackupSHA256 = report.MismatchContent, srcHash, bakHash
@@ -399,6 +430,9 @@ func (h *Handler) writeReport(ctx context.Context, req Request, cur *Cursor, fai
 	if v.AgainstBackup == "" && failure == nil {
 		rep.Notes = append(rep.Notes, report.Note{Note: "no successful backup of these buckets is recorded: no version was checked, only the random sample's content"})
 	}
+	if v.Restore != nil {
+		rep.Notes = append(rep.Notes, restoreNotes(v.Restore)...)
+	}
 	rep.Verify = v
 	rep.Listed, rep.BackupObjects, rep.Archived, rep.Skipped = v.BackupObjects, v.BackupObjects, v.Archived, v.Archived
 	rep.Failed = int64(len(v.Mismatches))
@@ -408,13 +442,21 @@ func (h *Handler) writeReport(ctx context.Context, req Request, cur *Cursor, fai
 	switch {
 	case failure != nil:
 		rep.Status, rep.Error, rep.Cause = report.Failed, failure.Error, causeMessage(failure.Cause)
-	case len(v.Mismatches) > 0:
+	case len(v.Mismatches) > 0 || restoreFailed(v.Restore):
 		rep.Status, rep.Error = report.Failed, "VerifyMismatch"
-		rep.Cause = fmt.Sprintf("%d of %d objects checked do not hold what they should (%d content or size mismatches, %d missing versions, %d unreadable); every one is named in s3://%s/%s",
-			len(v.Mismatches), v.Checked, v.ContentMismatches, v.MissingVersions, v.ReadErrors, h.Config.RunBucket, rep.ReportKey)
+		rep.Cause = fmt.Sprintf("%d of %d objects checked do not hold what they should (%d content or size mismatches, %d missing versions, %d unreadable)",
+			v.ContentMismatches+v.MissingVersions+v.ReadErrors, v.Checked, v.ContentMismatches, v.MissingVersions, v.ReadErrors)
+		if rs := v.Restore; rs != nil {
+			rep.Cause += fmt.Sprintf("; of the restore sample (%s, %s) %d of %d restored objects differ from the source or were not restored", rs.Execution, rs.Status, rs.Mismatches, rs.Restored)
+			if rs.Error != "" {
+				rep.Cause += fmt.Sprintf(", and the restore failed: %s: %s", rs.Error, rs.Cause)
+			}
+		}
+		rep.Cause += fmt.Sprintf("; every one is named in s3://%s/%s", h.Config.RunBucket, rep.ReportKey)
 	default:
 		rep.Status = report.Succeeded
 	}
+	rep.Notifications = h.notify(ctx, rep)
 	body, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
 		return nil, err

@@ -12,8 +12,19 @@
 // backup copied, that the backup still holds the version it wrote; for every entry whose source is
 // unchanged since its backup version was written, that both hold identical content (S3's
 // additional checksum of both sides where both have the same one, else SHA-256 of both bodies,
-// streamed). The last invocation writes the report: FAILED with VerifyMismatch when anything is
-// missing or differs, every such object named with both sides' evidence.
+// streamed). While checking it keeps a smaller restore sample of the objects it verified (and of
+// the archived ones it met): the bottom restoreSample of a seeded hash of their keys, a uniform
+// random pick that a retried invocation draws the same.
+//
+// Then the restore sample goes through the restore state machine itself: the invocation that
+// finishes checking returns a restore request (restore.go), the verify state machine starts the
+// restore execution and waits for it (states:startExecution.sync:2), and hands its outcome to
+// the next invocation, which compares every restored copy in the scratch location (the drill
+// bucket, under drill/<execution>/) with the source — bytes by SHA-256, user metadata, content
+// headers, tags — times the restore, and deletes every version under the scratch prefix. The
+// last invocation writes the report: FAILED with VerifyMismatch when anything is missing or
+// differs, every such object named with both sides' evidence, and sends its summary to the
+// notification targets (shared/notify) as the backup's reporter does.
 package verify
 
 import (
@@ -38,6 +49,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/fault"
 	"github.com/bucketvault/bucketvault/shared/lambdafn"
 	"github.com/bucketvault/bucketvault/shared/listing"
+	"github.com/bucketvault/bucketvault/shared/notify"
 	"github.com/bucketvault/bucketvault/shared/report"
 	"github.com/bucketvault/bucketvault/shared/runlog"
 	"github.com/bucketvault/bucketvault/shared/strictjson"
@@ -67,12 +79,20 @@ const (
 // Config is the verifier's environment.
 type Config struct {
 	SourceBucket, BackupBucket, RunBucket string
-	Concurrency                           int
-	MaxKeysPerInvocation                  int64
+	// DrillBucket receives the restore sample's scratch copies (under ScratchPrefix); it must be
+	// one of the restore's RESTORE_TARGETS. Empty: no restore sample unless the input asks for
+	// one, which is then refused.
+	DrillBucket          string
+	Concurrency          int
+	MaxKeysPerInvocation int64
+	// Notify says where a finished drill's summary goes (NOTIFY_URLS, NOTIFY_ON, NOTIFY_TOPIC_ARN;
+	// the backup's HEARTBEAT_URL is not pinged by drills); NotifyErr names a bad setting.
+	Notify    notify.Config
+	NotifyErr error
 }
 
-// ConfigFromEnv reads SOURCE_BUCKET, BACKUP_BUCKET, RUN_BUCKET, VERIFY_CONCURRENCY and
-// VERIFY_MAX_KEYS.
+// ConfigFromEnv reads SOURCE_BUCKET, BACKUP_BUCKET, RUN_BUCKET, DRILL_BUCKET, VERIFY_CONCURRENCY,
+// VERIFY_MAX_KEYS and the notification settings (notify.Variables).
 func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 	r := envconf.NewReader(lookup)
 	c := Config{
@@ -82,16 +102,27 @@ func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 		Concurrency:          int(r.Int("VERIFY_CONCURRENCY", DefaultConcurrency, 1, 256)),
 		MaxKeysPerInvocation: r.Int("VERIFY_MAX_KEYS", DefaultMaxKeysPerInvocation, 0, 1<<40),
 	}
+	if v, ok := lookup("DRILL_BUCKET"); ok {
+		c.DrillBucket = strings.TrimSpace(v)
+	}
+	c.Notify, c.NotifyErr = notify.ConfigFromEnv(lookup)
+	c.Notify.Heartbeat = "" // the heartbeat watches backups
 	return c, r.Err()
 }
 
 // Input is a verify execution's input. Sample is a count (0 … MaxSample) or "all";
 // SamplePercent a share (0 < p ≤ 100; 100 is all); at most one of the two. Seed makes the random
-// pick repeatable (default: a random seed, recorded in the report).
+// pick repeatable (default: a random seed, recorded in the report). RestoreSample is how many of
+// the verified objects are restored through the restore state machine and compared (0 …
+// MaxRestoreSample, 0 off; default DefaultRestoreSample where a drill bucket is configured);
+// Thaw restores archived ones among them too (thawing them first, hours and a retrieval fee:
+// the report shows the estimate), otherwise they are counted and skipped.
 type Input struct {
 	Sample        *Sample  `json:"sample,omitempty"`
 	SamplePercent *float64 `json:"samplePercent,omitempty"`
 	Seed          *int64   `json:"seed,omitempty"`
+	RestoreSample *int64   `json:"restoreSample,omitempty"`
+	Thaw          bool     `json:"thaw,omitempty"`
 }
 
 // Sample is the input's sample: a count, or all.
@@ -155,6 +186,9 @@ func ParseInput(raw []byte) (Input, Rule, error) {
 			return in, Rule{}, &fault.InvalidInput{Msg: fmt.Sprintf("verify input: %v", err), Err: err}
 		}
 	}
+	if in.RestoreSample != nil && (*in.RestoreSample < 0 || *in.RestoreSample > MaxRestoreSample) {
+		return in, Rule{}, &fault.InvalidInput{Msg: fmt.Sprintf("verify input: restoreSample %d must be 0 … %d (each is restored through the restore state machine and named in its input)", *in.RestoreSample, MaxRestoreSample)}
+	}
 	switch {
 	case in.Sample != nil && in.SamplePercent != nil:
 		return in, Rule{}, &fault.InvalidInput{Msg: "verify input: give sample or samplePercent, not both"}
@@ -185,17 +219,24 @@ type Handler struct {
 	Logger *slog.Logger
 	// Now replaces time.Now (tests).
 	Now func() time.Time
+	// Notifier sends a finished drill's summary (default: one from Config.Notify).
+	Notifier *notify.Notifier
 }
 
 // Request is one invocation: the execution, its input, and the cursor of the previous invocation
 // (null on the first). Failure, when set, is an error the state machine caught: the invocation
 // then only writes the FAILED report naming it.
+//
+// Restored is the restore sample's outcome, as the state machine passes it after the restore
+// execution: its status and dates (startExecution.sync:2's result), or the error it failed with
+// (a catcher's {Error, Cause}); null otherwise.
 type Request struct {
 	Execution string          `json:"execution"`
 	StartedAt string          `json:"startedAt"`
 	Input     json.RawMessage `json:"input"`
 	Cursor    *Cursor         `json:"cursor"`
 	Failure   *Failure        `json:"failure,omitempty"`
+	Restored  *RestoreOutcome `json:"restored,omitempty"`
 }
 
 // Failure is a caught error as Step Functions passes it.
@@ -204,17 +245,25 @@ type Failure struct {
 	Cause string `json:"Cause"`
 }
 
-// Response is the loop state: Done, with the report's summary, once the report is written.
+// Response is the loop state: Done, with the report's summary, once the report is written;
+// Restore, when set, the restore execution the state machine is to run next (then it passes its
+// outcome back as Request.Restored). Restored is always null: the state machine's next restore
+// outcome goes there.
 type Response struct {
-	Cursor *Cursor        `json:"cursor"`
-	Done   bool           `json:"done"`
-	Report *report.Report `json:"report"`
+	Cursor   *Cursor         `json:"cursor"`
+	Done     bool            `json:"done"`
+	Report   *report.Report  `json:"report"`
+	Restore  *RestoreRequest `json:"restore"`
+	Restored *RestoreOutcome `json:"restored"`
 }
 
 // Phases of a verify run.
 const (
-	PhaseList  = "list"
-	PhaseCheck = "check"
+	PhaseList    = "list"
+	PhaseCheck   = "check"
+	PhaseRestore = "restore" // the restore execution runs; the next invocation brings its outcome
+	PhaseCompare = "compare" // restored copies are compared with the source
+	PhaseCleanup = "cleanup" // the scratch copies are deleted
 )
 
 // Cursor is the verifier's loop state; only the verifier reads it. Tally carries the counts (its
@@ -241,6 +290,12 @@ type Cursor struct {
 	FindingFiles int            `json:"findingFiles"`
 	Tally        report.Verify  `json:"tally"`
 	Algorithms   map[string]int `json:"algorithms,omitempty"`
+	// The restore sample: how many to draw (0 none), whether to thaw, the picks file the last
+	// invocation left, and the restore's own state once it is requested.
+	RestoreN int64         `json:"restoreN"`
+	Thaw     bool          `json:"thaw"`
+	Picks    string        `json:"picks"`
+	Restore  *restoreState `json:"restore,omitempty"`
 }
 
 // Handle runs one invocation.
@@ -249,6 +304,12 @@ func (h *Handler) Handle(ctx context.Context, req Request) (Response, error) {
 		return Response{}, &fault.InvalidInput{Msg: fmt.Sprintf("execution name %q", req.Execution)}
 	}
 	if req.Failure != nil {
+		if cur := req.Cursor; cur != nil && cur.Restore != nil && cur.Phase != PhaseList && cur.Phase != PhaseCheck {
+			// Best effort: the drill bucket's lifecycle rule removes what is left.
+			if err := h.cleanup(ctx, cur); err != nil {
+				h.logger().Warn("scratch clean-up after a failure", "execution", req.Execution, "error", err)
+			}
+		}
 		rep, err := h.writeReport(ctx, req, req.Cursor, req.Failure)
 		return Response{Cursor: nil, Done: true, Report: rep}, fault.Boundary(err)
 	}
@@ -260,9 +321,18 @@ func (h *Handler) Handle(ctx context.Context, req Request) (Response, error) {
 		}
 	}
 	cur.Tally.Invocations++
-	done, err := h.work(ctx, req.Execution, cur)
+	if cur.Phase == PhaseRestore {
+		if req.Restored == nil {
+			return Response{}, fault.Boundary(&fault.InvalidInput{Msg: "verify: the restore sample's outcome (restored) is missing: the state machine must pass the restore execution's result"})
+		}
+		h.restored(cur, req.Restored)
+	}
+	done, restore, err := h.work(ctx, req.Execution, cur)
 	if err != nil {
 		return Response{}, fault.Boundary(err)
+	}
+	if restore != nil {
+		return Response{Cursor: cur, Restore: restore}, nil
 	}
 	if !done {
 		return Response{Cursor: cur}, nil
@@ -297,8 +367,21 @@ func (h *Handler) start(ctx context.Context, req Request) (*Cursor, error) {
 	if err != nil {
 		return nil, err
 	}
-	cur := &Cursor{Phase: PhaseList, Rule: rule, RNG: rng}
+	cur := &Cursor{Phase: PhaseList, Rule: rule, RNG: rng, Thaw: in.Thaw}
 	cur.Tally.Sample, cur.Tally.Seed = rule.String(), seed
+	switch {
+	case in.RestoreSample != nil && *in.RestoreSample > 0 && c.DrillBucket == "":
+		return nil, &fault.InvalidInput{Msg: fmt.Sprintf("verify input: restoreSample %d needs a drill bucket (DRILL_BUCKET) for the scratch copies; none is configured", *in.RestoreSample)}
+	case in.RestoreSample != nil:
+		cur.RestoreN = *in.RestoreSample
+	case c.DrillBucket != "":
+		cur.RestoreN = DefaultRestoreSample
+	}
+	if cur.RestoreN > 0 {
+		if err := listing.RequireBuckets(ctx, h.S3, listing.Bucket{Role: "drill", Name: c.DrillBucket}); err != nil {
+			return nil, err
+		}
+	}
 	last, found, err := runlog.LastSucceeded(ctx, h.S3, c.RunBucket, c.SourceBucket, c.BackupBucket)
 	if err != nil {
 		return nil, err
@@ -319,17 +402,40 @@ func (h *Handler) start(ctx context.Context, req Request) (*Cursor, error) {
 	return cur, nil
 }
 
-// work runs the phases until the run is done or the invocation's budget is spent.
-func (h *Handler) work(ctx context.Context, execution string, cur *Cursor) (done bool, err error) {
+// work runs the phases until the run is done, a restore is to run, or the invocation's budget
+// is spent.
+func (h *Handler) work(ctx context.Context, execution string, cur *Cursor) (done bool, restore *RestoreRequest, err error) {
 	b := budget{stopAt: lambdafn.StopAt(ctx), maxKeys: h.Config.MaxKeysPerInvocation, now: h.now}
 	if cur.Phase == PhaseList {
 		finished, err := h.list(ctx, execution, cur, &b)
 		if err != nil || !finished {
-			return false, err
+			return false, nil, err
 		}
 		cur.Phase = PhaseCheck
 	}
-	return h.check(ctx, execution, cur, &b)
+	if cur.Phase == PhaseCheck {
+		finished, err := h.check(ctx, execution, cur, &b)
+		if err != nil || !finished {
+			return false, nil, err
+		}
+		if restore, err := h.requestRestore(ctx, execution, cur); err != nil || restore != nil {
+			return false, restore, err
+		}
+		return true, nil, nil
+	}
+	if cur.Phase == PhaseCompare {
+		finished, err := h.compare(ctx, execution, cur, &b)
+		if err != nil || !finished {
+			return false, nil, err
+		}
+		cur.Phase = PhaseCleanup
+	}
+	if cur.Phase == PhaseCleanup {
+		if err := h.cleanup(ctx, cur); err != nil {
+			return false, nil, err
+		}
+	}
+	return true, nil, nil
 }
 
 // budget says when an invocation stops taking work.

@@ -23,9 +23,10 @@ func (a *app) verifyCmd() *cobra.Command {
 	var name, input string
 	var sample string
 	var percent float64
-	var seed int64
+	var seed, restoreSample int64
+	var thaw bool
 	cmd := &cobra.Command{
-		Use:   "verify [--sample N|all | --sample-percent P] [--seed S]",
+		Use:   "verify [--sample N|all | --sample-percent P] [--seed S] [--restore-sample N] [--thaw]",
 		Short: "Run a restore drill: check a sample of the backup against the source and the last backup",
 		Long: `Run one verify execution (a restore drill) and print its summary (the whole report with --json).
 It lists the backup's current objects once and checks a random sample of them (--sample, default
@@ -34,11 +35,19 @@ that the backup still holds the version that backup wrote, and that each object 
 source since has identical content in the backup (by S3's additional checksum where both sides
 have the same one, else by SHA-256 of both bodies). Archived objects are counted and skipped. The
 exit status is 0 only when the execution SUCCEEDED; a mismatch or a missing version ends it FAILED
-(VerifyMismatch), each one named in the report.`,
+(VerifyMismatch), each one named in the report.
+
+Where a drill bucket is configured (DRILL_BUCKET, one of RESTORE_TARGETS; the stack creates one),
+a smaller sample of the verified objects (--restore-sample, default 20, 0 for none) is restored
+through the restore state machine into the drill bucket under drill/<execution>/, each restored
+copy compared with the source (bytes, metadata, content headers, tags), the restore timed, and
+the scratch copies deleted. Archived objects in it are skipped unless --thaw (hours, and a
+retrieval fee the report estimates).`,
 		Example: `  bucketvault verify
   bucketvault verify --sample 1000 --seed 42
   bucketvault verify --sample-percent 5
-  bucketvault verify --sample all --json`,
+  bucketvault verify --sample all --json
+  bucketvault verify --restore-sample 50`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if input == "" {
@@ -55,6 +64,12 @@ exit status is 0 only when the execution SUCCEEDED; a mismatch or a missing vers
 				}
 				if cmd.Flags().Changed("seed") {
 					in["seed"] = seed
+				}
+				if cmd.Flags().Changed("restore-sample") {
+					in["restoreSample"] = restoreSample
+				}
+				if thaw {
+					in["thaw"] = true
 				}
 				b, _ := json.Marshal(in)
 				input = string(b)
@@ -73,6 +88,8 @@ exit status is 0 only when the execution SUCCEEDED; a mismatch or a missing vers
 	f.StringVar(&sample, "sample", "", "how many of the backup's objects to pick at random (default 100), or all")
 	f.Float64Var(&percent, "sample-percent", 0, "pick this share of the backup's objects at random (0-100)")
 	f.Int64Var(&seed, "seed", 0, "random seed: the same seed over the same backup picks the same objects")
+	f.Int64Var(&restoreSample, "restore-sample", verify.DefaultRestoreSample, "how many verified objects to restore into the drill bucket and compare (0: none)")
+	f.BoolVar(&thaw, "thaw", false, "restore archived objects of the restore sample too (thawing them first)")
 	f.StringVar(&input, "input", "", "the execution input as JSON, instead of the flags")
 	f.StringVar(&name, "name", "", "execution name (default: verify-<time>-<random>)")
 	return cmd

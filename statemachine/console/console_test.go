@@ -869,3 +869,35 @@ func TestProgressThawAndRate(t *testing.T) {
 		t.Fatalf("copying: %+v; want no thaw and %v files/s", st, 600/secs)
 	}
 }
+
+// A backup's further destinations and a drill's findings are on their run pages: each copy with
+// its counts and problem, each failure with the copy it concerns, a drill's checks and restore.
+func TestRunPageDestinationsAndDrill(t *testing.T) {
+	e := newEnv(t)
+	cookie := e.login()
+	const withCopies, drill = "backup-20260102T000100Z-dddddddd", "verify-20260102T040000Z-eeeeeeee"
+	dr := report.Destination{DestinationTotals: report.DestinationTotals{Name: "offsite", Bucket: "far-bucket", New: 3}, Copied: 1, Failed: 2, Batches: 1}
+	putJSON(t, e.f, "run-bucket", batch.ReportKey(withCopies), report.Report{Status: report.Failed, Error: "BackupIncomplete", Execution: withCopies,
+		Copied: 3, Destinations: []report.Destination{dr, {DestinationTotals: report.DestinationTotals{Name: "dr", Bucket: "dr-bucket", New: 3}, Copied: 3, Batches: 1}},
+		Failures: []report.Failure{{Key: "docs/<b>x</b>", Op: "copy", Error: "connection refused", Destination: "offsite"}}})
+	putJSON(t, e.f, "run-bucket", batch.ReportKey(drill), report.Report{Status: report.Failed, Error: "VerifyMismatch", Execution: drill,
+		Verify: &report.Verify{AgainstBackup: backupRun, Checked: 120, Verified: 119, Mismatches: []report.Mismatch{{Key: "docs/a.txt", Kind: "content"}},
+			Restore: &report.VerifyRestore{Sampled: 20, Identical: 19, Seconds: 1.25}},
+		Failures: []report.Failure{{Key: "docs/a.txt", Op: "verify", Error: "content differs"}}})
+
+	body := readBody(t, e.do("GET", "/runs/"+withCopies, cookie, nil, nil))
+	if got := attrs(body, `data-testid="destination-row" data-name="`); !reflect.DeepEqual(got, []string{"offsite", "dr"}) {
+		t.Fatalf("copies %v", got)
+	}
+	for _, want := range []string{`destination &#34;offsite&#34; (far-bucket): 2 objects were not written`, `<td>docs/&lt;b&gt;x&lt;/b&gt;</td><td>offsite</td>`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("backup page lacks %s", want)
+		}
+	}
+	body = readBody(t, e.do("GET", "/runs/"+drill, cookie, nil, nil))
+	for _, want := range []string{"Restore drill", `data-testid="drill-checked">120<`, `data-testid="drill-mismatches">1<`, `data-testid="drill-restored">19 of 20 identical, in 1.2 s<`, `<td>docs/a.txt</td><td>backup</td>`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("drill page lacks %s", want)
+		}
+	}
+}

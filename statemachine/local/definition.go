@@ -40,6 +40,9 @@ const (
 	resS3List       = "arn:aws:states:::s3:listObjectsV2"
 	resS3Get        = "arn:aws:states:::s3:getObject"
 	resS3Put        = "arn:aws:states:::s3:putObject"
+	// resStartSync2 starts another state machine's execution and waits for it, its input and
+	// output as JSON (page connect-stepfunctions, "Run a Job (.sync)").
+	resStartSync2 = "arn:aws:states:::states:startExecution.sync:2"
 
 	defaultTaskTimeout = 99999999 * time.Second // AWS's default; the spec's 60 s is not what AWS does
 )
@@ -171,6 +174,7 @@ type catcher struct {
 type taskSpec struct {
 	resource   string
 	legacy     *fnRef        // legacy "arn:aws:lambda:…:function:X" resource
+	startSync  bool          // states:startExecution.sync:2
 	timeout    time.Duration // TimeoutSeconds
 	timeoutSet bool
 }
@@ -636,6 +640,27 @@ func (p *parser) task(st *state, where string, obj map[string]json.RawMessage) e
 		} else if !isDynamic(st.parameters, "FunctionName") {
 			return invalid(where, "Parameters.FunctionName", "must be a string")
 		}
+	case res == resStartSync2:
+		if st.parameters == nil {
+			return invalid(where, "Parameters", "is required by %s (StateMachineArn)", res)
+		}
+		keys := st.parameters.topKeys()
+		for _, k := range keys {
+			if k != "StateMachineArn" && k != "Input" && k != "Name" {
+				return notImplemented(where, "Parameters."+k)
+			}
+		}
+		if !contains(keys, "StateMachineArn") {
+			return invalid(where, "Parameters.StateMachineArn", "is required")
+		}
+		if arn, ok := st.parameters.staticString("StateMachineArn"); ok {
+			if _, ok := p.opts.StateMachines[arn]; !ok {
+				return invalid(where, "Parameters.StateMachineArn", "state machine %q is not in Options.StateMachines", arn)
+			}
+		} else if !isDynamic(st.parameters, "StateMachineArn") {
+			return invalid(where, "Parameters.StateMachineArn", "must be a string")
+		}
+		t.startSync = true
 	case legacyLambdaARN.MatchString(res):
 		ref, _ := parseFunctionName(res)
 		if _, ok := p.opts.Functions[ref.name]; !ok {

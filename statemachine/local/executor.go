@@ -35,6 +35,9 @@ type S3 interface {
 
 var _ S3 = (*s3.Client)(nil)
 
+// Arn is the ARN of the state machine the executor runs.
+func (e *Executor) Arn() string { return e.smArn }
+
 // Options configure an Executor.
 type Options struct {
 	StateMachineName string                    // required, e.g. "bucketvault-backup"
@@ -43,8 +46,16 @@ type Options struct {
 	RoleArn          string                    // default arn:aws:iam::<Account>:role/<StateMachineName>-role
 	Functions        map[string]FunctionConfig // key: function NAME; FunctionName may be the name or any function ARN/qualified ARN with that name
 	S3               S3
-	Sleep            func(ctx context.Context, d time.Duration) error // nil: real sleep
-	Logger           *slog.Logger                                     // nil: discard
+	// StateMachines are the state machines a states:startExecution.sync:2 Task may start, by
+	// state machine ARN (another Executor is one).
+	StateMachines map[string]StateMachine
+	Sleep         func(ctx context.Context, d time.Duration) error // nil: real sleep
+	Logger        *slog.Logger                                     // nil: discard
+}
+
+// StateMachine is a state machine a Task starts: Run runs one execution to its end (*Executor).
+type StateMachine interface {
+	Run(ctx context.Context, name string, input []byte) (*Execution, error)
 }
 
 // Executor runs one compiled definition; it is safe for concurrent Runs.

@@ -457,6 +457,9 @@ func (rt *retrier) delay(n int, random func() float64) time.Duration {
 // result processing.
 func (r *runner) taskAttempt(ctx context.Context, sr *stateRun, raw any, th *thread) (any, error) {
 	st, t := sr.st, sr.st.task
+	if t.startSync {
+		return r.startSyncAttempt(ctx, sr, raw, th)
+	}
 	eff, err := r.selectPath(sr, st.inputPath, raw)
 	if err != nil {
 		return nil, err

@@ -47,21 +47,25 @@ const (
 	VerifyStateMachineName = "bucketvault-verify"
 )
 
-// machine is one state machine and the functions its substitutions name.
+// machine is one state machine, the functions its substitutions name, and the state machines
+// it starts (states:startExecution.sync:2), by substitution.
 type machine struct {
 	name       string
 	definition []byte
 	functions  map[string]string // substitution → function name
+	machines   map[string]*machine
 }
 
 var (
 	backupMachine = machine{StateMachineName, statemachine.Backup, map[string]string{
 		"ListerFunctionArn": ListerName, "CopierFunctionArn": CopierName, "ReporterFunctionArn": ReporterName,
-	}}
+	}, nil}
 	restoreMachine = machine{RestoreStateMachineName, statemachine.Restore, map[string]string{
 		"PlannerFunctionArn": PlannerName, "CopierFunctionArn": RestoreCopierName, "ReporterFunctionArn": ReporterName,
-	}}
-	verifyMachine = machine{VerifyStateMachineName, statemachine.Verify, map[string]string{"VerifierFunctionArn": VerifierName}}
+	}, nil}
+	// The drill runs its restore sample through the restore state machine itself.
+	verifyMachine = machine{VerifyStateMachineName, statemachine.Verify, map[string]string{"VerifierFunctionArn": VerifierName},
+		map[string]*machine{"RestoreStateMachineArn": &restoreMachine}}
 )
 
 // Region and Account are the executor's stand-ins; nothing is sent to AWS.
@@ -160,6 +164,33 @@ func (r *Runner) handlers(env map[string]string, logger *slog.Logger) map[string
 }
 
 func (r *Runner) execute(ctx context.Context, m machine, name string, input []byte) (*Result, error) {
+	if r.Definition != nil {
+		m.definition = r.Definition
+	}
+	return r.executeMachine(ctx, m, name, input)
+}
+
+// StateMachineARN is the ARN the local executor knows a state machine by.
+func StateMachineARN(name string) string {
+	return fmt.Sprintf("arn:aws:states:%s:%s:stateMachine:%s", Region, Account, name)
+}
+
+// child is a state machine another one starts: each of its executions runs as one of Runner's
+// own (its history stored, its report read).
+type child struct {
+	r *Runner
+	m machine
+}
+
+func (c child) Run(ctx context.Context, name string, input []byte) (*local.Execution, error) {
+	res, err := c.r.executeMachine(ctx, c.m, name, input)
+	if res == nil {
+		return nil, err
+	}
+	return res.Execution, err
+}
+
+func (r *Runner) executeMachine(ctx context.Context, m machine, name string, input []byte) (*Result, error) {
 	env := maps.Clone(r.Env)
 	logger := r.Logger
 	if logger == nil {
@@ -176,8 +207,10 @@ func (r *Runner) execute(ctx context.Context, m machine, name string, input []by
 		functions[fn] = local.FunctionConfig{Handler: h, Timeout: r.Timeouts[fn]}
 		subs[sub] = FunctionARN(fn)
 	}
-	if r.Definition != nil {
-		m.definition = r.Definition
+	machines := map[string]local.StateMachine{}
+	for sub, cm := range m.machines {
+		arn := StateMachineARN(cm.name)
+		subs[sub], machines[arn] = arn, child{r: r, m: *cm}
 	}
 	def, err := statemachine.Render(m.definition, subs)
 	if err != nil {
@@ -189,7 +222,7 @@ func (r *Runner) execute(ctx context.Context, m machine, name string, input []by
 	}
 	exec, err := local.New(def, local.Options{
 		StateMachineName: m.name, Region: Region, Account: Account,
-		Functions: functions, S3: smS3, Sleep: r.Sleep, Logger: logger.With("component", "executor"),
+		Functions: functions, S3: smS3, StateMachines: machines, Sleep: r.Sleep, Logger: logger.With("component", "executor"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load state machine: %w", err)
@@ -244,7 +277,7 @@ var FunctionVariables = []string{
 	"SOURCE_BUCKET", "BACKUP_BUCKET", "RUN_BUCKET", "RESTORE_TARGETS",
 	"BATCH_SIZE", "BATCH_BYTES", "LISTER_MAX_KEYS", "LISTER_RANGES", "MAX_DELETE_PERCENT", "DELETE_GUARD_FLOOR", "MAX_CHANGE_PERCENT",
 	"CHANGE_GUARD_FLOOR", "ARCHIVED_SOURCES", "PLANNER_MAX_KEYS", "THAW_CHECK_SECONDS",
-	"ALLOW_EXACT_ROLLBACK", "FILTERS", "VERIFY_CONCURRENCY", "VERIFY_MAX_KEYS",
+	"ALLOW_EXACT_ROLLBACK", "FILTERS", "VERIFY_CONCURRENCY", "VERIFY_MAX_KEYS", "DRILL_BUCKET",
 	"COPIER_CONCURRENCY", "MULTIPART_THRESHOLD", "MULTIPART_PART_SIZE", "PART_CONCURRENCY",
 	// the reporter's notifications (shared/notify) and cost estimate (shared/runcost)
 	"NOTIFY_URLS", "NOTIFY_ON", "HEARTBEAT_URL", "NOTIFY_TOPIC_ARN", "NOTIFY_BUDGET_SECONDS", "CONSOLE_URL",
