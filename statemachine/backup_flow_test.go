@@ -36,9 +36,15 @@ func backupOn(t *testing.T, f *s3fake.S3, cfg lister.Config, name string) (*loca
 // backupOnInput is backupOn with an execution input.
 func backupOnInput(t *testing.T, f *s3fake.S3, cfg lister.Config, name, input string) (*local.Execution, report.Report) {
 	t.Helper()
+	return backupWith(t, f, cfg, name, input, statemachine.Backup)
+}
+
+// backupWith is backupOnInput with a definition of its own (an edited copy of the backup's).
+func backupWith(t *testing.T, f *s3fake.S3, cfg lister.Config, name, input string, definition []byte) (*local.Execution, report.Report) {
+	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
 	arn := func(fn string) string { return "arn:aws:lambda:us-east-1:123456789012:function:" + fn }
-	def, err := statemachine.Render(statemachine.Backup, map[string]string{
+	def, err := statemachine.Render(definition, map[string]string{
 		"ListerFunctionArn": arn("lister"), "CopierFunctionArn": arn("copier"), "ReporterFunctionArn": arn("reporter"), "RunBucket": "run",
 	})
 	if err != nil {

@@ -1,14 +1,18 @@
 package statemachine_test
 
 import (
+	"strings"
+
 	"context"
 	"fmt"
+	"github.com/bucketvault/bucketvault/statemachine"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/bucketvault/bucketvault/shared/batch"
 	"github.com/bucketvault/bucketvault/shared/lister"
 	"github.com/bucketvault/bucketvault/shared/report"
 	"github.com/bucketvault/bucketvault/shared/s3fake"
@@ -91,4 +95,57 @@ func TestBackupInRangesKMS(t *testing.T) {
 
 func deleteInput(bucket, key string) *s3.DeleteObjectInput {
 	return &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}
+}
+
+// Copying starts before listing ends: a range's child copies its own batches as soon as the range
+// is listed, while later ranges have not started listing. With one range at a time (the
+// definition's ListRanges MaxConcurrency set to 1 for the test), the first copy into the backup
+// comes before the source's last listing request; the deletions still wait for the plan.
+func TestRangesCopyWhileListing(t *testing.T) {
+	f := newBackupFake()
+	f.PageSize = 10
+	const n = 120
+	for i := range n {
+		f.Put("src", fmt.Sprintf("k/%04d", i), []byte(fmt.Sprint("content ", i)))
+	}
+	f.Put("bak", "k/gone", []byte("deleted from the source"))
+	cfg := listerConfig(lister.ArchivedSkip)
+	cfg.Ranges, cfg.BatchSize, cfg.MaxKeysPerInvocation = 4, 7, 13
+	cfg.Guards.Delete.MaxPercent = 100
+	one := strings.Replace(string(statemachine.Backup), `"MaxConcurrency": 32,`, `"MaxConcurrency": 1,`, 1)
+	if one == string(statemachine.Backup) {
+		t.Fatal("the ListRanges MaxConcurrency this test sets is not in the definition")
+	}
+	x, rep := backupWith(t, f, cfg, "early", `{}`, []byte(one))
+	if x.Status != "SUCCEEDED" || rep.Copied != n || rep.Deleted != 1 {
+		t.Fatalf("%s %s %s: copied %d deleted %d", x.Status, x.Error, x.Cause, rep.Copied, rep.Deleted)
+	}
+	if !listedInRanges(t, f, "early") {
+		t.Fatal("not listed in ranges")
+	}
+	firstCopy, lastList, deletion := -1, -1, -1
+	for i, c := range f.Calls() {
+		switch {
+		case strings.HasPrefix(c, "CopyObject bak/") && firstCopy < 0:
+			firstCopy = i
+		case strings.HasPrefix(c, "ListObjectsV2 src/"):
+			lastList = i
+		case c == "DeleteObject bak/k/gone":
+			deletion = i
+		}
+	}
+	if firstCopy < 0 || lastList < 0 || firstCopy > lastList {
+		t.Fatalf("first copy at call %d, last source listing at %d: copying waited for the listing", firstCopy, lastList)
+	}
+	if deletion < lastList {
+		t.Fatalf("the deletion (call %d) ran before the listing ended (call %d)", deletion, lastList)
+	}
+	out, err := f.GetObject(context.Background(), getInput("run", batch.EarlyManifestKey("early")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	early, err := batch.ReadManifest(out.Body, "early")
+	if err != nil || len(early) == 0 || int64(len(early)) >= rep.Batches {
+		t.Fatalf("early manifest %v (%v) of %d batches: want the copies, not the deletion", early, err, rep.Batches)
+	}
 }

@@ -318,6 +318,16 @@ func ParseRangeKey(execution, key string) (r, seq int, ok bool) {
 	return r, seq, true
 }
 
+// EarlyManifestKey names the list of the copy batches a backup listed in key-space ranges copied
+// while the other ranges were still listing (each range's child execution copies its own, up to a
+// bound); the Copy Map runs the rest. The reporter reads both.
+func EarlyManifestKey(execution string) string { return WorkPrefix(execution) + "early-manifest.jsonl" }
+
+// WriteEarlyManifest stores the early manifest of an execution.
+func WriteEarlyManifest(ctx context.Context, client Putter, bucket, execution string, keys []string, opts ...func(*s3.Options)) error {
+	return writeManifest(ctx, client, bucket, execution, EarlyManifestKey(execution), keys, opts...)
+}
+
 // PreviewManifestKey names the list of the batches a dry run wrote to show what the real run would
 // do that its counts alone do not tell (an exact restore's removals, which the report names). No
 // Map reads it: a dry run copies and removes nothing.

@@ -91,6 +91,10 @@ const (
 	// DefaultChunkTags ends a chunk early once that many of its keys need their tags read.
 	DefaultChunkKeys = 1000
 	DefaultChunkTags = 4 * DefaultTagConcurrency
+	// DefaultEarlyCopyBatches bounds the copy batches a range's child execution copies itself as
+	// soon as the range is listed: an Inline Map of about 7 history events per batch, well
+	// inside the child's 25,000; the Copy Map runs a range's batches beyond it.
+	DefaultEarlyCopyBatches = 1000
 )
 
 // Config is the lister's configuration, from its environment.
@@ -239,6 +243,10 @@ type Response struct {
 	// Range a line) for the ListRanges Map; 0 lists the key space in one sequence.
 	Ranges    int    `json:"ranges"`
 	RangesKey string `json:"rangesKey"`
+	// CopyBatches, set by the invocation that finishes a key-space range (not in a dry run),
+	// are the range's first copy batches (at most DefaultEarlyCopyBatches), which its child
+	// execution copies at once, while other ranges still list; never null.
+	CopyBatches []string `json:"copyBatches"`
 }
 
 // Handler is the lister function.
@@ -429,11 +437,20 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 		"toDelete", t.ToDelete, "archived", t.Archived, "excluded", t.Excluded, "excludedDeletions", t.ExcludedDeletions,
 		"tagReads", t.TagReads, "elapsed", h.now().Sub(start).String())
 
-	resp := Response{Done: done, DryRun: opts.DryRun, Guards: []report.Guard{}}
+	resp := Response{Done: done, DryRun: opts.DryRun, Guards: []report.Guard{}, CopyBatches: []string{}}
 	if done && rng != nil {
-		// The range is listed: its result waits for the plan, which judges all ranges together.
+		// The range is listed: its copies can start at once (copies never wait on the guards,
+		// which only hold deletions back); its result waits for the plan, which judges all
+		// ranges together and runs the deletions.
+		early := 0
+		if !opts.DryRun {
+			early = min(cur.Position.CopyBatches, DefaultEarlyCopyBatches)
+		}
+		for seq := range early {
+			resp.CopyBatches = append(resp.CopyBatches, batch.RangeKey(req.Execution, rng.Index, seq))
+		}
 		t.Retries += retries.Count()
-		if err := h.writeRangeResult(ctx, req.Execution, *rng, cur, retries); err != nil {
+		if err := h.writeRangeResult(ctx, req.Execution, *rng, cur, early, retries); err != nil {
 			return Response{}, err
 		}
 		resp.Cursor = cur

@@ -130,7 +130,10 @@ type RangeResult struct {
 	Totals        report.Totals `json:"totals"`
 	CopyBatches   int           `json:"copyBatches"`
 	DeleteBatches int           `json:"deleteBatches"`
-	Hints         []Hint        `json:"hints"`
+	// EarlyCopies are the first copy batches the range's child execution copied itself, as soon
+	// as the range was listed (Response.CopyBatches); the Copy Map runs the others.
+	EarlyCopies int    `json:"earlyCopies"`
+	Hints       []Hint `json:"hints"`
 	TailKeys      int64         `json:"tailKeys"` // source keys after the last hint
 }
 
@@ -474,9 +477,9 @@ func between(lo, hi rune) (rune, bool) {
 
 // writeRangeResult stores a listed range's result for the plan. A retried invocation rewrites
 // it whole.
-func (h *Handler) writeRangeResult(ctx context.Context, execution string, r Range, cur Cursor, retries *s3client.RetryCounter) error {
+func (h *Handler) writeRangeResult(ctx context.Context, execution string, r Range, cur Cursor, early int, retries *s3client.RetryCounter) error {
 	res := RangeResult{Range: r, Totals: cur.Totals, CopyBatches: cur.Position.CopyBatches, DeleteBatches: cur.Position.DeleteBatches,
-		Hints: cur.Position.Hints, TailKeys: cur.Position.SinceHint}
+		EarlyCopies: early, Hints: cur.Position.Hints, TailKeys: cur.Position.SinceHint}
 	data, err := json.Marshal(res)
 	if err != nil {
 		return err
@@ -517,14 +520,21 @@ func (h *Handler) plan(ctx context.Context, req Request, opts execinput.Options)
 	if err := g.Wait(); err != nil {
 		return Response{}, err
 	}
-	var copies, deletions []string
+	var copies, deletions, early []string
 	rangeCopies := make([]int, n)
 	var hints []Hint
 	var tail int64
 	for r, res := range results {
 		cur.Totals.Add(res.Totals)
+		if res.EarlyCopies > res.CopyBatches {
+			return Response{}, fmt.Errorf("lister plan: range %d copied %d batches early of its %d", r, res.EarlyCopies, res.CopyBatches)
+		}
 		for seq := range res.CopyBatches {
-			copies = append(copies, batch.RangeKey(req.Execution, r, seq))
+			if seq < res.EarlyCopies {
+				early = append(early, batch.RangeKey(req.Execution, r, seq))
+			} else {
+				copies = append(copies, batch.RangeKey(req.Execution, r, seq))
+			}
 		}
 		for seq := range res.DeleteBatches {
 			deletions = append(deletions, batch.RangeDeleteKey(req.Execution, r, seq))
@@ -551,6 +561,11 @@ func (h *Handler) plan(ctx context.Context, req Request, opts execinput.Options)
 		}
 	}
 	if !opts.DryRun {
+		// The ranges' children copied their first batches already; the Copy Map runs the rest,
+		// then the deletions unless withheld. The reporter reads both lists.
+		if err := batch.WriteEarlyManifest(ctx, h.S3, h.Config.RunBucket, req.Execution, early, retries.Option()); err != nil {
+			return Response{}, err
+		}
 		keys := copies
 		if !deletion.Tripped {
 			keys = append(keys, deletions...)

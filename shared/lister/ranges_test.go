@@ -75,6 +75,14 @@ func collect(t *testing.T, f *s3fake.S3, exec string, resp Response) outcome {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if early, err := f.GetObject(context.Background(), getInput("run", batch.EarlyManifestKey(exec))); err == nil {
+		// A ranged run: the ranges' children copied these already.
+		earlyKeys, err := batch.ReadManifest(early.Body, exec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(earlyKeys, keys...)
+	}
 	for _, k := range keys {
 		if _, err := batch.Read(bytes.NewReader(read(t, f, k)), func(it batch.Item) error {
 			if prev, dup := o.items[it.Key]; dup {
@@ -150,6 +158,7 @@ func listRanged(t *testing.T, h *Handler, f *s3fake.S3, exec, input string, die 
 			t.Fatalf("range %d of %d: %+v (after %+v)", i, len(ranges), r, ranges[max(i-1, 0)])
 		}
 	}
+	var early []string
 	for _, r := range ranges {
 		var cur *Cursor
 		for n := 0; ; n++ {
@@ -168,7 +177,11 @@ func listRanged(t *testing.T, h *Handler, f *s3fake.S3, exec, input string, die 
 			if err != nil {
 				t.Fatalf("range %d: %v", r.Index, err)
 			}
+			if resp.CopyBatches == nil || !resp.Done && len(resp.CopyBatches) > 0 {
+				t.Fatalf("range %d: copy batches %v before the range is listed", r.Index, resp.CopyBatches)
+			}
 			if resp.Done {
+				early = append(early, resp.CopyBatches...)
 				break
 			}
 			cur = &resp.Cursor
@@ -180,6 +193,15 @@ func listRanged(t *testing.T, h *Handler, f *s3fake.S3, exec, input string, die 
 	}
 	if !resp.Done {
 		t.Fatal("plan not done")
+	}
+	// The plan's early manifest lists exactly the batches the ranges handed to their copiers.
+	if out, err := h.S3.GetObject(ctx, getInput("run", batch.EarlyManifestKey(exec))); err == nil {
+		got, err := batch.ReadManifest(out.Body, exec)
+		if err != nil || !slices.Equal(got, early) && len(got)+len(early) > 0 {
+			t.Fatalf("early manifest %v (%v), the ranges copied %v", got, err, early)
+		}
+	} else if len(early) > 0 {
+		t.Fatalf("no early manifest, the ranges copied %v: %v", early, err)
 	}
 	return resp, split.Ranges
 }

@@ -1,6 +1,7 @@
 package reporter
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -113,6 +114,39 @@ func TestDestinationSections(t *testing.T) {
 			}
 			if strings.Join(named, ",") != strings.Join(tt.wantFail, ",") {
 				t.Errorf("failures named %v, want %v", named, tt.wantFail)
+			}
+		})
+	}
+}
+
+// A ranged backup's early batches (copied by the ranges' children, listed in the early
+// manifest) count like the Copy Map's; one without an outcome names each of its objects.
+func TestEarlyManifest(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		outcome   bool
+		wantError string
+		wantFail  int64
+	}{{name: "copied early", outcome: true}, {name: "an early batch failed", wantError: "BackupIncomplete", wantFail: 2}} {
+		t.Run(tt.name, func(t *testing.T) {
+			f, h := setup()
+			e0, m0 := batch.RangeKey("exec", 0, 0), batch.RangeKey("exec", 1, 0)
+			putBatch(f, e0, "a", "b")
+			putBatch(f, m0, "c")
+			if tt.outcome {
+				okey, _ := batch.OutcomeKey(e0)
+				putJSON(f, okey, report.Outcome{Items: 2, Copied: 2})
+			}
+			okey, _ := batch.OutcomeKey(m0)
+			putJSON(f, okey, report.Outcome{Items: 1, Copied: 1})
+			if err := batch.WriteEarlyManifest(context.Background(), f, "run", "exec", []string{e0}); err != nil {
+				t.Fatal(err)
+			}
+			putManifest(t, f, m0)
+			st := state{Done: true, Copy: &MapResult{MapRunArn: "arn"}, Cursor: cursor(report.Totals{Listed: 3, New: 3})}
+			r := invoke(t, h, Request{Execution: "exec", StartedAt: "2026-11-24T02:00:00.000Z", Input: json.RawMessage(`{}`), State: mustJSON(st)})
+			if r.Error != tt.wantError || r.Failed != tt.wantFail || r.Batches != 2 || r.Copied+r.Failed != 3 {
+				t.Fatalf("status %s %q (%s): copied %d failed %d batches %d", r.Status, r.Error, r.Cause, r.Copied, r.Failed, r.Batches)
 			}
 		})
 	}

@@ -620,9 +620,18 @@ func (h *Handler) preview(ctx context.Context, execution string, ls *lists) erro
 	return nil
 }
 
-// manifest reads the keys of the batches the run executes (nil when there is no manifest).
+// manifest reads the keys of the batches the run executes (nil when there is no manifest): those
+// a ranged backup's children copied early (batch.EarlyManifestKey), then the Copy Map's.
 func (h *Handler) manifest(ctx context.Context, execution string) ([]string, error) {
-	return h.manifestAt(ctx, execution, batch.ManifestKey(execution))
+	early, err := h.manifestAt(ctx, execution, batch.EarlyManifestKey(execution))
+	if err != nil {
+		return nil, err
+	}
+	keys, err := h.manifestAt(ctx, execution, batch.ManifestKey(execution))
+	if err != nil || keys == nil {
+		return keys, err
+	}
+	return append(early, keys...), nil
 }
 
 // manifestAt reads the batch keys a manifest at key lists (nil when there is none).
@@ -638,6 +647,9 @@ func (h *Handler) manifestAt(ctx context.Context, execution, key string) ([]stri
 	keys, err := batch.ReadManifest(obj.Body, execution)
 	if err != nil {
 		return nil, fmt.Errorf("s3://%s/%s: %w", h.Config.RunBucket, key, err)
+	}
+	if keys == nil {
+		keys = []string{} // there is one, listing nothing
 	}
 	return keys, nil
 }
