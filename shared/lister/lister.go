@@ -156,9 +156,6 @@ func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 	if c.Destinations, err = destination.FromEnv(lookup, c.SourceBucket, c.BackupBucket, c.RunBucket); err != nil {
 		return Config{}, err
 	}
-	if len(c.Destinations) > 0 && c.Ranges > 0 {
-		return Config{}, &fault.ConfigError{Msg: "LISTER_RANGES and DESTINATIONS cannot be set together yet: a run to further destinations lists in one sequence (set LISTER_RANGES=0)"}
-	}
 	return c, nil
 }
 

@@ -42,7 +42,12 @@ func setup(versioned bool) (*s3fake.S3, *Handler) {
 // listAll invokes the lister until it is done, as the state machine's loop does.
 func listAll(t *testing.T, h *Handler, input string) (Response, int) {
 	t.Helper()
-	var cur *Cursor
+	return listAllFrom(t, h, input, nil)
+}
+
+// listAllFrom is listAll from a cursor (nil: the first invocation).
+func listAllFrom(t *testing.T, h *Handler, input string, cur *Cursor) (Response, int) {
+	t.Helper()
 	for n := 1; n < 1000; n++ {
 		resp, err := h.Handle(context.Background(), Request{Execution: "exec", Input: json.RawMessage(input), Cursor: cur})
 		if err != nil {

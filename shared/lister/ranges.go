@@ -134,7 +134,7 @@ type RangeResult struct {
 	// as the range was listed (Response.CopyBatches); the Copy Map runs the others.
 	EarlyCopies int    `json:"earlyCopies"`
 	Hints       []Hint `json:"hints"`
-	TailKeys      int64         `json:"tailKeys"` // source keys after the last hint
+	TailKeys    int64  `json:"tailKeys"` // source keys after the last hint
 }
 
 // hint counts one source key, recording it every DefaultHintEvery keys; past
@@ -239,6 +239,9 @@ func (h *Handler) splitPoints(ctx context.Context, opts execinput.Options, index
 		return nil, "LISTER_RANGES is 0", nil
 	case opts.DryRun:
 		return nil, "a dry run", nil
+	case len(h.Config.Destinations) > 0:
+		// Not yet: a range's batches and totals per further destination.
+		return nil, "further destinations (DESTINATIONS) are listed in one sequence", nil
 	}
 	inUse, err := h.indexInUse(ctx, index, retries)
 	if err != nil {
