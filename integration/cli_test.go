@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -126,6 +127,16 @@ func TestCLI(t *testing.T) {
 	}
 	if out, _, code := c.run(nil, "runs"); code != 0 || !strings.Contains(out, first.Execution) || !strings.Contains(out, "SUCCEEDED") {
 		t.Fatalf("runs table (exit %d):\n%s", code, out)
+	}
+	// A drill with a drill bucket restores its sample there, says so, and leaves it empty.
+	drill := e.newBucket("drill")
+	out, errs, code := c.run([]string{"DRILL_BUCKET=" + drill, "RESTORE_TARGETS=" + drill}, "verify", "--sample", "all")
+	if code != 0 || !regexp.MustCompile(`restored\s+3\s+identical\s+3\s+differ\s+0`).MatchString(out) ||
+		!regexp.MustCompile(`scratch removed\s+3\s+left\s+0`).MatchString(out) || !strings.Contains(out, "(SUCCEEDED) into s3://"+drill+"/drill/verify-") {
+		t.Fatalf("verify (exit %d):\n%s\n%s", code, out, errs)
+	}
+	if left := e.keys(drill); len(left) != 0 {
+		t.Fatalf("the drill left %v", left)
 	}
 
 	type entry struct {

@@ -177,7 +177,14 @@ func (a *app) finishVerify(name, status, errName, cause string, r *report.Report
 	tw.row("  verified", v.Verified, "by checksum", v.ByChecksum, "by sha256", v.ByHash, "bytes", units.Bytes(v.BytesVerified))
 	tw.row("  changed since", v.ChangedSince, "archived", v.Archived, "not in backup", v.NotInBackup, "", "")
 	tw.row("  versions checked", v.VersionsChecked, "by ETag", v.VersionsByETag, "by time", v.VersionsByTime, "missing", v.MissingVersions)
+	if rs := v.Restore; rs != nil {
+		tw.row("  restored", rs.Restored, "identical", rs.Identical, "differ", rs.Mismatches, "seconds", fmt.Sprintf("%.3f", rs.Seconds))
+		tw.row("  scratch removed", rs.ScratchDeleted, "left", rs.ScratchLeft, "archived", rs.Archived, "", "")
+	}
 	tw.flush()
+	if rs := v.Restore; rs != nil && rs.Execution != "" {
+		fmt.Fprintf(a.out, "  restore sample: %s (%s) into %s\n", rs.Execution, rs.Status, rs.Target)
+	}
 	if v.LastCopiedUnknown {
 		fmt.Fprintf(a.out, "  the batches of %s are gone: its copies were not checked one by one\n", v.AgainstBackup)
 	}

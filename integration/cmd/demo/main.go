@@ -31,6 +31,7 @@ const (
 	backup   = "bucketvault-demo-backup"
 	runs     = "bucketvault-demo-runs"
 	restored = "bucketvault-demo-restored"
+	drill    = "bucketvault-demo-drill" // where a restore drill restores its sample, then removes it
 )
 
 func main() {
@@ -72,7 +73,8 @@ func run() error {
 	defer logFile.Close()
 	fmt.Println("   function logs (JSON):", logFile.Name())
 	// The bucketvault command, in-process, configured as a person would with three variables.
-	env := map[string]string{"SOURCE_BUCKET": primary, "BACKUP_BUCKET": backup, "RUN_BUCKET": runs, "BUCKETVAULT_CONFIG": os.DevNull}
+	env := map[string]string{"SOURCE_BUCKET": primary, "BACKUP_BUCKET": backup, "RUN_BUCKET": runs, "BUCKETVAULT_CONFIG": os.DevNull,
+		"DRILL_BUCKET": drill, "RESTORE_TARGETS": drill}
 	bucketvault := func(args ...string) (string, error) {
 		fmt.Printf("\n$ bucketvault %s\n", strings.Join(args, " "))
 		var out bytes.Buffer
@@ -134,7 +136,8 @@ func run() error {
 	if err := show(ctx, client); err != nil {
 		return err
 	}
-	fmt.Println("\n== A restore drill: every object of the backup checked against the primary bucket (SHA-256 of both)")
+	fmt.Println("\n== A restore drill: every object of the backup checked against the primary bucket (SHA-256 of both),")
+	fmt.Printf("   and a sample restored through the restore state machine into %s, compared and removed\n", drill)
 	_, err = bucketvault("verify", "--sample", "all")
 	return err
 }
@@ -175,7 +178,7 @@ func orDash(s string) string {
 }
 
 func setup(ctx context.Context, client *s3.Client) error {
-	for _, b := range []string{primary, backup, runs} {
+	for _, b := range []string{primary, backup, runs, drill} {
 		if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
 			return fmt.Errorf("create bucket %s: %w", b, err)
 		}
