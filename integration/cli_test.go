@@ -138,6 +138,23 @@ func TestCLI(t *testing.T) {
 	if left := e.keys(drill); len(left) != 0 {
 		t.Fatalf("the drill left %v", left)
 	}
+	// A further destination: the summary has its line, and a restore reads it with --from.
+	dr := e.newBucket("dr")
+	e.versioning(dr)
+	dests := []string{`DESTINATIONS=[{"name":"dr","bucket":"` + dr + `"}]`}
+	out, errs, code = c.run(dests, "backup")
+	if code != 0 || !regexp.MustCompile(`to dr\s+`+dr+`\s+copied\s+3\s+deleted\s+0\s+failed\s+0`).MatchString(out) {
+		t.Fatalf("backup to dr (exit %d):\n%s\n%s", code, out, errs)
+	}
+	fromDR := e.newBucket("from-dr")
+	// dr's history begins with this run: restore as of its end (as of the second run, dr held nothing).
+	withDR := strings.TrimSuffix(strings.Fields(out)[1], ":")
+	if out, errs, code = c.run(dests, "restore", "--at", withDR, "--from", "dr", "--to", fromDR); code != 0 {
+		t.Fatalf("restore --from dr (exit %d):\n%s\n%s", code, out, errs)
+	}
+	if got := e.keys(fromDR); strings.Join(got, ",") != "a.txt,docs/c.txt,docs/d.txt" || string(e.get(fromDR, "a.txt")) != "alpha v2, longer\n" {
+		t.Fatalf("restored from dr: %v", got)
+	}
 
 	type entry struct {
 		Key          string `json:"key"`

@@ -77,7 +77,10 @@ func (d Destination) String() string {
 	return fmt.Sprintf("destination %q (%s)", d.Name, where)
 }
 
-var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+var (
+	namePattern   = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+	bucketPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+)
 
 // Parse reads the DESTINATIONS setting (empty: none), strictly: unknown fields, a bad name, a
 // duplicate, a bucket that is one of reserved (the source, backup and run buckets on the
@@ -114,6 +117,10 @@ func Parse(s string, reserved ...string) ([]Destination, error) {
 			return nil, invalid("destination %d: name %q is taken (%q is the backup bucket's)", i, d.Name, Primary)
 		case d.Bucket == "":
 			return nil, invalid("destination %q has no bucket", d.Name)
+		case d.Endpoint == "" && !bucketPattern.MatchString(d.Bucket):
+			return nil, invalid("destination %q: bucket %q is not an S3 bucket name (3 to 63 lower-case letters, digits, dots and hyphens, beginning and ending with a letter or digit)", d.Name, d.Bucket)
+		case strings.ContainsAny(d.Bucket, "/ "):
+			return nil, invalid("destination %q: bucket %q is not a bucket name", d.Name, d.Bucket)
 		case d.SameProvider() && sameProvider[d.Bucket]:
 			return nil, invalid("destination %q: bucket %q is already the source, the backup, the run bucket or another destination", d.Name, d.Bucket)
 		}
@@ -173,6 +180,17 @@ func FromEnv(lookup envconf.Lookup, reserved ...string) ([]Destination, error) {
 		ds[i].static = &aws.Credentials{AccessKeyID: id, SecretAccessKey: secret, SessionToken: token, Source: "bucketvault " + ds[i].Credentials}
 	}
 	return ds, nil
+}
+
+// CredentialVariables are the environment variables the destinations' env: credentials name.
+func CredentialVariables(ds []Destination) []string {
+	var out []string
+	for _, d := range ds {
+		if prefix, ok := strings.CutPrefix(d.Credentials, EnvCredentials); ok {
+			out = append(out, prefix+"_ACCESS_KEY_ID", prefix+"_SECRET_ACCESS_KEY", prefix+"_SESSION_TOKEN")
+		}
+	}
+	return out
 }
 
 // Find returns the destination named name.

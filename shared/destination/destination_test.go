@@ -26,18 +26,20 @@ func TestParse(t *testing.T) {
 		{name: "loopback http", in: `[{"name":"a","bucket":"b","endpoint":"http://127.0.0.1:9000","credentials":"env:DR"}]`, want: 1},
 		{name: "not an array", in: `{"name":"dr"}`, wantErr: "is not a JSON array"},
 		{name: "trailing text", in: `[] []`, wantErr: "text after"},
-		{name: "too many", in: `[{"name":"a","bucket":"a"},{"name":"b","bucket":"b"},{"name":"c","bucket":"c"},{"name":"d","bucket":"d"}]`, wantErr: "at most 3"},
-		{name: "bad name", in: `[{"name":"DR","bucket":"b"}]`, wantErr: `name "DR" must be`},
-		{name: "primary", in: `[{"name":"primary","bucket":"b"}]`, wantErr: `"primary" is taken`},
-		{name: "duplicate name", in: `[{"name":"a","bucket":"b"},{"name":"a","bucket":"c"}]`, wantErr: `"a" is taken`},
+		{name: "too many", in: `[{"name":"a","bucket":"aaa"},{"name":"b","bucket":"bbb"},{"name":"c","bucket":"ccc"},{"name":"d","bucket":"ddd"}]`, wantErr: "at most 3"},
+		{name: "bad name", in: `[{"name":"DR","bucket":"bbb"}]`, wantErr: `name "DR" must be`},
+		{name: "primary", in: `[{"name":"primary","bucket":"bbb"}]`, wantErr: `"primary" is taken`},
+		{name: "duplicate name", in: `[{"name":"a","bucket":"bbb"},{"name":"a","bucket":"ccc"}]`, wantErr: `"a" is taken`},
 		{name: "no bucket", in: `[{"name":"a"}]`, wantErr: "has no bucket"},
+		{name: "a bucket name S3 refuses", in: `[{"name":"a","bucket":"dr"}]`, wantErr: `bucket "dr" is not an S3 bucket name`},
+		{name: "a bucket name with a slash", in: `[{"name":"a","bucket":"b/c","endpoint":"https://s3.example.com"}]`, wantErr: `is not a bucket name`},
 		{name: "the source bucket", in: `[{"name":"a","bucket":"src"}]`, wantErr: `bucket "src" is already`},
-		{name: "two destinations, one bucket", in: `[{"name":"a","bucket":"b"},{"name":"c","bucket":"b"}]`, wantErr: `bucket "b" is already`},
+		{name: "two destinations, one bucket", in: `[{"name":"a","bucket":"bbb"},{"name":"c","bucket":"bbb"}]`, wantErr: `bucket "bbb" is already`},
 		{name: "endpoint with a path", in: `[{"name":"a","bucket":"b","endpoint":"https://s3.example.com/x"}]`, wantErr: "with no path"},
 		{name: "endpoint with user info", in: `[{"name":"a","bucket":"b","endpoint":"https://k:s@s3.example.com"}]`, wantErr: "with no path"},
 		{name: "plain http", in: `[{"name":"a","bucket":"b","endpoint":"http://s3.example.com"}]`, wantErr: "not loopback"},
 		{name: "bad credentials", in: `[{"name":"a","bucket":"b","endpoint":"https://s3.example.com","credentials":"AKIA:secret"}]`, wantErr: "credentials"},
-		{name: "unknown field", in: `[{"name":"a","bucket":"b","kmsKey":"x"}]`, wantErr: `unknown field "kmsKey"`},
+		{name: "unknown field", in: `[{"name":"a","bucket":"bbb","kmsKey":"x"}]`, wantErr: `unknown field "kmsKey"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,7 +77,7 @@ func TestOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := envconf.Map(map[string]string{
-		Variable: `[{"name":"same","bucket":"b1"},{"name":"eu","bucket":"b2","region":"eu-west-1"},` +
+		Variable: `[{"name":"same","bucket":"bb1"},{"name":"eu","bucket":"bb2","region":"eu-west-1"},` +
 			`{"name":"far","bucket":"b3","endpoint":"http://127.0.0.1:9","credentials":"env:FAR"}]`,
 		"FAR_ACCESS_KEY_ID": "far-id", "FAR_SECRET_ACCESS_KEY": "far-secret",
 	})

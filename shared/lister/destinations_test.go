@@ -218,8 +218,8 @@ func TestDestinationsConfig(t *testing.T) {
 		name, destinations, ranges, wantErr string
 	}{
 		{name: "none"},
-		{name: "two", destinations: `[{"name":"dr","bucket":"dr"},{"name":"far","bucket":"x","endpoint":"https://s3.example.com","credentials":"secretsmanager:arn:x"}]`},
-		{name: "with ranges (listed in one sequence: TestDestinationsListInOneSequence)", destinations: `[{"name":"dr","bucket":"dr"}]`, ranges: "4"},
+		{name: "two", destinations: `[{"name":"dr","bucket":"dr-b"},{"name":"far","bucket":"x","endpoint":"https://s3.example.com","credentials":"secretsmanager:arn:x"}]`},
+		{name: "with ranges (listed in one sequence: TestDestinationsListInOneSequence)", destinations: `[{"name":"dr","bucket":"dr-b"}]`, ranges: "4"},
 		{name: "the backup bucket again", destinations: `[{"name":"dr","bucket":"bak"}]`, wantErr: `bucket "bak" is already`},
 		{name: "primary", destinations: `[{"name":"primary","bucket":"p"}]`, wantErr: `name "primary" is taken`},
 		{name: "unknown field", destinations: `[{"name":"dr","bucket":"dr","kms":"x"}]`, wantErr: `unknown field "kms"`},

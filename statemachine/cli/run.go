@@ -329,6 +329,10 @@ func (a *app) printSummary(kind, name, status, errName, cause string, r *report.
 		tw.row("  excluded", r.Excluded, "gone, left alone", r.ExcludedDeletions, "tag reads", r.TagReads, "", "")
 	}
 	tw.row("  bytes copied", units.Bytes(r.BytesCopied), "retries", r.Retries, "batches", r.Batches, "", "")
+	for _, d := range r.Destinations {
+		// A further destination: its own counts, beside the backup bucket's above.
+		tw.row("  to "+d.Name, d.Bucket, "copied", d.Copied, "deleted", d.Deleted, "failed", d.Failed)
+	}
 	tw.flush()
 	rules := slices.Sorted(maps.Keys(r.ExcludedByRule))
 	for _, rule := range rules {
@@ -341,6 +345,10 @@ func (a *app) printSummary(kind, name, status, errName, cause string, r *report.
 		if i == 10 {
 			fmt.Fprintf(a.out, "  … and %d more failures\n", int64(len(r.Failures)-10)+r.FailuresOmitted)
 			break
+		}
+		if f.Destination != "" {
+			fmt.Fprintf(a.out, "  FAILED %s (to %s): %s\n", f.Key, f.Destination, f.Error)
+			continue
 		}
 		fmt.Fprintf(a.out, "  FAILED %s: %s\n", f.Key, f.Error)
 	}

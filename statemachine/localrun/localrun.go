@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/bucketvault/bucketvault/shared/batch"
 	"github.com/bucketvault/bucketvault/shared/copier"
+	"github.com/bucketvault/bucketvault/shared/destination"
 	"github.com/bucketvault/bucketvault/shared/envconf"
 	"github.com/bucketvault/bucketvault/shared/lambdafn"
 	"github.com/bucketvault/bucketvault/shared/lister"
@@ -277,7 +279,7 @@ var FunctionVariables = []string{
 	"SOURCE_BUCKET", "BACKUP_BUCKET", "RUN_BUCKET", "RESTORE_TARGETS",
 	"BATCH_SIZE", "BATCH_BYTES", "LISTER_MAX_KEYS", "LISTER_RANGES", "MAX_DELETE_PERCENT", "DELETE_GUARD_FLOOR", "MAX_CHANGE_PERCENT",
 	"CHANGE_GUARD_FLOOR", "ARCHIVED_SOURCES", "PLANNER_MAX_KEYS", "THAW_CHECK_SECONDS",
-	"ALLOW_EXACT_ROLLBACK", "FILTERS", "VERIFY_CONCURRENCY", "VERIFY_MAX_KEYS", "DRILL_BUCKET",
+	"ALLOW_EXACT_ROLLBACK", "FILTERS", "VERIFY_CONCURRENCY", "VERIFY_MAX_KEYS", "DRILL_BUCKET", destination.Variable,
 	"COPIER_CONCURRENCY", "MULTIPART_THRESHOLD", "MULTIPART_PART_SIZE", "PART_CONCURRENCY",
 	// the reporter's notifications (shared/notify) and cost estimate (shared/runcost)
 	"NOTIFY_URLS", "NOTIFY_ON", "HEARTBEAT_URL", "NOTIFY_TOPIC_ARN", "NOTIFY_BUDGET_SECONDS", "CONSOLE_URL",
@@ -286,10 +288,18 @@ var FunctionVariables = []string{
 	"LISTER_MEMORY_MB", "PLANNER_MEMORY_MB", "COPIER_MEMORY_MB", "REPORTER_MEMORY_MB",
 }
 
-// FunctionEnv picks the functions' variables from an environment.
+// FunctionEnv picks the functions' variables from an environment, with the credentials the
+// further destinations name (env:PREFIX). A malformed DESTINATIONS is passed on as it is: the
+// functions refuse it, naming the problem.
 func FunctionEnv(lookup func(string) (string, bool)) map[string]string {
 	env := map[string]string{}
-	for _, name := range FunctionVariables {
+	names := FunctionVariables
+	if v, ok := lookup(destination.Variable); ok {
+		if ds, err := destination.Parse(v); err == nil {
+			names = append(slices.Clone(names), destination.CredentialVariables(ds)...)
+		}
+	}
+	for _, name := range names {
 		if v, ok := lookup(name); ok {
 			env[name] = v
 		}

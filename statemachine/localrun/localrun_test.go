@@ -40,3 +40,21 @@ func TestMaxConcurrencyFindsNestedMaps(t *testing.T) {
 		t.Fatalf("maxConcurrency of a broken definition = %d, want 0", got)
 	}
 }
+
+// The functions get DESTINATIONS and exactly the credentials its env: destinations name.
+func TestFunctionEnvDestinations(t *testing.T) {
+	all := map[string]string{
+		"SOURCE_BUCKET": "src", "DESTINATIONS": `[{"name":"far","bucket":"b","endpoint":"http://127.0.0.1:9","credentials":"env:FAR"}]`,
+		"FAR_ACCESS_KEY_ID": "id", "FAR_SECRET_ACCESS_KEY": "secret", "OTHER_SECRET_ACCESS_KEY": "not named", "HOME": "/root",
+	}
+	got := FunctionEnv(func(k string) (string, bool) { v, ok := all[k]; return v, ok })
+	want := map[string]string{"SOURCE_BUCKET": "src", "DESTINATIONS": all["DESTINATIONS"], "FAR_ACCESS_KEY_ID": "id", "FAR_SECRET_ACCESS_KEY": "secret"}
+	if len(got) != len(want) {
+		t.Fatalf("env %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+}
