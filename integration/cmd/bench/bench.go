@@ -121,19 +121,14 @@ func (b *bench) scenarios(ctx context.Context) error {
 	if err := createBucket(ctx, b.s3, runBucket, false); err != nil {
 		return err
 	}
-	if c.onlyListing {
-		return b.listing(ctx)
+	if len(c.only) > 0 {
+		return b.selected(ctx)
 	}
 	fmt.Fprintln(logw, "== uploading data sets (not measured)")
-	if err := createBucket(ctx, b.s3, "src-small", false); err != nil {
-		return err
-	}
-	small, err := uploadSmall(ctx, b.s3, "src-small", c.small, c.smallMin, c.smallMax, 1)
+	small, err := b.uploadSmallSet(ctx)
 	if err != nil {
 		return err
 	}
-	small.name = "small"
-	b.res.addSet(small)
 	var large *dataset
 	if len(c.large) > 0 {
 		if err := createBucket(ctx, b.s3, "src-large", false); err != nil {
@@ -162,10 +157,58 @@ func (b *bench) scenarios(ctx context.Context) error {
 	if err := b.memory(ctx, small); err != nil {
 		return err
 	}
+	if c.destinations {
+		if err := b.destinations(ctx, small); err != nil {
+			return err
+		}
+	}
+	if len(c.scale) > 0 {
+		if err := b.scale(ctx); err != nil {
+			return err
+		}
+	}
 	if c.listing > 0 {
 		return b.listing(ctx)
 	}
 	return nil
+}
+
+// selected runs only the scenarios -only names, in the order destinations, scale, listing.
+func (b *bench) selected(ctx context.Context) error {
+	c := b.cfg
+	if c.only[onlyDestinations] {
+		small, err := b.uploadSmallSet(ctx)
+		if err != nil {
+			return err
+		}
+		if err := b.destinations(ctx, small); err != nil {
+			return err
+		}
+	}
+	if c.only[onlyScale] {
+		if err := b.scale(ctx); err != nil {
+			return err
+		}
+	}
+	if c.only[onlyListing] {
+		return b.listing(ctx)
+	}
+	return nil
+}
+
+// uploadSmallSet uploads the small set (not measured).
+func (b *bench) uploadSmallSet(ctx context.Context) (*dataset, error) {
+	c := b.cfg
+	if err := createBucket(ctx, b.s3, "src-small", false); err != nil {
+		return nil, err
+	}
+	small, err := uploadSmall(ctx, b.s3, "src-small", c.small, c.smallMin, c.smallMax, 1)
+	if err != nil {
+		return nil, err
+	}
+	small.name = "small"
+	b.res.addSet(small)
+	return small, nil
 }
 
 // smallRep is one repetition over the small set: ceiling, bucketvault full, list time, idle,

@@ -42,6 +42,22 @@ type want struct {
 // environment and arguments, and checks its report against w.
 func (b *bench) runLocal(ctx context.Context, source, backup string, extra, args []string, w want) (*localRun, error) {
 	cmd := exec.CommandContext(ctx, b.localBin, append([]string{"backup", "--json", "--log-format", "json", "--verbose"}, args...)...)
+	stdout, r, err := b.process(cmd, source, backup, extra)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(stdout, &r.report); err != nil {
+		return nil, fmt.Errorf("bucketvault backup %s → %s: report is not JSON: %w: %.500s", source, backup, err, stdout)
+	}
+	if err := checkReport(&r.report, w, nil); err != nil {
+		return nil, fmt.Errorf("bucketvault backup %s → %s: %w", source, backup, err)
+	}
+	return r, nil
+}
+
+// process runs one backup process: cmd with the server's environment, the buckets and extra,
+// its stderr into the numbered log, timed and its peak RSS sampled. It returns its stdout.
+func (b *bench) process(cmd *exec.Cmd, source, backup string, extra []string) ([]byte, *localRun, error) {
 	cmd.Env = append(os.Environ(), b.serverEnv...)
 	cmd.Env = append(cmd.Env, "SOURCE_BUCKET="+source, "BACKUP_BUCKET="+backup, "RUN_BUCKET="+runBucket)
 	cmd.Env = append(cmd.Env, b.cfg.env...)
@@ -51,30 +67,41 @@ func (b *bench) runLocal(ctx context.Context, source, backup string, extra, args
 	logPath := filepath.Join(b.logDir, fmt.Sprintf("%03d-%s.log", b.runs, backup))
 	logFile, err := os.Create(logPath)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer logFile.Close()
 	cmd.Stdout, cmd.Stderr = &stdout, logFile
 	sp := b.begin()
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	hwm := watchHWM(cmd.Process.Pid)
 	err = cmd.Wait()
 	r := &localRun{measurement: sp.end(cmd.ProcessState)}
 	r.maxRSSKiB = hwm()
 	if err != nil {
-		return nil, fmt.Errorf("bucketvault backup %s → %s: %w\nreport: %s\nlog tail: %s", source, backup, err, stdout.Bytes(), tail(logPath, 2048))
+		return nil, nil, fmt.Errorf("backup %s → %s: %w\nstdout: %.2000s\nlog tail: %s", source, backup, err, stdout.Bytes(), tail(logPath, 2048))
 	}
-	if err := json.Unmarshal(stdout.Bytes(), &r.report); err != nil {
-		return nil, fmt.Errorf("bucketvault backup %s → %s: report is not JSON: %w: %.500s", source, backup, err, stdout.Bytes())
-	}
-	rep := r.report
+	return stdout.Bytes(), r, nil
+}
+
+// checkReport checks a finished run's report against w, for the backup bucket and for each
+// further destination named in dests (each must have been written exactly as the backup bucket).
+func checkReport(rep *report.Report, w want, dests []string) error {
 	if rep.Status != "SUCCEEDED" || rep.Failed != 0 || rep.Listed != w.listed || rep.Copied != w.copied || rep.Unchanged != w.unchanged || rep.BytesCopied != w.bytes {
-		return nil, fmt.Errorf("bucketvault backup %s → %s: status %s, listed %d, copied %d (%d bytes), unchanged %d, failed %d; want SUCCEEDED, listed %d, copied %d (%d bytes), unchanged %d, failed 0",
-			source, backup, rep.Status, rep.Listed, rep.Copied, rep.BytesCopied, rep.Unchanged, rep.Failed, w.listed, w.copied, w.bytes, w.unchanged)
+		return fmt.Errorf("status %s, listed %d, copied %d (%d bytes), unchanged %d, failed %d; want SUCCEEDED, listed %d, copied %d (%d bytes), unchanged %d, failed 0",
+			rep.Status, rep.Listed, rep.Copied, rep.BytesCopied, rep.Unchanged, rep.Failed, w.listed, w.copied, w.bytes, w.unchanged)
 	}
-	return r, nil
+	if len(rep.Destinations) != len(dests) {
+		return fmt.Errorf("the report has %d destination sections, want %d (%v)", len(rep.Destinations), len(dests), dests)
+	}
+	for i, d := range rep.Destinations {
+		if d.Name != dests[i] || d.Copied != w.copied || d.BytesCopied != w.bytes || d.Unchanged != w.unchanged || d.New+d.Changed != w.copied || d.Failed != 0 || d.Problem() != "" {
+			return fmt.Errorf("destination %q: copied %d (%d bytes), new %d, changed %d, unchanged %d, failed %d, problem %q; want %q, copied %d (%d bytes), unchanged %d, failed 0",
+				d.Name, d.Copied, d.BytesCopied, d.New, d.Changed, d.Unchanged, d.Failed, d.Problem(), dests[i], w.copied, w.bytes, w.unchanged)
+		}
+	}
+	return nil
 }
 
 func tail(path string, n int64) string {

@@ -35,8 +35,18 @@ type config struct {
 	command       string        // the exact command line, for the report
 	listing       int           // keys of the listing-at-scale scenario; 0 skips it
 	listingDelay  time.Duration // added to every LIST request of that scenario
-	onlyListing   bool          // run only the listing-at-scale scenario
+	destinations  bool          // run the two-destination scenario (issue 13)
+	destConc      int           // the ceiling's concurrency in that scenario
+	scale         []int         // object counts of the memory-at-scale scenario; empty skips it
+	only          map[string]bool
 }
+
+// Scenarios -only may select.
+const (
+	onlyListing      = "listing"
+	onlyDestinations = "destinations"
+	onlyScale        = "scale"
+)
 
 func parseFlags(args []string) (*config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -64,7 +74,11 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.out, "out", ".cache/bench/bench-results.json", "raw timings (JSON)")
 	fs.IntVar(&c.listing, "listing", 0, "keys in source and backup of the listing-at-scale scenario (idle runs, ranged against sequential; the issue's size is 200000); 0 skips it")
 	fs.DurationVar(&c.listingDelay, "listing-delay", 80*time.Millisecond, "delay added to every LIST request in the listing-at-scale scenario (AWS's page time)")
-	fs.BoolVar(&c.onlyListing, "only-listing", false, "run only the listing-at-scale scenario")
+	onlyL := fs.Bool("only-listing", false, "run only the listing-at-scale scenario (the same as -only listing)")
+	only := fs.String("only", "", "run only these scenarios, comma-separated: listing, destinations, scale (default: the whole benchmark, with -listing and -scale if set)")
+	fs.BoolVar(&c.destinations, "destinations", true, "run the two-destination scenario: full runs of the small set to one and to two destinations on the same server, and the ceiling, interleaved")
+	fs.IntVar(&c.destConc, "destinations-concurrency", 64, "the ceiling's concurrency in the two-destination scenario")
+	scale := fs.String("scale", "", "object counts of the memory-at-scale scenario (full and idle runs, one and two destinations, peak RSS and Go heap), e.g. 20000,200000; empty skips it")
 	fs.StringVar(&c.dataDir, "data-dir", "", "parent directory of MinIO's data (default: the system's temporary directory); /dev/shm makes the server CPU-bound instead of disk-bound")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -88,6 +102,22 @@ func parseFlags(args []string) (*config, error) {
 			return nil, fmt.Errorf("-%s: %w", l.name, err)
 		}
 	}
+	if c.scale, err = ints(*scale); err != nil {
+		return nil, fmt.Errorf("-scale: %w", err)
+	}
+	c.only = map[string]bool{}
+	for _, o := range strings.Split(*only, ",") {
+		switch o = strings.TrimSpace(o); o {
+		case "":
+		case onlyListing, onlyDestinations, onlyScale:
+			c.only[o] = true
+		default:
+			return nil, fmt.Errorf("-only %q: want listing, destinations or scale", o)
+		}
+	}
+	if *onlyL {
+		c.only[onlyListing] = true
+	}
 	if *env != "" {
 		for _, kv := range strings.Split(*env, ",") {
 			if !strings.Contains(kv, "=") {
@@ -103,6 +133,12 @@ func parseFlags(args []string) (*config, error) {
 		return nil, fmt.Errorf("-small must be at least 100")
 	case c.smallMin < 1 || c.smallMax < c.smallMin:
 		return nil, fmt.Errorf("-small-min/-small-max: want 1 <= min <= max")
+	case c.destConc < 1:
+		return nil, fmt.Errorf("-destinations-concurrency must be at least 1")
+	case c.only[onlyListing] && c.listing == 0:
+		return nil, fmt.Errorf("-only listing needs -listing N")
+	case c.only[onlyScale] && len(c.scale) == 0:
+		return nil, fmt.Errorf("-only scale needs -scale N,M")
 	case len(c.concurrencies) == 0 || (len(c.large) > 0 && len(c.largeConc) == 0):
 		return nil, fmt.Errorf("-concurrency and -large-concurrency need at least one value")
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -20,6 +21,10 @@ const (
 	targetRSSRatio  = 1.25 // peak RSS at the big count ≤ 1.25 × at the small count ("flat")
 )
 
+// Target of issue 13: a full run to two destinations on the same server takes at most this many
+// times the full run to one, in the same benchmark.
+const targetTwoDestRatio = 2.2
+
 // results is everything one benchmark run measured; it is written as JSON and printed as tables.
 type results struct {
 	Command   string            `json:"command"`
@@ -35,6 +40,34 @@ type results struct {
 	// PerRepBest is, per set, bucketvault's full-run ratio against the fastest concurrency of
 	// each repetition (see finish).
 	PerRepBest map[string]float64 `json:"fullRatioAgainstPerRepetitionBest,omitempty"`
+	// Destinations and Scale summarise those scenarios (destinations.go).
+	Destinations *destSummary `json:"destinations,omitempty"`
+	Scale        []scaleFlat  `json:"scale,omitempty"`
+}
+
+// destSummary is the two-destination scenario's outcome; every ratio is the median over the
+// repetitions of the ratio within each.
+type destSummary struct {
+	Concurrency int `json:"ceilingConcurrency"`
+	// OneVsCeiling and TwoVsCeiling are each run's copies per second over the ceiling's.
+	OneVsCeiling float64 `json:"oneVsCeiling"`
+	TwoVsCeiling float64 `json:"twoVsCeiling"`
+	// TwoOverOne is the two-destination run's time over the one-destination run's.
+	TwoOverOne float64 `json:"twoOverOne"`
+	Target     float64 `json:"target"`
+	Met        bool    `json:"met"`
+}
+
+// scaleFlat is, for one number of destinations and one kind of run, the peaks at the smallest
+// and the largest count of the scale scenario.
+type scaleFlat struct {
+	Destinations int     `json:"destinations"`
+	Kind         string  `json:"kind"` // full or idle
+	SmallObjects int     `json:"smallObjects"`
+	BigObjects   int     `json:"bigObjects"`
+	RSSRatio     float64 `json:"rssRatio"`
+	HeapRatio    float64 `json:"heapRatio"`
+	Met          bool    `json:"met"` // RSSRatio ≤ targetRSSRatio
 }
 
 type machine struct {
@@ -68,6 +101,7 @@ type series struct {
 	Bytes     int64     `json:"bytes"`
 	Seconds   []float64 `json:"seconds"`
 	MaxRSSKiB []int64   `json:"maxRssKiB,omitempty"`
+	HeapPeak  []int64   `json:"heapPeakBytes,omitempty"`
 	// CPU seconds (user+system) of the client (bucketvault, a peer, or the benchmark's own
 	// minimal client) and of MinIO during each repetition.
 	ClientCPU []float64 `json:"clientCpuSeconds"`
@@ -129,6 +163,9 @@ func (r *results) add(id, set string, objects, bytes int64, m measurement) {
 	s.ServerCPU = append(s.ServerCPU, m.serverCPU.Seconds())
 	if m.maxRSSKiB > 0 {
 		s.MaxRSSKiB = append(s.MaxRSSKiB, m.maxRSSKiB)
+	}
+	if m.heapPeak > 0 {
+		s.HeapPeak = append(s.HeapPeak, m.heapPeak)
 	}
 }
 
@@ -254,6 +291,8 @@ func (r *results) finish() {
 			}
 		}
 	}
+	r.finishDestinations()
+	r.finishScale()
 	small, big := r.find("bv-full-small"), r.find("bv-full-big")
 	if small != nil && big != nil && len(small.MaxRSSKiB) > 0 && len(big.MaxRSSKiB) > 0 {
 		m := &memory{SmallObjects: small.Objects, SmallKiB: medianInt(small.MaxRSSKiB), BigObjects: big.Objects, BigKiB: medianInt(big.MaxRSSKiB)}
@@ -268,6 +307,15 @@ func label(id string) string {
 	switch {
 	case strings.HasPrefix(id, "sweep "):
 		return "bucketvault full, " + strings.TrimPrefix(id, "sweep ")
+	case id == destCeilingID:
+		return "ceiling: CopyObject, minimal client (two-destination scenario)"
+	case id == destOneID:
+		return "bucketvault full, one destination"
+	case id == destTwoID:
+		return "bucketvault full, two destinations"
+	case strings.HasPrefix(id, "scale "):
+		f := strings.Fields(id)
+		return fmt.Sprintf("bucketvault %s, %s objects, %s destination(s)", f[1], f[2], f[3])
 	case strings.HasPrefix(id, "peer-"):
 		tool, set, _ := strings.Cut(set, "-")
 		return map[string]string{"rclone": "rclone copy", "aws": "aws s3 sync"}[tool] + " (" + set + ")"
@@ -309,6 +357,8 @@ func (c *config) describe() map[string]string {
 		"aws":            fmt.Sprintf("s3.max_concurrent_requests %d", c.awsRequests),
 		"sweepCopier":    join(c.sweepCopier), "sweepBatch": join(c.sweepBatch), "sweepMap": join(c.sweepMap), "sweepPart": join(c.sweepPart), "sweepReps": strconv.Itoa(c.sweepReps),
 		"env": strings.Join(c.env, ","), "dataDir": c.dataDir,
+		"destinations": strconv.FormatBool(c.destinations), "destinationsConcurrency": strconv.Itoa(c.destConc),
+		"scale": join(c.scale), "only": strings.Join(slices.Sorted(maps.Keys(c.only)), ","),
 	}
 }
 
@@ -359,14 +409,19 @@ func printTable(w io.Writer, r *results) {
 	if len(r.Peers) > 0 {
 		fmt.Fprintf(w, "- peers: %s\n", strings.Join(r.Peers, "; "))
 	}
-	fmt.Fprintf(w, "\n| scenario | objects | median s (min–max) | objects/s | MB/s | CPU s: client / MinIO | ratio | target | met? |\n|---|---:|---:|---:|---:|---:|---:|---|---|\n")
+	var main []*series
 	for _, s := range r.Scenarios {
-		if strings.HasPrefix(s.ID, "sweep ") || s.ID == "bv-full-big" {
-			continue
+		if !strings.HasPrefix(s.ID, "sweep ") && s.ID != "bv-full-big" && s.Set != "destinations" && !strings.HasPrefix(s.ID, "scale ") {
+			main = append(main, s)
 		}
-		fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", s.Label, s.Objects, spread(s), rate(s.ObjPerSec, s.ID), mbRate(s), cpu(s.ClientCPU, s.ServerCPU), ratio(s), s.Target, met(s.Met))
 	}
-	fmt.Fprintln(w, "\nRatios (median over repetitions of the ratio within each repetition): full runs and peers to the ceiling's throughput; idle to the time to list both buckets; changed to listing both + copying the changed objects at the ceiling's rate. Peak RSS is VmHWM of the bucketvault process. CPU: medians of user+system seconds of the client process (the benchmark itself for the ceiling and the listings) and of MinIO. Every timed scenario starts after sync(2).")
+	if len(main) > 0 {
+		fmt.Fprintf(w, "\n| scenario | objects | median s (min–max) | objects/s | MB/s | CPU s: client / MinIO | ratio | target | met? |\n|---|---:|---:|---:|---:|---:|---:|---|---|\n")
+		for _, s := range main {
+			fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", s.Label, s.Objects, spread(s), rate(s.ObjPerSec, s.ID), mbRate(s), cpu(s.ClientCPU, s.ServerCPU), ratio(s), s.Target, met(s.Met))
+		}
+		fmt.Fprintln(w, "\nRatios (median over repetitions of the ratio within each repetition): full runs and peers to the ceiling's throughput; idle to the time to list both buckets; changed to listing both + copying the changed objects at the ceiling's rate. Peak RSS is VmHWM of the bucketvault process. CPU: medians of user+system seconds of the client process (the benchmark itself for the ceiling and the listings) and of MinIO. Every timed scenario starts after sync(2).")
+	}
 	for _, set := range r.Sets {
 		if v, ok := r.PerRepBest[set.Name]; ok {
 			fmt.Fprintf(w, "\nCeiling (%s): %s. Against the fastest concurrency of each repetition instead (the minimum of several noisy samples), bucketvault's full run would be %.2f×.\n", set.Name, r.find("ceiling-"+set.Name).Detail, v)
@@ -394,6 +449,8 @@ func printTable(w io.Writer, r *results) {
 			fmt.Fprintf(w, "| %s | %d | %s | %.0f | %s | %s | %.1f |\n", name, len(s.Seconds), spread(s), s.ObjPerSec, ratio(s), cpu(s.ClientCPU, s.ServerCPU), float64(medianInt(s.MaxRSSKiB))/1024)
 		}
 	}
+	printDestinations(w, r)
+	printScale(w, r)
 	if mem := r.Memory; mem != nil {
 		big := r.find("bv-full-big")
 		fmt.Fprintf(w, "\nPeak memory (RSS of the bucketvault process, full run):\n\n| objects | peak RSS MiB | wall s | objects/s |\n|---:|---:|---:|---:|\n")

@@ -10,12 +10,14 @@ import (
 )
 
 // measurement is one timed scenario: its wall time, the CPU time the client and MinIO spent in
-// it, and the client's peak RSS when it ran as its own process.
+// it, and the client's peak RSS (and, from the child runner, its peak Go heap) when it ran as its
+// own process.
 type measurement struct {
 	wall      time.Duration
 	clientCPU time.Duration
 	serverCPU time.Duration
 	maxRSSKiB int64
+	heapPeak  int64 // bytes: the peak Go heap the child runner sampled (child.go); 0 otherwise
 }
 
 // span is a scenario being timed.
