@@ -95,15 +95,8 @@ func (h *Handler) checkEntries(ctx context.Context, execution string, cur *Curso
 	w := &jsonlWriter{h: h, key: func(seq int) string { return FindingsKey(execution, seq) }, seq: &cur.FindingFiles, max: findingsFlush}
 	chunk := h.Config.Concurrency * 4
 	for cur.CheckFile < cur.SampleFiles {
-		var entries []entry
-		if err := h.readJSONL(ctx, SampleKey(execution, cur.CheckFile), func(line []byte) error {
-			var e entry
-			if err := json.Unmarshal(line, &e); err != nil {
-				return err
-			}
-			entries = append(entries, e)
-			return nil
-		}); err != nil {
+		entries, err := readLines[entry](ctx, h, SampleKey(execution, cur.CheckFile))
+		if err != nil {
 			return false, err
 		}
 		for cur.CheckLine < len(entries) {

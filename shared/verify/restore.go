@@ -330,15 +330,8 @@ func describedFailure(cause string) (status string, start, stop *epochTime, ok b
 // compared (true) or the budget is spent; then the timing per object and per GB.
 func (h *Handler) compare(ctx context.Context, execution string, cur *Cursor, b *budget) (bool, error) {
 	st, rs := cur.Restore, cur.Tally.Restore
-	var entries []candidate
-	if err := h.readJSONL(ctx, RestoreSampleKey(execution), func(line []byte) error {
-		var c candidate
-		if err := json.Unmarshal(line, &c); err != nil {
-			return err
-		}
-		entries = append(entries, c)
-		return nil
-	}); err != nil {
+	entries, err := readLines[candidate](ctx, h, RestoreSampleKey(execution))
+	if err != nil {
 		return false, err
 	}
 	notRestored := h.restoreFailures(ctx, st.Execution)

@@ -63,14 +63,8 @@ func (h *Handler) list(ctx context.Context, execution string, cur *Cursor, b *bu
 	rng := rand.New(pcg)
 	var reservoir []entry
 	if cur.Rule.Mode == ModeCount && cur.Reservoir != "" {
-		if err := h.readJSONL(ctx, cur.Reservoir, func(line []byte) error {
-			var e entry
-			if err := json.Unmarshal(line, &e); err != nil {
-				return err
-			}
-			reservoir = append(reservoir, e)
-			return nil
-		}); err != nil {
+		var err error
+		if reservoir, err = readLines[entry](ctx, h, cur.Reservoir); err != nil {
 			return false, err
 		}
 	}
@@ -212,6 +206,20 @@ func (w *jsonlWriter) flush(ctx context.Context) error {
 }
 
 // readJSONL calls fn with each non-empty line of a run bucket object.
+// readLines reads a JSON Lines file of the run bucket into values of T.
+func readLines[T any](ctx context.Context, h *Handler, key string) ([]T, error) {
+	var out []T
+	err := h.readJSONL(ctx, key, func(line []byte) error {
+		var v T
+		if err := json.Unmarshal(line, &v); err != nil {
+			return err
+		}
+		out = append(out, v)
+		return nil
+	})
+	return out, err
+}
+
 func (h *Handler) readJSONL(ctx context.Context, key string, fn func(line []byte) error) error {
 	body, err := h.get(ctx, key)
 	if err != nil {
