@@ -25,8 +25,10 @@ type route struct {
 // a backup (source → the backup bucket or a further destination) or a restore (the backup
 // bucket or a further destination → a configured restore target).
 func (h *Handler) route(ctx context.Context, hd batch.Header) (route, error) {
-	refuse := fmt.Errorf("it copies %s → %s (destination %q, source %q); this copier may copy only %s → %s or a further destination %v, or from one of them to one of the restore targets %v",
-		hd.Source, hd.Destination, hd.DestinationName, hd.SourceName, h.Config.SourceBucket, h.Config.BackupBucket, h.Config.Destinations, h.Config.RestoreTargets)
+	refuse := func() error {
+		return fmt.Errorf("it copies %s → %s (destination %q, source %q); this copier may copy only %s → %s or a further destination %v, or from one of them to one of the restore targets %v",
+			hd.Source, hd.Destination, hd.DestinationName, hd.SourceName, h.Config.SourceBucket, h.Config.BackupBucket, h.Config.Destinations, h.Config.RestoreTargets)
+	}
 	// side is the client of one end, and whether it is another provider's.
 	side := func(name string) (S3, bool, error) {
 		if name == "" {
@@ -34,7 +36,7 @@ func (h *Handler) route(ctx context.Context, hd batch.Header) (route, error) {
 		}
 		d, ok := destination.Find(h.Config.Destinations, name)
 		if !ok {
-			return nil, false, refuse
+			return nil, false, refuse()
 		}
 		clients, err := h.destinationClients(ctx)
 		if err != nil {
@@ -57,12 +59,12 @@ func (h *Handler) route(ctx context.Context, hd batch.Header) (route, error) {
 		return between(h.S3, dest, other), nil
 	case hd.DestinationName == "" && slices.Contains(h.Config.RestoreTargets, hd.Destination):
 		if hd.SourceName == "" && hd.Source != h.Config.BackupBucket {
-			return route{}, refuse
+			return route{}, refuse()
 		}
 		if hd.SourceName != "" {
 			d, ok := destination.Find(h.Config.Destinations, hd.SourceName)
 			if !ok || d.Bucket != hd.Source {
-				return route{}, refuse
+				return route{}, refuse()
 			}
 		}
 		source, other, err := side(hd.SourceName)
@@ -71,7 +73,7 @@ func (h *Handler) route(ctx context.Context, hd batch.Header) (route, error) {
 		}
 		return between(source, h.S3, other), nil
 	}
-	return route{}, refuse
+	return route{}, refuse()
 }
 
 // destinationClients returns the further destinations' clients, opening them on first use.

@@ -89,7 +89,6 @@ func checkDestination(ctx context.Context, client S3, d destination.Destination)
 
 // furtherDest is one further destination being listed by this invocation.
 type furtherDest struct {
-	index     int // in Config.Destinations, Totals.Destinations and Position.Destinations
 	name      string
 	totals    *report.DestinationTotals
 	stream    *softStream
@@ -121,7 +120,7 @@ func (h *Handler) furtherStreams(ctx context.Context, cur *Cursor, prefixes []st
 		header := batch.Header{Version: batch.Version, Source: h.Config.SourceBucket, Destination: d.Bucket, DestinationName: d.Name}
 		name := d.Name
 		out = append(out, &furtherDest{
-			index: i, name: name, totals: t,
+			name: name, totals: t,
 			stream: &softStream{s: newPrefixStream(clients[d.Name], d.Bucket, prefixes, after, retries.Option()), err: &t.Error},
 			copies: pending{header: header, count: &cur.Position.Destinations[i].CopyBatches,
 				key: func(execution string, seq int) string { return batch.DestinationKey(execution, name, seq) }},
@@ -215,8 +214,8 @@ func (k decided) furtherCopies() bool {
 func (w *writer) addFurther(k decided) error {
 	for j, f := range w.further {
 		fd := k.further[j]
-		if fd.skip || f.failed() {
-			continue
+		if fd.skip {
+			continue // decided after the destination failed: nothing to do for it
 		}
 		t, src, dst := f.totals, k.src, fd.dst
 		if dst != nil {

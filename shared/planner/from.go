@@ -32,16 +32,29 @@ func (h *Handler) from(ctx context.Context, opts restoreinput.Options, target st
 		// The clients are told apart by bucket name: the names must differ.
 		return nil, &fault.InvalidInput{Msg: fmt.Sprintf("restore input: destination %q's bucket %q has the name of the run or target bucket; restore it into another bucket", d.Name, d.Bucket)}
 	}
-	clients := h.Destinations
-	if clients == nil {
-		var err error
-		if clients, err = destination.OpenAs(ctx, h.Config.Destinations, h.S3, s3client.Options{}); err != nil {
-			return nil, err
-		}
+	clients, err := h.destinationClients(ctx)
+	if err != nil {
+		return nil, err
 	}
 	v := &Handler{S3: byBucket{own: h.S3, bucket: d.Bucket, other: clients[d.Name]}, Config: h.Config, Logger: h.Logger, Destinations: clients}
 	v.Config.BackupBucket, v.fromName = d.Bucket, d.Name
 	return v, nil
+}
+
+// destinationClients returns the further destinations' clients, opening them on first use (once
+// per function instance: a restore's planner runs many invocations, and a destination's
+// credentials may come from Secrets Manager).
+func (h *Handler) destinationClients(ctx context.Context) (map[string]S3, error) {
+	h.destMu.Lock()
+	defer h.destMu.Unlock()
+	if h.Destinations == nil {
+		m, err := destination.OpenAs(ctx, h.Config.Destinations, h.S3, s3client.Options{})
+		if err != nil {
+			return nil, err
+		}
+		h.Destinations = m
+	}
+	return h.Destinations, nil
 }
 
 // byBucket sends the requests about one bucket to another client.

@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -229,6 +230,7 @@ type Handler struct {
 	// Destinations, when set, are the further destinations' clients by name (a restore from
 	// one, restoreinput.Options.From); nil opens them when a restore needs one.
 	Destinations map[string]S3
+	destMu       sync.Mutex
 	fromName     string // the further destination this handler restores from ("" the backup bucket)
 }
 
