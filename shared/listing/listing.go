@@ -20,7 +20,7 @@ import (
 // both at once and a page's processing overlaps the next request: memory holds two pages.
 type Objects struct {
 	bucket string
-	p      *s3.ListObjectsV2Paginator
+	p      *startAfterPager
 	page   []types.Object
 	last   string
 	opts   []func(*s3.Options)
@@ -63,7 +63,45 @@ func NewObjects(client s3.ListObjectsV2APIClient, bucket, prefix, after string) 
 	if after != "" {
 		in.StartAfter = aws.String(after)
 	}
-	return &Objects{bucket: bucket, p: s3.NewListObjectsV2Paginator(client, in)}
+	return &Objects{bucket: bucket, p: &startAfterPager{client: client, in: *in}}
+}
+
+// startAfterPager pages through ListObjectsV2 by asking for the keys after the previous page's
+// last key (StartAfter) instead of passing the continuation token: on AWS the same requests
+// and the same pages. On MinIO a continuation token makes the server build a cache of the whole
+// rest of the listing in the background, so N range listers cost it N walks of the bucket from
+// their start to its end (measured: an idle ranged run over 200,000 keys took 47 s against 8.5 s
+// listed in one sequence, and left MinIO slow for every listing after it); a StartAfter request
+// is listed in place from that key, one page's work.
+type startAfterPager struct {
+	client s3.ListObjectsV2APIClient
+	in     s3.ListObjectsV2Input
+	done   bool
+}
+
+// HasMorePages is false once a page said it was the last.
+func (p *startAfterPager) HasMorePages() bool { return !p.done }
+
+// NextPage requests the next page.
+func (p *startAfterPager) NextPage(ctx context.Context, opts ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
+	in := p.in
+	out, err := p.client.ListObjectsV2(ctx, &in, opts...)
+	if err != nil {
+		return nil, err
+	}
+	n := len(out.Contents)
+	switch {
+	case !aws.ToBool(out.IsTruncated):
+		p.done = true
+	case n > 0:
+		p.in.StartAfter, p.in.ContinuationToken = out.Contents[n-1].Key, nil
+	case aws.ToString(out.NextContinuationToken) != "":
+		// A truncated page without keys (a server may return one): only the token goes on.
+		p.in.ContinuationToken = out.NextContinuationToken
+	default:
+		return nil, fmt.Errorf("a truncated page with neither keys nor a continuation token")
+	}
+	return out, nil
 }
 
 // Peek returns the next object without consuming it; nil at the end.

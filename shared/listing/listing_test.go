@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"go.uber.org/goleak"
 
 	"github.com/bucketvault/bucketvault/shared/change"
@@ -286,5 +287,87 @@ func TestObjectsReadAheadError(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, []string{"a", "b"}) || err == nil || !strings.Contains(err.Error(), `list bucket "b"`) || !strings.Contains(err.Error(), "AccessDenied") {
 		t.Fatalf("keys %v, error %v", got, err)
+	}
+}
+
+// recordingLister records each ListObjectsV2 request and answers it from scripted pages, or
+// from the fake when none are scripted.
+type recordingLister struct {
+	*s3fake.S3
+	pages []*s3.ListObjectsV2Output
+	seen  []s3.ListObjectsV2Input
+}
+
+func (r *recordingLister) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, opts ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
+	r.seen = append(r.seen, *in)
+	if len(r.pages) > 0 {
+		out := r.pages[0]
+		r.pages = r.pages[1:]
+		return out, nil
+	}
+	return r.S3.ListObjectsV2(ctx, in, opts...)
+}
+
+// Pages after the first are asked for with StartAfter = the previous page's last key, never with
+// the continuation token (MinIO builds a cache of the rest of the bucket for a token), except
+// after a truncated page that holds no key; a truncated page with neither is an error.
+func TestObjectsStartAfterPaging(t *testing.T) {
+	obj := func(k string) s3types.Object { return s3types.Object{Key: aws.String(k), Size: aws.Int64(1), ETag: aws.String(`"e"`)} }
+	for _, tc := range []struct {
+		name        string
+		after       string
+		pages       []*s3.ListObjectsV2Output // nil: the fake's own pages of 2
+		want        []string
+		startAfters []string // each request's StartAfter
+		tokens      []string // each request's ContinuationToken
+		wantErr     string
+	}{
+		{name: "from the start", want: []string{"a", "b", "c", "d", "e"},
+			startAfters: []string{"", "b", "d"}, tokens: []string{"", "", ""}},
+		{name: "after a key", after: "a", want: []string{"b", "c", "d", "e"},
+			startAfters: []string{"a", "c"}, tokens: []string{"", ""}},
+		{name: "an empty truncated page goes on with its token", pages: []*s3.ListObjectsV2Output{
+			{Contents: []s3types.Object{obj("a")}, IsTruncated: aws.Bool(true), NextContinuationToken: aws.String("t1")},
+			{IsTruncated: aws.Bool(true), NextContinuationToken: aws.String("t2")},
+			{Contents: []s3types.Object{obj("b")}, IsTruncated: aws.Bool(false)},
+		}, want: []string{"a", "b"}, startAfters: []string{"", "a", "a"}, tokens: []string{"", "", "t2"}},
+		{name: "a truncated page with neither", pages: []*s3.ListObjectsV2Output{
+			{Contents: []s3types.Object{obj("a")}, IsTruncated: aws.Bool(true)},
+			{IsTruncated: aws.Bool(true)},
+		}, want: []string{"a"}, startAfters: []string{"", "a"}, tokens: []string{"", ""}, wantErr: "neither keys nor a continuation token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := s3fake.New()
+			f.PageSize = 2
+			f.AddBucket("b", false)
+			for _, k := range []string{"a", "b", "c", "d", "e"} {
+				f.Put("b", k, []byte(k))
+			}
+			r := &recordingLister{S3: f, pages: tc.pages}
+			o := NewObjects(r, "b", "", tc.after)
+			var got []string
+			var err error
+			for {
+				var obj *change.Object
+				if obj, err = o.Peek(context.Background()); err != nil || obj == nil {
+					break
+				}
+				got = append(got, obj.Key)
+				o.Pop()
+			}
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("error %v, want %q", err, tc.wantErr)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("keys %v, want %v", got, tc.want)
+			}
+			var sa, tok []string
+			for _, in := range r.seen {
+				sa, tok = append(sa, aws.ToString(in.StartAfter)), append(tok, aws.ToString(in.ContinuationToken))
+			}
+			if !reflect.DeepEqual(sa, tc.startAfters) || !reflect.DeepEqual(tok, tc.tokens) {
+				t.Fatalf("requests: StartAfter %q, ContinuationToken %q; want %q, %q", sa, tok, tc.startAfters, tc.tokens)
+			}
+		})
 	}
 }
