@@ -58,13 +58,13 @@ var stateFields = map[string][]string{
 	"Succeed": {"InputPath", "OutputPath"},
 	"Fail":    {"Error", "Cause", "ErrorPath", "CausePath"},
 	"Map": {"Next", "End", "InputPath", "OutputPath", "ItemProcessor", "Iterator", "ItemsPath", "ItemSelector", "Parameters",
-		"ItemReader", "MaxConcurrency", "ToleratedFailurePercentage", "ToleratedFailureCount", "ResultWriter", "Label",
+		"ItemReader", "MaxConcurrency", "MaxConcurrencyPath", "ToleratedFailurePercentage", "ToleratedFailureCount", "ResultWriter", "Label",
 		"ResultSelector", "ResultPath", "Retry", "Catch"},
 }
 
 // ASL fields the executor knows about but does not implement anywhere.
 var unimplementedFields = setOf("HeartbeatSeconds", "HeartbeatSecondsPath", "TimeoutSecondsPath", "Credentials", "Arguments",
-	"Output", "Assign", "QueryLanguage", "ItemBatcher", "MaxConcurrencyPath", "ToleratedFailurePercentagePath",
+	"Output", "Assign", "QueryLanguage", "ItemBatcher", "ToleratedFailurePercentagePath",
 	"ToleratedFailureCountPath", "Branches", "Items", "WriterConfig", "ItemsPointer", "MaxItemsPath", "CSVHeaders",
 	"CSVHeaderLocation", "CSVDelimiter", "ManifestType", "Transformation", "OutputType", "BatchInput",
 	"MaxItemsPerBatch", "MaxInputBytesPerBatch", "Condition")
@@ -187,11 +187,13 @@ type mapSpec struct {
 	reader         *readerSpec
 	writer         *tmpl // ResultWriter Parameters
 	maxConcurrency int
-	tolPct         float64
-	tolPctSet      bool
-	tolCount       int64
-	tolCountSet    bool
-	label          string
+	// maxConcurrencyPath, when set, reads the limit from the effective input at run time.
+	maxConcurrencyPath *path
+	tolPct             float64
+	tolPctSet          bool
+	tolCount           int64
+	tolCountSet        bool
+	label              string
 }
 
 type readerSpec struct {

@@ -119,6 +119,15 @@ func (p *parser) mapState(st *state, where string, obj map[string]json.RawMessag
 		}
 		ms.maxConcurrency = int(n)
 	}
+	if raw, ok := obj["MaxConcurrencyPath"]; ok {
+		if _, both := obj["MaxConcurrency"]; both {
+			return invalid(where, "MaxConcurrencyPath", "cannot be used together with MaxConcurrency")
+		}
+		var err error
+		if ms.maxConcurrencyPath, err = refPath(where, "MaxConcurrencyPath", raw); err != nil {
+			return err
+		}
+	}
 	if raw, ok := obj["ToleratedFailurePercentage"]; ok {
 		if err := json.Unmarshal(raw, &ms.tolPct); err != nil || ms.tolPct < 0 || ms.tolPct > 100 {
 			return invalid(where, "ToleratedFailurePercentage", "must be a number from 0 to 100")

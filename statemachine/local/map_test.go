@@ -126,26 +126,33 @@ func TestMapMaxConcurrency(t *testing.T) {
 	tests := []struct {
 		name        string
 		distributed bool
+		fromPath    bool // MaxConcurrencyPath "$.max" instead of MaxConcurrency
 		max, n      int
 		want        int32
 	}{
-		{"inline 3", false, 3, 12, 3},
-		{"inline unlimited is 40", false, 0, 60, 40},
-		{"inline above 40 is 40", false, 100, 60, 40},
-		{"distributed 4", true, 4, 16, 4},
-		{"distributed unlimited", true, 0, 60, 60},
+		{"inline 3", false, false, 3, 12, 3},
+		{"inline unlimited is 40", false, false, 0, 60, 40},
+		{"inline above 40 is 40", false, false, 100, 60, 40},
+		{"distributed 4", true, false, 4, 16, 4},
+		{"distributed unlimited", true, false, 0, 60, 60},
+		{"inline from the input", false, true, 5, 20, 5},
+		{"distributed from the input", true, true, 6, 24, 6},
+		{"distributed from the input, 0 is unlimited", true, true, 0, 50, 50},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newInFlight(tt.want)
-			fields := fmt.Sprintf(`"MaxConcurrency":%d`, tt.max)
+			fields, input := fmt.Sprintf(`"MaxConcurrency":%d`, tt.max), items(tt.n)
+			if tt.fromPath {
+				fields, input = `"MaxConcurrencyPath":"$.max","ItemsPath":"$.items"`, fmt.Sprintf(`{"max":%d,"items":%s}`, tt.max, items(tt.n))
+			}
 			var def string
 			if tt.distributed {
 				def = distributedMap(fields, task)
 			} else {
 				def = `{"StartAt":"M","States":{"M":{"Type":"Map",` + fields + `,"ItemProcessor":{"StartAt":"C","States":` + task + `},"End":true}}}`
 			}
-			x := mustRun(t, mustNew(t, def, testOptions(map[string]FunctionConfig{"f": {Handler: f}})), items(tt.n))
+			x := mustRun(t, mustNew(t, def, testOptions(map[string]FunctionConfig{"f": {Handler: f}})), input)
 			if x.Status != "SUCCEEDED" {
 				t.Fatalf("%s %s", x.Error, x.Cause)
 			}
@@ -153,6 +160,34 @@ func TestMapMaxConcurrency(t *testing.T) {
 				t.Errorf("max in flight %d, want %d", got, tt.want)
 			}
 		})
+	}
+}
+
+// A MaxConcurrencyPath that selects nothing, or anything but a non-negative integer, fails the
+// Map with States.Runtime before any iteration starts.
+func TestMapMaxConcurrencyPathInvalid(t *testing.T) {
+	task := `{"C":{"Type":"Task","Resource":"arn:aws:states:::lambda:invoke","Parameters":{"FunctionName":"f","Payload.$":"$"},"End":true}}`
+	for _, tt := range []struct{ name, max, cause string }{
+		{"missing", ``, "No results for path: $['max']"},
+		{"a string", `"max":"4",`, "must point to a non-negative integer"},
+		{"negative", `"max":-1,`, "must point to a non-negative integer"},
+		{"a fraction", `"max":2.5,`, "must point to a non-negative integer"},
+	} {
+		for _, distributed := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s distributed=%v", tt.name, distributed), func(t *testing.T) {
+				var calls atomic.Int32
+				h := rawFunction(func(_ context.Context, p []byte) ([]byte, error) { calls.Add(1); return p, nil })
+				fields := `"MaxConcurrencyPath":"$.max","ItemsPath":"$.items"`
+				def := `{"StartAt":"M","States":{"M":{"Type":"Map",` + fields + `,"ItemProcessor":{"StartAt":"C","States":` + task + `},"End":true}}}`
+				if distributed {
+					def = distributedMap(fields, task)
+				}
+				x := mustRun(t, mustNew(t, def, testOptions(map[string]FunctionConfig{"f": {Handler: h}})), `{`+tt.max+`"items":`+items(3)+`}`)
+				if x.Status != "FAILED" || x.Error != "States.Runtime" || !strings.Contains(x.Cause, tt.cause) || calls.Load() != 0 {
+					t.Fatalf("%s %s %q (%d calls); want FAILED States.Runtime containing %q and no call", x.Status, x.Error, x.Cause, calls.Load(), tt.cause)
+				}
+			})
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -47,6 +48,29 @@ func (r *runner) items(sr *stateRun, eff any) ([]any, error) {
 	return items, nil
 }
 
+// concurrency is the Map's MaxConcurrency, or the value MaxConcurrencyPath selects from the
+// effective input (a non-negative integer, 0 for no limit), capped at most.
+func (r *runner) concurrency(sr *stateRun, eff any, most int) (int, error) {
+	ms := sr.st.mp
+	n := ms.maxConcurrency
+	if p := ms.maxConcurrencyPath; p != nil {
+		v, ok := r.read(sr, p, eff)
+		if !ok {
+			return 0, r.fail(sr, "States.Runtime", fmt.Sprintf("Invalid path '%s' : No results for path: %s", p.src, p.normalized()))
+		}
+		jn, isNum := v.(json.Number)
+		i, err := jn.Int64()
+		if !isNum || err != nil || i < 0 || i > 1<<31-1 {
+			return 0, r.fail(sr, "States.Runtime", fmt.Sprintf("The JSONPath '%s' specified for the field 'MaxConcurrencyPath' must point to a non-negative integer, found %s", p.src, v))
+		}
+		n = int(i)
+	}
+	if n == 0 || n > most {
+		n = most
+	}
+	return n, nil
+}
+
 // selectItem builds an iteration's input with ItemSelector, where $ is the Map's effective
 // input and $$.Map.Item holds the item.
 func (r *runner) selectItem(sr *stateRun, eff any, index int, item any) (any, error) {
@@ -68,9 +92,9 @@ func (r *runner) inlineMap(ctx context.Context, sr *stateRun, eff any, th *threa
 	if err := th.limit(); err != nil {
 		return nil, err
 	}
-	limit := st.mp.maxConcurrency
-	if limit == 0 || limit > maxInlineConcurrency {
-		limit = maxInlineConcurrency
+	limit, err := r.concurrency(sr, eff, maxInlineConcurrency)
+	if err != nil {
+		return nil, err
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(limit)
@@ -124,6 +148,7 @@ type mapRun struct {
 	r        *runner
 	sr       *stateRun
 	eff      any
+	limit    int // children at once: MaxConcurrency or MaxConcurrencyPath, at most 10,000
 	arn      string
 	childSM  string // state machine ARN of the children
 	childSMN string
@@ -159,11 +184,15 @@ func (r *runner) distributedMap(ctx context.Context, sr *stateRun, eff any, th *
 		}
 		src, length = &sliceSource{items: items}, len(items)
 	}
+	limit, err := r.concurrency(sr, eff, maxDistributedConcurrency)
+	if err != nil {
+		return nil, err
+	}
 	runID := uuid.NewString()
 	base := fmt.Sprintf("%s:%s", r.e.opts.Region, r.e.opts.Account)
 	smName := r.x.smName + "/" + ms.label
 	m := &mapRun{
-		r: r, sr: sr, eff: eff,
+		r: r, sr: sr, eff: eff, limit: limit,
 		arn:      fmt.Sprintf("arn:aws:states:%s:mapRun:%s:%s", base, smName, runID),
 		childSM:  fmt.Sprintf("arn:aws:states:%s:stateMachine:%s", base, smName),
 		childSMN: smName,
@@ -199,13 +228,8 @@ func (r *runner) distributedMap(ctx context.Context, sr *stateRun, eff any, th *
 }
 
 func (m *mapRun) run(ctx context.Context, src itemSource) (any, error) {
-	ms := m.sr.st.mp
-	limit := ms.maxConcurrency
-	if limit == 0 || limit > maxDistributedConcurrency {
-		limit = maxDistributedConcurrency
-	}
 	var g errgroup.Group
-	g.SetLimit(limit)
+	g.SetLimit(m.limit)
 	var readErr error
 	index := 0
 	for !m.isStopped() && ctx.Err() == nil {
