@@ -98,8 +98,8 @@ func deleteInput(bucket, key string) *s3.DeleteObjectInput {
 }
 
 // Copying starts before listing ends: a range's child copies its own batches as soon as the range
-// is listed, while later ranges have not started listing. With one range at a time (the
-// definition's ListRanges MaxConcurrency set to 1 for the test), the first copy into the backup
+// is listed, while later ranges have not started listing. With one range at a time
+// (LISTER_CONCURRENCY=1), the first copy into the backup
 // comes before the source's last listing request; the deletions still wait for the plan.
 func TestRangesCopyWhileListing(t *testing.T) {
 	f := newBackupFake()
@@ -110,13 +110,11 @@ func TestRangesCopyWhileListing(t *testing.T) {
 	}
 	f.Put("bak", "k/gone", []byte("deleted from the source"))
 	cfg := listerConfig(lister.ArchivedSkip)
-	cfg.Ranges, cfg.BatchSize, cfg.MaxKeysPerInvocation = 4, 7, 13
+	// One range at a time: LISTER_CONCURRENCY, which the ListRanges Map reads from the split's
+	// response (MaxConcurrencyPath).
+	cfg.Ranges, cfg.BatchSize, cfg.MaxKeysPerInvocation, cfg.ListConcurrency = 4, 7, 13, 1
 	cfg.Guards.Delete.MaxPercent = 100
-	one := strings.Replace(string(statemachine.Backup), `"MaxConcurrency": 32,`, `"MaxConcurrency": 1,`, 1)
-	if one == string(statemachine.Backup) {
-		t.Fatal("the ListRanges MaxConcurrency this test sets is not in the definition")
-	}
-	x, rep := backupWith(t, f, cfg, "early", `{}`, []byte(one))
+	x, rep := backupWith(t, f, cfg, "early", `{}`, statemachine.Backup)
 	if x.Status != "SUCCEEDED" || rep.Copied != n || rep.Deleted != 1 {
 		t.Fatalf("%s %s %s: copied %d deleted %d", x.Status, x.Error, x.Cause, rep.Copied, rep.Deleted)
 	}

@@ -103,6 +103,10 @@ type Props struct {
 	// ArchivedSources is what a backup does with a new or changed source object in GLACIER or
 	// DEEP_ARCHIVE: "skip" (name it in the report and go on) or "fail" (a named failure).
 	ArchivedSources string
+	// ListConcurrency is how many key-space ranges of a big source are listed at once
+	// (LISTER_CONCURRENCY; statemachine/README.md "Listing in key-space ranges"): each uses up to 3
+	// concurrent Lambda executions of the account's (1,000 by default).
+	ListConcurrency int
 	// The restore console is deployed unless ConsoleDisabled (infra/README.md "The restore console"): an API
 	// Gateway HTTP API in front of a Lambda function, signing people in through a Cognito user
 	// pool the stack creates (no self sign-up: an administrator adds people). Members of
@@ -190,6 +194,7 @@ func Defaults(p Props) Props {
 	def(&p.MaxChangePercent, guard.DefaultMaxChangePercent)
 	def(&p.ChangeGuardFloor, guard.DefaultChangeFloor)
 	defs(&p.ArchivedSources, lister.DefaultArchivedSources)
+	def(&p.ListConcurrency, lister.DefaultListConcurrency)
 	def(&p.ListerMemoryMB, 256)
 	def(&p.CopierMemoryMB, 1024)
 	def(&p.ReporterMemoryMB, 512)
@@ -278,6 +283,9 @@ func (p Props) Validate() error {
 	}
 	if p.ArchivedSources != lister.ArchivedSkip && p.ArchivedSources != lister.ArchivedFail {
 		bad("archivedSources", "%q: want %s or %s", p.ArchivedSources, lister.ArchivedSkip, lister.ArchivedFail)
+	}
+	if p.ListConcurrency < 1 || p.ListConcurrency > lister.MaxListConcurrency {
+		bad("listConcurrency", "%d: want 1–%d (a Map Run's concurrent child executions)", p.ListConcurrency, lister.MaxListConcurrency)
 	}
 	for _, t := range p.RestoreTargets {
 		if !bucketNameRe.MatchString(t) || (t != "" && (t == p.BackupBucketName || t == p.RunBucketName)) {
@@ -454,7 +462,7 @@ var contextKeys = []string{
 	"noncurrentInfrequentAccessDays", "noncurrentGlacierDays", "noncurrentDeepArchiveDays", "noncurrentExpireDays",
 	"abortMultipartDays", "transitionDefaultMinimumObjectSize", "runResultsExpiryDays", "runRecordsExpiryDays",
 	"schedule", "scheduleTimeZone", "scheduleEnabled", "alarmEmail", "logRetentionDays", "stateMachineLogLevel",
-	"maxDeletePercent", "deleteGuardFloor", "maxChangePercent", "changeGuardFloor", "archivedSources", "listerMemoryMB", "copierMemoryMB", "reporterMemoryMB", "plannerMemoryMB", "restoreTargets", "assetDir",
+	"maxDeletePercent", "deleteGuardFloor", "maxChangePercent", "changeGuardFloor", "archivedSources", "listConcurrency", "listerMemoryMB", "copierMemoryMB", "reporterMemoryMB", "plannerMemoryMB", "restoreTargets", "assetDir",
 	"console", "consoleDomainPrefix", "consoleRestoreGroup", "consoleAdminEmail", "consoleMemoryMB", "allowExactRollback",
 	"notifyOn", "notifyEmail", "notifyUrls", "notifyUrlsSecret", "heartbeatUrl", "silenceHours",
 	"objectLockMode", "objectLockDays", "objectLockYears", "filters", "destinations", "verifySchedule", "verifyScheduleEnabled",
@@ -513,6 +521,7 @@ func PropsFromContext(node constructs.Node) (Props, error) {
 	c.intInto(&p.MaxChangePercent, "maxChangePercent")
 	c.intInto(&p.ChangeGuardFloor, "changeGuardFloor")
 	p.ArchivedSources = c.str("archivedSources")
+	c.intInto(&p.ListConcurrency, "listConcurrency")
 	c.intInto(&p.ListerMemoryMB, "listerMemoryMB")
 	c.intInto(&p.CopierMemoryMB, "copierMemoryMB")
 	c.intInto(&p.ReporterMemoryMB, "reporterMemoryMB")

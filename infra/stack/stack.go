@@ -437,6 +437,7 @@ func (s *BackupStack) functions() {
 				"MAX_CHANGE_PERCENT": fmt.Sprint(p.MaxChangePercent),
 				"CHANGE_GUARD_FLOOR": fmt.Sprint(p.ChangeGuardFloor),
 				"ARCHIVED_SOURCES":   p.ArchivedSources,
+				"LISTER_CONCURRENCY": fmt.Sprint(p.ListConcurrency),
 				"FILTERS":            p.Filters,
 			}),
 			statements: []awsiam.PolicyStatement{

@@ -301,6 +301,7 @@ func TestBackupStack(t *testing.T) {
 				env["MAX_CHANGE_PERCENT"] = fmt.Sprint(guard.DefaultMaxChangePercent)
 				env["CHANGE_GUARD_FLOOR"] = fmt.Sprint(guard.DefaultChangeFloor)
 				env["ARCHIVED_SOURCES"] = lister.DefaultArchivedSources
+				env["LISTER_CONCURRENCY"] = fmt.Sprint(lister.DefaultListConcurrency)
 				env["FILTERS"] = ""
 			case Planner, RestoreCopier:
 				// default: restore into the source; and the drills' scratch copies into the drill bucket
@@ -847,6 +848,7 @@ func TestBackupStackSettings(t *testing.T) {
 		"maxChangePercent":                   "100",
 		"changeGuardFloor":                   "1",
 		"archivedSources":                    "fail",
+		"listConcurrency":                    "100",
 		"copierMemoryMB":                     "768",
 		"allowExactRollback":                 "true",
 		"restoreTargets":                     testSource + ",restore-scratch",
@@ -942,7 +944,7 @@ func TestBackupStackSettings(t *testing.T) {
 		has(t, tpl, "AWS::Lambda::Function", obj("FunctionName", "bv-prod-copier", "MemorySize", 768))
 		has(t, tpl, "AWS::Lambda::Function", obj("FunctionName", "bv-prod-lister",
 			"Environment", obj("Variables", obj("MAX_DELETE_PERCENT", "10", "DELETE_GUARD_FLOOR", "50",
-				"MAX_CHANGE_PERCENT", "100", "CHANGE_GUARD_FLOOR", "1", "ARCHIVED_SOURCES", "fail"))))
+				"MAX_CHANGE_PERCENT", "100", "CHANGE_GUARD_FLOOR", "1", "ARCHIVED_SOURCES", "fail", "LISTER_CONCURRENCY", "100"))))
 		has(t, tpl, "AWS::StepFunctions::StateMachine", obj("StateMachineName", "bv-prod-backup",
 			"LoggingConfiguration", obj("Level", "ALL")))
 		has(t, tpl, "AWS::Logs::LogGroup", obj("LogGroupName", "/aws/lambda/bv-prod-reporter", "RetentionInDays", 30))
@@ -1163,6 +1165,8 @@ func TestPropsFromContextErrors(t *testing.T) {
 		{map[string]any{"sourceBucketName": "ok-bucket", "deleteGuardFloor": "-1"}, "deleteGuardFloor: -1"},
 		{map[string]any{"sourceBucketName": "ok-bucket", "changeGuardFloor": "many"}, "changeGuardFloor"},
 		{map[string]any{"sourceBucketName": "ok-bucket", "archivedSources": "thaw"}, `archivedSources: "thaw": want skip or fail`},
+		{map[string]any{"sourceBucketName": "ok-bucket", "listConcurrency": "-1"}, `listConcurrency: -1: want 1–10000`},
+		{map[string]any{"sourceBucketName": "ok-bucket", "listConcurrency": "10001"}, `listConcurrency: 10001: want 1–10000`},
 		{map[string]any{"sourceBucketName": "ok-bucket", "consoleDomainPrefix": "my-aws-backups"}, `consoleDomainPrefix: "my-aws-backups"`},
 		{map[string]any{"sourceBucketName": "ok-bucket", "consoleDomainPrefix": "-x"}, `consoleDomainPrefix: "-x"`},
 		{map[string]any{"sourceBucketName": "ok-bucket", "consoleRestoreGroup": "has space"}, `consoleRestoreGroup: "has space"`},

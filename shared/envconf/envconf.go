@@ -77,6 +77,25 @@ func (r *Reader) Int(name string, def, min, max int64) int64 {
 	return n
 }
 
+// IntOrWord returns a whole number within [min, max], wordValue when the variable is word (such
+// as "auto"), or def when unset.
+func (r *Reader) IntOrWord(name, word string, wordValue, def, min, max int64) int64 {
+	v, ok := r.lookup(name)
+	v = strings.TrimSpace(v)
+	if !ok || v == "" {
+		return def
+	}
+	if v == word {
+		return wordValue
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < min || n > max {
+		r.fail("environment variable %s=%q must be %s or a whole number from %d to %d", name, v, word, min, max)
+		return def
+	}
+	return n
+}
+
 // OneOf returns one of the allowed values, or def when unset.
 func (r *Reader) OneOf(name, def string, allowed ...string) string {
 	v, ok := r.lookup(name)

@@ -23,6 +23,11 @@ func TestReader(t *testing.T) {
 		{"bytes suffix", map[string]string{"B": "8MiB"}, func(r *Reader) int64 { return r.Bytes("B", 1, 1, 1<<40) }, 8 << 20, ""},
 		{"bytes plain", map[string]string{"B": "5368709120"}, func(r *Reader) int64 { return r.Bytes("B", 1, 1, 1<<40) }, 5 << 30, ""},
 		{"bytes bad suffix", map[string]string{"B": "8MB"}, func(r *Reader) int64 { return r.Bytes("B", 1, 1, 1<<40) }, 1, "suffixes"},
+		{"word unset", nil, func(r *Reader) int64 { return r.IntOrWord("R", "auto", -1, -1, 0, 10) }, -1, ""},
+		{"word", map[string]string{"R": " auto "}, func(r *Reader) int64 { return r.IntOrWord("R", "auto", -1, 5, 0, 10) }, -1, ""},
+		{"word's number", map[string]string{"R": "0"}, func(r *Reader) int64 { return r.IntOrWord("R", "auto", -1, -1, 0, 10) }, 0, ""},
+		{"word's number out of range", map[string]string{"R": "-1"}, func(r *Reader) int64 { return r.IntOrWord("R", "auto", -1, -1, 0, 10) }, -1, `R="-1" must be auto or a whole number from 0 to 10`},
+		{"another word", map[string]string{"R": "Auto"}, func(r *Reader) int64 { return r.IntOrWord("R", "auto", -1, -1, 0, 10) }, -1, "must be auto"},
 		{"required missing", nil, func(r *Reader) int64 { r.Required("SOURCE_BUCKET"); return 0 }, 0, "SOURCE_BUCKET is required"},
 		{"required blank", map[string]string{"SOURCE_BUCKET": "  "}, func(r *Reader) int64 { r.Required("SOURCE_BUCKET"); return 0 }, 0, "SOURCE_BUCKET is required"},
 	}

@@ -109,15 +109,19 @@ type Config struct {
 	// "filters" input replaces it for that run.
 	Filter *filter.Filter
 	// Ranges is the fewest key-space ranges a big bucket is listed in (LISTER_RANGES); 0 lists
-	// every bucket in one sequence.
+	// every bucket in one sequence; RangesAuto (the default, "auto") lists in RecommendedRanges
+	// ranges once an earlier run listed DefaultAutoRangeKeys source keys or more.
 	Ranges int
+	// ListConcurrency is how many ranges are listed at once (LISTER_CONCURRENCY): the ListRanges
+	// Map's MaxConcurrencyPath reads it from the split's response.
+	ListConcurrency int
 	// Destinations are the further destinations (DESTINATIONS, package destination), each
 	// merged with the one source listing.
 	Destinations []destination.Destination
 }
 
 // ConfigFromEnv reads SOURCE_BUCKET, BACKUP_BUCKET, RUN_BUCKET (required), BATCH_SIZE, BATCH_BYTES,
-// LISTER_MAX_KEYS, LISTER_RANGES, the guards' MAX_DELETE_PERCENT, DELETE_GUARD_FLOOR, MAX_CHANGE_PERCENT and
+// LISTER_MAX_KEYS, LISTER_RANGES, LISTER_CONCURRENCY, the guards' MAX_DELETE_PERCENT, DELETE_GUARD_FLOOR, MAX_CHANGE_PERCENT and
 // CHANGE_GUARD_FLOOR, ARCHIVED_SOURCES (skip or fail) and FILTERS (package filter's JSON); each
 // defaults to its Default… constant (FILTERS: none).
 func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
@@ -140,7 +144,8 @@ func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 			},
 		},
 		ArchivedSources: r.OneOf("ARCHIVED_SOURCES", DefaultArchivedSources, ArchivedSkip, ArchivedFail),
-		Ranges:          int(r.Int("LISTER_RANGES", DefaultRanges, 0, DefaultMaxRanges)),
+		Ranges:          int(r.IntOrWord("LISTER_RANGES", "auto", RangesAuto, DefaultRanges, 0, DefaultMaxRanges)),
+		ListConcurrency: int(r.Int("LISTER_CONCURRENCY", DefaultListConcurrency, 1, MaxListConcurrency)),
 	}
 	if err := r.Err(); err != nil {
 		return Config{}, err
@@ -240,6 +245,9 @@ type Response struct {
 	// Range a line) for the ListRanges Map; 0 lists the key space in one sequence.
 	Ranges    int    `json:"ranges"`
 	RangesKey string `json:"rangesKey"`
+	// ListConcurrency, set by the split, is how many ranges the ListRanges Map lists at once
+	// (its MaxConcurrencyPath).
+	ListConcurrency int `json:"listConcurrency"`
 	// CopyBatches, set by the invocation that finishes a key-space range (not in a dry run),
 	// are the range's first copy batches (at most DefaultEarlyCopyBatches), which its child
 	// execution copies at once, while other ranges still list; never null.
@@ -471,6 +479,11 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 			// The next execution reads what this one carried and what its copy batches copy.
 			g := etagindex.Generation{Execution: req.Execution, CarryFiles: idx.NextCarry, CopyBatches: cur.Position.CopyBatches}
 			if err := etagindex.Commit(ctx, h.S3, h.Config.RunBucket, g, retries.Option()); err != nil {
+				return Response{}, err
+			}
+			// The next run's split decides by this run's size (LISTER_RANGES=auto).
+			p := hintsPointer{Execution: req.Execution, Source: h.Config.SourceBucket, Prefix: opts.Prefix, Keys: t.Listed, Sequential: true}
+			if err := h.writeHintsPointer(ctx, p, retries); err != nil {
 				return Response{}, err
 			}
 		}

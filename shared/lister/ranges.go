@@ -59,13 +59,24 @@ const (
 
 // Defaults of listing in ranges.
 const (
-	// DefaultRanges is the fewest ranges a ranged listing is cut into (LISTER_RANGES; 0 turns
-	// ranges off). Off by default: on the one machine measured so far (MinIO, 2 cores shared),
-	// ranged idle runs were slower than the sequential lister (issue 15 is open); RecommendedRanges
-	// is the value to try: four times the ListRanges Map's MaxConcurrency (32), so that a skewed
-	// range does not leave one lister working alone.
-	DefaultRanges     = 0
-	RecommendedRanges = 128
+	// DefaultRanges is LISTER_RANGES's default, RangesAuto: a source is listed in
+	// RecommendedRanges ranges once an earlier run (ranged or not) recorded DefaultAutoRangeKeys
+	// source keys or more, in one sequence before that (a first run, a small bucket). At 80 ms a
+	// page, 100,000 keys are 100 pages, 8 s in one sequence; below that the ranges' Map Run and
+	// child executions cost more than they save (at 20,000 keys ranged idle runs were slower on
+	// MinIO). RecommendedRanges is four times DefaultListConcurrency, so that a skewed range does
+	// not leave one lister working alone.
+	RangesAuto           = -1
+	DefaultRanges        = RangesAuto
+	RecommendedRanges    = 128
+	DefaultAutoRangeKeys = 100_000
+	// DefaultListConcurrency is how many ranges are listed at once (LISTER_CONCURRENCY, the
+	// ListRanges Map's MaxConcurrencyPath), MaxListConcurrency its most (a Map Run's limit on
+	// concurrent child executions). Each range's child also runs up to 2 copier invocations
+	// (CopyRange), so N listers use up to 3N of the account's concurrent Lambda executions
+	// (1,000 by default).
+	DefaultListConcurrency = 32
+	MaxListConcurrency     = 10_000
 	// DefaultRangeKeys is the keys per range a big bucket's hints aim at (more ranges than
 	// DefaultRanges), and DefaultMaxRanges the most ranges.
 	DefaultRangeKeys = 1_000_000
@@ -122,6 +133,9 @@ type hintsPointer struct {
 	Source    string `json:"source"`
 	Prefix    string `json:"prefix"`
 	Keys      int64  `json:"keys"`
+	// Sequential: the run was listed in one sequence and left only its size (which
+	// LISTER_RANGES=auto decides by), no HintsKey(Execution).
+	Sequential bool `json:"sequential,omitempty"`
 }
 
 // RangeResult is what a range lister leaves for the plan.
@@ -195,7 +209,7 @@ func (b *boundedStream) Peek(ctx context.Context) (*change.Object, error) {
 // invocation that listed nothing, which the sequential loop continues; with ranges it writes the
 // ranges file for the ListRanges Map.
 func (h *Handler) split(ctx context.Context, req Request, opts execinput.Options, cur Cursor, retries *s3client.RetryCounter) (Response, error) {
-	resp := Response{DryRun: opts.DryRun, Guards: []report.Guard{}}
+	resp := Response{DryRun: opts.DryRun, Guards: []report.Guard{}, ListConcurrency: h.Config.ListConcurrency}
 	bounds, why, err := h.splitPoints(ctx, opts, cur.Position.Index.Read, retries)
 	if err != nil {
 		return Response{}, err
@@ -235,7 +249,7 @@ func (h *Handler) split(ctx context.Context, req Request, opts execinput.Options
 // and why.
 func (h *Handler) splitPoints(ctx context.Context, opts execinput.Options, index etagindex.Generation, retries *s3client.RetryCounter) ([]string, string, error) {
 	switch {
-	case h.Config.Ranges <= 0:
+	case h.Config.Ranges == 0:
 		return nil, "LISTER_RANGES is 0", nil
 	case opts.DryRun:
 		return nil, "a dry run", nil
@@ -250,14 +264,28 @@ func (h *Handler) splitPoints(ctx context.Context, opts execinput.Options, index
 	if inUse {
 		return nil, "the ETag index (SSE-KMS) holds entries", nil
 	}
-	bounds, found, err := h.hintedBounds(ctx, opts.Prefix, retries)
+	ptr, err := h.readHintsPointer(ctx, opts.Prefix, retries)
+	if err != nil {
+		return nil, "", err
+	}
+	ranges := h.Config.Ranges
+	if ranges == RangesAuto {
+		if ptr == nil {
+			return nil, "LISTER_RANGES is auto and no earlier run of this source and prefix recorded its size", nil
+		}
+		if ptr.Keys < DefaultAutoRangeKeys {
+			return nil, fmt.Sprintf("LISTER_RANGES is auto and the last run listed %d source keys, fewer than %d", ptr.Keys, DefaultAutoRangeKeys), nil
+		}
+		ranges = RecommendedRanges
+	}
+	bounds, found, err := h.hintedBounds(ctx, ptr, ranges, retries)
 	if err != nil {
 		return nil, "", err
 	}
 	if found {
 		return bounds, "hints", nil
 	}
-	return h.probe(ctx, opts.Prefix, retries)
+	return h.probe(ctx, opts.Prefix, ranges, retries)
 }
 
 // indexInUse reports whether the ETag index generation holds any entry: a carry file, or a
@@ -276,27 +304,36 @@ func (h *Handler) indexInUse(ctx context.Context, g etagindex.Generation, retrie
 	return len(out.Contents) > 0, nil
 }
 
-// hintedBounds cuts the key space at the previous ranged run's hints, if it listed the same
-// prefix: about DefaultRangeKeys keys a range, at least Config.Ranges ranges (as far as the hints
-// allow), at most DefaultMaxRanges.
-func (h *Handler) hintedBounds(ctx context.Context, prefix string, retries *s3client.RetryCounter) ([]string, bool, error) {
+// readHintsPointer reads the pointer an earlier run of this source and prefix left (nil: none,
+// unreadable, or another source's or prefix's).
+func (h *Handler) readHintsPointer(ctx context.Context, prefix string, retries *s3client.RetryCounter) (*hintsPointer, error) {
 	data, found, err := h.get(ctx, HintsPointerKey, retries)
 	if err != nil || !found {
-		return nil, false, err
+		return nil, err
 	}
 	var p hintsPointer
 	if err := strictjson.Unmarshal(data, &p); err != nil {
-		h.Logger.WarnContext(ctx, "hints pointer unreadable: probing instead", "key", HintsPointerKey, "error", err)
-		return nil, false, nil
+		h.Logger.WarnContext(ctx, "hints pointer unreadable: ignored", "key", HintsPointerKey, "error", err)
+		return nil, nil
 	}
 	if p.Source != h.Config.SourceBucket || p.Prefix != prefix || p.Keys == 0 {
+		return nil, nil
+	}
+	return &p, nil
+}
+
+// hintedBounds cuts the key space at the hints of the run the pointer names, if it was ranged:
+// about DefaultRangeKeys keys a range, at least ranges ranges (as far as the hints allow), at
+// most DefaultMaxRanges. A run listed in one sequence leaves a pointer without hints.
+func (h *Handler) hintedBounds(ctx context.Context, p *hintsPointer, ranges int, retries *s3client.RetryCounter) ([]string, bool, error) {
+	if p == nil || p.Sequential {
 		return nil, false, nil
 	}
-	data, found, err = h.get(ctx, HintsKey(p.Execution), retries)
+	data, found, err := h.get(ctx, HintsKey(p.Execution), retries)
 	if err != nil || !found {
 		return nil, false, err // expired with the index: probe
 	}
-	want := min(max(int64(h.Config.Ranges), p.Keys/DefaultRangeKeys), DefaultMaxRanges)
+	want := min(max(int64(ranges), p.Keys/DefaultRangeKeys), DefaultMaxRanges)
 	per := max(p.Keys/want, 1)
 	var bounds []string
 	var acc int64
@@ -333,7 +370,7 @@ type interval struct {
 // probe cuts the key space by bisection: for an interval it lists one key after the midpoint of
 // its first key and its end; a key there splits it, none shrinks it. A bucket whose first page
 // holds every key is listed in one sequence.
-func (h *Handler) probe(ctx context.Context, prefix string, retries *s3client.RetryCounter) ([]string, string, error) {
+func (h *Handler) probe(ctx context.Context, prefix string, ranges int, retries *s3client.RetryCounter) ([]string, string, error) {
 	out, err := h.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(h.Config.SourceBucket), Prefix: aws.String(prefix)}, retries.Option())
 	if err != nil {
 		return nil, "", fmt.Errorf("list s3://%s/%s: %w", h.Config.SourceBucket, prefix, err)
@@ -341,16 +378,24 @@ func (h *Handler) probe(ctx context.Context, prefix string, retries *s3client.Re
 	if !aws.ToBool(out.IsTruncated) || len(out.Contents) == 0 {
 		return nil, "the source's first listing page holds every key", nil
 	}
-	ivs := []interval{{first: aws.ToString(out.Contents[0].Key), open: true}}
-	if prefix != "" {
-		// Every key under the prefix is at most prefix+U+10FFFF…: bisect below it.
-		ivs[0].until, ivs[0].open = prefix+string(rune(maxRune)), false
+	first := aws.ToString(out.Contents[0].Key)
+	ivs := []interval{{first: first, open: true}}
+	// Every key shares the first key's longest common prefix P with every other, so every key is
+	// at most P+U+10FFFF…: bisect below it, where the midpoints fall among the keys' differing
+	// code points. Without it an open end costs about 7 rounds per shared code point ("logs/…"
+	// would exhaust the rounds before the keys part).
+	common, err := h.commonPrefix(ctx, prefix, first, retries)
+	if err != nil {
+		return nil, "", err
 	}
-	for round := 0; round < DefaultMaxProbeRounds && len(ivs) < h.Config.Ranges; round++ {
+	if common != "" {
+		ivs[0].until, ivs[0].open = common+string(rune(maxRune)), false
+	}
+	for round := 0; round < DefaultMaxProbeRounds && len(ivs) < ranges; round++ {
 		next := make([][]interval, len(ivs))
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(DefaultProbeConcurrency)
-		budget := h.Config.Ranges - len(ivs) // splits this round may make
+		budget := ranges - len(ivs) // splits this round may make
 		for i, iv := range ivs {
 			next[i] = []interval{iv}
 			if iv.done || budget == 0 {
@@ -421,6 +466,29 @@ const (
 	surrogateL = 0xd800
 	surrogateH = 0xdfff
 )
+
+// commonPrefix returns the longest prefix of first (the source's first key under prefix) that
+// every key under prefix starts with, at least prefix: by binary search on its length in code
+// points, one probe a step (ListObjectsV2 StartAfter=P+U+10FFFF, MaxKeys=1 finds a key not
+// starting with P, since none is below first).
+func (h *Handler) commonPrefix(ctx context.Context, prefix, first string, retries *s3client.RetryCounter) (string, error) {
+	runes := []rune(first)
+	lo, hi := len([]rune(prefix)), len(runes) // every key starts with runes[:lo]; the answer is at most hi
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		p := string(runes[:mid])
+		out, err := h.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(h.Config.SourceBucket), Prefix: aws.String(prefix), StartAfter: aws.String(p + string(rune(maxRune))), MaxKeys: aws.Int32(1)}, retries.Option())
+		if err != nil {
+			return "", fmt.Errorf("probe s3://%s/%s for the keys' common prefix: %w", h.Config.SourceBucket, prefix, err)
+		}
+		if len(out.Contents) == 0 {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return string(runes[:lo]), nil
+}
 
 // midpoint returns a valid UTF-8 string m with a ≤ m < b (b ignored when open), about halfway
 // between them in code point order (which is UTF-8 byte order); a itself when nothing fits.
@@ -610,7 +678,12 @@ func (h *Handler) writeHints(ctx context.Context, execution, prefix string, hint
 	if err := h.put(ctx, HintsKey(execution), buf.Bytes(), retries); err != nil {
 		return err
 	}
-	data, err := json.Marshal(hintsPointer{Execution: execution, Source: h.Config.SourceBucket, Prefix: prefix, Keys: listed})
+	return h.writeHintsPointer(ctx, hintsPointer{Execution: execution, Source: h.Config.SourceBucket, Prefix: prefix, Keys: listed}, retries)
+}
+
+// writeHintsPointer points the next run's split at p.
+func (h *Handler) writeHintsPointer(ctx context.Context, p hintsPointer, retries *s3client.RetryCounter) error {
+	data, err := json.Marshal(p)
 	if err != nil {
 		return err
 	}

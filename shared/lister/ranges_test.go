@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -344,5 +345,72 @@ func TestMidpoint(t *testing.T) {
 	}
 	if m := midpoint("\U0001D11E", "\U0010FFFF", false); m <= "\U0001D11E" || m >= "\U0010FFFF" {
 		t.Errorf("midpoint above U+FFFF = %q", m)
+	}
+}
+
+// LISTER_RANGES=auto lists a source in ranges once an earlier run of the same source and prefix
+// recorded DefaultAutoRangeKeys keys or more, and in one sequence otherwise; every run that
+// finishes a listing records its size for the next one.
+func TestRangesAuto(t *testing.T) {
+	pointer := func(source, prefix string, keys int64, sequential bool) string {
+		b, _ := json.Marshal(hintsPointer{Execution: "before", Source: source, Prefix: prefix, Keys: keys, Sequential: sequential})
+		return string(b)
+	}
+	for _, tc := range []struct {
+		name       string
+		ranges     int
+		pointer    string // "": none
+		input      string
+		wantRanges bool
+		wantWhy    string
+	}{
+		{name: "first run", ranges: RangesAuto, wantWhy: "no earlier run"},
+		{name: "last run small", ranges: RangesAuto, pointer: pointer("src", "", DefaultAutoRangeKeys-1, true), wantWhy: "fewer than 100000"},
+		{name: "last run big", ranges: RangesAuto, pointer: pointer("src", "", DefaultAutoRangeKeys, true), wantRanges: true},
+		{name: "last ranged run big, its hints expired", ranges: RangesAuto, pointer: pointer("src", "", 5*DefaultAutoRangeKeys, false), wantRanges: true},
+		{name: "another source's size", ranges: RangesAuto, pointer: pointer("other", "", 5*DefaultAutoRangeKeys, true), wantWhy: "no earlier run"},
+		{name: "another prefix's size", ranges: RangesAuto, pointer: pointer("src", "", 5*DefaultAutoRangeKeys, true), input: `{"prefix":"logs/"}`, wantWhy: "no earlier run"},
+		{name: "off whatever the size", ranges: 0, pointer: pointer("src", "", 5*DefaultAutoRangeKeys, true), wantWhy: "LISTER_RANGES is 0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, h := setup(true)
+			f.PageSize = 5
+			h.Config.Ranges, h.Config.ListConcurrency = tc.ranges, 7
+			var logs bytes.Buffer
+			h.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+			for i := range 300 {
+				f.Put("src", fmt.Sprintf("logs/%03d", i), []byte("x"))
+			}
+			if tc.pointer != "" {
+				f.Put("run", HintsPointerKey, []byte(tc.pointer))
+			}
+			input := tc.input
+			if input == "" {
+				input = `{}`
+			}
+			split, err := h.Handle(context.Background(), Request{Execution: "auto", Input: json.RawMessage(input), Phase: PhaseSplit})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (split.Ranges > 1) != tc.wantRanges || split.ListConcurrency != 7 {
+				t.Fatalf("%d ranges, list concurrency %d; want ranges %v and 7\n%s", split.Ranges, split.ListConcurrency, tc.wantRanges, logs.String())
+			}
+			if !tc.wantRanges && !strings.Contains(logs.String(), tc.wantWhy) {
+				t.Fatalf("the split's log does not say %q:\n%s", tc.wantWhy, logs.String())
+			}
+			if tc.wantRanges {
+				return
+			}
+			// The run lists in one sequence and records its size for the next run.
+			listSequential(t, h, "auto", input, &split.Cursor)
+			var p hintsPointer
+			if err := json.Unmarshal(read(t, f, HintsPointerKey), &p); err != nil {
+				t.Fatal(err)
+			}
+			prefix := map[string]string{"": "", `{"prefix":"logs/"}`: "logs/"}[tc.input]
+			if want := (hintsPointer{Execution: "auto", Source: "src", Prefix: prefix, Keys: 300, Sequential: true}); p != want {
+				t.Fatalf("pointer %+v, want %+v", p, want)
+			}
+		})
 	}
 }

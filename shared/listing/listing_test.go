@@ -312,7 +312,9 @@ func (r *recordingLister) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV
 // the continuation token (MinIO builds a cache of the rest of the bucket for a token), except
 // after a truncated page that holds no key; a truncated page with neither is an error.
 func TestObjectsStartAfterPaging(t *testing.T) {
-	obj := func(k string) s3types.Object { return s3types.Object{Key: aws.String(k), Size: aws.Int64(1), ETag: aws.String(`"e"`)} }
+	obj := func(k string) s3types.Object {
+		return s3types.Object{Key: aws.String(k), Size: aws.Int64(1), ETag: aws.String(`"e"`)}
+	}
 	for _, tc := range []struct {
 		name        string
 		after       string

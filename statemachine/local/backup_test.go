@@ -41,6 +41,7 @@ type listerOut struct {
 	Guards          []map[string]any `json:"guards"`
 	Ranges          int              `json:"ranges"`
 	RangesKey       string           `json:"rangesKey"`
+	ListConcurrency int              `json:"listConcurrency"` // always present, as the lister's
 }
 
 type copierIn struct {
