@@ -109,8 +109,8 @@ type Config struct {
 	// "filters" input replaces it for that run.
 	Filter *filter.Filter
 	// Ranges is the fewest key-space ranges a big bucket is listed in (LISTER_RANGES); 0 lists
-	// every bucket in one sequence; RangesAuto (the default, "auto") lists in RecommendedRanges
-	// ranges once an earlier run listed DefaultAutoRangeKeys source keys or more.
+	// every bucket in one sequence; RangesAuto (the default, "auto") lists in ranges once an
+	// earlier run listed DefaultAutoRangeKeys source keys or more (how many: DefaultRanges).
 	Ranges int
 	// ListConcurrency is how many ranges are listed at once (LISTER_CONCURRENCY): the ListRanges
 	// Map's MaxConcurrencyPath reads it from the split's response.
@@ -482,8 +482,7 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 				return Response{}, err
 			}
 			// The next run's split decides by this run's size (LISTER_RANGES=auto).
-			p := hintsPointer{Execution: req.Execution, Source: h.Config.SourceBucket, Prefix: opts.Prefix, Keys: t.Listed, Sequential: true}
-			if err := h.writeHintsPointer(ctx, p, retries); err != nil {
+			if err := h.writePointer(ctx, SizeKey, req.Execution, opts.Prefix, t.Listed, retries); err != nil {
 				return Response{}, err
 			}
 		}

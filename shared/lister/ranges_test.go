@@ -352,25 +352,26 @@ func TestMidpoint(t *testing.T) {
 // recorded DefaultAutoRangeKeys keys or more, and in one sequence otherwise; every run that
 // finishes a listing records its size for the next one.
 func TestRangesAuto(t *testing.T) {
-	pointer := func(source, prefix string, keys int64, sequential bool) string {
-		b, _ := json.Marshal(hintsPointer{Execution: "before", Source: source, Prefix: prefix, Keys: keys, Sequential: sequential})
+	pointer := func(source, prefix string, keys int64) string {
+		b, _ := json.Marshal(hintsPointer{Execution: "before", Source: source, Prefix: prefix, Keys: keys})
 		return string(b)
 	}
 	for _, tc := range []struct {
 		name       string
 		ranges     int
-		pointer    string // "": none
+		size       string // SizeKey's content; "": none
+		hints      bool   // a ranged run's hints: 30 over the 300 keys
 		input      string
 		wantRanges bool
 		wantWhy    string
 	}{
 		{name: "first run", ranges: RangesAuto, wantWhy: "no earlier run"},
-		{name: "last run small", ranges: RangesAuto, pointer: pointer("src", "", DefaultAutoRangeKeys-1, true), wantWhy: "fewer than 100000"},
-		{name: "last run big", ranges: RangesAuto, pointer: pointer("src", "", DefaultAutoRangeKeys, true), wantRanges: true},
-		{name: "last ranged run big, its hints expired", ranges: RangesAuto, pointer: pointer("src", "", 5*DefaultAutoRangeKeys, false), wantRanges: true},
-		{name: "another source's size", ranges: RangesAuto, pointer: pointer("other", "", 5*DefaultAutoRangeKeys, true), wantWhy: "no earlier run"},
-		{name: "another prefix's size", ranges: RangesAuto, pointer: pointer("src", "", 5*DefaultAutoRangeKeys, true), input: `{"prefix":"logs/"}`, wantWhy: "no earlier run"},
-		{name: "off whatever the size", ranges: 0, pointer: pointer("src", "", 5*DefaultAutoRangeKeys, true), wantWhy: "LISTER_RANGES is 0"},
+		{name: "last run small", ranges: RangesAuto, size: pointer("src", "", DefaultAutoRangeKeys-1), wantWhy: "fewer than 100000"},
+		{name: "last run big: probing, 4 ranges a lister", ranges: RangesAuto, size: pointer("src", "", DefaultAutoRangeKeys), wantRanges: true},
+		{name: "last run big: its hints, a range a lister", ranges: RangesAuto, size: pointer("src", "", DefaultAutoRangeKeys), hints: true, wantRanges: true},
+		{name: "another source's size", ranges: RangesAuto, size: pointer("other", "", 5*DefaultAutoRangeKeys), wantWhy: "no earlier run"},
+		{name: "another prefix's size", ranges: RangesAuto, size: pointer("src", "", 5*DefaultAutoRangeKeys), input: `{"prefix":"logs/"}`, wantWhy: "no earlier run"},
+		{name: "off whatever the size", ranges: 0, size: pointer("src", "", 5*DefaultAutoRangeKeys), wantWhy: "LISTER_RANGES is 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, h := setup(true)
@@ -381,8 +382,16 @@ func TestRangesAuto(t *testing.T) {
 			for i := range 300 {
 				f.Put("src", fmt.Sprintf("logs/%03d", i), []byte("x"))
 			}
-			if tc.pointer != "" {
-				f.Put("run", HintsPointerKey, []byte(tc.pointer))
+			if tc.size != "" {
+				f.Put("run", SizeKey, []byte(tc.size))
+			}
+			if tc.hints {
+				f.Put("run", HintsPointerKey, []byte(pointer("src", "", 300)))
+				var b bytes.Buffer
+				for i := 9; i < 300; i += 10 {
+					fmt.Fprintf(&b, `{"k":"logs/%03d","n":10}`+"\n", i)
+				}
+				f.Put("run", HintsKey("before"), b.Bytes())
 			}
 			input := tc.input
 			if input == "" {
@@ -399,16 +408,20 @@ func TestRangesAuto(t *testing.T) {
 				t.Fatalf("the split's log does not say %q:\n%s", tc.wantWhy, logs.String())
 			}
 			if tc.wantRanges {
+				// A range per lister where hints balance them; more where probing cuts them.
+				if tc.hints && split.Ranges != 7 || !tc.hints && (split.Ranges <= 7 || split.Ranges > 4*7) {
+					t.Fatalf("%d ranges for 7 listers, hints %v", split.Ranges, tc.hints)
+				}
 				return
 			}
 			// The run lists in one sequence and records its size for the next run.
 			listSequential(t, h, "auto", input, &split.Cursor)
 			var p hintsPointer
-			if err := json.Unmarshal(read(t, f, HintsPointerKey), &p); err != nil {
+			if err := json.Unmarshal(read(t, f, SizeKey), &p); err != nil {
 				t.Fatal(err)
 			}
 			prefix := map[string]string{"": "", `{"prefix":"logs/"}`: "logs/"}[tc.input]
-			if want := (hintsPointer{Execution: "auto", Source: "src", Prefix: prefix, Keys: 300, Sequential: true}); p != want {
+			if want := (hintsPointer{Execution: "auto", Source: "src", Prefix: prefix, Keys: 300}); p != want {
 				t.Fatalf("pointer %+v, want %+v", p, want)
 			}
 		})
