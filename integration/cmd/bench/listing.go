@@ -152,5 +152,72 @@ func (b *bench) listing(ctx context.Context) error {
 		b.res.detail(rng.ID, d)
 		fmt.Fprintf(logw, "   %s per LIST: %s\n", delay, d)
 	}
+	if err := b.copyWhileListing(ctx, src, bak, endpoint, ranged, proxy); err != nil {
+		return err
+	}
 	return removeBucket(ctx, b.s3, bak)
+}
+
+// listingChangedPercent of the keys change before each run of the copy-while-listing part.
+const listingChangedPercent = 5
+
+// copyWhileListing measures runs that find changes, with the LIST delay: before each run the
+// same listingChangedPercent of the keys, spread over the key space, get new contents in the
+// source (not measured). The sequential lister copies once the whole listing is done; in ranges
+// each range's child copies its batches as soon as the range is listed, while others still list,
+// so the ranged run should take less than its idle time plus the copies' time.
+func (b *bench) copyWhileListing(ctx context.Context, src, bak, endpoint, ranged string, proxy *delayProxy) error {
+	c := b.cfg
+	n := c.listing
+	every := 100 / listingChangedPercent
+	proxy.delay.Store(int64(c.listingDelay))
+	round := 0
+	change := func() (want, error) {
+		round++
+		w := want{listed: int64(n)}
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(uploadConcurrency)
+		for i := 0; i < n; i += every {
+			body := []byte(fmt.Sprintf("object %d", i))
+			w.copied++
+			w.bytes += int64(len(body))
+			g.Go(func() error { return put(gctx, b.s3, src, fmt.Sprintf("d%02d/obj-%07d", i%100, i), body, round) })
+		}
+		w.unchanged = w.listed - w.copied
+		return w, g.Wait()
+	}
+	fmt.Fprintf(logw, "== copying while listing: %d%% of the %d keys changed before each run, %s per LIST\n", listingChangedPercent, n, c.listingDelay)
+	for rep := 1; rep <= c.reps; rep++ {
+		runs := []struct {
+			id    string
+			extra []string
+		}{
+			{"changed-sequential", []string{endpoint, "LISTER_RANGES=0"}},
+			{"changed-ranged", []string{endpoint, ranged}},
+		}
+		if rep%2 == 0 {
+			runs[0], runs[1] = runs[1], runs[0]
+		}
+		for _, run := range runs {
+			w, err := change()
+			if err != nil {
+				return err
+			}
+			r, err := b.runLocal(ctx, src, bak, run.extra, nil, w)
+			if err != nil {
+				return err
+			}
+			id := fmt.Sprintf("listing-%s-%s", run.id, c.listingDelay)
+			b.res.add(id, "listing", int64(n), w.bytes, r.measurement)
+			fmt.Fprintf(logw, "   %s rep %d: %s (%d copied, %d lister invocations)\n", id, rep, r.wall.Round(time.Millisecond), r.report.Copied, r.report.ListInvocations)
+		}
+	}
+	d := c.listingDelay
+	med := func(id string) float64 { return median(b.res.find(fmt.Sprintf("listing-%s-%s", id, d)).Seconds) }
+	seqIdle, rngIdle, seqChanged, rngChanged := med("sequential"), med("ranged"), med("changed-sequential"), med("changed-ranged")
+	detail := fmt.Sprintf("with %d%% changed: sequential %.2f s (%.2f s idle: +%.2f s), ranged %.2f s (%.2f s idle: +%.2f s), %.1f× faster (medians of %d)",
+		listingChangedPercent, seqChanged, seqIdle, seqChanged-seqIdle, rngChanged, rngIdle, rngChanged-rngIdle, seqChanged/rngChanged, c.reps)
+	b.res.detail(fmt.Sprintf("listing-changed-ranged-%s", d), detail)
+	fmt.Fprintf(logw, "   %s\n", detail)
+	return nil
 }
