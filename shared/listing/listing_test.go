@@ -274,17 +274,7 @@ func TestObjectsReadAheadError(t *testing.T) {
 		}
 		return nil
 	}
-	o := NewObjects(f, "b", "", "")
-	var got []string
-	var err error
-	for {
-		var obj *change.Object
-		if obj, err = o.Peek(context.Background()); err != nil || obj == nil {
-			break
-		}
-		got = append(got, obj.Key)
-		o.Pop()
-	}
+	got, err := drain(NewObjects(f, "b", "", ""))
 	if !reflect.DeepEqual(got, []string{"a", "b"}) || err == nil || !strings.Contains(err.Error(), `list bucket "b"`) || !strings.Contains(err.Error(), "AccessDenied") {
 		t.Fatalf("keys %v, error %v", got, err)
 	}
@@ -346,17 +336,7 @@ func TestObjectsStartAfterPaging(t *testing.T) {
 				f.Put("b", k, []byte(k))
 			}
 			r := &recordingLister{S3: f, pages: tc.pages}
-			o := NewObjects(r, "b", "", tc.after)
-			var got []string
-			var err error
-			for {
-				var obj *change.Object
-				if obj, err = o.Peek(context.Background()); err != nil || obj == nil {
-					break
-				}
-				got = append(got, obj.Key)
-				o.Pop()
-			}
+			got, err := drain(NewObjects(r, "b", "", tc.after))
 			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
 				t.Fatalf("error %v, want %q", err, tc.wantErr)
 			}
@@ -371,5 +351,18 @@ func TestObjectsStartAfterPaging(t *testing.T) {
 				t.Fatalf("requests: StartAfter %q, ContinuationToken %q; want %q, %q", sa, tok, tc.startAfters, tc.tokens)
 			}
 		})
+	}
+}
+
+// drain reads a listing to its end or its first error, returning the keys read.
+func drain(o *Objects) ([]string, error) {
+	var got []string
+	for {
+		obj, err := o.Peek(context.Background())
+		if err != nil || obj == nil {
+			return got, err
+		}
+		got = append(got, obj.Key)
+		o.Pop()
 	}
 }
