@@ -263,13 +263,6 @@ func (h *Handler) splitPoints(ctx context.Context, opts execinput.Options, index
 		// Not yet: a range's batches and totals per further destination.
 		return nil, "further destinations (DESTINATIONS) are listed in one sequence", nil
 	}
-	inUse, err := h.indexInUse(ctx, index, retries)
-	if err != nil {
-		return nil, "", err
-	}
-	if inUse {
-		return nil, "the ETag index (SSE-KMS) holds entries", nil
-	}
 	ranges := h.Config.Ranges
 	if ranges == RangesAuto {
 		size, err := h.readPointer(ctx, SizeKey, opts.Prefix, retries)
@@ -283,6 +276,14 @@ func (h *Handler) splitPoints(ctx context.Context, opts execinput.Options, index
 			return nil, fmt.Sprintf("LISTER_RANGES is auto and the last run listed %d source keys, fewer than %d", size.Keys, DefaultAutoRangeKeys), nil
 		}
 		ranges = h.Config.ListConcurrency
+	}
+	// After the size (a GET that decides most small buckets' runs): a LIST of the run bucket.
+	inUse, err := h.indexInUse(ctx, index, retries)
+	if err != nil {
+		return nil, "", err
+	}
+	if inUse {
+		return nil, "the ETag index (SSE-KMS) holds entries", nil
 	}
 	ptr, err := h.readPointer(ctx, HintsPointerKey, opts.Prefix, retries)
 	if err != nil {

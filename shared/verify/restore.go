@@ -453,8 +453,9 @@ func (h *Handler) compareOne(ctx context.Context, st *restoreState, c candidate,
 			differ(report.MismatchRestoredMetadata, hd.name, sv, dv)
 		}
 	}
-	for _, k := range unionKeys(lower(src.Metadata), lower(dst.Metadata)) {
-		if sv, dv := lower(src.Metadata)[k], lower(dst.Metadata)[k]; sv != dv {
+	smeta, dmeta := lower(src.Metadata), lower(dst.Metadata)
+	for _, k := range unionKeys(smeta, dmeta) {
+		if sv, dv := smeta[k], dmeta[k]; sv != dv {
 			differ(report.MismatchRestoredMetadata, "x-amz-meta-"+k, sv, dv)
 		}
 	}
