@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -16,9 +17,15 @@ import (
 // is listed in key-space ranges (the split writes its ranges file and the ListRanges Map runs a
 // lister per range) and backs up exactly what the sequential lister would: every key once, then
 // an idle run copies nothing, then a change, a deletion and a new key are found across ranges.
-// Keys are skewed (most under one prefix) and include characters above U+FFFF.
+// Keys are skewed (most under one prefix) and include characters above U+FFFF. A further
+// destination (dr) is listed in the same ranges and ends each run holding what the source holds.
 func TestRangedListing(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	dr := "dr-" + strings.ToLower(randomHex(4))
+	e := newEnv(t, envOptions{vars: map[string]string{"DESTINATIONS": fmt.Sprintf(`[{"name":"dr","bucket":%q}]`, dr)}})
+	if _, err := e.s3.CreateBucket(e.ctx, &s3.CreateBucketInput{Bucket: aws.String(dr)}); err != nil {
+		t.Fatal(err)
+	}
+	e.versioning(dr)
 	e.runner.Env["LISTER_RANGES"] = "8"
 	key := func(i int) string {
 		switch {
@@ -36,6 +43,16 @@ func TestRangedListing(t *testing.T) {
 	if r := first.Report; r.Copied != n || r.Failed != 0 || r.Listed != n {
 		t.Fatalf("first run: listed %d, copied %d, failed %d; want %d, %d, 0\n%s", r.Listed, r.Copied, r.Failed, n, n, first.ReportJSON)
 	}
+	if d := section(t, first.Report, "dr"); d.New != n || d.Copied != n || d.Failed != 0 {
+		t.Fatalf("first run, dr: %+v; want %d new and copied", d, n)
+	}
+	sameAsSource := func(run string) {
+		t.Helper()
+		if got, want := e.contentOf(e.s3, dr), e.contentOf(e.s3, e.source); !sameMaps(got, want) {
+			t.Fatalf("%s: dr holds %d keys, the source %d (or their content differs)", run, len(got), len(want))
+		}
+	}
+	sameAsSource("first run")
 	if _, err := e.s3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(e.run), Key: aws.String("work/" + first.Execution.Name + "/ranges.jsonl")}); err != nil {
 		t.Fatalf("the first run was not listed in ranges (no ranges file): %v", err)
 	}
@@ -53,6 +70,9 @@ func TestRangedListing(t *testing.T) {
 	if r := idle.Report; r.Copied != 0 || r.Unchanged != n || r.ToDelete != 0 {
 		t.Fatalf("idle run: copied %d, unchanged %d, toDelete %d\n%s", r.Copied, r.Unchanged, r.ToDelete, idle.ReportJSON)
 	}
+	if d := section(t, idle.Report, "dr"); d.Unchanged != n || d.Copied != 0 || d.Deleted != 0 {
+		t.Fatalf("idle run, dr: %+v", d)
+	}
 
 	changed := []string{key(0), key(1), key(1234)}
 	for _, k := range changed {
@@ -64,6 +84,10 @@ func TestRangedListing(t *testing.T) {
 	if r := third.Report; r.Copied != 4 || r.Deleted != 1 || r.Changed != 3 || r.New != 1 || r.Failed != 0 {
 		t.Fatalf("third run: copied %d (changed %d, new %d), deleted %d, failed %d\n%s", r.Copied, r.Changed, r.New, r.Deleted, r.Failed, third.ReportJSON)
 	}
+	if d := section(t, third.Report, "dr"); d.Copied != 4 || d.Deleted != 1 || d.Changed != 3 || d.New != 1 || d.Failed != 0 {
+		t.Fatalf("third run, dr: %+v", d)
+	}
+	sameAsSource("third run")
 	v = e.versions(e.backup)
 	for _, k := range changed {
 		if v[k] == nil || v[k].data != 2 {

@@ -300,6 +300,19 @@ func RangeDeleteKey(execution string, r, seq int) string {
 	return fmt.Sprintf("%sdelete-r%06d-%06d.jsonl", Prefix(execution), r, seq)
 }
 
+// RangeDestinationKey names copy batch number seq of key-space range r of an execution for its
+// further destination name. The dot, which no destination name holds, ends the name: no
+// name's range batch is another's plain batch (a name may end in "-r000001").
+func RangeDestinationKey(execution, name string, r, seq int) string {
+	return fmt.Sprintf("%sto-%s.r%06d-%06d.jsonl", Prefix(execution), name, r, seq)
+}
+
+// RangeDestinationDeleteKey names deletion batch number seq of key-space range r of an execution
+// for its further destination name.
+func RangeDestinationDeleteKey(execution, name string, r, seq int) string {
+	return fmt.Sprintf("%sdelete-to-%s.r%06d-%06d.jsonl", Prefix(execution), name, r, seq)
+}
+
 // ParseRangeKey returns the range and batch numbers of a copy batch key RangeKey made; ok is
 // false for any other key.
 func ParseRangeKey(execution, key string) (r, seq int, ok bool) {

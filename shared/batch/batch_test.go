@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -187,6 +188,8 @@ func TestRangeKeys(t *testing.T) {
 		{RangeDeleteKey("e", 1, 2), 0, 0, false},
 		{RangeKey("other", 1, 2), 0, 0, false},
 		{Prefix("e") + "r000001-000002.json", 0, 0, false},
+		{RangeDestinationKey("e", "r", 1, 2), 0, 0, false},
+		{RangeDestinationDeleteKey("e", "r", 1, 2), 0, 0, false},
 	}
 	for _, tt := range tests {
 		r, seq, ok := ParseRangeKey("e", tt.key)
@@ -195,6 +198,40 @@ func TestRangeKeys(t *testing.T) {
 		}
 		if _, err := OutcomeKey(tt.key); err != nil && strings.HasPrefix(tt.key, Prefix("e")) && strings.HasSuffix(tt.key, ".jsonl") {
 			t.Errorf("OutcomeKey(%q): %v", tt.key, err)
+		}
+	}
+}
+
+// Every batch a run may write has a name of its own: the backup bucket's and each further
+// destination's, sequential or ranged, copies or deletions, even with destination names that
+// look like range numbers.
+func TestBatchKeysDistinct(t *testing.T) {
+	names := []string{"r", "dr", "a", "a-r000001", "r000001", "delete"}
+	seen := map[string]string{}
+	add := func(key, what string) {
+		t.Helper()
+		if prev, dup := seen[key]; dup {
+			t.Fatalf("%s and %s are both named %q", prev, what, key)
+		}
+		seen[key] = what
+		if _, err := OutcomeKey(key); err != nil {
+			t.Fatalf("%s: OutcomeKey(%q): %v", what, key, err)
+		}
+	}
+	for _, seq := range []int{0, 1, 12} {
+		add(Key("e", seq), fmt.Sprintf("copy %d", seq))
+		add(DeleteKey("e", seq), fmt.Sprintf("delete %d", seq))
+		for _, r := range []int{0, 1, 12} {
+			add(RangeKey("e", r, seq), fmt.Sprintf("range %d copy %d", r, seq))
+			add(RangeDeleteKey("e", r, seq), fmt.Sprintf("range %d delete %d", r, seq))
+		}
+		for _, n := range names {
+			add(DestinationKey("e", n, seq), fmt.Sprintf("%s copy %d", n, seq))
+			add(DestinationDeleteKey("e", n, seq), fmt.Sprintf("%s delete %d", n, seq))
+			for _, r := range []int{0, 1, 12} {
+				add(RangeDestinationKey("e", n, r, seq), fmt.Sprintf("%s range %d copy %d", n, r, seq))
+				add(RangeDestinationDeleteKey("e", n, r, seq), fmt.Sprintf("%s range %d delete %d", n, r, seq))
+			}
 		}
 	}
 }

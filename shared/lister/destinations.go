@@ -100,7 +100,7 @@ type furtherDest struct {
 func (f *furtherDest) failed() bool { return f.totals.Error != "" }
 
 // furtherStreams opens the listing of every further destination that has not failed.
-func (h *Handler) furtherStreams(ctx context.Context, cur *Cursor, prefixes []string, after string, retries *s3client.RetryCounter) ([]*furtherDest, error) {
+func (h *Handler) furtherStreams(ctx context.Context, cur *Cursor, prefixes []string, after string, rng *Range, retries *s3client.RetryCounter) ([]*furtherDest, error) {
 	if len(h.Config.Destinations) == 0 {
 		return nil, nil
 	}
@@ -119,13 +119,23 @@ func (h *Handler) furtherStreams(ctx context.Context, cur *Cursor, prefixes []st
 		}
 		header := batch.Header{Version: batch.Version, Source: h.Config.SourceBucket, Destination: d.Bucket, DestinationName: d.Name}
 		name := d.Name
+		var s stream = newPrefixStream(clients[d.Name], d.Bucket, prefixes, after, retries.Option())
+		copyKey := func(execution string, seq int) string { return batch.DestinationKey(execution, name, seq) }
+		deleteKey := func(execution string, seq int) string { return batch.DestinationDeleteKey(execution, name, seq) }
+		if rng != nil {
+			s = bounded(s, rng.Until)
+			copyKey = func(execution string, seq int) string {
+				return batch.RangeDestinationKey(execution, name, rng.Index, seq)
+			}
+			deleteKey = func(execution string, seq int) string {
+				return batch.RangeDestinationDeleteKey(execution, name, rng.Index, seq)
+			}
+		}
 		out = append(out, &furtherDest{
 			name: name, totals: t,
-			stream: &softStream{s: newPrefixStream(clients[d.Name], d.Bucket, prefixes, after, retries.Option()), err: &t.Error},
-			copies: pending{header: header, count: &cur.Position.Destinations[i].CopyBatches,
-				key: func(execution string, seq int) string { return batch.DestinationKey(execution, name, seq) }},
-			deletions: pending{header: header, count: &cur.Position.Destinations[i].DeleteBatches,
-				key: func(execution string, seq int) string { return batch.DestinationDeleteKey(execution, name, seq) }},
+			stream:    &softStream{s: s, err: &t.Error},
+			copies:    pending{header: header, count: &cur.Position.Destinations[i].CopyBatches, key: copyKey},
+			deletions: pending{header: header, count: &cur.Position.Destinations[i].DeleteBatches, key: deleteKey},
 		})
 	}
 	return out, nil
@@ -269,11 +279,12 @@ func (w *writer) addFurther(k decided) error {
 	return nil
 }
 
-// furtherGuards judges each further destination's own counts with the run's limits, appends the
-// verdicts to guards, and returns the destinations whose deletions are withheld.
-func (w *writer) furtherGuards(l guard.Limits, guards *[]report.Guard) map[string]bool {
+// furtherGuards judges each further destination's own counts (dests: the run's totals of them)
+// with the run's limits, appends the verdicts to guards, and returns the destinations whose
+// deletions are withheld.
+func (h *Handler) furtherGuards(ctx context.Context, execution string, dests []report.DestinationTotals, l guard.Limits, guards *[]report.Guard) map[string]bool {
 	withheld := map[string]bool{}
-	for _, t := range w.cur.Totals.Destinations {
+	for _, t := range dests {
 		if t.Error != "" {
 			continue
 		}
@@ -282,7 +293,7 @@ func (w *writer) furtherGuards(l guard.Limits, guards *[]report.Guard) map[strin
 			g.Destination = t.Name
 			if g.Tripped {
 				g.Message = fmt.Sprintf("destination %q (%s): %s", t.Name, t.Bucket, g.Message)
-				w.h.Logger.WarnContext(w.ctx, "guard tripped", "execution", w.execution, "destination", t.Name, "guard", g.Name, "error", g.Error)
+				h.Logger.WarnContext(ctx, "guard tripped", "execution", execution, "destination", t.Name, "guard", g.Name, "error", g.Error)
 			}
 		}
 		if deletion.Tripped {

@@ -3,9 +3,7 @@ package lister
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -49,7 +47,10 @@ func byDestination(t *testing.T, f *s3fake.S3, keys []string) map[string][]strin
 		if h.Source != "src" || h.Destination != want {
 			t.Fatalf("batch %s header %+v: want src → %s", key, h, want)
 		}
-		if h.DestinationName != "" && !strings.Contains(key, "/to-"+h.DestinationName+"-") && !strings.Contains(key, "/delete-to-"+h.DestinationName+"-") {
+		named := func(sep string) bool {
+			return strings.Contains(key, "/to-"+h.DestinationName+sep) || strings.Contains(key, "/delete-to-"+h.DestinationName+sep)
+		}
+		if h.DestinationName != "" && !named("-") && !named(".r") {
 			t.Fatalf("batch %s of destination %q is not named after it", key, h.DestinationName)
 		}
 		out[h.DestinationName] = append(out[h.DestinationName], describe(its)...)
@@ -219,7 +220,7 @@ func TestDestinationsConfig(t *testing.T) {
 	}{
 		{name: "none"},
 		{name: "two", destinations: `[{"name":"dr","bucket":"dr-b"},{"name":"far","bucket":"x","endpoint":"https://s3.example.com","credentials":"secretsmanager:arn:x"}]`},
-		{name: "with ranges (listed in one sequence: TestDestinationsListInOneSequence)", destinations: `[{"name":"dr","bucket":"dr-b"}]`, ranges: "4"},
+		{name: "with ranges", destinations: `[{"name":"dr","bucket":"dr-b"}]`, ranges: "4"},
 		{name: "the backup bucket again", destinations: `[{"name":"dr","bucket":"bak"}]`, wantErr: `bucket "bak" is already`},
 		{name: "primary", destinations: `[{"name":"primary","bucket":"p"}]`, wantErr: `name "primary" is taken`},
 		{name: "unknown field", destinations: `[{"name":"dr","bucket":"dr","kms":"x"}]`, wantErr: `unknown field "kms"`},
@@ -246,28 +247,5 @@ func TestDestinationsConfig(t *testing.T) {
 				t.Fatalf("config %+v, error %v; want %q", c.Destinations, err, tt.wantErr)
 			}
 		})
-	}
-}
-
-// With further destinations a big bucket is listed in one sequence even where LISTER_RANGES
-// asks for ranges (a range's batches per destination are not built yet), and every
-// destination is still written.
-func TestDestinationsListInOneSequence(t *testing.T) {
-	f, h := setup(true)
-	f.PageSize = 2
-	f.AddBucket("dr-bucket", true)
-	for i := range 9 {
-		f.Put("src", fmt.Sprintf("k%02d", i), []byte("x"))
-	}
-	h.Config.Ranges = 4
-	h.Config.Destinations = []destination.Destination{{Name: "dr", Bucket: "dr-bucket"}}
-	h.Destinations = map[string]S3{"dr": f}
-	split, err := h.Handle(context.Background(), Request{Execution: "exec", Input: json.RawMessage(`{}`), Phase: PhaseSplit})
-	if err != nil || split.Ranges != 0 {
-		t.Fatalf("split: %d ranges, %v", split.Ranges, err)
-	}
-	resp, _ := listAllFrom(t, h, `{}`, &split.Cursor)
-	if got := byDestination(t, f, manifest(t, f, resp)); len(got[""]) != 9 || len(got["dr"]) != 9 {
-		t.Fatalf("items %v", got)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -313,8 +314,17 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 		cur = *req.Cursor
 	case rng != nil:
 		// A range lister starts at its range, with the split's clock; the split checked the
-		// buckets, took the lock and found the ETag index empty.
+		// buckets and the further destinations, took the lock and found the ETag index empty.
 		cur.Position.After, cur.Position.Now = rng.After, rng.Now
+		if !slices.EqualFunc(rng.Destinations, h.Config.Destinations, func(a report.DestinationTotals, b destination.Destination) bool {
+			return a.Name == b.Name && a.Bucket == b.Bucket
+		}) {
+			return Response{}, &fault.InvalidInput{Msg: fmt.Sprintf("lister range %d names further destinations %v; the configuration %v (DESTINATIONS changed during the run?)", rng.Index, rng.Destinations, h.Config.Destinations)}
+		}
+		if len(rng.Destinations) > 0 {
+			cur.Totals.Destinations = checked(rng.Destinations)
+			cur.Position.Destinations = make([]DestinationPosition, len(rng.Destinations))
+		}
 	default:
 		if err := h.checkBuckets(ctx); err != nil {
 			return Response{}, err
@@ -358,7 +368,7 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 		w.deletions.key = func(execution string, seq int) string { return batch.RangeDeleteKey(execution, rng.Index, seq) }
 		w.hints = true
 	}
-	further, err := h.furtherStreams(ctx, &cur, sourcePrefixes, after, retries)
+	further, err := h.furtherStreams(ctx, &cur, sourcePrefixes, after, rng, retries)
 	if err != nil {
 		return Response{}, err
 	}
@@ -464,7 +474,7 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	if done {
 		deletion, change := guard.Check(cur.Totals, h.limits(opts))
 		resp.Guards = []report.Guard{deletion, change}
-		withheld := w.furtherGuards(h.limits(opts), &resp.Guards)
+		withheld := h.furtherGuards(ctx, req.Execution, cur.Totals.Destinations, h.limits(opts), &resp.Guards)
 		for _, g := range resp.Guards {
 			if g.Tripped {
 				h.Logger.WarnContext(ctx, "guard tripped", "execution", req.Execution, "guard", g.Name, "error", g.Error, "message", g.Message)

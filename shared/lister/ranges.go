@@ -123,6 +123,9 @@ type Range struct {
 	After string    `json:"after"`
 	Until string    `json:"until"`
 	Now   time.Time `json:"now"`
+	// Destinations are the further destinations as the split found them (name, bucket, and
+	// the error of one that failed its check, which no range lists), in the setting's order.
+	Destinations []report.DestinationTotals `json:"destinations,omitempty"`
 }
 
 // Hint is a source key a lister passed, and how many source keys it passed since the hint before
@@ -155,6 +158,9 @@ type RangeResult struct {
 	EarlyCopies int    `json:"earlyCopies"`
 	Hints       []Hint `json:"hints"`
 	TailKeys    int64  `json:"tailKeys"` // source keys after the last hint
+	// Destinations are the further destinations' batch counts in this range, in the setting's
+	// order (batch.RangeDestinationKey and batch.RangeDestinationDeleteKey number them).
+	Destinations []DestinationPosition `json:"destinations,omitempty"`
 }
 
 // hint counts one source key, recording it every DefaultHintEvery keys; past
@@ -231,7 +237,7 @@ func (h *Handler) split(ctx context.Context, req Request, opts execinput.Options
 	enc.SetEscapeHTML(false)
 	after := ""
 	for i := 0; i <= len(bounds); i++ {
-		r := Range{Index: i, After: after, Now: cur.Position.Now}
+		r := Range{Index: i, After: after, Now: cur.Position.Now, Destinations: checked(cur.Totals.Destinations)}
 		if i < len(bounds) {
 			r.Until = bounds[i]
 			after = bounds[i]
@@ -259,9 +265,6 @@ func (h *Handler) splitPoints(ctx context.Context, opts execinput.Options, index
 		return nil, "LISTER_RANGES is 0", nil
 	case opts.DryRun:
 		return nil, "a dry run", nil
-	case len(h.Config.Destinations) > 0:
-		// Not yet: a range's batches and totals per further destination.
-		return nil, "further destinations (DESTINATIONS) are listed in one sequence", nil
 	}
 	ranges := h.Config.Ranges
 	if ranges == RangesAuto {
@@ -560,11 +563,20 @@ func between(lo, hi rune) (rune, bool) {
 	return c, true
 }
 
+// checked returns the further destinations as their check left them: names, buckets and errors.
+func checked(ds []report.DestinationTotals) []report.DestinationTotals {
+	var out []report.DestinationTotals
+	for _, d := range ds {
+		out = append(out, report.DestinationTotals{Name: d.Name, Bucket: d.Bucket, Error: d.Error})
+	}
+	return out
+}
+
 // writeRangeResult stores a listed range's result for the plan. A retried invocation rewrites
 // it whole.
 func (h *Handler) writeRangeResult(ctx context.Context, execution string, r Range, cur Cursor, early int, retries *s3client.RetryCounter) error {
 	res := RangeResult{Range: r, Totals: cur.Totals, CopyBatches: cur.Position.CopyBatches, DeleteBatches: cur.Position.DeleteBatches,
-		EarlyCopies: early, Hints: cur.Position.Hints, TailKeys: cur.Position.SinceHint}
+		EarlyCopies: early, Hints: cur.Position.Hints, TailKeys: cur.Position.SinceHint, Destinations: cur.Position.Destinations}
 	data, err := json.Marshal(res)
 	if err != nil {
 		return err
@@ -606,6 +618,8 @@ func (h *Handler) plan(ctx context.Context, req Request, opts execinput.Options)
 		return Response{}, err
 	}
 	var copies, deletions, early []string
+	dests := h.Config.Destinations
+	destCopies, destDeletions := make([][]string, len(dests)), make([][]string, len(dests))
 	rangeCopies := make([]int, n)
 	var hints []Hint
 	var tail int64
@@ -623,6 +637,17 @@ func (h *Handler) plan(ctx context.Context, req Request, opts execinput.Options)
 		}
 		for seq := range res.DeleteBatches {
 			deletions = append(deletions, batch.RangeDeleteKey(req.Execution, r, seq))
+		}
+		if len(res.Destinations) != len(dests) {
+			return Response{}, fmt.Errorf("lister plan: range %d counted batches for %d further destinations; the configuration has %d (DESTINATIONS changed during the run?)", r, len(res.Destinations), len(dests))
+		}
+		for i, d := range dests {
+			for seq := range res.Destinations[i].CopyBatches {
+				destCopies[i] = append(destCopies[i], batch.RangeDestinationKey(req.Execution, d.Name, r, seq))
+			}
+			for seq := range res.Destinations[i].DeleteBatches {
+				destDeletions[i] = append(destDeletions[i], batch.RangeDestinationDeleteKey(req.Execution, d.Name, r, seq))
+			}
 		}
 		rangeCopies[r] = res.CopyBatches
 		for i, hn := range res.Hints {
@@ -645,15 +670,26 @@ func (h *Handler) plan(ctx context.Context, req Request, opts execinput.Options)
 			h.Logger.WarnContext(ctx, "guard tripped", "execution", req.Execution, "guard", gd.Name, "error", gd.Error, "message", gd.Message)
 		}
 	}
+	withheld := h.furtherGuards(ctx, req.Execution, cur.Totals.Destinations, h.limits(opts), &resp.Guards)
 	if !opts.DryRun {
 		// The ranges' children copied their first batches already; the Copy Map runs the rest,
 		// then the deletions unless withheld. The reporter reads both lists.
 		if err := batch.WriteEarlyManifest(ctx, h.S3, h.Config.RunBucket, req.Execution, early, retries.Option()); err != nil {
 			return Response{}, err
 		}
+		// As the sequential lister's manifest: copies first (the backup bucket's, then each
+		// further destination's), then the deletions of every destination not withheld.
 		keys := copies
+		for _, c := range destCopies {
+			keys = append(keys, c...)
+		}
 		if !deletion.Tripped {
 			keys = append(keys, deletions...)
+		}
+		for i, d := range dests {
+			if !withheld[d.Name] {
+				keys = append(keys, destDeletions[i]...)
+			}
 		}
 		if err := batch.WriteManifestKeys(ctx, h.S3, h.Config.RunBucket, req.Execution, keys, retries.Option()); err != nil {
 			return Response{}, err

@@ -15,7 +15,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/bucketvault/bucketvault/shared/batch"
+	"github.com/bucketvault/bucketvault/shared/destination"
 	"github.com/bucketvault/bucketvault/shared/guard"
+	"github.com/bucketvault/bucketvault/shared/report"
 	"github.com/bucketvault/bucketvault/shared/runlock"
 	"github.com/bucketvault/bucketvault/shared/s3fake"
 )
@@ -28,14 +30,7 @@ var keyPieces = []string{"a", "b", "z", "0", "~", "/", "é", "日", "\U0001D11E"
 // the source (new), only in the backup (deleted), in both with the same or different content.
 func randomBucket(f *s3fake.S3, rng *rand.Rand, n int) {
 	for range n {
-		var b strings.Builder
-		if rng.IntN(10) < 6 {
-			b.WriteString("logs/2026/") // the skew: most keys under one prefix
-		}
-		for range 1 + rng.IntN(6) {
-			b.WriteString(keyPieces[rng.IntN(len(keyPieces))])
-		}
-		key := b.String()
+		key := randomKey(rng)
 		body := []byte(fmt.Sprintf("v%d", rng.IntN(3)))
 		switch rng.IntN(4) {
 		case 0:
@@ -52,12 +47,39 @@ func randomBucket(f *s3fake.S3, rng *rand.Rand, n int) {
 	}
 }
 
+// randomKey makes a key of keyPieces, most of them under one prefix.
+func randomKey(rng *rand.Rand) string {
+	var b strings.Builder
+	if rng.IntN(10) < 6 {
+		b.WriteString("logs/2026/") // the skew: most keys under one prefix
+	}
+	for range 1 + rng.IntN(6) {
+		b.WriteString(keyPieces[rng.IntN(len(keyPieces))])
+	}
+	return b.String()
+}
+
+// randomDestinations adds the further destinations dr and far (versioned buckets dr-bucket and
+// far-bucket), each holding n random keys: some the source's with the same or other content,
+// some only theirs.
+func randomDestinations(f *s3fake.S3, h *Handler, rng *rand.Rand, n int) {
+	h.Config.Destinations = []destination.Destination{{Name: "dr", Bucket: "dr-bucket"}, {Name: "far", Bucket: "far-bucket"}}
+	h.Destinations = map[string]S3{"dr": f, "far": f}
+	for _, b := range []string{"dr-bucket", "far-bucket"} {
+		f.AddBucket(b, true)
+		for range n {
+			f.Put(b, randomKey(rng), []byte(fmt.Sprintf("v%d", rng.IntN(3))))
+		}
+	}
+}
+
 // outcome is what a listing decided: each key's work item (op and change), and the totals that
 // must not depend on how the key space was cut.
 type outcome struct {
-	items  map[string]string
-	counts [7]int64
-	guards []string
+	items        map[string]string // by destination name ("" for the backup bucket) and key
+	counts       [7]int64
+	destinations []report.DestinationTotals
+	guards       []string
 }
 
 // collect reads the batches a manifest lists; a key in two batches is an error.
@@ -66,8 +88,9 @@ func collect(t *testing.T, f *s3fake.S3, exec string, resp Response) outcome {
 	o := outcome{items: map[string]string{}}
 	tt := resp.Cursor.Totals
 	o.counts = [7]int64{tt.Listed, tt.New, tt.Changed, tt.Unchanged, tt.ToDelete, tt.BackupObjects, tt.BytesToCopy}
+	o.destinations = tt.Destinations
 	for _, g := range resp.Guards {
-		o.guards = append(o.guards, fmt.Sprintf("%s:%v", g.Name, g.Tripped))
+		o.guards = append(o.guards, fmt.Sprintf("%s:%s:%v", g.Destination, g.Name, g.Tripped))
 	}
 	if resp.ManifestKey == "" {
 		return o
@@ -85,11 +108,13 @@ func collect(t *testing.T, f *s3fake.S3, exec string, resp Response) outcome {
 		keys = append(earlyKeys, keys...)
 	}
 	for _, k := range keys {
-		if _, err := batch.Read(bytes.NewReader(read(t, f, k)), func(it batch.Item) error {
-			if prev, dup := o.items[it.Key]; dup {
-				return fmt.Errorf("key %q in two batches (%s, then %s %s)", it.Key, prev, it.Op, it.Change)
+		var dest string
+		if _, err := batch.ReadWithHeader(bytes.NewReader(read(t, f, k)), func(h batch.Header) error { dest = h.DestinationName; return nil }, func(it batch.Item) error {
+			id := dest + "|" + it.Key
+			if prev, dup := o.items[id]; dup {
+				return fmt.Errorf("key %q of destination %q in two batches (%s, then %s %s)", it.Key, dest, prev, it.Op, it.Change)
 			}
-			o.items[it.Key] = string(it.Op) + " " + it.Change
+			o.items[id] = string(it.Op) + " " + it.Change
 			return nil
 		}); err != nil {
 			t.Fatalf("batch %s: %v", k, err)
@@ -219,6 +244,8 @@ func TestRangesEqualSequential(t *testing.T) {
 		seed       uint64
 		wantRanges bool
 		input      string
+		// destinations: keys in each of two further destinations (0: none)
+		destinations int
 	}{
 		{name: "empty", keys: 0},
 		{name: "one key", keys: 1, seed: 3},
@@ -227,6 +254,8 @@ func TestRangesEqualSequential(t *testing.T) {
 		{name: "random 2", keys: 700, seed: 11, wantRanges: true},
 		{name: "random with a prefix", keys: 500, seed: 5, wantRanges: true, input: `{"prefix":"logs/2026/"}`},
 		{name: "random with filters", keys: 400, seed: 13, wantRanges: true, input: `{"filters":{"exclude":["glob:**/*b*"]}}`},
+		{name: "random with further destinations", keys: 400, seed: 17, wantRanges: true, destinations: 150},
+		{name: "further destinations and filters", keys: 300, seed: 19, wantRanges: true, destinations: 100, input: `{"filters":{"exclude":["glob:**/*b*"],"deleteExcluded":true}}`},
 	}
 	for _, tt := range tests {
 		for _, die := range []bool{false, true} {
@@ -235,7 +264,11 @@ func TestRangesEqualSequential(t *testing.T) {
 				f.PageSize = 5
 				h.Config.BatchSize = 3
 				h.Config.MaxKeysPerInvocation = 7
-				randomBucket(f, rand.New(rand.NewPCG(tt.seed, 1)), tt.keys)
+				rng := rand.New(rand.NewPCG(tt.seed, 1))
+				randomBucket(f, rng, tt.keys)
+				if tt.destinations > 0 {
+					randomDestinations(f, h, rng, tt.destinations)
+				}
 				input := tt.input
 				if input == "" {
 					input = `{}`
@@ -254,8 +287,11 @@ func TestRangesEqualSequential(t *testing.T) {
 					if !reflect.DeepEqual(got.items, want.items) {
 						t.Fatalf("run %d (%d ranges): work items differ from the sequential lister's\n got %v\nwant %v", run, ranges, got.items, want.items)
 					}
-					if got.counts != want.counts || !slices.Equal(got.guards, want.guards) {
-						t.Fatalf("run %d: totals %v guards %v, sequential %v %v", run, got.counts, got.guards, want.counts, want.guards)
+					if got.counts != want.counts || !slices.Equal(got.guards, want.guards) || !reflect.DeepEqual(got.destinations, want.destinations) {
+						t.Fatalf("run %d: totals %v %+v guards %v, sequential %v %+v %v", run, got.counts, got.destinations, got.guards, want.counts, want.destinations, want.guards)
+					}
+					if tt.destinations > 0 && (len(got.destinations) != 2 || got.destinations[0].New == 0 || got.destinations[1].ToDelete == 0) {
+						t.Fatalf("run %d: destinations %+v: the test should copy to and delete from both", run, got.destinations)
 					}
 				}
 			})
@@ -264,7 +300,9 @@ func TestRangesEqualSequential(t *testing.T) {
 }
 
 // The deletion guard judges the sum of every range: a run where each range alone deletes little
-// but together too much withholds every range's deletion batches, and copies the rest.
+// but together too much withholds every range's deletion batches, and copies the rest. A further
+// destination's guard judges its own sum: dr, which lost 80 more keys, withholds its deletions
+// in every range whatever the backup bucket's guard says.
 func TestRangesDeletionGuard(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -288,6 +326,15 @@ func TestRangesDeletionGuard(t *testing.T) {
 				}
 			}
 			f.Put("src", "new", []byte("y"))
+			f.AddBucket("dr-bucket", true)
+			h.Config.Destinations = []destination.Destination{{Name: "dr", Bucket: "dr-bucket"}}
+			h.Destinations = map[string]S3{"dr": f}
+			for i := range 200 {
+				f.Put("dr-bucket", fmt.Sprintf("k%03d", i), []byte("x"))
+			}
+			for i := range 80 {
+				f.Put("dr-bucket", fmt.Sprintf("z%03d", i), []byte("x")) // only in dr: deleted there
+			}
 			resp, ranges := listRanged(t, h, f, "g", `{}`, false)
 			if ranges < 2 {
 				t.Fatalf("%d ranges", ranges)
@@ -298,15 +345,21 @@ func TestRangesDeletionGuard(t *testing.T) {
 			if resp.Guards[0].Name != "deletion" || resp.Guards[0].Tripped != tc.tripped {
 				t.Fatalf("guards %+v, want the deletion guard tripped %v", resp.Guards, tc.tripped)
 			}
+			if dt := resp.Cursor.Totals.Destinations; len(dt) != 1 || dt[0].ToDelete != int64(tc.deleted+80) || dt[0].New != 1 {
+				t.Fatalf("dr's totals %+v, want %d to delete and 1 new", dt, tc.deleted+80)
+			}
+			if g := resp.Guards[2]; g.Destination != "dr" || g.Name != "deletion" || !g.Tripped {
+				t.Fatalf("guards %+v, want dr's deletion guard tripped", resp.Guards)
+			}
 			o := collect(t, f, "g", resp)
-			deletes := 0
-			for _, v := range o.items {
+			deletes := map[string]int{}
+			for id, v := range o.items {
 				if strings.HasPrefix(v, "delete") {
-					deletes++
+					deletes[strings.Split(id, "|")[0]]++
 				}
 			}
-			if want := map[bool]int{false: tc.deleted, true: 0}[tc.tripped]; deletes != want || o.items["new"] != "copy new" {
-				t.Fatalf("manifest holds %d deletions (want %d) and new=%q", deletes, want, o.items["new"])
+			if want := map[bool]int{false: tc.deleted, true: 0}[tc.tripped]; deletes[""] != want || deletes["dr"] != 0 || o.items["|new"] != "copy new" || o.items["dr|new"] != "copy new" {
+				t.Fatalf("manifest holds deletions %v (want %d of the backup's, none of dr's) and new=%q, dr's new=%q", deletes, want, o.items["|new"], o.items["dr|new"])
 			}
 		})
 	}
@@ -425,5 +478,37 @@ func TestRangesAuto(t *testing.T) {
 				t.Fatalf("pointer %+v, want %+v", p, want)
 			}
 		})
+	}
+}
+
+// A further destination whose listing fails in one range is marked failed in the run's totals
+// (the reporter fails the run naming it); the backup bucket's work is that of a run without it.
+func TestRangesDestinationFails(t *testing.T) {
+	f, h := setup(true)
+	f.PageSize = 5
+	h.Config.BatchSize = 3
+	h.Config.Ranges = 8
+	randomBucket(f, rand.New(rand.NewPCG(23, 1)), 300)
+	want := collect(t, f, "plain", listSequential(t, h, "plain", `{}`, nil))
+	unlock(t, f)
+	f.AddBucket("dr-bucket", true)
+	h.Config.Destinations = []destination.Destination{{Name: "dr", Bucket: "dr-bucket"}}
+	h.Destinations = map[string]S3{"dr": &unlistable{S3: f, okPages: 6}}
+	resp, ranges := listRanged(t, h, f, "g", `{}`, false)
+	if ranges < 2 {
+		t.Fatalf("%d ranges", ranges)
+	}
+	got := collect(t, f, "g", resp)
+	if dt := got.destinations; len(dt) != 1 || !strings.Contains(dt[0].Error, "listing it failed") {
+		t.Fatalf("dr's totals %+v, want its listing failed", dt)
+	}
+	backup := map[string]string{}
+	for id, v := range got.items {
+		if name, key, _ := strings.Cut(id, "|"); name == "" {
+			backup["|"+key] = v
+		}
+	}
+	if !reflect.DeepEqual(backup, want.items) || got.counts != want.counts {
+		t.Fatalf("the backup bucket's work differs from a run without dr: %v %v, want %v %v", backup, got.counts, want.items, want.counts)
 	}
 }
