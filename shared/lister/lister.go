@@ -110,9 +110,12 @@ type Config struct {
 	// "filters" input replaces it for that run.
 	Filter *filter.Filter
 	// Ranges is the fewest key-space ranges a big bucket is listed in (LISTER_RANGES); 0 lists
-	// every bucket in one sequence; RangesAuto (the default, "auto") lists in ranges once an
-	// earlier run listed DefaultAutoRangeKeys source keys or more (how many: DefaultRanges).
+	// every bucket in one sequence; RangesAuto (the default, "auto") lists in ranges a source
+	// of AutoRangeKeys source keys or more (how many: DefaultRanges).
 	Ranges int
+	// AutoRangeKeys is the size from which LISTER_RANGES=auto lists in ranges:
+	// DefaultAutoRangeKeys (tests lower it).
+	AutoRangeKeys int64
 	// ListConcurrency is how many ranges are listed at once (LISTER_CONCURRENCY): the ListRanges
 	// Map's MaxConcurrencyPath reads it from the split's response.
 	ListConcurrency int
@@ -147,6 +150,7 @@ func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 		ArchivedSources: r.OneOf("ARCHIVED_SOURCES", DefaultArchivedSources, ArchivedSkip, ArchivedFail),
 		Ranges:          int(r.IntOrWord("LISTER_RANGES", "auto", RangesAuto, DefaultRanges, 0, DefaultMaxRanges)),
 		ListConcurrency: int(r.Int("LISTER_CONCURRENCY", DefaultListConcurrency, 1, MaxListConcurrency)),
+		AutoRangeKeys:   DefaultAutoRangeKeys,
 	}
 	if err := r.Err(); err != nil {
 		return Config{}, err

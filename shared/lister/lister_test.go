@@ -34,7 +34,7 @@ func setup(versioned bool) (*s3fake.S3, *Handler) {
 	f.AddBucket("bak", versioned)
 	f.AddBucket("run", false)
 	h := &Handler{S3: f, Config: Config{SourceBucket: "src", BackupBucket: "bak", RunBucket: "run", BatchSize: 2, BatchBytes: 1 << 40,
-		Guards: acceptAll, ArchivedSources: ArchivedSkip},
+		Guards: acceptAll, ArchivedSources: ArchivedSkip, AutoRangeKeys: DefaultAutoRangeKeys},
 		Logger: slog.New(slog.DiscardHandler)}
 	return f, h
 }

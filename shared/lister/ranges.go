@@ -59,9 +59,10 @@ const (
 
 // Defaults of listing in ranges.
 const (
-	// DefaultRanges is LISTER_RANGES's default, RangesAuto: a source is listed in ranges once an
-	// earlier run (ranged or not) recorded DefaultAutoRangeKeys source keys or more, in one
-	// sequence before that (a first run, a small bucket). At 80 ms a page, 100,000 keys are 100
+	// DefaultRanges is LISTER_RANGES's default, RangesAuto: a source is listed in ranges when the
+	// last run (ranged or not) recorded DefaultAutoRangeKeys source keys or more or, on a first
+	// run, when a page of each probed range holds that many (countAtLeast); in one sequence
+	// otherwise (a small bucket). At 80 ms a page, 100,000 keys are 100
 	// pages, 8 s in one sequence; below that the Map Run and child executions cost more than they
 	// save (at 20,000 keys ranged idle runs were slower on MinIO). How many: cut at the last
 	// ranged run's hints, which balance the ranges by key count, as many as ranges are listed at
@@ -266,17 +267,18 @@ func (h *Handler) splitPoints(ctx context.Context, opts execinput.Options, index
 	case opts.DryRun:
 		return nil, "a dry run", nil
 	}
-	ranges := h.Config.Ranges
+	ranges, unknown := h.Config.Ranges, false
 	if ranges == RangesAuto {
 		size, err := h.readPointer(ctx, SizeKey, opts.Prefix, retries)
 		if err != nil {
 			return nil, "", err
 		}
-		if size == nil {
-			return nil, "LISTER_RANGES is auto and no earlier run of this source and prefix recorded its size", nil
-		}
-		if size.Keys < DefaultAutoRangeKeys {
-			return nil, fmt.Sprintf("LISTER_RANGES is auto and the last run listed %d source keys, fewer than %d", size.Keys, DefaultAutoRangeKeys), nil
+		switch {
+		case size == nil:
+			// A first run: the probes count the keys (countAtLeast) before ranges are chosen.
+			unknown = true
+		case size.Keys < h.Config.AutoRangeKeys:
+			return nil, fmt.Sprintf("LISTER_RANGES is auto and the last run listed %d source keys, fewer than %d", size.Keys, h.Config.AutoRangeKeys), nil
 		}
 		ranges = h.Config.ListConcurrency
 	}
@@ -302,7 +304,63 @@ func (h *Handler) splitPoints(ctx context.Context, opts execinput.Options, index
 	if h.Config.Ranges == RangesAuto {
 		ranges = min(ProbeRangesPerLister*h.Config.ListConcurrency, DefaultMaxRanges)
 	}
-	return h.probe(ctx, opts.Prefix, ranges, retries)
+	bounds, why, err := h.probe(ctx, opts.Prefix, ranges, retries)
+	if err != nil || len(bounds) == 0 || !unknown {
+		return bounds, why, err
+	}
+	n, err := h.countAtLeast(ctx, opts.Prefix, bounds, retries)
+	if err != nil {
+		return nil, "", err
+	}
+	if n < h.Config.AutoRangeKeys {
+		return nil, fmt.Sprintf("LISTER_RANGES is auto, no earlier run of this source and prefix recorded its size, and a page of each of %d probed ranges held %d source keys in all, fewer than %d", len(bounds)+1, n, h.Config.AutoRangeKeys), nil
+	}
+	return bounds, fmt.Sprintf("probing (a first run: a page of each range held %d source keys in all, %d or more)", n, h.Config.AutoRangeKeys), nil
+}
+
+// countAtLeast counts the source keys of one listing page (up to 1,000) in each range the bounds
+// cut, all at once: a lower bound of the source's size, exact when no range holds more than a
+// page. A first run with LISTER_RANGES=auto knows no size, and a bucket too big to list in one
+// sequence must not wait for the next run to be listed in ranges; one request a range costs
+// less than a Map Run of ranges would over a small bucket.
+func (h *Handler) countAtLeast(ctx context.Context, prefix string, bounds []string, retries *s3client.RetryCounter) (int64, error) {
+	counts := make([]int64, len(bounds)+1)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(DefaultProbeConcurrency)
+	for i := range counts {
+		after, until := "", ""
+		if i > 0 {
+			after = bounds[i-1]
+		}
+		if i < len(bounds) {
+			until = bounds[i]
+		}
+		g.Go(func() error {
+			in := &s3.ListObjectsV2Input{Bucket: aws.String(h.Config.SourceBucket), Prefix: aws.String(prefix), MaxKeys: aws.Int32(1000)}
+			if after != "" {
+				in.StartAfter = aws.String(after)
+			}
+			out, err := h.S3.ListObjectsV2(gctx, in, retries.Option())
+			if err != nil {
+				return fmt.Errorf("count s3://%s/%s after %q: %w", h.Config.SourceBucket, prefix, after, err)
+			}
+			for _, o := range out.Contents {
+				if until != "" && aws.ToString(o.Key) > until {
+					break
+				}
+				counts[i]++
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, c := range counts {
+		n += c
+	}
+	return n, nil
 }
 
 // indexInUse reports whether the ETag index generation holds any entry: a carry file, or a

@@ -415,10 +415,13 @@ func TestRangesAuto(t *testing.T) {
 		size       string // SizeKey's content; "": none
 		hints      bool   // a ranged run's hints: 30 over the 300 keys
 		input      string
+		autoKeys   int64 // AutoRangeKeys, when not the default
 		wantRanges bool
 		wantWhy    string
 	}{
-		{name: "first run", ranges: RangesAuto, wantWhy: "no earlier run"},
+		{name: "first run of a small bucket: counted", ranges: RangesAuto, wantWhy: "held 137 source keys in all, fewer than 100000"},
+		{name: "first run of a big bucket: counted, probing", ranges: RangesAuto, autoKeys: 137, wantRanges: true},
+		{name: "first run of a bucket just too small", ranges: RangesAuto, autoKeys: 138, wantWhy: "held 137 source keys in all, fewer than 138"},
 		{name: "last run small", ranges: RangesAuto, size: pointer("src", "", DefaultAutoRangeKeys-1), wantWhy: "fewer than 100000"},
 		{name: "last run big: probing, 4 ranges a lister", ranges: RangesAuto, size: pointer("src", "", DefaultAutoRangeKeys), wantRanges: true},
 		{name: "last run big: its hints, a range a lister", ranges: RangesAuto, size: pointer("src", "", DefaultAutoRangeKeys), hints: true, wantRanges: true},
@@ -430,6 +433,9 @@ func TestRangesAuto(t *testing.T) {
 			f, h := setup(true)
 			f.PageSize = 5
 			h.Config.Ranges, h.Config.ListConcurrency = tc.ranges, 7
+			if tc.autoKeys > 0 {
+				h.Config.AutoRangeKeys = tc.autoKeys
+			}
 			var logs bytes.Buffer
 			h.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 			for i := range 300 {
