@@ -102,40 +102,84 @@ func (e Entry) normalized() Entry {
 
 // Generation names the files of one execution's index: carry files 0 … CarryFiles-1 and the
 // copied files of batches 0 … CopyBatches-1 (a missing copied file holds no entries). A backup
-// listed in key-space ranges (batch.RangeKey) has RangeCopyBatches instead of CopyBatches: range
-// r's copy batches 0 … RangeCopyBatches[r]-1, read range after range (in key order).
+// listed in key-space ranges (batch.RangeKey) has per-range counts instead: range r's carry files
+// 0 … RangeCarryFiles[r]-1 and copied files of its copy batches 0 … RangeCopyBatches[r]-1, read
+// range after range (in key order).
+//
+// A cursor carries a generation as its Ref, without the per-range counts (up to DefaultMaxRanges
+// each, too many for a state's payload): Ranges says how many, and Load reads them back.
 type Generation struct {
 	Execution        string `json:"execution"`
 	CarryFiles       int    `json:"carryFiles"`
 	CopyBatches      int    `json:"copyBatches"`
+	RangeCarryFiles  []int  `json:"rangeCarryFiles,omitempty"`
 	RangeCopyBatches []int  `json:"rangeCopyBatches,omitempty"`
+	Ranges           int    `json:"ranges,omitempty"`
 }
 
 // Empty reports whether g has no files to read (no generation, or one without entries).
-func (g Generation) Empty() bool { return g.CarryFiles == 0 && g.copiedFiles() == 0 }
+func (g Generation) Empty() bool { return g.CarryFiles == 0 && g.copiedFiles() == 0 && g.Ranges == 0 }
+
+// Ref returns g without its per-range counts, as a cursor carries it.
+func (g Generation) Ref() Generation {
+	if g.Ranges == 0 {
+		return g
+	}
+	return Generation{Execution: g.Execution, CarryFiles: g.CarryFiles, CopyBatches: g.CopyBatches, Ranges: g.Ranges}
+}
+
+// loaded reports whether g holds its per-range counts (it is not a Ref of a ranged generation).
+func (g Generation) loaded() bool {
+	return len(g.RangeCarryFiles) == g.Ranges && len(g.RangeCopyBatches) == g.Ranges
+}
 
 // copiedFiles is how many copied files g names (some of which may not exist).
-func (g Generation) copiedFiles() int {
-	n := g.CopyBatches
-	for _, c := range g.RangeCopyBatches {
+func (g Generation) copiedFiles() int { return g.CopyBatches + sum(g.RangeCopyBatches) }
+
+// carryFiles is how many carry files g names.
+func (g Generation) carryFiles() int { return g.CarryFiles + sum(g.RangeCarryFiles) }
+
+func sum(ns []int) int {
+	n := 0
+	for _, c := range ns {
 		n += c
 	}
 	return n
 }
 
-// copiedKey names g's copied file number n: ranges' files follow the plain batches' files.
-func (g Generation) copiedKey(n int) string {
-	if n < g.CopyBatches {
-		return CopiedKey(g.Execution, n)
+// flat names file number n of a stream numbered plain files first (plain(n), n < plainFiles),
+// then range after range (ranged(r, seq), seq < perRange[r]).
+func flat(n, plainFiles int, perRange []int, plain func(int) string, ranged func(r, seq int) string) string {
+	if n < plainFiles {
+		return plain(n)
 	}
-	n -= g.CopyBatches
-	for r, c := range g.RangeCopyBatches {
+	n -= plainFiles
+	for r, c := range perRange {
 		if n < c {
-			return RangeCopiedKey(g.Execution, r, n)
+			return ranged(r, n)
 		}
 		n -= c
 	}
-	return CopiedKey(g.Execution, g.copiedFiles()) // beyond the last: never read
+	return plain(plainFiles + sum(perRange)) // beyond the last: never read
+}
+
+// copiedKey names g's copied file number n: ranges' files follow the plain batches' files.
+func (g Generation) copiedKey(n int) string {
+	return flat(n, g.CopyBatches, g.RangeCopyBatches,
+		func(n int) string { return CopiedKey(g.Execution, n) },
+		func(r, seq int) string { return RangeCopiedKey(g.Execution, r, seq) })
+}
+
+// carryKey names g's carry file number n: ranges' files follow the plain carry files.
+func (g Generation) carryKey(n int) string {
+	return flat(n, g.CarryFiles, g.RangeCarryFiles,
+		func(n int) string { return CarryKey(g.Execution, n) },
+		func(r, seq int) string { return RangeCarryKey(g.Execution, r, seq) })
+}
+
+// RangeCarryKey names carry file seq of key-space range r of an execution.
+func RangeCarryKey(execution string, r, seq int) string {
+	return fmt.Sprintf("%scarry/r%06d-%06d.jsonl", ExecutionPrefix(execution), r, seq)
 }
 
 // CopiedPrefix is where the copied files of an execution live.
@@ -228,13 +272,13 @@ func Current(ctx context.Context, client Getter, bucket string, opts ...func(*s3
 	if err := strictjson.Unmarshal(data, &g); err != nil {
 		return Generation{}, fmt.Errorf("index generation s3://%s/%s: %w", bucket, key, err)
 	}
-	if g.Execution != p.Execution || g.CarryFiles < 0 || g.CopyBatches < 0 || slices.ContainsFunc(g.RangeCopyBatches, func(c int) bool { return c < 0 }) {
-		return Generation{}, fmt.Errorf("index generation s3://%s/%s: %s does not describe execution %q", bucket, key, data, p.Execution)
+	if err := g.check(p.Execution); err != nil {
+		return Generation{}, fmt.Errorf("index generation s3://%s/%s: %w", bucket, key, err)
 	}
-	if g.CarryFiles > 0 {
+	if g.carryFiles() > 0 {
 		// The carry files expire with the generation file; check the first one is still there,
 		// so that a generation that is gone is found here and not in the middle of a listing.
-		first := CarryKey(g.Execution, 0)
+		first := g.carryKey(0)
 		out, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(first), Range: aws.String("bytes=0-0")}, opts...)
 		if err != nil {
 			if fault.IsNotFound(err) {
@@ -247,11 +291,52 @@ func Current(ctx context.Context, client Getter, bucket string, opts ...func(*s3
 	return g, nil
 }
 
+// check validates a generation file's content: execution's, counts ≥ 0, and Ranges saying how
+// many ranges it counts (a file written before Ranges existed has RangeCopyBatches alone).
+func (g *Generation) check(execution string) error {
+	negative := func(c int) bool { return c < 0 }
+	if g.Ranges == 0 {
+		g.Ranges = max(len(g.RangeCarryFiles), len(g.RangeCopyBatches))
+	}
+	if len(g.RangeCarryFiles) == 0 && g.Ranges > 0 {
+		g.RangeCarryFiles = make([]int, g.Ranges)
+	}
+	if g.Execution != execution || g.CarryFiles < 0 || g.CopyBatches < 0 || slices.ContainsFunc(g.RangeCopyBatches, negative) ||
+		slices.ContainsFunc(g.RangeCarryFiles, negative) || !g.loaded() {
+		return fmt.Errorf("%+v does not describe execution %q's index", *g, execution)
+	}
+	return nil
+}
+
+// Load returns the whole generation ref names: ref itself, or, for a ranged generation's Ref,
+// the generation file with its per-range counts.
+func Load(ctx context.Context, client Getter, bucket string, ref Generation, opts ...func(*s3.Options)) (Generation, error) {
+	if ref.Ranges == 0 || ref.loaded() {
+		return ref, nil
+	}
+	key := GenerationKey(ref.Execution)
+	data, found, err := get(ctx, client, bucket, key, opts...)
+	if err != nil {
+		return Generation{}, err
+	}
+	if !found {
+		return Generation{}, fmt.Errorf("%w: s3://%s/%s does not exist", ErrGenerationMissing, bucket, key)
+	}
+	var g Generation
+	if err := strictjson.Unmarshal(data, &g); err != nil {
+		return Generation{}, fmt.Errorf("index generation s3://%s/%s: %w", bucket, key, err)
+	}
+	if err := g.check(ref.Execution); err != nil || g.Ranges != ref.Ranges || g.CarryFiles != ref.CarryFiles || g.CopyBatches != ref.CopyBatches {
+		return Generation{}, fmt.Errorf("index generation s3://%s/%s changed since the run began (%+v, the run read %+v): %v", bucket, key, g, ref, err)
+	}
+	return g, nil
+}
+
 // Commit stores a generation and then points index/current.json at it. The lister calls it once,
 // when its listing is done (never in a dry run).
 func Commit(ctx context.Context, client Putter, bucket string, g Generation, opts ...func(*s3.Options)) error {
-	if g.Execution == "" || g.CarryFiles < 0 || g.CopyBatches < 0 || slices.ContainsFunc(g.RangeCopyBatches, func(c int) bool { return c < 0 }) {
-		return fmt.Errorf("commit index generation %+v: needs an execution and counts ≥ 0", g)
+	if g.Execution == "" || g.check(g.Execution) != nil {
+		return fmt.Errorf("commit index generation %+v: needs an execution, counts ≥ 0, and as many ranges' carry files as copy batches", g)
 	}
 	data, err := json.Marshal(g)
 	if err != nil {

@@ -620,37 +620,170 @@ func TestCommit(t *testing.T) {
 	}
 }
 
-// A generation of a backup listed in key-space ranges reads the copied files of each range's
-// batches, range after range, in key order; the copier names them from the range batch keys.
-func TestRangeGenerationReadsCopiedFiles(t *testing.T) {
+// A generation written by a run listed in key-space ranges: each range's carry files
+// (Writer.InRange) and copied files, in key order range after range. Current reads it whole, a
+// cursor carries its Ref, which a Reader refuses until Load reads the counts back; a generation
+// file from before carry files were ranged (rangeCopyBatches alone) still reads.
+func TestRangeGeneration(t *testing.T) {
 	ctx := context.Background()
 	f := newFake()
+	// Range 0: keys up to "f"; range 1: up to "p"; range 2: the rest.
+	carry := [][]Entry{entries("a", "c", "d"), nil, entries("q", "r", "s", "t")}
 	copied := map[[2]int][]Entry{
-		{0, 0}: entries("a", "b"),
-		{0, 2}: entries("c"),
-		{2, 1}: entries("x", "y"),
+		{0, 0}: entries("b"),
+		{0, 2}: entries("e", "f"),
+		{2, 1}: entries("u", "v"),
+	}
+	g := Generation{Execution: "ex1", RangeCopyBatches: []int{3, 0, 2}, RangeCarryFiles: make([]int, 3)}
+	for r, es := range carry {
+		w := NewWriter(f, bucket, "ex1", 0, 2).InRange(r)
+		for _, e := range es {
+			if err := w.Add(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := w.Flush(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.RangeCarryFiles[r] = n
 	}
 	for rs, es := range copied {
 		if err := WriteCopied(ctx, f, bucket, "ex1", batch.RangeKey("ex1", rs[0], rs[1]), es); err != nil {
 			t.Fatal(err)
 		}
 	}
-	g := Generation{Execution: "ex1", RangeCopyBatches: []int{3, 0, 2}} // range 1 copied nothing
 	if g.Empty() {
-		t.Fatal("a generation with range copy batches is not empty")
+		t.Fatal("a generation with range files is not empty")
 	}
 	if err := Commit(ctx, f, bucket, g); err != nil {
 		t.Fatal(err)
 	}
+	g.Ranges = 3
 	cur, err := Current(ctx, f, bucket)
 	if err != nil || !reflect.DeepEqual(cur, g) {
 		t.Fatalf("Current = %+v, %v; want %+v", cur, err, g)
 	}
+	all := []string{"a", "b", "c", "d", "e", "f", "q", "r", "s", "t", "u", "v"}
 	got, _ := readAll(t, NewReader(f, bucket, cur, Position{}))
-	if want := []string{"a", "b", "c", "x", "y"}; !reflect.DeepEqual(keysOf(got), want) {
-		t.Fatalf("read %v, want %v", keysOf(got), want)
+	if !reflect.DeepEqual(keysOf(got), all) {
+		t.Fatalf("read %v, want %v", keysOf(got), all)
+	}
+	ref := cur.Ref()
+	if data, _ := json.Marshal(ref); len(data) > 80 || ref.Empty() {
+		t.Fatalf("ref %s: too big for a cursor, or empty", data)
+	}
+	if _, err := NewReader(f, bucket, ref, Position{}).Peek(ctx); err == nil {
+		t.Fatal("a Reader read a Ref's files without its per-range counts")
+	}
+	if full, err := Load(ctx, f, bucket, ref); err != nil || !reflect.DeepEqual(full, g) {
+		t.Fatalf("Load = %+v, %v; want %+v", full, err, g)
 	}
 	if k, err := CopiedKeyForBatch("ex1", batch.RangeKey("ex1", 2, 1)); err != nil || k != RangeCopiedKey("ex1", 2, 1) {
 		t.Errorf("CopiedKeyForBatch of a range batch = %q, %v", k, err)
+	}
+
+	// A generation file written before ranges had carry files.
+	f.Put(bucket, GenerationKey("old"), []byte(`{"execution":"old","carryFiles":0,"copyBatches":0,"rangeCopyBatches":[3,0,2]}`))
+	f.Put(bucket, CurrentKey, []byte(`{"execution":"old"}`))
+	if err := WriteCopied(ctx, f, bucket, "old", batch.RangeKey("old", 2, 1), entries("x")); err != nil {
+		t.Fatal(err)
+	}
+	old, err := Current(ctx, f, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := readAll(t, NewReader(f, bucket, old, Position{})); !reflect.DeepEqual(keysOf(got), []string{"x"}) {
+		t.Fatalf("the old generation read %v", keysOf(got))
+	}
+}
+
+// A Reader Within (after, until], from Seek(after), reads exactly the entries in that range: for
+// every pair of bounds at, between, before and after the keys, over plain and ranged generations
+// whose files are small, with copied files missing (batches that copied nothing).
+func TestSeekWithin(t *testing.T) {
+	ctx := context.Background()
+	keys := []string{"b", "d", "f", "h", "j", "l", "n", "p", "r", "t"}
+	bounds := []string{"", "a", "b", "c", "d", "g", "h", "m", "r", "s", "t", "z"}
+	for _, tc := range []struct {
+		name  string
+		write func(t *testing.T, f *s3fake.S3) Generation
+	}{
+		{name: "plain", write: func(t *testing.T, f *s3fake.S3) Generation {
+			// Carry files of 2 entries; copied files of batches 0, 2, 3 (1 and 4 missing).
+			carryFiles := writeCarry(t, f, "ex", entries("b", "f", "h", "n", "t"), 2, 100)
+			for n, es := range map[int][]Entry{0: entries("d"), 2: entries("j", "l"), 3: entries("p", "r")} {
+				if err := WriteCopied(ctx, f, bucket, "ex", batch.Key("ex", n), es); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return Generation{Execution: "ex", CarryFiles: carryFiles, CopyBatches: 5}
+		}},
+		{name: "ranged", write: func(t *testing.T, f *s3fake.S3) Generation {
+			// Range 0 up to "g", range 1 up to "o", range 2 the rest; range 1 carried nothing.
+			g := Generation{Execution: "ex", RangeCarryFiles: make([]int, 3), RangeCopyBatches: []int{2, 3, 1}}
+			for r, es := range [][]Entry{entries("b", "d", "f"), nil, entries("p", "r", "t")} {
+				w := NewWriter(f, bucket, "ex", 0, 1).InRange(r)
+				for _, e := range es {
+					if err := w.Add(ctx, e); err != nil {
+						t.Fatal(err)
+					}
+				}
+				n, err := w.Flush(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				g.RangeCarryFiles[r] = n
+			}
+			for rs, es := range map[[2]int][]Entry{{1, 0}: entries("h"), {1, 2}: entries("j", "l", "n")} {
+				if err := WriteCopied(ctx, f, bucket, "ex", batch.RangeKey("ex", rs[0], rs[1]), es); err != nil {
+					t.Fatal(err)
+				}
+			}
+			g.Ranges = 3
+			return g
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake()
+			g := tc.write(t, f)
+			if got, _ := readAll(t, NewReader(f, bucket, g, Position{})); !reflect.DeepEqual(keysOf(got), keys) {
+				t.Fatalf("the generation reads %v, want %v", keysOf(got), keys)
+			}
+			for _, after := range bounds {
+				pos, err := Seek(ctx, f, bucket, g, after)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, until := range bounds {
+					if until != "" && until <= after {
+						continue
+					}
+					var want []string
+					for _, k := range keys {
+						if k > after && (until == "" || k <= until) {
+							want = append(want, k)
+						}
+					}
+					got, _ := readAll(t, NewReader(f, bucket, g, pos).Within(after, until))
+					if !reflect.DeepEqual(keysOf(got), want) {
+						t.Fatalf("(%q, %q] from %+v read %v, want %v", after, until, pos, keysOf(got), want)
+					}
+				}
+				if after >= "m" && (pos.Carry.File == 0 || pos.Copied.File == 0) {
+					t.Fatalf("seek to %q read from %+v: it skips no file", after, pos)
+				}
+				// Seek skips only files that hold nothing after its key.
+				skipped, _ := readAll(t, NewReader(f, bucket, g, Position{}))
+				if n := len(keysOf(skipped)); n > 0 && after != "" {
+					rest, _ := readAll(t, NewReader(f, bucket, g, pos))
+					for _, e := range skipped[:len(skipped)-len(rest)] {
+						if e.Key > after {
+							t.Fatalf("seek to %q (%+v) skipped %q", after, pos, e.Key)
+						}
+					}
+				}
+			}
+		})
 	}
 }

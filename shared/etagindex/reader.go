@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/bucketvault/bucketvault/shared/fault"
 	"github.com/bucketvault/bucketvault/shared/strictjson"
 )
 
@@ -32,13 +35,29 @@ type Position struct {
 // copied entry (the newer) wins.
 type Reader struct {
 	carry, copied stream
+	err           error // a Ref read without Load
+	// after and until bound a Reader made Within a key-space range.
+	after, until string
+	bounded      bool
+}
+
+// Within bounds r to the key-space range (after, until] (until "": no end) and returns it: Peek
+// consumes the entries up to after unseen (the range before carries them) and ends before the
+// first entry beyond until (the range after reads it).
+func (r *Reader) Within(after, until string) *Reader {
+	r.after, r.until, r.bounded = after, until, true
+	return r
 }
 
 // NewReader reads generation g from pos (the zero Position: from the beginning).
 func NewReader(client Getter, bucket string, g Generation, pos Position, opts ...func(*s3.Options)) *Reader {
-	return &Reader{
-		carry: stream{client: client, bucket: bucket, opts: opts, files: g.CarryFiles, pos: pos.Carry,
-			key: func(n int) string { return CarryKey(g.Execution, n) }, name: "carry"},
+	var err error
+	if !g.loaded() {
+		err = fmt.Errorf("index generation of %q: its per-range counts were not loaded (Load)", g.Execution)
+	}
+	return &Reader{err: err,
+		carry: stream{client: client, bucket: bucket, opts: opts, files: g.carryFiles(), pos: pos.Carry,
+			key: g.carryKey, name: "carry"},
 		copied: stream{client: client, bucket: bucket, opts: opts, files: g.copiedFiles(), pos: pos.Copied, missingOK: true,
 			key: g.copiedKey, name: "copied"},
 	}
@@ -46,6 +65,25 @@ func NewReader(client Getter, bucket string, g Generation, pos Position, opts ..
 
 // Peek returns the next entry without consuming it; nil at the end.
 func (r *Reader) Peek(ctx context.Context) (*Entry, error) {
+	for {
+		e, err := r.peek(ctx)
+		switch {
+		case err != nil || e == nil || !r.bounded:
+			return e, err
+		case e.Key <= r.after:
+			r.Pop()
+		case r.until != "" && e.Key > r.until:
+			return nil, nil
+		default:
+			return e, nil
+		}
+	}
+}
+
+func (r *Reader) peek(ctx context.Context) (*Entry, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
 	a, err := r.carry.peek(ctx)
 	if err != nil {
 		return nil, err
@@ -188,4 +226,93 @@ func (s *stream) decode(line []byte, n int) (Entry, error) {
 
 func sortEntries(es []Entry) {
 	slices.SortFunc(es, func(a, b Entry) int { return strings.Compare(a.Key, b.Key) })
+}
+
+// firstKeyBytes is how much of a file Seek reads for its first entry (a key is at most 1,024
+// bytes; JSON escaping may make it longer, and then the whole file is read).
+const firstKeyBytes = 16 << 10
+
+// Seek returns the Position from which a Reader Within (after, …] reads: in each stream, the last
+// file whose first entry is at most after (the entries before it hold only keys up to after), found
+// by binary search on the files' first entries, one ranged GET a probe. A missing copied file
+// holds no entries and is stepped over. The split of a run listed in key-space ranges seeks once
+// per range, so that no range lister reads the index from its beginning.
+func Seek(ctx context.Context, client Getter, bucket string, g Generation, after string, opts ...func(*s3.Options)) (Position, error) {
+	if !g.loaded() {
+		return Position{}, fmt.Errorf("index generation of %q: its per-range counts were not loaded (Load)", g.Execution)
+	}
+	if after == "" {
+		return Position{}, nil
+	}
+	carry, err := seek(ctx, client, bucket, g.carryFiles(), g.carryKey, false, after, opts)
+	if err != nil {
+		return Position{}, err
+	}
+	copied, err := seek(ctx, client, bucket, g.copiedFiles(), g.copiedKey, true, after, opts)
+	if err != nil {
+		return Position{}, err
+	}
+	return Position{Carry: StreamPosition{File: carry}, Copied: StreamPosition{File: copied}}, nil
+}
+
+// seek finds the last file of a stream whose first key is at most after (0 when none).
+func seek(ctx context.Context, client Getter, bucket string, files int, key func(int) string, missingOK bool, after string, opts []func(*s3.Options)) (int, error) {
+	ans, lo, hi := 0, 0, files
+	for lo < hi {
+		m := lo + (hi-lo)/2
+		// The first file from m on that holds an entry (copied files may be missing).
+		e, k, err := -1, "", error(nil)
+		for n := m; n < hi; n++ {
+			var found bool
+			if k, found, err = firstKey(ctx, client, bucket, key(n), opts); err != nil {
+				return 0, err
+			}
+			if found {
+				e = n
+				break
+			}
+			if !missingOK {
+				return 0, fmt.Errorf("index file s3://%s/%s is missing", bucket, key(n))
+			}
+		}
+		switch {
+		case e < 0 || k > after:
+			hi = m // nothing from m on starts at or before after
+		default:
+			ans, lo = e, e+1
+		}
+	}
+	return ans, nil
+}
+
+// firstKey returns the key of a file's first entry; found is false when the file does not exist
+// or holds none.
+func firstKey(ctx context.Context, client Getter, bucket, key string, opts []func(*s3.Options)) (string, bool, error) {
+	out, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Range: aws.String(fmt.Sprintf("bytes=0-%d", firstKeyBytes-1))}, opts...)
+	if err != nil {
+		if fault.IsNotFound(err) {
+			return "", false, nil
+		}
+		return "", false, fmt.Errorf("read the first entry of index file s3://%s/%s: %w", bucket, key, err)
+	}
+	data, err := io.ReadAll(out.Body)
+	out.Body.Close()
+	if err != nil {
+		return "", false, fmt.Errorf("read the first entry of index file s3://%s/%s: %w", bucket, key, err)
+	}
+	line, _, complete := bytes.Cut(data, []byte("\n"))
+	if !complete && len(data) >= firstKeyBytes {
+		if data, _, err = get(ctx, client, bucket, key, opts...); err != nil {
+			return "", false, err
+		}
+		line, _, _ = bytes.Cut(data, []byte("\n"))
+	}
+	if line = bytes.TrimSpace(line); len(line) == 0 {
+		return "", false, nil
+	}
+	var e Entry
+	if err := strictjson.Unmarshal(line, &e); err != nil {
+		return "", false, fmt.Errorf("index file s3://%s/%s entry 1: %w", bucket, key, err)
+	}
+	return e.Key, true, nil
 }

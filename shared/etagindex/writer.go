@@ -24,6 +24,7 @@ type Writer struct {
 	buf       bytes.Buffer
 	n         int    // entries in buf
 	last      string // the last key added
+	key       func(execution string, n int) string
 }
 
 // NewWriter writes carry files of execution from file number next on, fileEntries entries a file
@@ -32,7 +33,13 @@ func NewWriter(client Putter, bucket, execution string, next, fileEntries int, o
 	if fileEntries <= 0 {
 		fileEntries = DefaultFileEntries
 	}
-	return &Writer{client: client, bucket: bucket, execution: execution, opts: opts, max: fileEntries, next: next}
+	return &Writer{client: client, bucket: bucket, execution: execution, opts: opts, max: fileEntries, next: next, key: CarryKey}
+}
+
+// InRange makes w write key-space range r's carry files (RangeCarryKey) and returns it.
+func (w *Writer) InRange(r int) *Writer {
+	w.key = func(execution string, n int) string { return RangeCarryKey(execution, r, n) }
+	return w
 }
 
 // Add records e; an entry whose ETags are equal is not recorded. A key not after the last one
@@ -66,7 +73,7 @@ func (w *Writer) Flush(ctx context.Context) (next int, err error) {
 	if w.n == 0 {
 		return w.next, nil
 	}
-	if err := put(ctx, w.client, w.bucket, CarryKey(w.execution, w.next), "application/x-ndjson", w.buf.Bytes(), w.opts...); err != nil {
+	if err := put(ctx, w.client, w.bucket, w.key(w.execution, w.next), "application/x-ndjson", w.buf.Bytes(), w.opts...); err != nil {
 		return w.next, err
 	}
 	w.next++
