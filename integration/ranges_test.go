@@ -11,6 +11,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/bucketvault/bucketvault/statemachine/localrun"
 )
 
 // TestRangedListing: with LISTER_RANGES set, a backup of a bucket bigger than one listing page
@@ -99,5 +101,43 @@ func TestRangedListing(t *testing.T) {
 	}
 	if keys := e.keys(e.backup); !slices.Contains(keys, "zz-new") || len(keys) != n {
 		t.Errorf("backup's current keys: %d, want %d with zz-new", len(keys), n)
+	}
+}
+
+// TestRangedListingKMS: into an SSE-KMS backup (ETags never the source's) every run is listed in
+// key-space ranges, each range reading the ETag index from its own start: the first run copies
+// everything, an idle run nothing, a run after three changes exactly those three, and the next
+// run nothing again.
+func TestRangedListingKMS(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.kmsDefault(e.backup)
+	e.runner.Env["LISTER_RANGES"] = "8"
+	key := func(i int) string { return fmt.Sprintf("%s/%05d", []string{"a", "logs/2026", "z"}[i%3], i) }
+	const n = 2500
+	e.putMany(e.source, n, key, func(i int) []byte { return []byte(fmt.Sprint("v1 ", i)) })
+	ranged := func(res *localrun.Result) {
+		t.Helper()
+		if _, err := e.s3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(e.run), Key: aws.String("work/" + res.Execution.Name + "/ranges.jsonl")}); err != nil {
+			t.Fatalf("%s was not listed in ranges (no ranges file): %v", res.Execution.Name, err)
+		}
+	}
+	first := e.mustBackup(`{}`)
+	if r := first.Report; r.Copied != n || r.Failed != 0 {
+		t.Fatalf("first run: copied %d, failed %d\n%s", r.Copied, r.Failed, first.ReportJSON)
+	}
+	ranged(first)
+	e.requireKMS(e.backup, key(7))
+	for _, step := range []struct {
+		name    string
+		changed []int
+	}{{name: "idle"}, {name: "three changed", changed: []int{0, 1234, n - 1}}, {name: "idle again"}} {
+		for _, i := range step.changed {
+			e.putBytes(e.source, key(i), []byte("v2"))
+		}
+		res := e.mustBackup(`{}`)
+		ranged(res)
+		if r := res.Report; r.Copied != int64(len(step.changed)) || r.Changed != int64(len(step.changed)) || r.Unchanged != int64(n-len(step.changed)) {
+			t.Fatalf("%s: copied %d changed %d unchanged %d; want %d, %d, %d\n%s", step.name, r.Copied, r.Changed, r.Unchanged, len(step.changed), len(step.changed), n-len(step.changed), res.ReportJSON)
+		}
 	}
 }

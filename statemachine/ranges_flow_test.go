@@ -71,9 +71,9 @@ func TestBackupInRanges(t *testing.T) {
 	}
 }
 
-// Into an SSE-KMS backup the first run may be ranged (the ETag index is empty); its copies are
-// recorded in the index under the ranges' batch names, so the next run, listed in one sequence
-// while the index holds entries, finds everything unchanged.
+// Into an SSE-KMS backup every run is ranged, the ETag index read by each range from its own
+// start: the first run's copies are recorded under the ranges' batch names, the next run finds
+// everything unchanged, a run after two changes copies those two, and the next is idle again.
 func TestBackupInRangesKMS(t *testing.T) {
 	f := newBackupFake()
 	f.SetEncryption("bak", types.ServerSideEncryptionAwsKms)
@@ -83,13 +83,23 @@ func TestBackupInRangesKMS(t *testing.T) {
 	}
 	cfg := listerConfig(lister.ArchivedSkip)
 	cfg.Ranges, cfg.BatchSize = 4, 2
-	x, rep := backupOn(t, f, cfg, "first")
-	if x.Status != "SUCCEEDED" || rep.Copied != 12 || !listedInRanges(t, f, "first") {
-		t.Fatalf("first: %s %s copied %d, ranged %v", x.Status, x.Cause, rep.Copied, listedInRanges(t, f, "first"))
-	}
-	x, rep = backupOn(t, f, cfg, "idle")
-	if x.Status != "SUCCEEDED" || rep.Copied != 0 || rep.Unchanged != 12 || listedInRanges(t, f, "idle") {
-		t.Fatalf("idle: %s copied %d unchanged %d, ranged %v", x.Status, rep.Copied, rep.Unchanged, listedInRanges(t, f, "idle"))
+	for _, step := range []struct {
+		name           string
+		change         []string
+		copied, unchgd int64
+	}{
+		{name: "first", copied: 12},
+		{name: "idle", unchgd: 12},
+		{name: "two-changed", change: []string{"k03", "k10"}, copied: 2, unchgd: 10},
+		{name: "idle-again", unchgd: 12},
+	} {
+		for _, k := range step.change {
+			f.Put("src", k, []byte("changed "+k))
+		}
+		x, rep := backupOn(t, f, cfg, step.name)
+		if x.Status != "SUCCEEDED" || rep.Copied != step.copied || rep.Unchanged != step.unchgd || !listedInRanges(t, f, step.name) {
+			t.Fatalf("%s: %s %s copied %d unchanged %d, ranged %v; want copied %d unchanged %d, ranged", step.name, x.Status, x.Cause, rep.Copied, rep.Unchanged, listedInRanges(t, f, step.name), step.copied, step.unchgd)
+		}
 	}
 }
 

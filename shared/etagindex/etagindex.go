@@ -11,6 +11,10 @@
 // copied files) and points index/current.json at it. Every file is sorted JSON Lines and is read
 // one file at a time, so memory never holds the whole index. Only pairs whose ETags differ are
 // recorded: a backup without SSE-KMS has an empty index.
+//
+// A backup listed in key-space ranges reads and writes the index by range: Seek finds where a
+// range starts in each stream of files, a Reader Within the range reads only its entries, and each
+// range writes its own carry files (Writer.InRange); the generation counts every range's files.
 package etagindex
 
 import (

@@ -329,6 +329,8 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 			cur.Totals.Destinations = checked(rng.Destinations)
 			cur.Position.Destinations = make([]DestinationPosition, len(rng.Destinations))
 		}
+		// The ETag index from where the split found this range starts in it.
+		cur.Position.Index.Read, cur.Position.Index.At = rng.ETagIndex.Read, rng.ETagIndex.At
 	default:
 		if err := h.checkBuckets(ctx); err != nil {
 			return Response{}, err
@@ -340,9 +342,11 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 				return Response{}, err
 			}
 		}
-		if cur.Position.Index.Read, err = h.currentIndex(ctx, retries); err != nil {
+		g, err := h.currentIndex(ctx, retries)
+		if err != nil {
 			return Response{}, err
 		}
+		cur.Position.Index.Read = g.Ref() // a ranged generation's counts stay in its file (Load)
 		if err := h.checkDestinations(ctx, &cur); err != nil {
 			return Response{}, err
 		}
@@ -383,8 +387,16 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	}
 	m := newMerger(streams...)
 	idx := &cur.Position.Index
+	gen, err := etagindex.Load(ctx, h.S3, h.Config.RunBucket, idx.Read, retries.Option())
+	if err != nil {
+		return Response{}, err
+	}
+	reader := etagindex.NewReader(h.S3, h.Config.RunBucket, gen, idx.At, retries.Option())
+	if rng != nil {
+		reader.Within(rng.After, rng.Until) // the index entries of other ranges are theirs to carry
+	}
 	carry := &etagindex.Carry{
-		Reader: etagindex.NewReader(h.S3, h.Config.RunBucket, idx.Read, idx.At, retries.Option()),
+		Reader: reader,
 		// The backup's prefixes hold the source's: every key either listing sees. The entries of
 		// keys outside them (another prefix's, or those a filter keeps from the listing) are
 		// carried as they are.
@@ -392,6 +404,9 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	}
 	if !opts.DryRun {
 		carry.Writer = etagindex.NewWriter(h.S3, h.Config.RunBucket, req.Execution, idx.NextCarry, 0, retries.Option())
+		if rng != nil {
+			carry.Writer.InRange(rng.Index)
+		}
 	}
 	var processed int64
 	done := false
@@ -425,9 +440,9 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	if err := w.drain(); err != nil {
 		return Response{}, err
 	}
-	if done && rng == nil {
-		// The index beyond the last listed key is carried too (another prefix's entries); with
-		// a large index that may take more invocations.
+	if done {
+		// The index beyond the last listed key (up to the range's end) is carried too (another
+		// prefix's entries); with a large index that may take more invocations.
 		// LISTER_MAX_KEYS counts the entries carried here as keys.
 		stop := func() bool {
 			if outOfTime() || h.Config.MaxKeysPerInvocation > 0 && processed >= h.Config.MaxKeysPerInvocation {

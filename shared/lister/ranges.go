@@ -15,10 +15,11 @@ package lister
 // on code points, so every probe and boundary is valid UTF-8, of any plane.
 //
 // Ranges stay off (the key space is listed in one sequence, as before) for a dry run, a bucket
-// whose first listing page holds every key, a deployment with LISTER_RANGES=0, and while the
-// ETag index (SSE-KMS) holds entries, whose carry files the sequential lister writes in key
-// order. A ranged run commits an index generation of its ranges' copied files, so the first run
-// into an SSE-KMS backup may be ranged and the next ones are sequential.
+// whose first listing page holds every key, and a deployment with LISTER_RANGES=0. The ETag
+// index (SSE-KMS) is read by each range from where the split found the range starts in it
+// (etagindex.Seek), within the range's bounds; each range writes carry files of its own, and the
+// plan commits a generation of every range's carry and copied files. Further destinations are
+// merged in every range, each range writing their batches apart (batch.RangeDestinationKey).
 
 import (
 	"bufio"
@@ -127,6 +128,15 @@ type Range struct {
 	// Destinations are the further destinations as the split found them (name, bucket, and
 	// the error of one that failed its check, which no range lists), in the setting's order.
 	Destinations []report.DestinationTotals `json:"destinations,omitempty"`
+	// ETagIndex is the ETag index generation the run reads (its Ref) and where this range starts
+	// in it (etagindex.Seek).
+	ETagIndex RangeIndex `json:"etagIndex"`
+}
+
+// RangeIndex is a range's start in the ETag index.
+type RangeIndex struct {
+	Read etagindex.Generation `json:"read"`
+	At   etagindex.Position   `json:"at"`
 }
 
 // Hint is a source key a lister passed, and how many source keys it passed since the hint before
@@ -162,6 +172,8 @@ type RangeResult struct {
 	// Destinations are the further destinations' batch counts in this range, in the setting's
 	// order (batch.RangeDestinationKey and batch.RangeDestinationDeleteKey number them).
 	Destinations []DestinationPosition `json:"destinations,omitempty"`
+	// CarryFiles is how many ETag index carry files the range wrote (etagindex.RangeCarryKey).
+	CarryFiles int `json:"carryFiles"`
 }
 
 // hint counts one source key, recording it every DefaultHintEvery keys; past
@@ -223,7 +235,7 @@ func (b *boundedStream) Peek(ctx context.Context) (*change.Object, error) {
 // ranges file for the ListRanges Map.
 func (h *Handler) split(ctx context.Context, req Request, opts execinput.Options, cur Cursor, retries *s3client.RetryCounter) (Response, error) {
 	resp := Response{DryRun: opts.DryRun, Guards: []report.Guard{}, ListConcurrency: h.Config.ListConcurrency}
-	bounds, why, err := h.splitPoints(ctx, opts, cur.Position.Index.Read, retries)
+	bounds, why, err := h.splitPoints(ctx, opts, retries)
 	if err != nil {
 		return Response{}, err
 	}
@@ -233,12 +245,17 @@ func (h *Handler) split(ctx context.Context, req Request, opts execinput.Options
 		resp.Cursor = cur
 		return resp, nil
 	}
+	starts, err := h.indexStarts(ctx, cur.Position.Index.Read, bounds, retries)
+	if err != nil {
+		return Response{}, err
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	after := ""
 	for i := 0; i <= len(bounds); i++ {
-		r := Range{Index: i, After: after, Now: cur.Position.Now, Destinations: checked(cur.Totals.Destinations)}
+		r := Range{Index: i, After: after, Now: cur.Position.Now, Destinations: checked(cur.Totals.Destinations),
+			ETagIndex: RangeIndex{Read: cur.Position.Index.Read, At: starts[i]}}
 		if i < len(bounds) {
 			r.Until = bounds[i]
 			after = bounds[i]
@@ -260,7 +277,7 @@ func (h *Handler) split(ctx context.Context, req Request, opts execinput.Options
 
 // splitPoints returns the ranges' boundaries in increasing order (none: list in one sequence)
 // and why.
-func (h *Handler) splitPoints(ctx context.Context, opts execinput.Options, index etagindex.Generation, retries *s3client.RetryCounter) ([]string, string, error) {
+func (h *Handler) splitPoints(ctx context.Context, opts execinput.Options, retries *s3client.RetryCounter) ([]string, string, error) {
 	switch {
 	case h.Config.Ranges == 0:
 		return nil, "LISTER_RANGES is 0", nil
@@ -281,14 +298,6 @@ func (h *Handler) splitPoints(ctx context.Context, opts execinput.Options, index
 			return nil, fmt.Sprintf("LISTER_RANGES is auto and the last run listed %d source keys, fewer than %d", size.Keys, h.Config.AutoRangeKeys), nil
 		}
 		ranges = h.Config.ListConcurrency
-	}
-	// After the size (a GET that decides most small buckets' runs): a LIST of the run bucket.
-	inUse, err := h.indexInUse(ctx, index, retries)
-	if err != nil {
-		return nil, "", err
-	}
-	if inUse {
-		return nil, "the ETag index (SSE-KMS) holds entries", nil
 	}
 	ptr, err := h.readPointer(ctx, HintsPointerKey, opts.Prefix, retries)
 	if err != nil {
@@ -361,22 +370,6 @@ func (h *Handler) countAtLeast(ctx context.Context, prefix string, bounds []stri
 		n += c
 	}
 	return n, nil
-}
-
-// indexInUse reports whether the ETag index generation holds any entry: a carry file, or a
-// copied file (one LIST of its copied files).
-func (h *Handler) indexInUse(ctx context.Context, g etagindex.Generation, retries *s3client.RetryCounter) (bool, error) {
-	if g.CarryFiles > 0 {
-		return true, nil
-	}
-	if g.Empty() {
-		return false, nil
-	}
-	out, err := h.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(h.Config.RunBucket), Prefix: aws.String(etagindex.CopiedPrefix(g.Execution)), MaxKeys: aws.Int32(1)}, retries.Option())
-	if err != nil {
-		return false, fmt.Errorf("look for the ETag index's copied files in s3://%s/%s (the lister needs s3:ListBucket on the run bucket): %w", h.Config.RunBucket, etagindex.CopiedPrefix(g.Execution), err)
-	}
-	return len(out.Contents) > 0, nil
 }
 
 // readPointer reads the pointer (HintsPointerKey or SizeKey) an earlier run of this source and
@@ -621,6 +614,33 @@ func between(lo, hi rune) (rune, bool) {
 	return c, true
 }
 
+// indexStarts finds where each range starts in the ETag index generation ref names (the zero
+// Position for the first range, and for every range of an empty index): a binary search per
+// range on the index files' first entries, DefaultProbeConcurrency ranges at once.
+func (h *Handler) indexStarts(ctx context.Context, ref etagindex.Generation, bounds []string, retries *s3client.RetryCounter) ([]etagindex.Position, error) {
+	starts := make([]etagindex.Position, len(bounds)+1)
+	if ref.Empty() {
+		return starts, nil
+	}
+	g, err := etagindex.Load(ctx, h.S3, h.Config.RunBucket, ref, retries.Option())
+	if err != nil {
+		return nil, err
+	}
+	eg, gctx := errgroup.WithContext(ctx)
+	eg.SetLimit(DefaultProbeConcurrency)
+	for i, after := range bounds {
+		eg.Go(func() error {
+			pos, err := etagindex.Seek(gctx, h.S3, h.Config.RunBucket, g, after, retries.Option())
+			starts[i+1] = pos
+			return err
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	return starts, nil
+}
+
 // checked returns the further destinations as their check left them: names, buckets and errors.
 func checked(ds []report.DestinationTotals) []report.DestinationTotals {
 	var out []report.DestinationTotals
@@ -634,7 +654,8 @@ func checked(ds []report.DestinationTotals) []report.DestinationTotals {
 // it whole.
 func (h *Handler) writeRangeResult(ctx context.Context, execution string, r Range, cur Cursor, early int, retries *s3client.RetryCounter) error {
 	res := RangeResult{Range: r, Totals: cur.Totals, CopyBatches: cur.Position.CopyBatches, DeleteBatches: cur.Position.DeleteBatches,
-		EarlyCopies: early, Hints: cur.Position.Hints, TailKeys: cur.Position.SinceHint, Destinations: cur.Position.Destinations}
+		EarlyCopies: early, Hints: cur.Position.Hints, TailKeys: cur.Position.SinceHint, Destinations: cur.Position.Destinations,
+		CarryFiles: cur.Position.Index.NextCarry}
 	data, err := json.Marshal(res)
 	if err != nil {
 		return err
@@ -678,7 +699,7 @@ func (h *Handler) plan(ctx context.Context, req Request, opts execinput.Options)
 	var copies, deletions, early []string
 	dests := h.Config.Destinations
 	destCopies, destDeletions := make([][]string, len(dests)), make([][]string, len(dests))
-	rangeCopies := make([]int, n)
+	rangeCopies, rangeCarries := make([]int, n), make([]int, n)
 	var hints []Hint
 	var tail int64
 	for r, res := range results {
@@ -707,7 +728,7 @@ func (h *Handler) plan(ctx context.Context, req Request, opts execinput.Options)
 				destDeletions[i] = append(destDeletions[i], batch.RangeDestinationDeleteKey(req.Execution, d.Name, r, seq))
 			}
 		}
-		rangeCopies[r] = res.CopyBatches
+		rangeCopies[r], rangeCarries[r] = res.CopyBatches, res.CarryFiles
 		for i, hn := range res.Hints {
 			if i == 0 {
 				hn.Keys += tail
@@ -753,7 +774,7 @@ func (h *Handler) plan(ctx context.Context, req Request, opts execinput.Options)
 			return Response{}, err
 		}
 		resp.ManifestKey, resp.ManifestBatches = batch.ManifestKey(req.Execution), len(keys)
-		gen := etagindex.Generation{Execution: req.Execution, RangeCopyBatches: rangeCopies}
+		gen := etagindex.Generation{Execution: req.Execution, RangeCarryFiles: rangeCarries, RangeCopyBatches: rangeCopies}
 		if err := etagindex.Commit(ctx, h.S3, h.Config.RunBucket, gen, retries.Option()); err != nil {
 			return Response{}, err
 		}

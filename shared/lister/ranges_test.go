@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"reflect"
@@ -14,8 +15,13 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
 	"github.com/bucketvault/bucketvault/shared/batch"
 	"github.com/bucketvault/bucketvault/shared/destination"
+	"github.com/bucketvault/bucketvault/shared/etagindex"
 	"github.com/bucketvault/bucketvault/shared/guard"
 	"github.com/bucketvault/bucketvault/shared/report"
 	"github.com/bucketvault/bucketvault/shared/runlock"
@@ -516,5 +522,153 @@ func TestRangesDestinationFails(t *testing.T) {
 	}
 	if !reflect.DeepEqual(backup, want.items) || got.counts != want.counts {
 		t.Fatalf("the backup bucket's work differs from a run without dr: %v %v, want %v %v", backup, got.counts, want.items, want.counts)
+	}
+}
+
+// apply acts as the copier for a finished backup into the backup bucket: each copy item is copied
+// (under SSE-KMS a fresh ETag) and recorded in its batch's copied file of the ETag index, each
+// deletion gets a delete marker. It returns how many items it applied.
+func apply(t *testing.T, f *s3fake.S3, exec string, resp Response) int {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := batch.ReadManifest(bytes.NewReader(read(t, f, resp.ManifestKey)), exec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if early, err := f.GetObject(ctx, getInput("run", batch.EarlyManifestKey(exec))); err == nil {
+		earlyKeys, err := batch.ReadManifest(early.Body, exec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(earlyKeys, keys...)
+	}
+	n := 0
+	for _, k := range keys {
+		var entries []etagindex.Entry
+		if _, err := batch.Read(bytes.NewReader(read(t, f, k)), func(it batch.Item) error {
+			n++
+			switch it.Op {
+			case batch.OpCopy:
+				out, err := f.GetObject(ctx, getInput("src", it.Key))
+				if err != nil {
+					return err
+				}
+				body, _ := io.ReadAll(out.Body)
+				etag := f.Put("bak", it.Key, body)
+				entries = append(entries, etagindex.Entry{Key: it.Key, Source: it.ETag, Backup: etag, Size: it.Size})
+			case batch.OpDelete:
+				_, err := f.DeleteObject(ctx, deleteInput("bak", it.Key))
+				return err
+			}
+			return nil
+		}); err != nil {
+			t.Fatalf("batch %s: %v", k, err)
+		}
+		if len(entries) == 0 {
+			continue // a deletion batch
+		}
+		if err := etagindex.WriteCopied(ctx, f, "run", exec, k, entries); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return n
+}
+
+// Into an SSE-KMS backup, whose ETags never equal the source's, key-space ranges read the ETag
+// index each from its own start (etagindex.Seek) and write their carry files by range: idle runs
+// copy nothing whether the generation they read was written in ranges or in one sequence, and a
+// run after changes finds exactly the work the sequential lister finds on the same index.
+func TestRangesETagIndex(t *testing.T) {
+	for _, die := range []bool{false, true} {
+		t.Run(fmt.Sprintf("die=%v", die), func(t *testing.T) {
+			f, h := setup(true)
+			f.SetEncryption("bak", types.ServerSideEncryptionAwsKms)
+			f.PageSize = 5
+			h.Config.BatchSize = 3
+			h.Config.MaxKeysPerInvocation = 7 // many small carry files
+			rng := rand.New(rand.NewPCG(29, 1))
+			randomBucket(f, rng, 400)
+			input := `{}`
+			ranged := func(exec string) (Response, int) {
+				t.Helper()
+				h.Config.Ranges = 8
+				resp, ranges := listRanged(t, h, f, exec, input, die)
+				if ranges < 2 {
+					t.Fatalf("%s: %d ranges", exec, ranges)
+				}
+				return resp, ranges
+			}
+			sequential := func(exec string) Response {
+				t.Helper()
+				h.Config.Ranges = 0
+				return listSequential(t, h, exec, `{}`, nil)
+			}
+			first, _ := ranged("first")
+			if n := apply(t, f, "first", first); n == 0 || first.Cursor.Totals.Changed == 0 {
+				t.Fatalf("first run applied %d items, %d changed", n, first.Cursor.Totals.Changed)
+			}
+			unlock(t, f)
+			idle := func(exec string, resp Response) {
+				t.Helper()
+				tt := resp.Cursor.Totals
+				if tt.New+tt.Changed+tt.ToDelete != 0 || tt.Unchanged != tt.Listed || tt.Listed == 0 {
+					t.Fatalf("%s: new %d changed %d toDelete %d unchanged %d of %d listed; want an idle run", exec, tt.New, tt.Changed, tt.ToDelete, tt.Unchanged, tt.Listed)
+				}
+				apply(t, f, exec, resp)
+				unlock(t, f)
+			}
+			r1, _ := ranged("idle-after-ranged")
+			idle("idle-after-ranged", r1)
+			idle("sequential-after-ranged", sequential("sequential-after-ranged"))
+			r2, _ := ranged("idle-after-sequential")
+			idle("idle-after-sequential", r2)
+			// A run of one prefix carries the other keys' entries as they are (each range the
+			// entries within it): the next run of the whole bucket is idle.
+			input = `{"prefix":"logs/2026/"}`
+			r4, _ := ranged("idle-prefix")
+			idle("idle-prefix", r4)
+			input = `{}`
+			r5, _ := ranged("idle-after-prefix")
+			idle("idle-after-prefix", r5)
+
+			// Changes: the sequential lister and the ranges, on the same index, find the same work.
+			var srcKeys []string
+			for after := ""; ; {
+				out, err := f.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String("src"), StartAfter: aws.String(after)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, o := range out.Contents {
+					srcKeys = append(srcKeys, aws.ToString(o.Key))
+				}
+				if !aws.ToBool(out.IsTruncated) {
+					break
+				}
+				after = srcKeys[len(srcKeys)-1]
+			}
+			for i, k := range srcKeys {
+				switch i % 13 {
+				case 0:
+					f.Put("src", k, []byte("changed "+k))
+				case 1:
+					f.DeleteObject(context.Background(), deleteInput("src", k))
+				}
+			}
+			f.Put("src", "brand new", []byte("n"))
+			want := collect(t, f, "seq-changes", sequential("seq-changes"))
+			unlock(t, f)
+			resp, _ := ranged("changes")
+			got := collect(t, f, "changes", resp)
+			if !reflect.DeepEqual(got.items, want.items) || got.counts != want.counts {
+				t.Fatalf("ranged run after changes: %v %v; the sequential lister's %v %v", got.items, got.counts, want.items, want.counts)
+			}
+			if want.counts[2] == 0 || want.counts[4] == 0 || want.counts[1] != 1 {
+				t.Fatalf("counts %v: the changes were not found", want.counts)
+			}
+			apply(t, f, "changes", resp)
+			unlock(t, f)
+			r3, _ := ranged("idle-again")
+			idle("idle-again", r3)
+		})
 	}
 }
