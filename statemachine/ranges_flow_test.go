@@ -97,8 +97,8 @@ func TestBackupInRangesKMS(t *testing.T) {
 			f.Put("src", k, []byte("changed "+k))
 		}
 		x, rep := backupOn(t, f, cfg, step.name)
-		if x.Status != "SUCCEEDED" || rep.Copied != step.copied || rep.Unchanged != step.unchgd || !listedInRanges(t, f, step.name) {
-			t.Fatalf("%s: %s %s copied %d unchanged %d, ranged %v; want copied %d unchanged %d, ranged", step.name, x.Status, x.Cause, rep.Copied, rep.Unchanged, listedInRanges(t, f, step.name), step.copied, step.unchgd)
+		if x.Status != "SUCCEEDED" || rep.Copied != step.copied || rep.Unchanged != step.unchgd || !listedInRanges(t, f, step.name) || rep.ListRanges < 2 {
+			t.Fatalf("%s: %s %s copied %d unchanged %d, ranged %v (report: %d ranges); want copied %d unchanged %d, ranged", step.name, x.Status, x.Cause, rep.Copied, rep.Unchanged, listedInRanges(t, f, step.name), rep.ListRanges, step.copied, step.unchgd)
 		}
 	}
 }

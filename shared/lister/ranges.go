@@ -741,6 +741,7 @@ func (h *Handler) plan(ctx context.Context, req Request, opts execinput.Options)
 		tail += res.TailKeys
 	}
 	cur.Position.CopyBatches, cur.Position.DeleteBatches = len(copies), len(deletions)
+	cur.Totals.Ranges = n
 	resp := Response{Done: true, DryRun: opts.DryRun}
 	deletion, chg := guard.Check(cur.Totals, h.limits(opts))
 	resp.Guards = []report.Guard{deletion, chg}

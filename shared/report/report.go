@@ -121,13 +121,15 @@ type Report struct {
 	Batches         int64           `json:"batches"`
 	FailedBatches   int64           `json:"failedBatches"`
 	ListInvocations int             `json:"listInvocations"`
-	ReportKey       string          `json:"reportKey"`
-	Failures        []Failure       `json:"failures"`
-	FailuresOmitted int64           `json:"failuresOmitted"`
-	Skips           []Skip          `json:"skips"`
-	SkipsOmitted    int64           `json:"skipsOmitted"`
-	Notes           []Note          `json:"notes"`
-	NotesOmitted    int64           `json:"notesOmitted"`
+	// ListRanges is how many key-space ranges the backup was listed in (0: one sequence).
+	ListRanges      int       `json:"listRanges"`
+	ReportKey       string    `json:"reportKey"`
+	Failures        []Failure `json:"failures"`
+	FailuresOmitted int64     `json:"failuresOmitted"`
+	Skips           []Skip    `json:"skips"`
+	SkipsOmitted    int64     `json:"skipsOmitted"`
+	Notes           []Note    `json:"notes"`
+	NotesOmitted    int64     `json:"notesOmitted"`
 	// Cost is the run's estimated cost at list prices (package shared/runcost says how).
 	Cost Cost `json:"cost"`
 	// Notifications is what became of each notification target (package shared/notify).
@@ -346,8 +348,9 @@ type Totals struct {
 	// Changes keeps the folders with the most new, changed and deleted keys (backup).
 	Changes     TopChanges `json:"changes"`
 	BytesToCopy int64      `json:"bytesToCopy"`
-	Retries     int64      `json:"retries"`     // request retries while listing or planning
-	Invocations int        `json:"invocations"` // lister or planner invocations so far
+	Retries     int64      `json:"retries"`          // request retries while listing or planning
+	Invocations int        `json:"invocations"`      // lister or planner invocations so far
+	Ranges      int        `json:"ranges,omitempty"` // key-space ranges listed (set by the plan; 0: one sequence)
 	// Batches is how many batch files this execution's successful invocations wrote: exactly
 	// batches 0 … Batches-1 belong to the run, whatever a failed attempt left behind.
 	Batches int `json:"batches"`

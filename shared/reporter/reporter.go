@@ -223,7 +223,7 @@ func (h *Handler) handle(ctx context.Context, req Request) (report.Report, error
 	if c := d.totals; c != nil {
 		r.Listed, r.New, r.Changed, r.Unchanged = c.Listed, c.New, c.Changed, c.Unchanged
 		r.ToDelete, r.Kept, r.Archived = c.ToDelete, c.Kept, c.Archived
-		r.BackupObjects, r.BytesToCopy, r.ListInvocations = c.BackupObjects, c.BytesToCopy, c.Invocations
+		r.BackupObjects, r.BytesToCopy, r.ListInvocations, r.ListRanges = c.BackupObjects, c.BytesToCopy, c.Invocations, c.Ranges
 		r.Retries = c.Retries
 		r.Excluded, r.ExcludedByRule, r.ExcludedDeletions, r.TagReads = c.Excluded, c.ExcludedByRule, c.ExcludedDeletions, c.TagReads
 		r.MostChanged = c.Changes.Result()

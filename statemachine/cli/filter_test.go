@@ -47,23 +47,31 @@ func TestFiltersInput(t *testing.T) {
 	}
 }
 
-// The summary shows what the filters excluded, by rule, only when they excluded something.
+// The summary shows what the filters excluded, by rule, only when they excluded something, and
+// how a backup was listed (in one sequence or in key-space ranges).
 func TestSummaryShowsExcluded(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		r    report.Report
 		want []string
 		not  []string
+		kind string // "backup" unless set
 	}{
-		{"nothing excluded", report.Report{Listed: 3, New: 3, ExcludedByRule: map[string]int64{}}, nil, []string{"excluded"}},
+		{"nothing excluded", report.Report{Listed: 3, New: 3, ExcludedByRule: map[string]int64{}}, []string{"listed in  one sequence\n"}, []string{"excluded"}, ""},
+		{"listed in ranges", report.Report{Listed: 300000, ListRanges: 33}, []string{"listed in  33 key-space ranges\n"}, nil, ""},
+		{"a restore", report.Report{Listed: 3}, nil, []string{"listed in"}, "restore"},
 		{"excluded by two rules", report.Report{Listed: 5, New: 2, Excluded: 3, ExcludedDeletions: 1, TagReads: 4,
 			ExcludedByRule: map[string]int64{"glob:**/*.tmp": 2, "tag:backup=false": 1}},
-			[]string{"excluded      3", "gone, left alone  1", "tag reads  4", "excluded by glob:**/*.tmp: 2\n", "excluded by tag:backup=false: 1\n"}, nil},
+			[]string{"excluded      3", "gone, left alone  1", "tag reads  4", "excluded by glob:**/*.tmp: 2\n", "excluded by tag:backup=false: 1\n"}, nil, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
 			a := &app{out: &out}
-			a.printSummary("backup", "b-1", "SUCCEEDED", "", "", &tt.r, time.Second)
+			kind := tt.kind
+			if kind == "" {
+				kind = "backup"
+			}
+			a.printSummary(kind, "b-1", "SUCCEEDED", "", "", &tt.r, time.Second)
 			for _, w := range tt.want {
 				if !strings.Contains(out.String(), w) {
 					t.Errorf("summary lacks %q:\n%s", w, out.String())

@@ -328,7 +328,15 @@ func (a *app) printSummary(kind, name, status, errName, cause string, r *report.
 	if r.Excluded > 0 || r.ExcludedDeletions > 0 || r.TagReads > 0 {
 		tw.row("  excluded", r.Excluded, "gone, left alone", r.ExcludedDeletions, "tag reads", r.TagReads, "", "")
 	}
-	tw.row("  bytes copied", units.Bytes(r.BytesCopied), "retries", r.Retries, "batches", r.Batches, "", "")
+	listedIn, listing := "", ""
+	if kind == "backup" {
+		// How the lister cut the key space (LISTER_RANGES): a big bucket's runs are ranged.
+		listedIn, listing = "listed in", "one sequence"
+		if r.ListRanges > 0 {
+			listing = fmt.Sprintf("%d key-space ranges", r.ListRanges)
+		}
+	}
+	tw.row("  bytes copied", units.Bytes(r.BytesCopied), "retries", r.Retries, "batches", r.Batches, listedIn, listing)
 	for _, d := range r.Destinations {
 		// A further destination: its own counts, beside the backup bucket's above.
 		tw.row("  to "+d.Name, d.Bucket, "copied", d.Copied, "deleted", d.Deleted, "failed", d.Failed)
