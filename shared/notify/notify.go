@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -140,6 +141,25 @@ func ConfigOutcomes(err error) []report.Notification {
 		return []report.Notification{}
 	}
 	return []report.Notification{{Target: "configuration", Status: report.NotificationError, Error: err.Error()}}
+}
+
+// Deliver sends s through n (when nil, a Notifier of cfg) and returns each target's outcome,
+// the setting's error (cfgErr, ConfigOutcomes) first, logging every outcome that is not a send.
+// It never fails the run it reports: the reporter's and the drill's one way to notify.
+func Deliver(ctx context.Context, n *Notifier, cfg Config, cfgErr error, s Summary, logger *slog.Logger) []report.Notification {
+	out := ConfigOutcomes(cfgErr)
+	if n == nil {
+		n = New(cfg)
+	}
+	if n.Config.Enabled() {
+		out = append(out, n.Send(ctx, s)...)
+	}
+	for _, o := range out {
+		if o.Status != report.NotificationSent {
+			logger.WarnContext(ctx, "notification not sent", "target", o.Target, "kind", o.Kind, "error", o.Error)
+		}
+	}
+	return out
 }
 
 type Notifier struct {

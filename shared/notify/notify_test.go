@@ -1,12 +1,16 @@
 package notify
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -257,5 +261,40 @@ func TestBuildDestinations(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("text lacks %q:\n%s", want, text)
 		}
+	}
+}
+
+// Deliver puts a bad setting first, sends to the targets there are, and logs every outcome that
+// is not a send; with no target it sends nothing.
+func TestDeliver(t *testing.T) {
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no", http.StatusInternalServerError)
+	}))
+	defer refusing.Close()
+	quick := retry.Policy{MaxAttempts: 1}
+	for _, tt := range []struct {
+		name     string
+		n        *Notifier
+		cfgErr   error
+		want     []string // target: status
+		wantLogs int
+	}{
+		{name: "nothing set", n: nil, want: nil},
+		{name: "a bad setting, no target", cfgErr: errors.New("NOTIFY_ON: bad"), want: []string{"configuration: error"}, wantLogs: 1},
+		{name: "a bad setting and a refusing target", cfgErr: errors.New("NOTIFY_ON: bad"),
+			n:    &Notifier{Config: Config{On: OnAlways, URLs: []string{refusing.URL}, Budget: time.Second}, Policy: quick},
+			want: []string{"configuration: error", refusing.URL + " (NOTIFY_URLS #1): error"}, wantLogs: 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			out := Deliver(context.Background(), tt.n, Config{}, tt.cfgErr, Build(sample(report.Failed, "BackupIncomplete"), nil, Place{}), slog.New(slog.NewTextHandler(&logs, nil)))
+			var got []string
+			for _, o := range out {
+				got = append(got, o.Target+": "+string(o.Status))
+			}
+			if !slices.Equal(got, tt.want) || strings.Count(logs.String(), "notification not sent") != tt.wantLogs {
+				t.Fatalf("outcomes %v, want %v; logs:\n%s", got, tt.want, logs.String())
+			}
+		})
 	}
 }

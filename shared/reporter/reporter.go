@@ -316,14 +316,6 @@ func (h *Handler) place(ctx context.Context, r report.Report) notify.Place {
 
 // notify sends the summary and returns each target's outcome; a bad setting is one outcome too.
 func (h *Handler) notify(ctx context.Context, s notify.Summary) []report.Notification {
-	out := notify.ConfigOutcomes(h.Config.NotifyErr)
-	n := h.Notifier
-	if n == nil {
-		n = notify.New(h.Config.Notify)
-	}
-	if !n.Config.Enabled() {
-		return out
-	}
 	// The sends get their budget, but never the time the report needs to be written.
 	sendCtx := ctx
 	if dl, ok := ctx.Deadline(); ok {
@@ -331,13 +323,7 @@ func (h *Handler) notify(ctx context.Context, s notify.Summary) []report.Notific
 		sendCtx, cancel = context.WithDeadline(ctx, dl.Add(-DefaultReportReserve))
 		defer cancel()
 	}
-	out = append(out, n.Send(sendCtx, s)...)
-	for _, o := range out {
-		if o.Status != report.NotificationSent {
-			h.Logger.WarnContext(ctx, "notification not sent", "target", o.Target, "kind", o.Kind, "error", o.Error)
-		}
-	}
-	return out
+	return notify.Deliver(sendCtx, h.Notifier, h.Config.Notify, h.Config.NotifyErr, s, h.Logger)
 }
 
 // metrics writes the run's Embedded Metric Format line.

@@ -602,23 +602,9 @@ func restoreNotes(rs *report.VerifyRestore) []report.Note {
 // notify sends the drill's summary (kind "verify") as the reporter sends a run's; a bad setting
 // is one outcome too. It never fails the drill.
 func (h *Handler) notify(ctx context.Context, rep report.Report) []report.Notification {
-	out := notify.ConfigOutcomes(h.Config.NotifyErr)
-	n := h.Notifier
-	if n == nil {
-		n = notify.New(h.Config.Notify)
-	}
-	if !n.Config.Enabled() {
-		return out
-	}
 	s := notify.Build(rep, rep.Failures[:min(len(rep.Failures), notify.DefaultFailuresShown)], notify.Place{StateMachine: DefaultStateMachine, RunBucket: h.Config.RunBucket, ConsoleURL: h.Config.Notify.ConsoleURL})
 	s.Kind = runlog.Verify
-	out = append(out, n.Send(ctx, s)...)
-	for _, o := range out {
-		if o.Status != report.NotificationSent {
-			h.logger().Warn("notification not sent", "target", o.Target, "kind", o.Kind, "error", o.Error)
-		}
-	}
-	return out
+	return notify.Deliver(ctx, h.Notifier, h.Config.Notify, h.Config.NotifyErr, s, h.logger())
 }
 
 // DefaultStateMachine is the verify state machine's name in summaries.
