@@ -77,6 +77,18 @@ func TestLeastPrivilege(t *testing.T) {
 	if v := e.versions(e.backup)["img/c.bin"]; v == nil || !v.latestMarker || v.data != 1 {
 		t.Fatalf("img/c.bin in the backup: %+v; want its data kept under a delete marker", v)
 	}
+	// A bigger run, under the same roles: listed in key-space ranges that split while listed
+	// (the plan's further ranges files, read by the executor's ItemReader), each range reading
+	// the ETag index from its own start.
+	e.putMany(e.source, 1100, func(i int) string { return fmt.Sprintf("many/%04d", i) }, func(i int) []byte { return []byte("m") })
+	e.runner.Env["LISTER_RANGES"], e.runner.Env["LISTER_SPILL_KEYS"] = "4", "150"
+	ranged := e.mustBackup("{}")
+	if r := ranged.Report; r.Copied != 1100 || r.Failed != 0 || r.Unchanged != 3 || r.ListRanges <= 4 {
+		t.Fatalf("ranged run: copied %d, failed %d, unchanged %d in %d ranges; want 1100, 0, 3 in more than 4\n%s", r.Copied, r.Failed, r.Unchanged, r.ListRanges, ranged.ReportJSON)
+	}
+	delete(e.runner.Env, "LISTER_RANGES")
+	delete(e.runner.Env, "LISTER_SPILL_KEYS")
+
 	var cVersion string
 	if out, err := e.s3.ListObjectVersions(e.ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(e.backup), Prefix: aws.String("img/c.bin")}); err != nil || len(out.Versions) != 1 {
 		t.Fatalf("list versions of img/c.bin: %v %v", out, err)

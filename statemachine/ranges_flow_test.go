@@ -157,3 +157,34 @@ func TestRangesCopyWhileListing(t *testing.T) {
 		t.Fatalf("early manifest %v (%v) of %d batches: want the copies, not the deletion", early, err, rep.Batches)
 	}
 }
+
+// Ranges that turn out large are split while they are listed: each lister stops at
+// LISTER_SPILL_KEYS keys, the plan cuts the rest into new ranges and InRanges runs ListRanges
+// again over them (at most 3 passes). Every object is copied once, the report counts every
+// range, and the next run is idle.
+func TestBackupRangesSplitWhileListed(t *testing.T) {
+	f := newBackupFake()
+	f.PageSize = 10
+	const n = 400
+	for i := range n {
+		f.Put("src", fmt.Sprintf("logs/2026/%04d", i), []byte(fmt.Sprint("content ", i)))
+	}
+	cfg := listerConfig(lister.ArchivedSkip)
+	cfg.Ranges, cfg.BatchSize, cfg.SpillKeys, cfg.ListConcurrency = 4, 7, 30, 2
+	x, rep := backupOn(t, f, cfg, "first")
+	if x.Status != "SUCCEEDED" || rep.Copied != n || rep.Listed != n || rep.ListRanges <= 4 {
+		t.Fatalf("first: %s %s copied %d listed %d in %d ranges", x.Status, x.Cause, rep.Copied, rep.Listed, rep.ListRanges)
+	}
+	if _, err := f.GetObject(context.Background(), getInput("run", lister.RangesPassKey("first", 1))); err != nil {
+		t.Fatalf("no ranges file of a second pass: %v", err)
+	}
+	for i := range n {
+		if v := f.Versions("bak", fmt.Sprintf("logs/2026/%04d", i)); len(v) != 1 {
+			t.Fatalf("object %d has %d backup versions, want 1", i, len(v))
+		}
+	}
+	x, rep = backupOn(t, f, cfg, "idle")
+	if x.Status != "SUCCEEDED" || rep.Copied != 0 || rep.Unchanged != n {
+		t.Fatalf("idle: %s copied %d unchanged %d", x.Status, rep.Copied, rep.Unchanged)
+	}
+}

@@ -448,11 +448,13 @@ func (s *BackupStack) functions() {
 				// bring tag rules.
 				allow("ReadSourceTagsForFilters", []string{"s3:GetObjectTagging"}, src+"/*"),
 				allow("CheckBackupVersioning", []string{"s3:GetBucketVersioning"}, bak),
-				// The batches, and the manifest of those the Map runs.
-				allow("WriteBatches", []string{"s3:PutObject"}, run+"/work/*/batches/*", run+"/work/*/manifest.jsonl"),
+				// The batches, the manifest of those the Map runs, and (in key-space ranges) the
+				// early manifest of those the ranges' children copied.
+				allow("WriteBatches", []string{"s3:PutObject"}, run+"/work/*/batches/*", run+"/work/*/manifest.jsonl", run+"/work/*/early-manifest.jsonl"),
 				// Listing in key-space ranges (LISTER_RANGES): the split's ranges file, each range's
-				// result, read back by the plan. Hints for the next run go under index/.
-				allow("ListInRanges", []string{"s3:GetObject", "s3:PutObject"}, run+"/work/*/ranges.jsonl", run+"/work/*/ranges/*"),
+				// result, read back by the plan, and the plan's further ranges files (the rest of
+				// ranges that turned out large). Hints for the next run go under index/.
+				allow("ListInRanges", []string{"s3:GetObject", "s3:PutObject"}, run+"/work/*/ranges.jsonl", run+"/work/*/ranges-*.jsonl", run+"/work/*/ranges/*"),
 				// The ETag index: read the current generation, write the next one (carry files,
 				// generation.json, current.json).
 				allow("ReadWriteETagIndex", []string{"s3:GetObject", "s3:PutObject"}, run+"/index/*"),
@@ -937,7 +939,8 @@ func itemReaderStatements(definition []byte, run string) []awsiam.PolicyStatemen
 	if bytes.Contains(definition, []byte(`"arn:aws:states:::s3:getObject"`)) {
 		keys := []string{run + "/work/*/manifest.jsonl"}
 		if bytes.Contains(definition, []byte(`"Key.$": "$.rangesKey"`)) {
-			keys = append(keys, run+"/work/*/ranges.jsonl") // the key-space ranges the lister's split wrote
+			// The key-space ranges the lister's split wrote, and its plan's further passes.
+			keys = append(keys, run+"/work/*/ranges.jsonl", run+"/work/*/ranges-*.jsonl")
 		}
 		out = append(out, allow("ItemReaderReadManifest", []string{"s3:GetObject"}, keys...))
 	}

@@ -119,6 +119,9 @@ type Generation struct {
 	RangeCarryFiles  []int  `json:"rangeCarryFiles,omitempty"`
 	RangeCopyBatches []int  `json:"rangeCopyBatches,omitempty"`
 	Ranges           int    `json:"ranges,omitempty"`
+	// Order lists the ranges in key order when their numbers are not (a range split while it
+	// was listed hands the rest of its keys to ranges numbered after all others); nil: 0, 1, ….
+	Order []int `json:"order,omitempty"`
 }
 
 // Empty reports whether g has no files to read (no generation, or one without entries).
@@ -152,31 +155,36 @@ func sum(ns []int) int {
 }
 
 // flat names file number n of a stream numbered plain files first (plain(n), n < plainFiles),
-// then range after range (ranged(r, seq), seq < perRange[r]).
-func flat(n, plainFiles int, perRange []int, plain func(int) string, ranged func(r, seq int) string) string {
+// then range after range in key order (ranged(r, seq), seq < perRange[r]).
+func (g Generation) flat(n, plainFiles int, perRange []int, plain func(int) string, ranged func(r, seq int) string) string {
 	if n < plainFiles {
 		return plain(n)
 	}
 	n -= plainFiles
-	for r, c := range perRange {
-		if n < c {
-			return ranged(r, n)
+	for i := range perRange {
+		r := i
+		if g.Order != nil {
+			r = g.Order[i]
 		}
-		n -= c
+		if c := perRange[r]; n < c {
+			return ranged(r, n)
+		} else {
+			n -= c
+		}
 	}
 	return plain(plainFiles + sum(perRange)) // beyond the last: never read
 }
 
 // copiedKey names g's copied file number n: ranges' files follow the plain batches' files.
 func (g Generation) copiedKey(n int) string {
-	return flat(n, g.CopyBatches, g.RangeCopyBatches,
+	return g.flat(n, g.CopyBatches, g.RangeCopyBatches,
 		func(n int) string { return CopiedKey(g.Execution, n) },
 		func(r, seq int) string { return RangeCopiedKey(g.Execution, r, seq) })
 }
 
 // carryKey names g's carry file number n: ranges' files follow the plain carry files.
 func (g Generation) carryKey(n int) string {
-	return flat(n, g.CarryFiles, g.RangeCarryFiles,
+	return g.flat(n, g.CarryFiles, g.RangeCarryFiles,
 		func(n int) string { return CarryKey(g.Execution, n) },
 		func(r, seq int) string { return RangeCarryKey(g.Execution, r, seq) })
 }
@@ -308,6 +316,18 @@ func (g *Generation) check(execution string) error {
 	if g.Execution != execution || g.CarryFiles < 0 || g.CopyBatches < 0 || slices.ContainsFunc(g.RangeCopyBatches, negative) ||
 		slices.ContainsFunc(g.RangeCarryFiles, negative) || !g.loaded() {
 		return fmt.Errorf("%+v does not describe execution %q's index", *g, execution)
+	}
+	if g.Order != nil {
+		if len(g.Order) != g.Ranges {
+			return fmt.Errorf("%+v: an order of %d ranges for %d", *g, len(g.Order), g.Ranges)
+		}
+		seen := make([]bool, g.Ranges)
+		for _, r := range g.Order {
+			if r < 0 || r >= g.Ranges || seen[r] {
+				return fmt.Errorf("%+v: the order is not of ranges 0 … %d, each once", *g, g.Ranges-1)
+			}
+			seen[r] = true
+		}
 	}
 	return nil
 }

@@ -719,30 +719,10 @@ func TestSeekWithin(t *testing.T) {
 			}
 			return Generation{Execution: "ex", CarryFiles: carryFiles, CopyBatches: 5}
 		}},
-		{name: "ranged", write: func(t *testing.T, f *s3fake.S3) Generation {
-			// Range 0 up to "g", range 1 up to "o", range 2 the rest; range 1 carried nothing.
-			g := Generation{Execution: "ex", RangeCarryFiles: make([]int, 3), RangeCopyBatches: []int{2, 3, 1}}
-			for r, es := range [][]Entry{entries("b", "d", "f"), nil, entries("p", "r", "t")} {
-				w := NewWriter(f, bucket, "ex", 0, 1).InRange(r)
-				for _, e := range es {
-					if err := w.Add(ctx, e); err != nil {
-						t.Fatal(err)
-					}
-				}
-				n, err := w.Flush(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				g.RangeCarryFiles[r] = n
-			}
-			for rs, es := range map[[2]int][]Entry{{1, 0}: entries("h"), {1, 2}: entries("j", "l", "n")} {
-				if err := WriteCopied(ctx, f, bucket, "ex", batch.RangeKey("ex", rs[0], rs[1]), es); err != nil {
-					t.Fatal(err)
-				}
-			}
-			g.Ranges = 3
-			return g
-		}},
+		{name: "ranged", write: func(t *testing.T, f *s3fake.S3) Generation { return writeRanged(t, f, nil) }},
+		// Range 0 holds the first keys, range 2 the middle ones and range 1 the last, as when
+		// a range split while it was listed.
+		{name: "ranged out of order", write: func(t *testing.T, f *s3fake.S3) Generation { return writeRanged(t, f, []int{0, 2, 1}) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake()
@@ -786,4 +766,47 @@ func TestSeekWithin(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writeRanged writes a generation of three ranges: keys up to "g" (3 carried, 2 copy batches),
+// up to "o" (1 carried; copied files of batches 0 and 2 of 3, batch 1 copied nothing) and
+// the rest (3 carried, 1 copy batch that copied nothing). order numbers them in key order (nil:
+// 0, 1, 2).
+func writeRanged(t *testing.T, f *s3fake.S3, order []int) Generation {
+	t.Helper()
+	ctx := context.Background()
+	num := func(i int) int {
+		if order == nil {
+			return i
+		}
+		return order[i]
+	}
+	g := Generation{Execution: "ex", RangeCarryFiles: make([]int, 3), RangeCopyBatches: make([]int, 3), Ranges: 3, Order: order}
+	for i, es := range [][]Entry{entries("b", "d", "f"), entries("n"), entries("p", "r", "t")} {
+		r := num(i)
+		w := NewWriter(f, bucket, "ex", 0, 1).InRange(r)
+		for _, e := range es {
+			if err := w.Add(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := w.Flush(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.RangeCarryFiles[r] = n
+		g.RangeCopyBatches[r] = []int{2, 3, 1}[i]
+	}
+	for rs, es := range map[[2]int][]Entry{{1, 0}: entries("h"), {1, 2}: entries("j", "l")} {
+		if err := WriteCopied(ctx, f, bucket, "ex", batch.RangeKey("ex", num(rs[0]), rs[1]), es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Commit(ctx, f, bucket, g); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Load(ctx, f, bucket, g.Ref()); err != nil || !reflect.DeepEqual(got, g) {
+		t.Fatalf("Load = %+v, %v; want %+v", got, err, g)
+	}
+	return g
 }

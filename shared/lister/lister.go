@@ -116,6 +116,10 @@ type Config struct {
 	// AutoRangeKeys is the size from which LISTER_RANGES=auto lists in ranges:
 	// DefaultAutoRangeKeys (tests lower it).
 	AutoRangeKeys int64
+	// SpillKeys is how many source keys a range lister lists before it splits the rest of its
+	// range into new ranges (LISTER_SPILL_KEYS; more when the hints said the range is bigger:
+	// spillAt); 0 never.
+	SpillKeys int64
 	// ListConcurrency is how many ranges are listed at once (LISTER_CONCURRENCY): the ListRanges
 	// Map's MaxConcurrencyPath reads it from the split's response.
 	ListConcurrency int
@@ -125,7 +129,7 @@ type Config struct {
 }
 
 // ConfigFromEnv reads SOURCE_BUCKET, BACKUP_BUCKET, RUN_BUCKET (required), BATCH_SIZE, BATCH_BYTES,
-// LISTER_MAX_KEYS, LISTER_RANGES, LISTER_CONCURRENCY, the guards' MAX_DELETE_PERCENT, DELETE_GUARD_FLOOR, MAX_CHANGE_PERCENT and
+// LISTER_MAX_KEYS, LISTER_RANGES, LISTER_CONCURRENCY, LISTER_SPILL_KEYS, the guards' MAX_DELETE_PERCENT, DELETE_GUARD_FLOOR, MAX_CHANGE_PERCENT and
 // CHANGE_GUARD_FLOOR, ARCHIVED_SOURCES (skip or fail) and FILTERS (package filter's JSON); each
 // defaults to its Default… constant (FILTERS: none).
 func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
@@ -151,6 +155,7 @@ func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
 		Ranges:          int(r.IntOrWord("LISTER_RANGES", "auto", RangesAuto, DefaultRanges, 0, DefaultMaxRanges)),
 		ListConcurrency: int(r.Int("LISTER_CONCURRENCY", DefaultListConcurrency, 1, MaxListConcurrency)),
 		AutoRangeKeys:   DefaultAutoRangeKeys,
+		SpillKeys:       r.Int("LISTER_SPILL_KEYS", DefaultSpillKeys, 0, MaxSpillKeys),
 	}
 	if err := r.Err(); err != nil {
 		return Config{}, err
@@ -189,9 +194,13 @@ type Position struct {
 	// Now is the run's clock for the filters' age rules, taken by its first invocation, so that
 	// every invocation judges an object's age against the same moment.
 	Now time.Time `json:"now"`
-	// Ranges is how many key-space ranges the split wrote (0: the listing is one sequence); the
-	// plan reads their results.
-	Ranges int `json:"ranges,omitempty"`
+	// Ranges is how many key-space ranges the split and the plan's passes wrote (0: the listing
+	// is one sequence); the plan reads their results. Examined is how many of them the plan
+	// already looked at for the rest of a range that turned out large, Resplits how many passes
+	// of ranges it added.
+	Ranges   int `json:"ranges,omitempty"`
+	Examined int `json:"examined,omitempty"`
+	Resplits int `json:"resplits,omitempty"`
 	// Hints, in a range lister's cursor, are every DefaultHintEvery-th source key it passed, for
 	// the next run's split; SinceHint counts the source keys after the last one.
 	Hints     []Hint `json:"hints,omitempty"`
@@ -409,12 +418,17 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 		}
 	}
 	var processed int64
-	done := false
+	done, spill := false, false
+	spillAt := h.spillAt(rng)
 	for {
 		if h.Config.MaxKeysPerInvocation > 0 && processed >= h.Config.MaxKeysPerInvocation {
 			break
 		}
 		if outOfTime() {
+			break
+		}
+		if spillAt > 0 && cur.Totals.Listed >= spillAt {
+			spill = true // the range turned out large: the plan cuts the rest into new ranges
 			break
 		}
 		row, ok, err := m.next(ctx)
@@ -439,6 +453,16 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	// Every key decided is written before the cursor moves past it.
 	if err := w.drain(); err != nil {
 		return Response{}, err
+	}
+	var rest *Range
+	if spill {
+		// This range ends at the last key merged; the ETag index entries after it are the new
+		// ranges' to carry.
+		done = true
+		if end := cur.Position.After; rng.Until == "" || end < rng.Until {
+			rest = &Range{After: end, Until: rng.Until}
+			reader.Within(rng.After, end)
+		}
 	}
 	if done {
 		// The index beyond the last listed key (up to the range's end) is carried too (another
@@ -484,7 +508,7 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 			resp.CopyBatches = append(resp.CopyBatches, batch.RangeKey(req.Execution, rng.Index, seq))
 		}
 		t.Retries += retries.Count()
-		if err := h.writeRangeResult(ctx, req.Execution, *rng, cur, early, retries); err != nil {
+		if err := h.writeRangeResult(ctx, req.Execution, *rng, cur, early, rest, retries); err != nil {
 			return Response{}, err
 		}
 		resp.Cursor = cur

@@ -27,6 +27,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -100,6 +101,15 @@ const (
 	DefaultMaxProbeRounds   = 24
 	// DefaultRangeReads is how many range results the plan reads at once.
 	DefaultRangeReads = 16
+	// A range that turns out large is split while it is listed: once its lister has listed
+	// LISTER_SPILL_KEYS source keys (DefaultSpillKeys), or DefaultSpillFactor times what the
+	// hints said the range holds if more, it ends its range at the last key it merged and hands
+	// the rest to the plan, which probes it into new ranges and runs the ListRanges Map again over
+	// them (at most DefaultMaxResplits times; the ranges of the last pass do not split).
+	DefaultSpillKeys   = DefaultRangeKeys
+	DefaultSpillFactor = 4
+	DefaultMaxResplits = 3
+	MaxSpillKeys       = 1 << 40
 )
 
 // HintsPointerKey names the pointer to the hints the next run's split reads, beside the ETag
@@ -131,6 +141,10 @@ type Range struct {
 	// ETagIndex is the ETag index generation the run reads (its Ref) and where this range starts
 	// in it (etagindex.Seek).
 	ETagIndex RangeIndex `json:"etagIndex"`
+	// Expect is how many source keys the hints said the range holds (0: unknown, a probed
+	// range); NoSpill keeps the range from splitting (the last pass of ranges).
+	Expect  int64 `json:"expect,omitempty"`
+	NoSpill bool  `json:"noSpill,omitempty"`
 }
 
 // RangeIndex is a range's start in the ETag index.
@@ -174,6 +188,26 @@ type RangeResult struct {
 	Destinations []DestinationPosition `json:"destinations,omitempty"`
 	// CarryFiles is how many ETag index carry files the range wrote (etagindex.RangeCarryKey).
 	CarryFiles int `json:"carryFiles"`
+	// Spill, when the range turned out large, is the rest of it, which its lister left for new
+	// ranges: the range was listed up to Spill.After.
+	Spill *Range `json:"spill,omitempty"`
+}
+
+// RangesPassKey names the ranges file of pass pass of the ListRanges Map: the split's (pass 0,
+// RangesKey) or the plan's, which cuts the rest of the ranges that turned out large.
+func RangesPassKey(execution string, pass int) string {
+	if pass == 0 {
+		return RangesKey(execution)
+	}
+	return fmt.Sprintf("%sranges-%d.jsonl", batch.WorkPrefix(execution), pass)
+}
+
+// spillAt is how many source keys a range lister lists before it splits its range (0: never).
+func (h *Handler) spillAt(r *Range) int64 {
+	if r == nil || r.NoSpill || h.Config.SpillKeys <= 0 {
+		return 0
+	}
+	return max(h.Config.SpillKeys, DefaultSpillFactor*r.Expect)
 }
 
 // hint counts one source key, recording it every DefaultHintEvery keys; past
@@ -235,7 +269,7 @@ func (b *boundedStream) Peek(ctx context.Context) (*change.Object, error) {
 // ranges file for the ListRanges Map.
 func (h *Handler) split(ctx context.Context, req Request, opts execinput.Options, cur Cursor, retries *s3client.RetryCounter) (Response, error) {
 	resp := Response{DryRun: opts.DryRun, Guards: []report.Guard{}, ListConcurrency: h.Config.ListConcurrency}
-	bounds, why, err := h.splitPoints(ctx, opts, retries)
+	bounds, expect, why, err := h.splitPoints(ctx, opts, retries)
 	if err != nil {
 		return Response{}, err
 	}
@@ -245,27 +279,15 @@ func (h *Handler) split(ctx context.Context, req Request, opts execinput.Options
 		resp.Cursor = cur
 		return resp, nil
 	}
-	starts, err := h.indexStarts(ctx, cur.Position.Index.Read, bounds, retries)
+	ranges, err := h.cut(ctx, cur, "", "", bounds, 0, retries)
 	if err != nil {
 		return Response{}, err
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	after := ""
-	for i := 0; i <= len(bounds); i++ {
-		r := Range{Index: i, After: after, Now: cur.Position.Now, Destinations: checked(cur.Totals.Destinations),
-			ETagIndex: RangeIndex{Read: cur.Position.Index.Read, At: starts[i]}}
-		if i < len(bounds) {
-			r.Until = bounds[i]
-			after = bounds[i]
-		}
-		if err := enc.Encode(r); err != nil {
-			return Response{}, err
-		}
+	for i := range ranges {
+		ranges[i].Expect = expect
 	}
 	key := RangesKey(req.Execution)
-	if err := h.put(ctx, key, buf.Bytes(), retries); err != nil {
+	if err := h.writeRanges(ctx, key, ranges, retries); err != nil {
 		return Response{}, err
 	}
 	cur.Position.Ranges = len(bounds) + 1
@@ -277,54 +299,54 @@ func (h *Handler) split(ctx context.Context, req Request, opts execinput.Options
 
 // splitPoints returns the ranges' boundaries in increasing order (none: list in one sequence)
 // and why.
-func (h *Handler) splitPoints(ctx context.Context, opts execinput.Options, retries *s3client.RetryCounter) ([]string, string, error) {
+func (h *Handler) splitPoints(ctx context.Context, opts execinput.Options, retries *s3client.RetryCounter) (bounds []string, expect int64, why string, err error) {
 	switch {
 	case h.Config.Ranges == 0:
-		return nil, "LISTER_RANGES is 0", nil
+		return nil, 0, "LISTER_RANGES is 0", nil
 	case opts.DryRun:
-		return nil, "a dry run", nil
+		return nil, 0, "a dry run", nil
 	}
 	ranges, unknown := h.Config.Ranges, false
 	if ranges == RangesAuto {
 		size, err := h.readPointer(ctx, SizeKey, opts.Prefix, retries)
 		if err != nil {
-			return nil, "", err
+			return nil, 0, "", err
 		}
 		switch {
 		case size == nil:
 			// A first run: the probes count the keys (countAtLeast) before ranges are chosen.
 			unknown = true
 		case size.Keys < h.Config.AutoRangeKeys:
-			return nil, fmt.Sprintf("LISTER_RANGES is auto and the last run listed %d source keys, fewer than %d", size.Keys, h.Config.AutoRangeKeys), nil
+			return nil, 0, fmt.Sprintf("LISTER_RANGES is auto and the last run listed %d source keys, fewer than %d", size.Keys, h.Config.AutoRangeKeys), nil
 		}
 		ranges = h.Config.ListConcurrency
 	}
 	ptr, err := h.readPointer(ctx, HintsPointerKey, opts.Prefix, retries)
 	if err != nil {
-		return nil, "", err
+		return nil, 0, "", err
 	}
-	bounds, found, err := h.hintedBounds(ctx, ptr, ranges, retries)
+	bounds, expect, found, err := h.hintedBounds(ctx, ptr, ranges, retries)
 	if err != nil {
-		return nil, "", err
+		return nil, 0, "", err
 	}
 	if found {
-		return bounds, "hints", nil
+		return bounds, expect, "hints", nil
 	}
 	if h.Config.Ranges == RangesAuto {
 		ranges = min(ProbeRangesPerLister*h.Config.ListConcurrency, DefaultMaxRanges)
 	}
-	bounds, why, err := h.probe(ctx, opts.Prefix, ranges, retries)
+	bounds, why, err = h.probe(ctx, opts.Prefix, ranges, retries)
 	if err != nil || len(bounds) == 0 || !unknown {
-		return bounds, why, err
+		return bounds, 0, why, err
 	}
 	n, err := h.countAtLeast(ctx, opts.Prefix, bounds, retries)
 	if err != nil {
-		return nil, "", err
+		return nil, 0, "", err
 	}
 	if n < h.Config.AutoRangeKeys {
-		return nil, fmt.Sprintf("LISTER_RANGES is auto, no earlier run of this source and prefix recorded its size, and a page of each of %d probed ranges held %d source keys in all, fewer than %d", len(bounds)+1, n, h.Config.AutoRangeKeys), nil
+		return nil, 0, fmt.Sprintf("LISTER_RANGES is auto, no earlier run of this source and prefix recorded its size, and a page of each of %d probed ranges held %d source keys in all, fewer than %d", len(bounds)+1, n, h.Config.AutoRangeKeys), nil
 	}
-	return bounds, fmt.Sprintf("probing (a first run: a page of each range held %d source keys in all, %d or more)", n, h.Config.AutoRangeKeys), nil
+	return bounds, 0, fmt.Sprintf("probing (a first run: a page of each range held %d source keys in all, %d or more)", n, h.Config.AutoRangeKeys), nil
 }
 
 // countAtLeast counts the source keys of one listing page (up to 1,000) in each range the bounds
@@ -393,17 +415,16 @@ func (h *Handler) readPointer(ctx context.Context, key, prefix string, retries *
 // hintedBounds cuts the key space at the hints of the ranged run the pointer names: about
 // DefaultRangeKeys keys a range, at least ranges ranges (as far as the hints allow), at most
 // DefaultMaxRanges.
-func (h *Handler) hintedBounds(ctx context.Context, p *hintsPointer, ranges int, retries *s3client.RetryCounter) ([]string, bool, error) {
+func (h *Handler) hintedBounds(ctx context.Context, p *hintsPointer, ranges int, retries *s3client.RetryCounter) (bounds []string, per int64, found bool, err error) {
 	if p == nil {
-		return nil, false, nil
+		return nil, 0, false, nil
 	}
 	data, found, err := h.get(ctx, HintsKey(p.Execution), retries)
 	if err != nil || !found {
-		return nil, false, err // expired with the index: probe
+		return nil, 0, false, err // expired with the index: probe
 	}
 	want := min(max(int64(ranges), p.Keys/DefaultRangeKeys), DefaultMaxRanges)
-	per := max(p.Keys/want, 1)
-	var bounds []string
+	per = max(p.Keys/want, 1)
 	var acc int64
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -411,7 +432,7 @@ func (h *Handler) hintedBounds(ctx context.Context, p *hintsPointer, ranges int,
 		var hn Hint
 		if err := strictjson.Unmarshal(sc.Bytes(), &hn); err != nil {
 			h.Logger.WarnContext(ctx, "hints unreadable: probing instead", "key", HintsKey(p.Execution), "error", err)
-			return nil, false, nil
+			return nil, 0, false, nil
 		}
 		acc += hn.Keys
 		if acc >= per && (len(bounds) == 0 || hn.Key > bounds[len(bounds)-1]) && int64(len(bounds)) < want-1 {
@@ -420,12 +441,12 @@ func (h *Handler) hintedBounds(ctx context.Context, p *hintsPointer, ranges int,
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, false, err
+		return nil, 0, false, err
 	}
 	if len(bounds) == 0 {
-		return nil, false, nil
+		return nil, 0, false, nil
 	}
-	return bounds, true, nil
+	return bounds, per, true, nil
 }
 
 // interval is a part of the key space being bisected: keys in (after, until] (no end when open),
@@ -446,19 +467,48 @@ func (h *Handler) probe(ctx context.Context, prefix string, ranges int, retries 
 	if !aws.ToBool(out.IsTruncated) || len(out.Contents) == 0 {
 		return nil, "the source's first listing page holds every key", nil
 	}
-	first := aws.ToString(out.Contents[0].Key)
-	ivs := []interval{{first: first, open: true}}
-	// Every key shares the first key's longest common prefix P with every other, so every key is
-	// at most P+U+10FFFF…: bisect below it, where the midpoints fall among the keys' differing
-	// code points. Without it an open end costs about 7 rounds per shared code point ("logs/…"
-	// would exhaust the rounds before the keys part).
-	common, err := h.commonPrefix(ctx, prefix, first, retries)
+	bounds, err := h.probeFrom(ctx, prefix, interval{first: aws.ToString(out.Contents[0].Key), open: true}, ranges, retries)
+	return bounds, "probing", err
+}
+
+// probeWithin cuts the keys in (after, until] (until "": no end) into at most ranges ranges by
+// probing; it returns the cuts strictly inside (none when the interval holds at most one key).
+func (h *Handler) probeWithin(ctx context.Context, prefix, after, until string, ranges int, retries *s3client.RetryCounter) ([]string, error) {
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(h.Config.SourceBucket), Prefix: aws.String(prefix), MaxKeys: aws.Int32(1)}
+	if after != "" {
+		in.StartAfter = aws.String(after)
+	}
+	out, err := h.S3.ListObjectsV2(ctx, in, retries.Option())
 	if err != nil {
-		return nil, "", err
+		return nil, fmt.Errorf("probe s3://%s/%s after %q: %w", h.Config.SourceBucket, prefix, after, err)
 	}
-	if common != "" {
-		ivs[0].until, ivs[0].open = common+string(rune(maxRune)), false
+	if len(out.Contents) == 0 {
+		return nil, nil
 	}
+	first := aws.ToString(out.Contents[0].Key)
+	if until != "" && first > until {
+		return nil, nil
+	}
+	return h.probeFrom(ctx, prefix, interval{after: after, first: first, until: until, open: until == ""}, ranges, retries)
+}
+
+// probeFrom bisects the interval iv (first: its first key) into at most ranges ranges and returns
+// the cuts.
+func (h *Handler) probeFrom(ctx context.Context, prefix string, iv interval, ranges int, retries *s3client.RetryCounter) ([]string, error) {
+	if iv.open {
+		// Every key from first on shares first's longest common prefix P with every other, so
+		// every key is at most P+U+10FFFF…: bisect below it, where the midpoints fall among the
+		// keys' differing code points. Without it an open end costs about 7 rounds per shared
+		// code point ("logs/…" would exhaust the rounds before the keys part).
+		common, err := h.commonPrefix(ctx, prefix, iv.first, retries)
+		if err != nil {
+			return nil, err
+		}
+		if common != "" {
+			iv.until, iv.open = common+string(rune(maxRune)), false
+		}
+	}
+	ivs := []interval{iv}
 	for round := 0; round < DefaultMaxProbeRounds && len(ivs) < ranges; round++ {
 		next := make([][]interval, len(ivs))
 		g, gctx := errgroup.WithContext(ctx)
@@ -477,7 +527,7 @@ func (h *Handler) probe(ctx context.Context, prefix string, ranges int, retries 
 			})
 		}
 		if err := g.Wait(); err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		ivs = ivs[:0]
 		progress := false
@@ -495,7 +545,7 @@ func (h *Handler) probe(ctx context.Context, prefix string, ranges int, retries 
 	for _, iv := range ivs[1:] {
 		bounds = append(bounds, iv.after)
 	}
-	return bounds, "probing", nil
+	return bounds, nil
 }
 
 // bisect probes one interval: the first key after its midpoint.
@@ -614,11 +664,44 @@ func between(lo, hi rune) (rune, bool) {
 	return c, true
 }
 
-// indexStarts finds where each range starts in the ETag index generation ref names (the zero
-// Position for the first range, and for every range of an empty index): a binary search per
-// range on the index files' first entries, DefaultProbeConcurrency ranges at once.
-func (h *Handler) indexStarts(ctx context.Context, ref etagindex.Generation, bounds []string, retries *s3client.RetryCounter) ([]etagindex.Position, error) {
-	starts := make([]etagindex.Position, len(bounds)+1)
+// cut makes the ranges (after, until] cuts at bounds (in increasing order, strictly inside),
+// numbered from first on, each with where it starts in the ETag index the run reads.
+func (h *Handler) cut(ctx context.Context, cur Cursor, after, until string, bounds []string, first int, retries *s3client.RetryCounter) ([]Range, error) {
+	afters := append([]string{after}, bounds...)
+	starts, err := h.indexStarts(ctx, cur.Position.Index.Read, afters, retries)
+	if err != nil {
+		return nil, err
+	}
+	ranges := make([]Range, len(afters))
+	for i, a := range afters {
+		end := until
+		if i < len(bounds) {
+			end = bounds[i]
+		}
+		ranges[i] = Range{Index: first + i, After: a, Until: end, Now: cur.Position.Now, Destinations: checked(cur.Totals.Destinations),
+			ETagIndex: RangeIndex{Read: cur.Position.Index.Read, At: starts[i]}}
+	}
+	return ranges, nil
+}
+
+// writeRanges stores a ranges file for the ListRanges Map (JSON Lines, one Range a line).
+func (h *Handler) writeRanges(ctx context.Context, key string, ranges []Range, retries *s3client.RetryCounter) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	for _, r := range ranges {
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	}
+	return h.put(ctx, key, buf.Bytes(), retries)
+}
+
+// indexStarts finds where each range, the keys after each of afters, starts in the ETag index
+// generation ref names (the zero Position after "", and for every range of an empty index): a
+// binary search per range on the index files' first entries, DefaultProbeConcurrency at once.
+func (h *Handler) indexStarts(ctx context.Context, ref etagindex.Generation, afters []string, retries *s3client.RetryCounter) ([]etagindex.Position, error) {
+	starts := make([]etagindex.Position, len(afters))
 	if ref.Empty() {
 		return starts, nil
 	}
@@ -628,10 +711,10 @@ func (h *Handler) indexStarts(ctx context.Context, ref etagindex.Generation, bou
 	}
 	eg, gctx := errgroup.WithContext(ctx)
 	eg.SetLimit(DefaultProbeConcurrency)
-	for i, after := range bounds {
+	for i, after := range afters {
 		eg.Go(func() error {
 			pos, err := etagindex.Seek(gctx, h.S3, h.Config.RunBucket, g, after, retries.Option())
-			starts[i+1] = pos
+			starts[i] = pos
 			return err
 		})
 	}
@@ -652,8 +735,8 @@ func checked(ds []report.DestinationTotals) []report.DestinationTotals {
 
 // writeRangeResult stores a listed range's result for the plan. A retried invocation rewrites
 // it whole.
-func (h *Handler) writeRangeResult(ctx context.Context, execution string, r Range, cur Cursor, early int, retries *s3client.RetryCounter) error {
-	res := RangeResult{Range: r, Totals: cur.Totals, CopyBatches: cur.Position.CopyBatches, DeleteBatches: cur.Position.DeleteBatches,
+func (h *Handler) writeRangeResult(ctx context.Context, execution string, r Range, cur Cursor, early int, rest *Range, retries *s3client.RetryCounter) error {
+	res := RangeResult{Range: r, Spill: rest, Totals: cur.Totals, CopyBatches: cur.Position.CopyBatches, DeleteBatches: cur.Position.DeleteBatches,
 		EarlyCopies: early, Hints: cur.Position.Hints, TailKeys: cur.Position.SinceHint, Destinations: cur.Position.Destinations,
 		CarryFiles: cur.Position.Index.NextCarry}
 	data, err := json.Marshal(res)
@@ -696,13 +779,30 @@ func (h *Handler) plan(ctx context.Context, req Request, opts execinput.Options)
 	if err := g.Wait(); err != nil {
 		return Response{}, err
 	}
+	var spills []Range
+	for _, res := range results[cur.Position.Examined:] {
+		if res.Spill != nil {
+			spills = append(spills, *res.Spill)
+		}
+	}
+	if len(spills) > 0 {
+		return h.resplit(ctx, req, opts, cur, spills, retries)
+	}
+	// The ranges in key order (a range split while listed is followed by the ranges of its rest,
+	// numbered after all others).
+	order := make([]int, n)
+	for r := range order {
+		order[r] = r
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(results[a].Range.After, results[b].Range.After) })
 	var copies, deletions, early []string
 	dests := h.Config.Destinations
 	destCopies, destDeletions := make([][]string, len(dests)), make([][]string, len(dests))
 	rangeCopies, rangeCarries := make([]int, n), make([]int, n)
 	var hints []Hint
 	var tail int64
-	for r, res := range results {
+	for _, r := range order {
+		res := results[r]
 		cur.Totals.Add(res.Totals)
 		if res.EarlyCopies > res.CopyBatches {
 			return Response{}, fmt.Errorf("lister plan: range %d copied %d batches early of its %d", r, res.EarlyCopies, res.CopyBatches)
@@ -776,6 +876,9 @@ func (h *Handler) plan(ctx context.Context, req Request, opts execinput.Options)
 		}
 		resp.ManifestKey, resp.ManifestBatches = batch.ManifestKey(req.Execution), len(keys)
 		gen := etagindex.Generation{Execution: req.Execution, RangeCarryFiles: rangeCarries, RangeCopyBatches: rangeCopies}
+		if !slices.IsSorted(order) {
+			gen.Order = order
+		}
 		if err := etagindex.Commit(ctx, h.S3, h.Config.RunBucket, gen, retries.Option()); err != nil {
 			return Response{}, err
 		}
@@ -787,11 +890,47 @@ func (h *Handler) plan(ctx context.Context, req Request, opts execinput.Options)
 		}
 	}
 	t := &cur.Totals
-	h.Logger.InfoContext(ctx, "planned", "execution", req.Execution, "ranges", n, "batches", t.Batches,
+	h.Logger.InfoContext(ctx, "planned", "execution", req.Execution, "ranges", n, "resplits", cur.Position.Resplits, "batches", t.Batches,
 		"listed", t.Listed, "new", t.New, "changed", t.Changed, "unchanged", t.Unchanged, "toDelete", t.ToDelete)
 	t.Retries += retries.Count()
 	resp.Cursor = cur
 	return resp, nil
+}
+
+// resplit cuts the rest of each range that turned out large into new ranges, by probing, for
+// another pass of the ListRanges Map: a share of the ranges probing would cut for a whole bucket
+// each, numbered after the ranges so far. The ranges of the last pass (DefaultMaxResplits) do
+// not split again.
+func (h *Handler) resplit(ctx context.Context, req Request, opts execinput.Options, cur Cursor, spills []Range, retries *s3client.RetryCounter) (Response, error) {
+	n := cur.Position.Ranges
+	per := max(1, min(ProbeRangesPerLister*h.Config.ListConcurrency/len(spills), (DefaultMaxRanges-n)/len(spills)))
+	last := cur.Position.Resplits+1 >= DefaultMaxResplits
+	var ranges []Range
+	for _, sp := range spills {
+		bounds, err := h.probeWithin(ctx, opts.Prefix, sp.After, sp.Until, per, retries)
+		if err != nil {
+			return Response{}, err
+		}
+		rs, err := h.cut(ctx, cur, sp.After, sp.Until, bounds, n+len(ranges), retries)
+		if err != nil {
+			return Response{}, err
+		}
+		for i := range rs {
+			rs[i].NoSpill = last
+		}
+		ranges = append(ranges, rs...)
+	}
+	cur.Position.Resplits++
+	key := RangesPassKey(req.Execution, cur.Position.Resplits)
+	if err := h.writeRanges(ctx, key, ranges, retries); err != nil {
+		return Response{}, err
+	}
+	cur.Position.Examined, cur.Position.Ranges = n, n+len(ranges)
+	cur.Totals.Retries += retries.Count()
+	h.Logger.InfoContext(ctx, "ranges turned out large: their rest is listed in new ranges", "execution", req.Execution,
+		"large", len(spills), "ranges", len(ranges), "pass", cur.Position.Resplits)
+	return Response{Cursor: cur, DryRun: opts.DryRun, Guards: []report.Guard{}, CopyBatches: []string{},
+		Ranges: len(ranges), RangesKey: key, ListConcurrency: h.Config.ListConcurrency}, nil
 }
 
 // writeHints stores a ranged run's hints (at most DefaultMaxHints) and points the next run's

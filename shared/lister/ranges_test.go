@@ -154,10 +154,11 @@ func listSequential(t *testing.T, h *Handler, exec, input string, cur *Cursor) R
 	return Response{}
 }
 
-// listRanged runs the backup definition's Split, ListRanges and Plan states. With die, the
-// first invocation of every range dies after writing (its response is lost, having gone further
-// than the retry will) and is retried with the same cursor. It returns the final response and
-// the number of ranges (0: the split chose one sequence).
+// listRanged runs the backup definition's Split, ListRanges and Plan states, and ListRanges
+// again for each pass of ranges the plan adds (the rest of ranges that turned out large). With
+// die, the first invocation of every range dies after writing (its response is lost, having gone
+// further than the retry will) and is retried with the same cursor. It returns the final response
+// and the number of ranges (0: the split chose one sequence).
 func listRanged(t *testing.T, h *Handler, f *s3fake.S3, exec, input string, die bool) (Response, int) {
 	t.Helper()
 	ctx := context.Background()
@@ -171,71 +172,88 @@ func listRanged(t *testing.T, h *Handler, f *s3fake.S3, exec, input string, die 
 	if split.RangesKey != RangesKey(exec) {
 		t.Fatalf("ranges key %q", split.RangesKey)
 	}
-	var ranges []Range
-	sc := bufio.NewScanner(bytes.NewReader(read(t, f, split.RangesKey)))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var r Range
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatal(err)
-		}
-		ranges = append(ranges, r)
-	}
-	if len(ranges) != split.Ranges {
-		t.Fatalf("%d ranges in the file, the split says %d", len(ranges), split.Ranges)
-	}
-	for i, r := range ranges {
-		if r.Index != i || i > 0 && r.After != ranges[i-1].Until || (r.Until == "") != (i == len(ranges)-1) ||
-			r.Until != "" && r.Until <= r.After || !utf8.ValidString(r.After) || !utf8.ValidString(r.Until) {
-			t.Fatalf("range %d of %d: %+v (after %+v)", i, len(ranges), r, ranges[max(i-1, 0)])
-		}
-	}
 	var early []string
-	for _, r := range ranges {
-		var cur *Cursor
-		for n := 0; ; n++ {
-			if n > 10000 {
-				t.Fatalf("range %d never finished", r.Index)
+	cur, key, count, total := split.Cursor, split.RangesKey, split.Ranges, 0
+	for pass := 0; ; pass++ {
+		if key != RangesPassKey(exec, pass) || pass > DefaultMaxResplits {
+			t.Fatalf("pass %d: ranges key %q", pass, key)
+		}
+		var ranges []Range
+		sc := bufio.NewScanner(bytes.NewReader(read(t, f, key)))
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			var r Range
+			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+				t.Fatal(err)
 			}
-			req := Request{Execution: exec, Input: json.RawMessage(input), Phase: PhaseRange, Range: &r, Cursor: cur}
-			if die && n == 0 {
-				further := &Handler{S3: h.S3, Config: h.Config, Logger: h.Logger, Now: h.Now}
-				further.Config.MaxKeysPerInvocation *= 3
-				if _, err := further.Handle(ctx, req); err != nil {
-					t.Fatalf("range %d, the attempt that dies: %v", r.Index, err)
+			ranges = append(ranges, r)
+		}
+		if len(ranges) != count {
+			t.Fatalf("pass %d: %d ranges in the file, the response says %d", pass, len(ranges), count)
+		}
+		for i, r := range ranges {
+			// The split's ranges cut the whole key space; a later pass's, the rests of ranges.
+			if r.Index != total+i || pass == 0 && (i > 0 && r.After != ranges[i-1].Until || (r.Until == "") != (i == len(ranges)-1)) ||
+				r.Until != "" && r.Until <= r.After || !utf8.ValidString(r.After) || !utf8.ValidString(r.Until) || r.NoSpill != (pass == DefaultMaxResplits) {
+				t.Fatalf("pass %d, range %d of %d: %+v (after %+v)", pass, i, len(ranges), r, ranges[max(i-1, 0)])
+			}
+		}
+		total += len(ranges)
+		for _, r := range ranges {
+			var cur *Cursor
+			for n := 0; ; n++ {
+				if n > 10000 {
+					t.Fatalf("range %d never finished", r.Index)
 				}
+				req := Request{Execution: exec, Input: json.RawMessage(input), Phase: PhaseRange, Range: &r, Cursor: cur}
+				if die && n == 0 {
+					further := &Handler{S3: h.S3, Config: h.Config, Logger: h.Logger, Now: h.Now}
+					further.Config.MaxKeysPerInvocation *= 3
+					if _, err := further.Handle(ctx, req); err != nil {
+						t.Fatalf("range %d, the attempt that dies: %v", r.Index, err)
+					}
+				}
+				resp, err := h.Handle(ctx, req)
+				if err != nil {
+					t.Fatalf("range %d: %v", r.Index, err)
+				}
+				if resp.CopyBatches == nil || !resp.Done && len(resp.CopyBatches) > 0 {
+					t.Fatalf("range %d: copy batches %v before the range is listed", r.Index, resp.CopyBatches)
+				}
+				if resp.Done {
+					early = append(early, resp.CopyBatches...)
+					break
+				}
+				cur = &resp.Cursor
 			}
-			resp, err := h.Handle(ctx, req)
-			if err != nil {
-				t.Fatalf("range %d: %v", r.Index, err)
-			}
-			if resp.CopyBatches == nil || !resp.Done && len(resp.CopyBatches) > 0 {
-				t.Fatalf("range %d: copy batches %v before the range is listed", r.Index, resp.CopyBatches)
-			}
-			if resp.Done {
-				early = append(early, resp.CopyBatches...)
-				break
-			}
-			cur = &resp.Cursor
 		}
-	}
-	resp, err := h.Handle(ctx, Request{Execution: exec, Input: json.RawMessage(input), Phase: PhasePlan, Cursor: &split.Cursor})
-	if err != nil {
-		t.Fatalf("plan: %v", err)
-	}
-	if !resp.Done {
-		t.Fatal("plan not done")
-	}
-	// The plan's early manifest lists exactly the batches the ranges handed to their copiers.
-	if out, err := h.S3.GetObject(ctx, getInput("run", batch.EarlyManifestKey(exec))); err == nil {
-		got, err := batch.ReadManifest(out.Body, exec)
-		if err != nil || !slices.Equal(got, early) && len(got)+len(early) > 0 {
-			t.Fatalf("early manifest %v (%v), the ranges copied %v", got, err, early)
+		resp, err := h.Handle(ctx, Request{Execution: exec, Input: json.RawMessage(input), Phase: PhasePlan, Cursor: &cur})
+		if err != nil {
+			t.Fatalf("plan: %v", err)
 		}
-	} else if len(early) > 0 {
-		t.Fatalf("no early manifest, the ranges copied %v: %v", early, err)
+		if resp.Ranges > 0 {
+			if resp.Done || resp.ManifestKey != "" {
+				t.Fatalf("plan of pass %d adds %d ranges but is done (%v) or wrote a manifest %q", pass, resp.Ranges, resp.Done, resp.ManifestKey)
+			}
+			cur, key, count = resp.Cursor, resp.RangesKey, resp.Ranges
+			continue
+		}
+		if !resp.Done || resp.Cursor.Position.Ranges != total || resp.Cursor.Totals.Ranges != total {
+			t.Fatalf("plan not done, or %d ranges (totals %d) of %d", resp.Cursor.Position.Ranges, resp.Cursor.Totals.Ranges, total)
+		}
+		// The plan's early manifest lists exactly the batches the ranges handed to their copiers.
+		if out, err := h.S3.GetObject(ctx, getInput("run", batch.EarlyManifestKey(exec))); err == nil {
+			got, err := batch.ReadManifest(out.Body, exec)
+			slices.Sort(got)
+			slices.Sort(early)
+			if err != nil || !slices.Equal(got, early) && len(got)+len(early) > 0 {
+				t.Fatalf("early manifest %v (%v), the ranges copied %v", got, err, early)
+			}
+		} else if len(early) > 0 {
+			t.Fatalf("no early manifest, the ranges copied %v: %v", early, err)
+		}
+		return resp, total
 	}
-	return resp, split.Ranges
 }
 
 // The union of the range listers' work equals the sequential lister's, key by key, with the
@@ -252,6 +270,8 @@ func TestRangesEqualSequential(t *testing.T) {
 		input      string
 		// destinations: keys in each of two further destinations (0: none)
 		destinations int
+		// spill: LISTER_SPILL_KEYS (0: ranges never split while listed)
+		spill int64
 	}{
 		{name: "empty", keys: 0},
 		{name: "one key", keys: 1, seed: 3},
@@ -262,6 +282,8 @@ func TestRangesEqualSequential(t *testing.T) {
 		{name: "random with filters", keys: 400, seed: 13, wantRanges: true, input: `{"filters":{"exclude":["glob:**/*b*"]}}`},
 		{name: "random with further destinations", keys: 400, seed: 17, wantRanges: true, destinations: 150},
 		{name: "further destinations and filters", keys: 300, seed: 19, wantRanges: true, destinations: 100, input: `{"filters":{"exclude":["glob:**/*b*"],"deleteExcluded":true}}`},
+		{name: "ranges that split while listed", keys: 700, seed: 31, wantRanges: true, spill: 25},
+		{name: "ranges that split, with destinations and a prefix", keys: 600, seed: 37, wantRanges: true, destinations: 100, spill: 15, input: `{"prefix":"logs/2026/"}`},
 	}
 	for _, tt := range tests {
 		for _, die := range []bool{false, true} {
@@ -282,12 +304,16 @@ func TestRangesEqualSequential(t *testing.T) {
 				want := collect(t, f, "seq", listSequential(t, h, "seq", input, nil))
 				unlock(t, f)
 				h.Config.Ranges = 8
+				h.Config.SpillKeys, h.Config.ListConcurrency = tt.spill, 2
 				for run := 1; run <= 2; run++ { // 1: probing; 2: the first run's hints, when it recorded any
 					exec := fmt.Sprintf("ranged-%d", run)
 					resp, ranges := listRanged(t, h, f, exec, input, die)
 					unlock(t, f)
 					if (ranges > 1) != tt.wantRanges {
 						t.Fatalf("run %d: %d ranges, want ranges %v", run, ranges, tt.wantRanges)
+					}
+					if split := resp.Cursor.Position.Resplits > 0; run == 1 && split != (tt.spill > 0) {
+						t.Fatalf("run %d: %d passes of ranges split from ranges that turned out large; want some %v", run, resp.Cursor.Position.Resplits, tt.spill > 0)
 					}
 					got := collect(t, f, exec, resp)
 					if !reflect.DeepEqual(got.items, want.items) {
@@ -575,7 +601,8 @@ func apply(t *testing.T, f *s3fake.S3, exec string, resp Response) int {
 }
 
 // Into an SSE-KMS backup, whose ETags never equal the source's, key-space ranges read the ETag
-// index each from its own start (etagindex.Seek) and write their carry files by range: idle runs
+// index each from its own start (etagindex.Seek) and write their carry files by range, also
+// ranges that split while listed (their rest's ranges numbered after all others): idle runs
 // copy nothing whether the generation they read was written in ranges or in one sequence, and a
 // run after changes finds exactly the work the sequential lister finds on the same index.
 func TestRangesETagIndex(t *testing.T) {
@@ -592,7 +619,12 @@ func TestRangesETagIndex(t *testing.T) {
 			ranged := func(exec string) (Response, int) {
 				t.Helper()
 				h.Config.Ranges = 8
+				// Ranges split while listed: the generation's ranges are not in key order.
+				h.Config.SpillKeys, h.Config.ListConcurrency = 30, 2
 				resp, ranges := listRanged(t, h, f, exec, input, die)
+				if resp.Cursor.Position.Resplits == 0 {
+					t.Fatalf("%s: no range split", exec)
+				}
 				if ranges < 2 {
 					t.Fatalf("%s: %d ranges", exec, ranges)
 				}
