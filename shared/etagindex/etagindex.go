@@ -232,6 +232,23 @@ func CopiedKeyForBatch(execution, batchKey string) (string, error) {
 	return CopiedKey(execution, n), nil
 }
 
+// InUse reports whether g holds any entry: a carry file, or a copied file (one LIST of its
+// execution's copied files). A backup without SSE-KMS names a copied file for every copy batch
+// and writes none; read as empty, its generation costs no request per file.
+func InUse(ctx context.Context, client s3.ListObjectsV2APIClient, bucket string, g Generation, opts ...func(*s3.Options)) (bool, error) {
+	switch {
+	case g.CarryFiles > 0 || sum(g.RangeCarryFiles) > 0:
+		return true, nil
+	case g.copiedFiles() == 0:
+		return false, nil
+	}
+	out, err := client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(CopiedPrefix(g.Execution)), MaxKeys: aws.Int32(1)}, opts...)
+	if err != nil {
+		return false, fmt.Errorf("look for the ETag index's copied files in s3://%s/%s (the lister needs s3:ListBucket on the run bucket): %w", bucket, CopiedPrefix(g.Execution), err)
+	}
+	return len(out.Contents) > 0, nil
+}
+
 // Getter is what reading the index needs of an S3 client.
 type Getter interface {
 	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)

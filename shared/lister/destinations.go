@@ -286,6 +286,9 @@ func (h *Handler) furtherGuards(ctx context.Context, execution string, dests []r
 	withheld := map[string]bool{}
 	for _, t := range dests {
 		if t.Error != "" {
+			// Its counts stop where its listing failed (or were never made): no guard can judge
+			// its deletions, so none run; the run fails naming it, and the next run decides.
+			withheld[t.Name] = true
 			continue
 		}
 		deletion, change := guard.Check(report.Totals{ToDelete: t.ToDelete, Changed: t.Changed, BackupObjects: t.BackupObjects}, l)

@@ -110,8 +110,8 @@ func TestFurtherDestinations(t *testing.T) {
 				"dr":  {"copy new b"},
 				"far": {"copy new a", "copy new b", "copy new c"},
 			},
-			// Keys a (unchanged) and b (new) were decided before the listing failed: their work
-			// stands; nothing after them is decided.
+			// Keys a (unchanged) and b (new) were decided before the listing failed: their copies
+			// stand; nothing after them is decided.
 			wantDR:      report.DestinationTotals{Name: "dr", Bucket: "dr-bucket", New: 1, Unchanged: 1, BackupObjects: 1, BytesToCopy: 2},
 			wantDRError: "listing it failed",
 		},

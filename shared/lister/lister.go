@@ -327,7 +327,7 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 		cur = *req.Cursor
 	case rng != nil:
 		// A range lister starts at its range, with the split's clock; the split checked the
-		// buckets and the further destinations, took the lock and found the ETag index empty.
+		// buckets and the further destinations, took the lock and read the ETag index's pointer.
 		cur.Position.After, cur.Position.Now = rng.After, rng.Now
 		if !slices.EqualFunc(rng.Destinations, h.Config.Destinations, func(a report.DestinationTotals, b destination.Destination) bool {
 			return a.Name == b.Name && a.Bucket == b.Bucket
@@ -338,8 +338,7 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 			cur.Totals.Destinations = checked(rng.Destinations)
 			cur.Position.Destinations = make([]DestinationPosition, len(rng.Destinations))
 		}
-		// The ETag index from where the split found this range starts in it.
-		cur.Position.Index.Read, cur.Position.Index.At = rng.ETagIndex.Read, rng.ETagIndex.At
+		cur.Position.Index.Read = rng.ETagIndex // its start in the index: sought below
 	default:
 		if err := h.checkBuckets(ctx); err != nil {
 			return Response{}, err
@@ -400,6 +399,13 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 	if err != nil {
 		return Response{}, err
 	}
+	if rng != nil && req.Cursor == nil && !gen.Empty() {
+		// A range's first invocation finds where its range starts in the index (a binary
+		// search on the files' first entries), so that it reads none of the ranges before it.
+		if idx.At, err = etagindex.Seek(ctx, h.S3, h.Config.RunBucket, gen, rng.After, retries.Option()); err != nil {
+			return Response{}, err
+		}
+	}
 	reader := etagindex.NewReader(h.S3, h.Config.RunBucket, gen, idx.At, retries.Option())
 	if rng != nil {
 		reader.Within(rng.After, rng.Until) // the index entries of other ranges are theirs to carry
@@ -427,7 +433,7 @@ func (h *Handler) handle(ctx context.Context, req Request) (Response, error) {
 		if outOfTime() {
 			break
 		}
-		if spillAt > 0 && cur.Totals.Listed >= spillAt {
+		if spillAt > 0 && max(cur.Totals.Listed, cur.Totals.BackupObjects) >= spillAt {
 			spill = true // the range turned out large: the plan cuts the rest into new ranges
 			break
 		}
@@ -566,7 +572,15 @@ func (h *Handler) currentIndex(ctx context.Context, retries *s3client.RetryCount
 		h.Logger.WarnContext(ctx, "ETag index not found: objects whose backup ETag differs from the source's (SSE-KMS) are copied again", "error", err)
 		return etagindex.Generation{}, nil
 	}
-	return g, err
+	if err != nil {
+		return etagindex.Generation{}, err
+	}
+	// Without SSE-KMS no file of the generation exists: read it as empty, not a GET per batch.
+	inUse, err := etagindex.InUse(ctx, h.S3, h.Config.RunBucket, g, retries.Option())
+	if err != nil || !inUse {
+		return etagindex.Generation{}, err
+	}
+	return g, nil
 }
 
 func (h *Handler) now() time.Time {

@@ -138,19 +138,13 @@ type Range struct {
 	// Destinations are the further destinations as the split found them (name, bucket, and
 	// the error of one that failed its check, which no range lists), in the setting's order.
 	Destinations []report.DestinationTotals `json:"destinations,omitempty"`
-	// ETagIndex is the ETag index generation the run reads (its Ref) and where this range starts
-	// in it (etagindex.Seek).
-	ETagIndex RangeIndex `json:"etagIndex"`
+	// ETagIndex is the ETag index generation the run reads (its Ref); the range's first
+	// invocation finds where the range starts in it (etagindex.Seek).
+	ETagIndex etagindex.Generation `json:"etagIndex"`
 	// Expect is how many source keys the hints said the range holds (0: unknown, a probed
 	// range); NoSpill keeps the range from splitting (the last pass of ranges).
 	Expect  int64 `json:"expect,omitempty"`
 	NoSpill bool  `json:"noSpill,omitempty"`
-}
-
-// RangeIndex is a range's start in the ETag index.
-type RangeIndex struct {
-	Read etagindex.Generation `json:"read"`
-	At   etagindex.Position   `json:"at"`
 }
 
 // Hint is a source key a lister passed, and how many source keys it passed since the hint before
@@ -279,10 +273,7 @@ func (h *Handler) split(ctx context.Context, req Request, opts execinput.Options
 		resp.Cursor = cur
 		return resp, nil
 	}
-	ranges, err := h.cut(ctx, cur, "", "", bounds, 0, retries)
-	if err != nil {
-		return Response{}, err
-	}
+	ranges := h.cut(cur, "", "", bounds, 0)
 	for i := range ranges {
 		ranges[i].Expect = expect
 	}
@@ -334,6 +325,11 @@ func (h *Handler) splitPoints(ctx context.Context, opts execinput.Options, retri
 	}
 	if h.Config.Ranges == RangesAuto {
 		ranges = min(ProbeRangesPerLister*h.Config.ListConcurrency, DefaultMaxRanges)
+		if unknown {
+			// Enough ranges that a page of half of them holds AutoRangeKeys keys, whatever
+			// LISTER_CONCURRENCY is.
+			ranges = min(max(ranges, int(2*h.Config.AutoRangeKeys/countPage)), DefaultMaxRanges)
+		}
 	}
 	bounds, why, err = h.probe(ctx, opts.Prefix, ranges, retries)
 	if err != nil || len(bounds) == 0 || !unknown {
@@ -348,6 +344,9 @@ func (h *Handler) splitPoints(ctx context.Context, opts execinput.Options, retri
 	}
 	return bounds, 0, fmt.Sprintf("probing (a first run: a page of each range held %d source keys in all, %d or more)", n, h.Config.AutoRangeKeys), nil
 }
+
+// countPage is the page countAtLeast reads of each range: S3's most keys a page.
+const countPage = 1000
 
 // countAtLeast counts the source keys of one listing page (up to 1,000) in each range the bounds
 // cut, all at once: a lower bound of the source's size, exact when no range holds more than a
@@ -367,7 +366,7 @@ func (h *Handler) countAtLeast(ctx context.Context, prefix string, bounds []stri
 			until = bounds[i]
 		}
 		g.Go(func() error {
-			in := &s3.ListObjectsV2Input{Bucket: aws.String(h.Config.SourceBucket), Prefix: aws.String(prefix), MaxKeys: aws.Int32(1000)}
+			in := &s3.ListObjectsV2Input{Bucket: aws.String(h.Config.SourceBucket), Prefix: aws.String(prefix), MaxKeys: aws.Int32(countPage)}
 			if after != "" {
 				in.StartAfter = aws.String(after)
 			}
@@ -665,13 +664,9 @@ func between(lo, hi rune) (rune, bool) {
 }
 
 // cut makes the ranges (after, until] cuts at bounds (in increasing order, strictly inside),
-// numbered from first on, each with where it starts in the ETag index the run reads.
-func (h *Handler) cut(ctx context.Context, cur Cursor, after, until string, bounds []string, first int, retries *s3client.RetryCounter) ([]Range, error) {
+// numbered from first on.
+func (h *Handler) cut(cur Cursor, after, until string, bounds []string, first int) []Range {
 	afters := append([]string{after}, bounds...)
-	starts, err := h.indexStarts(ctx, cur.Position.Index.Read, afters, retries)
-	if err != nil {
-		return nil, err
-	}
 	ranges := make([]Range, len(afters))
 	for i, a := range afters {
 		end := until
@@ -679,9 +674,9 @@ func (h *Handler) cut(ctx context.Context, cur Cursor, after, until string, boun
 			end = bounds[i]
 		}
 		ranges[i] = Range{Index: first + i, After: a, Until: end, Now: cur.Position.Now, Destinations: checked(cur.Totals.Destinations),
-			ETagIndex: RangeIndex{Read: cur.Position.Index.Read, At: starts[i]}}
+			ETagIndex: cur.Position.Index.Read}
 	}
-	return ranges, nil
+	return ranges
 }
 
 // writeRanges stores a ranges file for the ListRanges Map (JSON Lines, one Range a line).
@@ -695,33 +690,6 @@ func (h *Handler) writeRanges(ctx context.Context, key string, ranges []Range, r
 		}
 	}
 	return h.put(ctx, key, buf.Bytes(), retries)
-}
-
-// indexStarts finds where each range, the keys after each of afters, starts in the ETag index
-// generation ref names (the zero Position after "", and for every range of an empty index): a
-// binary search per range on the index files' first entries, DefaultProbeConcurrency at once.
-func (h *Handler) indexStarts(ctx context.Context, ref etagindex.Generation, afters []string, retries *s3client.RetryCounter) ([]etagindex.Position, error) {
-	starts := make([]etagindex.Position, len(afters))
-	if ref.Empty() {
-		return starts, nil
-	}
-	g, err := etagindex.Load(ctx, h.S3, h.Config.RunBucket, ref, retries.Option())
-	if err != nil {
-		return nil, err
-	}
-	eg, gctx := errgroup.WithContext(ctx)
-	eg.SetLimit(DefaultProbeConcurrency)
-	for i, after := range afters {
-		eg.Go(func() error {
-			pos, err := etagindex.Seek(gctx, h.S3, h.Config.RunBucket, g, after, retries.Option())
-			starts[i] = pos
-			return err
-		})
-	}
-	if err := eg.Wait(); err != nil {
-		return nil, err
-	}
-	return starts, nil
 }
 
 // checked returns the further destinations as their check left them: names, buckets and errors.
@@ -911,10 +879,7 @@ func (h *Handler) resplit(ctx context.Context, req Request, opts execinput.Optio
 		if err != nil {
 			return Response{}, err
 		}
-		rs, err := h.cut(ctx, cur, sp.After, sp.Until, bounds, n+len(ranges), retries)
-		if err != nil {
-			return Response{}, err
-		}
+		rs := h.cut(cur, sp.After, sp.Until, bounds, n+len(ranges))
 		for i := range rs {
 			rs[i].NoSpill = last
 		}

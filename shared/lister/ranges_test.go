@@ -451,7 +451,7 @@ func TestRangesAuto(t *testing.T) {
 		wantRanges bool
 		wantWhy    string
 	}{
-		{name: "first run of a small bucket: counted", ranges: RangesAuto, wantWhy: "held 137 source keys in all, fewer than 100000"},
+		{name: "first run of a small bucket: counted", ranges: RangesAuto, wantWhy: "188 probed ranges held 300 source keys in all, fewer than 100000"},
 		{name: "first run of a big bucket: counted, probing", ranges: RangesAuto, autoKeys: 137, wantRanges: true},
 		{name: "first run of a bucket just too small", ranges: RangesAuto, autoKeys: 138, wantWhy: "held 137 source keys in all, fewer than 138"},
 		{name: "last run small", ranges: RangesAuto, size: pointer("src", "", DefaultAutoRangeKeys-1), wantWhy: "fewer than 100000"},
@@ -532,13 +532,22 @@ func TestRangesDestinationFails(t *testing.T) {
 	f.AddBucket("dr-bucket", true)
 	h.Config.Destinations = []destination.Destination{{Name: "dr", Bucket: "dr-bucket"}}
 	h.Destinations = map[string]S3{"dr": &unlistable{S3: f, okPages: 6}}
+	for _, k := range []string{"0-gone", "1-gone", "logs/2026/0-gone"} {
+		f.Put("dr-bucket", k, []byte("x")) // only in dr: deletions decided before it fails
+	}
 	resp, ranges := listRanged(t, h, f, "g", `{}`, false)
 	if ranges < 2 {
 		t.Fatalf("%d ranges", ranges)
 	}
 	got := collect(t, f, "g", resp)
-	if dt := got.destinations; len(dt) != 1 || !strings.Contains(dt[0].Error, "listing it failed") {
-		t.Fatalf("dr's totals %+v, want its listing failed", dt)
+	if dt := got.destinations; len(dt) != 1 || !strings.Contains(dt[0].Error, "listing it failed") || dt[0].ToDelete == 0 {
+		t.Fatalf("dr's totals %+v, want its listing failed after it found deletions", dt)
+	}
+	for id, v := range got.items {
+		// No guard can judge the deletions of a destination whose counts stop where it failed.
+		if strings.HasPrefix(id, "dr|") && strings.HasPrefix(v, "delete") {
+			t.Fatalf("dr's deletion %s %q is in the manifest: its listing failed", id, v)
+		}
 	}
 	backup := map[string]string{}
 	for id, v := range got.items {
@@ -702,5 +711,32 @@ func TestRangesETagIndex(t *testing.T) {
 			r3, _ := ranged("idle-again")
 			idle("idle-again", r3)
 		})
+	}
+}
+
+// Without SSE-KMS the ETag index names a copied file for every copy batch and holds none: the
+// next run reads it as empty (one LIST) instead of a GET per batch and per range.
+func TestRangesReadNoIndexWithoutKMS(t *testing.T) {
+	f, h := setup(true)
+	f.PageSize = 5
+	h.Config.BatchSize = 3
+	h.Config.Ranges = 8
+	randomBucket(f, rand.New(rand.NewPCG(41, 1)), 300)
+	first, _ := listRanged(t, h, f, "first", `{}`, false)
+	apply(t, f, "first", first)
+	unlock(t, f)
+	g, err := etagindex.Current(context.Background(), f, "run")
+	if err != nil || g.Ranges == 0 || first.Cursor.Totals.New == 0 {
+		t.Fatalf("the first run's generation %+v (%v): want a ranged one naming copy batches", g, err)
+	}
+	before := len(f.Calls())
+	second, _ := listRanged(t, h, f, "second", `{}`, false)
+	if tt := second.Cursor.Totals; tt.New+tt.Changed+tt.ToDelete != 0 {
+		t.Fatalf("the second run is not idle: %+v", tt)
+	}
+	for _, c := range f.Calls()[before:] {
+		if strings.HasPrefix(c, "GetObject run/"+etagindex.CopiedPrefix("first")) {
+			t.Fatalf("the second run read the first run's copied files (%s): none exists without SSE-KMS", c)
+		}
 	}
 }

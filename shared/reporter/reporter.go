@@ -233,7 +233,11 @@ func (h *Handler) handle(ctx context.Context, req Request) (report.Report, error
 	}
 	if d.totals != nil {
 		for _, t := range d.totals.Destinations {
-			r.Destinations = append(r.Destinations, report.Destination{DestinationTotals: t, Guards: []report.Guard{}})
+			dst := report.Destination{DestinationTotals: t, Guards: []report.Guard{}}
+			if t.Error != "" && !st.DryRun {
+				dst.Withheld = t.ToDelete // the lister withholds a failed destination's deletions
+			}
+			r.Destinations = append(r.Destinations, dst)
 		}
 	}
 	for _, g := range d.guards {
