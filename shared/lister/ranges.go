@@ -85,6 +85,10 @@ const (
 	// (1,000 by default).
 	DefaultListConcurrency = 32
 	MaxListConcurrency     = 10_000
+	// LocalListersPerCPU is how many ranges the local executor lists at once per core when
+	// LISTER_CONCURRENCY is not set (LocalListConcurrency): there every range's lister and
+	// copiers share one process, and a core is busy with about two listings waiting on pages.
+	LocalListersPerCPU = 2
 	// DefaultRangeKeys is the keys per range a big bucket's hints aim at (more ranges than
 	// DefaultRanges), and DefaultMaxRanges the most ranges.
 	DefaultRangeKeys = 1_000_000
@@ -185,6 +189,12 @@ type RangeResult struct {
 	// Spill, when the range turned out large, is the rest of it, which its lister left for new
 	// ranges: the range was listed up to Spill.After.
 	Spill *Range `json:"spill,omitempty"`
+}
+
+// LocalListConcurrency is LISTER_CONCURRENCY's default for the local executor on cpus cores:
+// LocalListersPerCPU a core, at most DefaultListConcurrency.
+func LocalListConcurrency(cpus int) int {
+	return min(max(LocalListersPerCPU*cpus, 1), DefaultListConcurrency)
 }
 
 // RangesPassKey names the ranges file of pass pass of the ListRanges Map: the split's (pass 0,

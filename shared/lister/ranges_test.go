@@ -740,3 +740,11 @@ func TestRangesReadNoIndexWithoutKMS(t *testing.T) {
 		}
 	}
 }
+
+func TestLocalListConcurrency(t *testing.T) {
+	for _, tt := range []struct{ cpus, want int }{{0, 1}, {1, 2}, {2, 4}, {8, 16}, {16, 32}, {64, DefaultListConcurrency}} {
+		if got := LocalListConcurrency(tt.cpus); got != tt.want {
+			t.Errorf("LocalListConcurrency(%d) = %d, want %d", tt.cpus, got, tt.want)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"runtime"
 	"slices"
 	"time"
 
@@ -197,6 +198,11 @@ func (r *Runner) executeMachine(ctx context.Context, m machine, name string, inp
 	logger := r.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if _, set := env["LISTER_CONCURRENCY"]; !set {
+		// In one process ranges share its cores and memory (each lister holds its listings,
+		// each range child runs copiers): LocalListConcurrency, not Lambda's default.
+		env["LISTER_CONCURRENCY"] = fmt.Sprint(lister.LocalListConcurrency(runtime.GOMAXPROCS(0)))
 	}
 	all := r.handlers(env, logger)
 	functions := map[string]local.FunctionConfig{}
