@@ -345,60 +345,83 @@ func (h *Handler) splitPoints(ctx context.Context, opts execinput.Options, retri
 	if err != nil || len(bounds) == 0 || !unknown {
 		return bounds, 0, why, err
 	}
-	n, err := h.countAtLeast(ctx, opts.Prefix, bounds, retries)
+	n, err := h.countAtLeast(ctx, opts.Prefix, bounds, h.Config.AutoRangeKeys, retries)
 	if err != nil {
 		return nil, 0, "", err
 	}
 	if n < h.Config.AutoRangeKeys {
-		return nil, 0, fmt.Sprintf("LISTER_RANGES is auto, no earlier run of this source and prefix recorded its size, and a page of each of %d probed ranges held %d source keys in all, fewer than %d", len(bounds)+1, n, h.Config.AutoRangeKeys), nil
+		return nil, 0, fmt.Sprintf("LISTER_RANGES is auto, no earlier run of this source and prefix recorded its size, and %d probed ranges held %d source keys in all, fewer than %d", len(bounds)+1, n, h.Config.AutoRangeKeys), nil
 	}
-	return bounds, 0, fmt.Sprintf("probing (a first run: a page of each range held %d source keys in all, %d or more)", n, h.Config.AutoRangeKeys), nil
+	return bounds, 0, fmt.Sprintf("probing (a first run: %d probed ranges held %d source keys or more, at least %d)", len(bounds)+1, n, h.Config.AutoRangeKeys), nil
 }
 
-// countPage is the page countAtLeast reads of each range: S3's most keys a page.
-const countPage = 1000
+// countPage is the page countAtLeast reads of each range at a time (S3's most keys a page), and
+// countRounds how many pages of a range it reads at most.
+const (
+	countPage   = 1000
+	countRounds = 4
+)
 
-// countAtLeast counts the source keys of one listing page (up to 1,000) in each range the bounds
-// cut, all at once: a lower bound of the source's size, exact when no range holds more than a
-// page. A first run with LISTER_RANGES=auto knows no size, and a bucket too big to list in one
-// sequence must not wait for the next run to be listed in ranges; one request a range costs
-// less than a Map Run of ranges would over a small bucket.
-func (h *Handler) countAtLeast(ctx context.Context, prefix string, bounds []string, retries *s3client.RetryCounter) (int64, error) {
-	counts := make([]int64, len(bounds)+1)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(DefaultProbeConcurrency)
-	for i := range counts {
-		after, until := "", ""
+// countAtLeast counts the source keys in the ranges the bounds cut, a page of each range at once,
+// up to countRounds pages of a range, until it has counted want: a lower bound of the source's
+// size, exact when it stops short of want. A first run with LISTER_RANGES=auto knows no size, and
+// a bucket too big to list in one sequence must not wait for the next run to be listed in
+// ranges; a few requests a range cost less than a Map Run of ranges would over a small bucket.
+// Probing may cut fewer ranges than asked (keys alike), hence more pages than one.
+func (h *Handler) countAtLeast(ctx context.Context, prefix string, bounds []string, want int64, retries *s3client.RetryCounter) (int64, error) {
+	type count struct {
+		after, until string
+		keys         int64
+		open         bool // its last page was full and inside the range: it may hold more
+	}
+	cs := make([]count, len(bounds)+1)
+	for i := range cs {
+		cs[i].open = true
 		if i > 0 {
-			after = bounds[i-1]
+			cs[i].after = bounds[i-1]
 		}
 		if i < len(bounds) {
-			until = bounds[i]
+			cs[i].until = bounds[i]
 		}
-		g.Go(func() error {
-			in := &s3.ListObjectsV2Input{Bucket: aws.String(h.Config.SourceBucket), Prefix: aws.String(prefix), MaxKeys: aws.Int32(countPage)}
-			if after != "" {
-				in.StartAfter = aws.String(after)
-			}
-			out, err := h.S3.ListObjectsV2(gctx, in, retries.Option())
-			if err != nil {
-				return fmt.Errorf("count s3://%s/%s after %q: %w", h.Config.SourceBucket, prefix, after, err)
-			}
-			for _, o := range out.Contents {
-				if until != "" && aws.ToString(o.Key) > until {
-					break
-				}
-				counts[i]++
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return 0, err
 	}
 	var n int64
-	for _, c := range counts {
-		n += c
+	for round := 0; round < countRounds && n < want; round++ {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(DefaultProbeConcurrency)
+		for i := range cs {
+			c := &cs[i]
+			if !c.open {
+				continue
+			}
+			g.Go(func() error {
+				in := &s3.ListObjectsV2Input{Bucket: aws.String(h.Config.SourceBucket), Prefix: aws.String(prefix), MaxKeys: aws.Int32(countPage)}
+				if c.after != "" {
+					in.StartAfter = aws.String(c.after)
+				}
+				out, err := h.S3.ListObjectsV2(gctx, in, retries.Option())
+				if err != nil {
+					return fmt.Errorf("count s3://%s/%s after %q: %w", h.Config.SourceBucket, prefix, c.after, err)
+				}
+				c.open = aws.ToBool(out.IsTruncated) && len(out.Contents) > 0
+				for _, o := range out.Contents {
+					if key := aws.ToString(o.Key); c.until != "" && key > c.until {
+						c.open = false
+						break
+					} else {
+						c.keys++
+						c.after = key
+					}
+				}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return 0, err
+		}
+		n = 0
+		for _, c := range cs {
+			n += c.keys
+		}
 	}
 	return n, nil
 }

@@ -452,8 +452,10 @@ func TestRangesAuto(t *testing.T) {
 		wantWhy    string
 	}{
 		{name: "first run of a small bucket: counted", ranges: RangesAuto, wantWhy: "188 probed ranges held 300 source keys in all, fewer than 100000"},
-		{name: "first run of a big bucket: counted, probing", ranges: RangesAuto, autoKeys: 137, wantRanges: true},
-		{name: "first run of a bucket just too small", ranges: RangesAuto, autoKeys: 138, wantWhy: "held 137 source keys in all, fewer than 138"},
+		// 28 probed ranges, a page of 5 keys each at a time: 200 keys take more than one page of
+		// some ranges to count.
+		{name: "first run of a big bucket: counted, probing", ranges: RangesAuto, autoKeys: 200, wantRanges: true},
+		{name: "first run of a bucket just too small", ranges: RangesAuto, autoKeys: 301, wantWhy: "28 probed ranges held 300 source keys in all, fewer than 301"},
 		{name: "last run small", ranges: RangesAuto, size: pointer("src", "", DefaultAutoRangeKeys-1), wantWhy: "fewer than 100000"},
 		{name: "last run big: probing, 4 ranges a lister", ranges: RangesAuto, size: pointer("src", "", DefaultAutoRangeKeys), wantRanges: true},
 		{name: "last run big: its hints, a range a lister", ranges: RangesAuto, size: pointer("src", "", DefaultAutoRangeKeys), hints: true, wantRanges: true},
