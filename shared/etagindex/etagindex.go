@@ -289,20 +289,9 @@ func Current(ctx context.Context, client Getter, bucket string, opts ...func(*s3
 	if err := strictjson.Unmarshal(data, &p); err != nil || p.Execution == "" {
 		return Generation{}, fmt.Errorf("index pointer s3://%s/%s: %q is not {\"execution\": …}: %v", bucket, CurrentKey, data, err)
 	}
-	key := GenerationKey(p.Execution)
-	data, found, err = get(ctx, client, bucket, key, opts...)
+	g, err := readGeneration(ctx, client, bucket, p.Execution, opts)
 	if err != nil {
 		return Generation{}, err
-	}
-	if !found {
-		return Generation{}, fmt.Errorf("%w: s3://%s/%s does not exist", ErrGenerationMissing, bucket, key)
-	}
-	var g Generation
-	if err := strictjson.Unmarshal(data, &g); err != nil {
-		return Generation{}, fmt.Errorf("index generation s3://%s/%s: %w", bucket, key, err)
-	}
-	if err := g.check(p.Execution); err != nil {
-		return Generation{}, fmt.Errorf("index generation s3://%s/%s: %w", bucket, key, err)
 	}
 	if g.carryFiles() > 0 {
 		// The carry files expire with the generation file; check the first one is still there,
@@ -355,7 +344,20 @@ func Load(ctx context.Context, client Getter, bucket string, ref Generation, opt
 	if ref.Ranges == 0 || ref.loaded() {
 		return ref, nil
 	}
-	key := GenerationKey(ref.Execution)
+	g, err := readGeneration(ctx, client, bucket, ref.Execution, opts)
+	if err != nil {
+		return Generation{}, err
+	}
+	if g.Ranges != ref.Ranges || g.CarryFiles != ref.CarryFiles || g.CopyBatches != ref.CopyBatches {
+		return Generation{}, fmt.Errorf("index generation s3://%s/%s changed since the run began (%+v, the run read %+v)", bucket, GenerationKey(ref.Execution), g, ref)
+	}
+	return g, nil
+}
+
+// readGeneration reads and checks execution's generation file; a missing one is
+// ErrGenerationMissing.
+func readGeneration(ctx context.Context, client Getter, bucket, execution string, opts []func(*s3.Options)) (Generation, error) {
+	key := GenerationKey(execution)
 	data, found, err := get(ctx, client, bucket, key, opts...)
 	if err != nil {
 		return Generation{}, err
@@ -367,8 +369,8 @@ func Load(ctx context.Context, client Getter, bucket string, ref Generation, opt
 	if err := strictjson.Unmarshal(data, &g); err != nil {
 		return Generation{}, fmt.Errorf("index generation s3://%s/%s: %w", bucket, key, err)
 	}
-	if err := g.check(ref.Execution); err != nil || g.Ranges != ref.Ranges || g.CarryFiles != ref.CarryFiles || g.CopyBatches != ref.CopyBatches {
-		return Generation{}, fmt.Errorf("index generation s3://%s/%s changed since the run began (%+v, the run read %+v): %v", bucket, key, g, ref, err)
+	if err := g.check(execution); err != nil {
+		return Generation{}, fmt.Errorf("index generation s3://%s/%s: %w", bucket, key, err)
 	}
 	return g, nil
 }

@@ -636,17 +636,7 @@ func TestRangeGeneration(t *testing.T) {
 	}
 	g := Generation{Execution: "ex1", RangeCopyBatches: []int{3, 0, 2}, RangeCarryFiles: make([]int, 3)}
 	for r, es := range carry {
-		w := NewWriter(f, bucket, "ex1", 0, 2).InRange(r)
-		for _, e := range es {
-			if err := w.Add(ctx, e); err != nil {
-				t.Fatal(err)
-			}
-		}
-		n, err := w.Flush(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g.RangeCarryFiles[r] = n
+		g.RangeCarryFiles[r] = writeRangeCarry(t, f, "ex1", r, es, 2)
 	}
 	for rs, es := range copied {
 		if err := WriteCopied(ctx, f, bucket, "ex1", batch.RangeKey("ex1", rs[0], rs[1]), es); err != nil {
@@ -784,17 +774,7 @@ func writeRanged(t *testing.T, f *s3fake.S3, order []int) Generation {
 	g := Generation{Execution: "ex", RangeCarryFiles: make([]int, 3), RangeCopyBatches: make([]int, 3), Ranges: 3, Order: order}
 	for i, es := range [][]Entry{entries("b", "d", "f"), entries("n"), entries("p", "r", "t")} {
 		r := num(i)
-		w := NewWriter(f, bucket, "ex", 0, 1).InRange(r)
-		for _, e := range es {
-			if err := w.Add(ctx, e); err != nil {
-				t.Fatal(err)
-			}
-		}
-		n, err := w.Flush(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g.RangeCarryFiles[r] = n
+		g.RangeCarryFiles[r] = writeRangeCarry(t, f, "ex", r, es, 1)
 		g.RangeCopyBatches[r] = []int{2, 3, 1}[i]
 	}
 	for rs, es := range map[[2]int][]Entry{{1, 0}: entries("h"), {1, 2}: entries("j", "l")} {
@@ -809,4 +789,22 @@ func writeRanged(t *testing.T, f *s3fake.S3, order []int) Generation {
 		t.Fatalf("Load = %+v, %v; want %+v", got, err, g)
 	}
 	return g
+}
+
+// writeRangeCarry writes es as range r's carry files of execution, per entries a file, and
+// returns how many it wrote.
+func writeRangeCarry(t *testing.T, f Putter, execution string, r int, es []Entry, per int) int {
+	t.Helper()
+	ctx := context.Background()
+	w := NewWriter(f, bucket, execution, 0, per).InRange(r)
+	for _, e := range es {
+		if err := w.Add(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := w.Flush(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -524,11 +524,7 @@ func TestRangesAuto(t *testing.T) {
 // A further destination whose listing fails in one range is marked failed in the run's totals
 // (the reporter fails the run naming it); the backup bucket's work is that of a run without it.
 func TestRangesDestinationFails(t *testing.T) {
-	f, h := setup(true)
-	f.PageSize = 5
-	h.Config.BatchSize = 3
-	h.Config.Ranges = 8
-	randomBucket(f, rand.New(rand.NewPCG(23, 1)), 300)
+	f, h := rangedSetup(23, 300)
 	want := collect(t, f, "plain", listSequential(t, h, "plain", `{}`, nil))
 	unlock(t, f)
 	f.AddBucket("dr-bucket", true)
@@ -719,11 +715,7 @@ func TestRangesETagIndex(t *testing.T) {
 // Without SSE-KMS the ETag index names a copied file for every copy batch and holds none: the
 // next run reads it as empty (one LIST) instead of a GET per batch and per range.
 func TestRangesReadNoIndexWithoutKMS(t *testing.T) {
-	f, h := setup(true)
-	f.PageSize = 5
-	h.Config.BatchSize = 3
-	h.Config.Ranges = 8
-	randomBucket(f, rand.New(rand.NewPCG(41, 1)), 300)
+	f, h := rangedSetup(41, 300)
 	first, _ := listRanged(t, h, f, "first", `{}`, false)
 	apply(t, f, "first", first)
 	unlock(t, f)
@@ -749,4 +741,15 @@ func TestLocalListConcurrency(t *testing.T) {
 			t.Errorf("LocalListConcurrency(%d) = %d, want %d", tt.cpus, got, tt.want)
 		}
 	}
+}
+
+// rangedSetup is setup with keys random keys (randomBucket of seed), pages of 5 keys, batches
+// of 3 items and LISTER_RANGES=8.
+func rangedSetup(seed uint64, keys int) (*s3fake.S3, *Handler) {
+	f, h := setup(true)
+	f.PageSize = 5
+	h.Config.BatchSize = 3
+	h.Config.Ranges = 8
+	randomBucket(f, rand.New(rand.NewPCG(seed, 1)), keys)
+	return f, h
 }
