@@ -355,11 +355,15 @@ func (h *Handler) splitPoints(ctx context.Context, opts execinput.Options, retri
 	return bounds, 0, fmt.Sprintf("probing (a first run: %d probed ranges held %d source keys or more, at least %d)", len(bounds)+1, n, h.Config.AutoRangeKeys), nil
 }
 
-// countPage is the page countAtLeast reads of each range at a time (S3's most keys a page), and
-// countRounds how many pages of a range it reads at most.
+// countPage is the page countAtLeast reads of each range at a time (S3's most keys a page), but
+// countFirstPage the first time: a LIST cannot stop at a range's end, so a page of a small
+// range holds the keys of the ranges after it, which the server lists for nothing (200 ranges
+// of a 20,000-key bucket would list 200,000 keys). countRounds is how many pages of a range it
+// reads at most.
 const (
-	countPage   = 1000
-	countRounds = 4
+	countPage      = 1000
+	countFirstPage = 100
+	countRounds    = 4
 )
 
 // countAtLeast counts the source keys in the ranges the bounds cut, a page of each range at once,
@@ -386,6 +390,10 @@ func (h *Handler) countAtLeast(ctx context.Context, prefix string, bounds []stri
 	}
 	var n int64
 	for round := 0; round < countRounds && n < want; round++ {
+		page := int32(countPage)
+		if round == 0 {
+			page = countFirstPage
+		}
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(DefaultProbeConcurrency)
 		for i := range cs {
@@ -394,7 +402,7 @@ func (h *Handler) countAtLeast(ctx context.Context, prefix string, bounds []stri
 				continue
 			}
 			g.Go(func() error {
-				in := &s3.ListObjectsV2Input{Bucket: aws.String(h.Config.SourceBucket), Prefix: aws.String(prefix), MaxKeys: aws.Int32(countPage)}
+				in := &s3.ListObjectsV2Input{Bucket: aws.String(h.Config.SourceBucket), Prefix: aws.String(prefix), MaxKeys: aws.Int32(page)}
 				if c.after != "" {
 					in.StartAfter = aws.String(c.after)
 				}
