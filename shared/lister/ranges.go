@@ -355,20 +355,20 @@ func (h *Handler) splitPoints(ctx context.Context, opts execinput.Options, retri
 	return bounds, 0, fmt.Sprintf("probing (a first run: %d probed ranges held %d source keys or more, at least %d)", len(bounds)+1, n, h.Config.AutoRangeKeys), nil
 }
 
-// countPage is the page countAtLeast reads of each range at a time (S3's most keys a page), but
-// countFirstPage the first time: a LIST cannot stop at a range's end, so a page of a small
-// range holds the keys of the ranges after it, which the server lists for nothing (200 ranges
-// of a 20,000-key bucket would list 200,000 keys). countRounds is how many pages of a range it
-// reads at most.
+// countAtLeast reads countFirstPage keys of each range first, then twice as many each round, up
+// to countPage (S3's most keys a page), for countRounds rounds at most (2,575 keys a range): a
+// LIST cannot stop at a range's end, so a page longer than what is left of a range lists the next
+// ranges' keys for nothing; doubling keeps that waste within about twice the range's keys (200
+// ranges of a 20,000-key bucket would list 200,000 keys with pages of 1,000).
 const (
 	countPage      = 1000
-	countFirstPage = 100
-	countRounds    = 4
+	countFirstPage = 25
+	countRounds    = 7
 )
 
 // countAtLeast counts the source keys in the ranges the bounds cut, a page of each range at once,
-// up to countRounds pages of a range, until it has counted want: a lower bound of the source's
-// size, exact when it stops short of want. A first run with LISTER_RANGES=auto knows no size, and
+// up to countRounds pages of a range (growing: countFirstPage), until it has counted want: a
+// lower bound of the source's size, exact when it stops short of want. A first run with LISTER_RANGES=auto knows no size, and
 // a bucket too big to list in one sequence must not wait for the next run to be listed in
 // ranges; a few requests a range cost less than a Map Run of ranges would over a small bucket.
 // Probing may cut fewer ranges than asked (keys alike), hence more pages than one.
@@ -390,10 +390,7 @@ func (h *Handler) countAtLeast(ctx context.Context, prefix string, bounds []stri
 	}
 	var n int64
 	for round := 0; round < countRounds && n < want; round++ {
-		page := int32(countPage)
-		if round == 0 {
-			page = countFirstPage
-		}
+		page := int32(min(countFirstPage<<round, countPage))
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(DefaultProbeConcurrency)
 		for i := range cs {
