@@ -166,11 +166,10 @@ func (g Generation) flat(n, plainFiles int, perRange []int, plain func(int) stri
 		if g.Order != nil {
 			r = g.Order[i]
 		}
-		if c := perRange[r]; n < c {
+		if n < perRange[r] {
 			return ranged(r, n)
-		} else {
-			n -= c
 		}
+		n -= perRange[r]
 	}
 	return plain(plainFiles + sum(perRange)) // beyond the last: never read
 }

@@ -235,8 +235,8 @@ const firstKeyBytes = 16 << 10
 // Seek returns the Position from which a Reader Within (after, …] reads: in each stream, the last
 // file whose first entry is at most after (the entries before it hold only keys up to after), found
 // by binary search on the files' first entries, one ranged GET a probe. A missing copied file
-// holds no entries and is stepped over. The split of a run listed in key-space ranges seeks once
-// per range, so that no range lister reads the index from its beginning.
+// holds no entries and is stepped over. Each range of a run listed in key-space ranges seeks once,
+// in its first invocation, so that no range lister reads the index from its beginning.
 func Seek(ctx context.Context, client Getter, bucket string, g Generation, after string, opts ...func(*s3.Options)) (Position, error) {
 	if !g.loaded() {
 		return Position{}, fmt.Errorf("index generation of %q: its per-range counts were not loaded (Load)", g.Execution)

@@ -897,26 +897,46 @@ func (w *writer) write(p *pending) error {
 // (the backup bucket's, then each further destination's), then the deletion batches of every
 // destination whose deletions are not withheld (withheld: by further destination name).
 func (w *writer) manifest(withholdDeletions bool, withheld map[string]bool) []string {
-	var keys []string
+	var p planned
 	for seq := range w.cur.Position.CopyBatches {
-		keys = append(keys, batch.Key(w.execution, seq))
+		p.copies = append(p.copies, batch.Key(w.execution, seq))
 	}
+	for seq := range w.cur.Position.DeleteBatches {
+		p.deletions = append(p.deletions, batch.DeleteKey(w.execution, seq))
+	}
+	p.destCopies, p.destDeletions = make([][]string, len(w.h.Config.Destinations)), make([][]string, len(w.h.Config.Destinations))
 	for i, d := range w.h.Config.Destinations {
 		for seq := range w.cur.Position.Destinations[i].CopyBatches {
-			keys = append(keys, batch.DestinationKey(w.execution, d.Name, seq))
-		}
-	}
-	if !withholdDeletions {
-		for seq := range w.cur.Position.DeleteBatches {
-			keys = append(keys, batch.DeleteKey(w.execution, seq))
-		}
-	}
-	for i, d := range w.h.Config.Destinations {
-		if withheld[d.Name] {
-			continue
+			p.destCopies[i] = append(p.destCopies[i], batch.DestinationKey(w.execution, d.Name, seq))
 		}
 		for seq := range w.cur.Position.Destinations[i].DeleteBatches {
-			keys = append(keys, batch.DestinationDeleteKey(w.execution, d.Name, seq))
+			p.destDeletions[i] = append(p.destDeletions[i], batch.DestinationDeleteKey(w.execution, d.Name, seq))
+		}
+	}
+	return p.manifest(w.h.Config.Destinations, withholdDeletions, withheld)
+}
+
+// planned are the batches a listing wrote, by kind: the backup bucket's, and each further
+// destination's in the setting's order.
+type planned struct {
+	copies, deletions         []string
+	destCopies, destDeletions [][]string
+}
+
+// manifest lists them in the order the Copy Map runs them: copies first (the backup bucket's,
+// then each further destination's), then the deletions of every destination whose deletions are
+// not withheld (withholdDeletions: the backup bucket's; withheld: by further destination name).
+func (p planned) manifest(dests []destination.Destination, withholdDeletions bool, withheld map[string]bool) []string {
+	keys := slices.Clone(p.copies)
+	for _, c := range p.destCopies {
+		keys = append(keys, c...)
+	}
+	if !withholdDeletions {
+		keys = append(keys, p.deletions...)
+	}
+	for i, d := range dests {
+		if !withheld[d.Name] {
+			keys = append(keys, p.destDeletions[i]...)
 		}
 	}
 	return keys

@@ -16,8 +16,8 @@ package lister
 //
 // Ranges stay off (the key space is listed in one sequence, as before) for a dry run, a bucket
 // whose first listing page holds every key, and a deployment with LISTER_RANGES=0. The ETag
-// index (SSE-KMS) is read by each range from where the split found the range starts in it
-// (etagindex.Seek), within the range's bounds; each range writes carry files of its own, and the
+// index (SSE-KMS) is read by each range from where its first invocation finds the range starts
+// in it (etagindex.Seek), within the range's bounds; each range writes carry files of its own, and the
 // plan commits a generation of every range's carry and copied files. Further destinations are
 // merged in every range, each range writing their batches apart (batch.RangeDestinationKey).
 
@@ -63,8 +63,8 @@ const (
 const (
 	// DefaultRanges is LISTER_RANGES's default, RangesAuto: a source is listed in ranges when the
 	// last run (ranged or not) recorded DefaultAutoRangeKeys source keys or more or, on a first
-	// run, when a page of each probed range holds that many (countAtLeast); in one sequence
-	// otherwise (a small bucket). At 80 ms a page, 100,000 keys are 100
+	// run, when its probed ranges hold that many (countAtLeast); in one sequence otherwise (a
+	// small bucket). At 80 ms a page, 100,000 keys are 100
 	// pages, 8 s in one sequence; below that the Map Run and child executions cost more than they
 	// save (at 20,000 keys ranged idle runs were slower on MinIO). How many: cut at the last
 	// ranged run's hints, which balance the ranges by key count, as many as ranges are listed at
@@ -336,8 +336,8 @@ func (h *Handler) splitPoints(ctx context.Context, opts execinput.Options, retri
 	if h.Config.Ranges == RangesAuto {
 		ranges = min(ProbeRangesPerLister*h.Config.ListConcurrency, DefaultMaxRanges)
 		if unknown {
-			// Enough ranges that a page of half of them holds AutoRangeKeys keys, whatever
-			// LISTER_CONCURRENCY is.
+			// Enough ranges for countAtLeast to reach AutoRangeKeys when half of them hold a
+			// page's keys, whatever LISTER_CONCURRENCY is.
 			ranges = min(max(ranges, int(2*h.Config.AutoRangeKeys/countPage)), DefaultMaxRanges)
 		}
 	}
@@ -368,10 +368,11 @@ const (
 
 // countAtLeast counts the source keys in the ranges the bounds cut, a page of each range at once,
 // up to countRounds pages of a range (growing: countFirstPage), until it has counted want: a
-// lower bound of the source's size, exact when it stops short of want. A first run with LISTER_RANGES=auto knows no size, and
-// a bucket too big to list in one sequence must not wait for the next run to be listed in
-// ranges; a few requests a range cost less than a Map Run of ranges would over a small bucket.
-// Probing may cut fewer ranges than asked (keys alike), hence more pages than one.
+// lower bound of the source's size, exact when it stops short of want. A first run with
+// LISTER_RANGES=auto knows no size, and a bucket too big to list in one sequence must not wait
+// for the next run to be listed in ranges; a few requests a range cost less than a Map Run of
+// ranges would over a small bucket. Probing may cut fewer ranges than asked (keys alike), hence
+// more pages than one.
 func (h *Handler) countAtLeast(ctx context.Context, prefix string, bounds []string, want int64, retries *s3client.RetryCounter) (int64, error) {
 	type count struct {
 		after, until string
@@ -409,13 +410,13 @@ func (h *Handler) countAtLeast(ctx context.Context, prefix string, bounds []stri
 				}
 				c.open = aws.ToBool(out.IsTruncated) && len(out.Contents) > 0
 				for _, o := range out.Contents {
-					if key := aws.ToString(o.Key); c.until != "" && key > c.until {
+					key := aws.ToString(o.Key)
+					if c.until != "" && key > c.until {
 						c.open = false
 						break
-					} else {
-						c.keys++
-						c.after = key
 					}
+					c.keys++
+					c.after = key
 				}
 				return nil
 			})
@@ -762,37 +763,24 @@ func (h *Handler) plan(ctx context.Context, req Request, opts execinput.Options)
 	retries := &s3client.RetryCounter{}
 	cur := *req.Cursor
 	cur.Totals.Invocations++
-	n := cur.Position.Ranges
+	n, examined := cur.Position.Ranges, cur.Position.Examined
 	results := make([]RangeResult, n)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(DefaultRangeReads)
-	for r := range n {
-		g.Go(func() error {
-			key := RangeResultKey(req.Execution, r)
-			data, found, err := h.get(gctx, key, retries)
-			switch {
-			case err != nil:
-				return err
-			case !found:
-				return fmt.Errorf("lister plan: range %d of %d has no result s3://%s/%s", r, n, h.Config.RunBucket, key)
-			}
-			if err := strictjson.Unmarshal(data, &results[r]); err != nil || results[r].Range.Index != r {
-				return fmt.Errorf("lister plan: range result s3://%s/%s: %v", h.Config.RunBucket, key, err)
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	// The results of this pass first: a range that turned out large sends the plan to another
+	// pass, which needs none of the earlier passes' results.
+	if err := h.readRangeResults(ctx, req.Execution, results, examined, retries); err != nil {
 		return Response{}, err
 	}
 	var spills []Range
-	for _, res := range results[cur.Position.Examined:] {
+	for _, res := range results[examined:] {
 		if res.Spill != nil {
 			spills = append(spills, *res.Spill)
 		}
 	}
 	if len(spills) > 0 {
 		return h.resplit(ctx, req, opts, cur, spills, retries)
+	}
+	if err := h.readRangeResults(ctx, req.Execution, results[:examined], 0, retries); err != nil {
+		return Response{}, err
 	}
 	// The ranges in key order (a range split while listed is followed by the ranges of its rest,
 	// numbered after all others).
@@ -801,9 +789,9 @@ func (h *Handler) plan(ctx context.Context, req Request, opts execinput.Options)
 		order[r] = r
 	}
 	slices.SortFunc(order, func(a, b int) int { return strings.Compare(results[a].Range.After, results[b].Range.After) })
-	var copies, deletions, early []string
+	var early []string
 	dests := h.Config.Destinations
-	destCopies, destDeletions := make([][]string, len(dests)), make([][]string, len(dests))
+	p := planned{destCopies: make([][]string, len(dests)), destDeletions: make([][]string, len(dests))}
 	rangeCopies, rangeCarries := make([]int, n), make([]int, n)
 	var hints []Hint
 	var tail int64
@@ -817,21 +805,21 @@ func (h *Handler) plan(ctx context.Context, req Request, opts execinput.Options)
 			if seq < res.EarlyCopies {
 				early = append(early, batch.RangeKey(req.Execution, r, seq))
 			} else {
-				copies = append(copies, batch.RangeKey(req.Execution, r, seq))
+				p.copies = append(p.copies, batch.RangeKey(req.Execution, r, seq))
 			}
 		}
 		for seq := range res.DeleteBatches {
-			deletions = append(deletions, batch.RangeDeleteKey(req.Execution, r, seq))
+			p.deletions = append(p.deletions, batch.RangeDeleteKey(req.Execution, r, seq))
 		}
 		if len(res.Destinations) != len(dests) {
 			return Response{}, fmt.Errorf("lister plan: range %d counted batches for %d further destinations; the configuration has %d (DESTINATIONS changed during the run?)", r, len(res.Destinations), len(dests))
 		}
 		for i, d := range dests {
 			for seq := range res.Destinations[i].CopyBatches {
-				destCopies[i] = append(destCopies[i], batch.RangeDestinationKey(req.Execution, d.Name, r, seq))
+				p.destCopies[i] = append(p.destCopies[i], batch.RangeDestinationKey(req.Execution, d.Name, r, seq))
 			}
 			for seq := range res.Destinations[i].DeleteBatches {
-				destDeletions[i] = append(destDeletions[i], batch.RangeDestinationDeleteKey(req.Execution, d.Name, r, seq))
+				p.destDeletions[i] = append(p.destDeletions[i], batch.RangeDestinationDeleteKey(req.Execution, d.Name, r, seq))
 			}
 		}
 		rangeCopies[r], rangeCarries[r] = res.CopyBatches, res.CarryFiles
@@ -846,7 +834,7 @@ func (h *Handler) plan(ctx context.Context, req Request, opts execinput.Options)
 		}
 		tail += res.TailKeys
 	}
-	cur.Position.CopyBatches, cur.Position.DeleteBatches = len(copies), len(deletions)
+	cur.Position.CopyBatches, cur.Position.DeleteBatches = len(p.copies), len(p.deletions)
 	cur.Totals.Ranges = n
 	resp := Response{Done: true, DryRun: opts.DryRun}
 	deletion, chg := guard.Check(cur.Totals, h.limits(opts))
@@ -863,20 +851,7 @@ func (h *Handler) plan(ctx context.Context, req Request, opts execinput.Options)
 		if err := batch.WriteEarlyManifest(ctx, h.S3, h.Config.RunBucket, req.Execution, early, retries.Option()); err != nil {
 			return Response{}, err
 		}
-		// As the sequential lister's manifest: copies first (the backup bucket's, then each
-		// further destination's), then the deletions of every destination not withheld.
-		keys := copies
-		for _, c := range destCopies {
-			keys = append(keys, c...)
-		}
-		if !deletion.Tripped {
-			keys = append(keys, deletions...)
-		}
-		for i, d := range dests {
-			if !withheld[d.Name] {
-				keys = append(keys, destDeletions[i]...)
-			}
-		}
+		keys := p.manifest(dests, deletion.Tripped, withheld)
 		if err := batch.WriteManifestKeys(ctx, h.S3, h.Config.RunBucket, req.Execution, keys, retries.Option()); err != nil {
 			return Response{}, err
 		}
@@ -901,6 +876,30 @@ func (h *Handler) plan(ctx context.Context, req Request, opts execinput.Options)
 	t.Retries += retries.Count()
 	resp.Cursor = cur
 	return resp, nil
+}
+
+// readRangeResults reads the results of ranges from … len(results)-1 into results[from:]
+// (results[r] is range r's), DefaultRangeReads at a time.
+func (h *Handler) readRangeResults(ctx context.Context, execution string, results []RangeResult, from int, retries *s3client.RetryCounter) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(DefaultRangeReads)
+	for r := from; r < len(results); r++ {
+		g.Go(func() error {
+			key := RangeResultKey(execution, r)
+			data, found, err := h.get(gctx, key, retries)
+			switch {
+			case err != nil:
+				return err
+			case !found:
+				return fmt.Errorf("lister plan: range %d has no result s3://%s/%s", r, h.Config.RunBucket, key)
+			}
+			if err := strictjson.Unmarshal(data, &results[r]); err != nil || results[r].Range.Index != r {
+				return fmt.Errorf("lister plan: range result s3://%s/%s: %v", h.Config.RunBucket, key, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 // resplit cuts the rest of each range that turned out large into new ranges, by probing, for

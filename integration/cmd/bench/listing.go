@@ -78,7 +78,7 @@ func (b *bench) listing(ctx context.Context) error {
 			break
 		}
 		g.Go(func() error {
-			key, body := fmt.Sprintf("d%02d/obj-%07d", i%100, i), []byte(fmt.Sprintf("object %d", i))
+			key, body := listingKey(i), []byte(fmt.Sprintf("object %d", i))
 			if err := put(gctx, b.s3, src, key, body, -1); err != nil {
 				return err
 			}
@@ -158,6 +158,9 @@ func (b *bench) listing(ctx context.Context) error {
 	return removeBucket(ctx, b.s3, bak)
 }
 
+// listingKey is key number i of the listing set, in source and backup.
+func listingKey(i int) string { return fmt.Sprintf("d%02d/obj-%07d", i%100, i) }
+
 // listingChangedPercent of the keys change before each run of the copy-while-listing part.
 const listingChangedPercent = 5
 
@@ -181,7 +184,7 @@ func (b *bench) copyWhileListing(ctx context.Context, src, bak, endpoint, ranged
 			body := []byte(fmt.Sprintf("object %d", i))
 			w.copied++
 			w.bytes += int64(len(body))
-			g.Go(func() error { return put(gctx, b.s3, src, fmt.Sprintf("d%02d/obj-%07d", i%100, i), body, round) })
+			g.Go(func() error { return put(gctx, b.s3, src, listingKey(i), body, round) })
 		}
 		w.unchanged = w.listed - w.copied
 		return w, g.Wait()
